@@ -1,0 +1,120 @@
+// The error contract: every failure the library reports is a PagecowError with a stable code.
+import { z } from 'zod'
+
+/**
+ * Stable error codes. A code never changes meaning; messages may. Each maps to the errno a
+ * FUSE reply or an NBD error needs (Linux numbering).
+ */
+export const ERROR_CODES = {
+  /** Bad argument: negative or non-integer offset, bad page size, misspelled option. */
+  EINVAL: 22,
+  /** A store, lower or path that does not exist. */
+  ENOENT: 2,
+  /** Creating something that already exists (a store in a non-empty directory). */
+  EEXIST: 17,
+  /** The store is open for writing elsewhere; the message names the holder. */
+  EBUSY: 16,
+  /** The disk holding the upper or the database is full; the failed write changed nothing. */
+  ENOSPC: 28,
+  /** The database or an upper file is damaged; nothing from it is served. */
+  ECORRUPT: 117, // EUCLEAN, "structure needs cleaning"
+  /** The lower changed since the store was created (size, mtime or sampled bytes). */
+  ESTALE: 116,
+  /** The store was written by a newer pagecow than this one. */
+  EVERSION: 95, // EOPNOTSUPP
+  /** A write to a store opened read-only. */
+  EROFS: 30,
+  /** An operation on a closed store. */
+  ECLOSED: 9, // EBADF
+  /** A size or offset past what the store (or the file system under it) can hold. */
+  EFBIG: 27,
+  /** An I/O error from the file system under the store or the lower. */
+  EIO: 5,
+  /** Permission denied by the file system. */
+  EACCES: 13,
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export interface PagecowErrorOptions {
+  cause?: unknown
+}
+
+/** The one error type of the library. `code` is the contract; `errno` is for FUSE and NBD. */
+export class PagecowError extends Error {
+  readonly code: ErrorCode
+  readonly errno: number
+
+  constructor(code: ErrorCode, message: string, options: PagecowErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'PagecowError'
+    this.code = code
+    this.errno = ERROR_CODES[code]
+  }
+}
+
+export function isPagecowError(err: unknown, code?: ErrorCode): err is PagecowError {
+  return err instanceof PagecowError && (code === undefined || err.code === code)
+}
+
+const FS_CODES: Record<string, ErrorCode> = {
+  ENOENT: 'ENOENT',
+  EEXIST: 'EEXIST',
+  ENOSPC: 'ENOSPC',
+  EDQUOT: 'ENOSPC',
+  EFBIG: 'EFBIG',
+  EROFS: 'EROFS',
+  EACCES: 'EACCES',
+  EPERM: 'EACCES',
+  EBUSY: 'EBUSY',
+  EINVAL: 'EINVAL',
+}
+
+/**
+ * Wrap a Node file-system error (or a SQLite error) in a PagecowError, keeping it as `cause`.
+ * `what` says what we were doing, e.g. "writing the upper".
+ */
+export function fromSystemError(err: unknown, what: string): PagecowError {
+  if (err instanceof PagecowError) return err
+  const e = err as { code?: unknown; message?: unknown }
+  const sysCode = typeof e?.code === 'string' ? e.code : ''
+  const detail = typeof e?.message === 'string' ? e.message : String(err)
+  if (sysCode.startsWith('SQLITE_')) return fromSqliteError(sysCode, detail, what, err)
+  const code = FS_CODES[sysCode] ?? 'EIO'
+  const hint = code === 'ENOSPC' ? ' (the disk is full; nothing was changed, free space and retry)' : ''
+  return new PagecowError(code, `${what}: ${detail}${hint}`, { cause: err })
+}
+
+function fromSqliteError(sysCode: string, detail: string, what: string, cause: unknown) {
+  if (sysCode === 'SQLITE_FULL') {
+    return new PagecowError('ENOSPC', `${what}: the disk is full (${detail}); nothing was changed`, { cause })
+  }
+  if (sysCode === 'SQLITE_BUSY' || sysCode.startsWith('SQLITE_BUSY_')) {
+    return new PagecowError('EBUSY', `${what}: the database is busy (${detail})`, { cause })
+  }
+  if (sysCode === 'SQLITE_READONLY' || sysCode.startsWith('SQLITE_READONLY_')) {
+    return new PagecowError('EROFS', `${what}: the database is read-only (${detail})`, { cause })
+  }
+  if (sysCode === 'SQLITE_CORRUPT' || sysCode === 'SQLITE_NOTADB' || sysCode.startsWith('SQLITE_CORRUPT_')) {
+    return new PagecowError('ECORRUPT', `${what}: the store database is damaged (${detail}); run \`pagecow fsck\``, { cause })
+  }
+  if (sysCode === 'SQLITE_CANTOPEN') {
+    return new PagecowError('ENOENT', `${what}: cannot open the store database (${detail})`, { cause })
+  }
+  return new PagecowError('EIO', `${what}: ${detail}`, { cause })
+}
+
+/** Turn a zod failure into an EINVAL that names the offending option. */
+export function fromZodError(err: z.ZodError, what: string): PagecowError {
+  const first = err.issues[0]
+  const where = first && first.path.length > 0 ? first.path.join('.') : 'value'
+  const message = first?.code === 'unrecognized_keys' ? `unknown option ${first.keys.map((k) => `"${k}"`).join(', ')}` : `${where}: ${first?.message ?? 'invalid'}`
+  return new PagecowError('EINVAL', `${what}: ${message}`, { cause: err })
+}
+
+/** Parse `input` with a zod schema, reporting failure as EINVAL. */
+export function parseWith<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(input)
+  if (!result.success) throw fromZodError(result.error, what)
+  return result.data
+}

@@ -1,0 +1,85 @@
+// A raw image file used as a lower: opened read-only, never written, never locked.
+import * as fs from '../fs.js'
+import { fromSystemError, PagecowError } from '../errors.js'
+import type { LowerSource } from '../page/lower-source.js'
+
+export class LowerImage implements LowerSource {
+  readonly path: string
+  readonly size: number
+  readonly mtimeMs: number
+  readonly #fd: number
+  /** The last hole found, [start, end): map() asks about the same hole many times. */
+  #hole: [number, number] = [0, 0]
+
+  private constructor(path: string, fd: number, size: number, mtimeMs: number) {
+    this.path = path
+    this.#fd = fd
+    this.size = size
+    this.mtimeMs = mtimeMs
+  }
+
+  static open(path: string): LowerImage {
+    let fd: number
+    try {
+      fd = fs.openSync(path, fs.constants.O_RDONLY)
+    } catch (err) {
+      const e = fromSystemError(err, `opening the lower ${path}`)
+      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower image ${path} does not exist`, { cause: err })
+      throw e
+    }
+    try {
+      const st = fs.fstatSync(fd)
+      if (!st.isFile() && !st.isBlockDevice()) {
+        throw new PagecowError('EINVAL', `the lower ${path} is not a regular file`)
+      }
+      return new LowerImage(path, fd, st.size, st.mtimeMs)
+    } catch (err) {
+      fs.closeSync(fd)
+      throw fromSystemError(err, `reading the lower ${path}`)
+    }
+  }
+
+  get fd(): number {
+    return this.#fd
+  }
+
+  readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {
+    let done = 0
+    while (done < length && position + done < this.size) {
+      let n: number
+      try {
+        n = fs.readSync(this.#fd, target, targetOffset + done, length - done, position + done)
+      } catch (err) {
+        throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
+      }
+      if (n === 0) break
+      done += n
+    }
+    return done
+  }
+
+  nextData(position: number): number | null {
+    if (position >= this.size) return null
+    const [holeStart, holeEnd] = this.#hole
+    if (position >= holeStart && position < holeEnd) return holeEnd < this.size ? holeEnd : null
+    const data = fs.seekData(this.#fd, position)
+    if (data === null || data >= this.size) {
+      this.#hole = [position, this.size]
+      return null
+    }
+    if (data > position) this.#hole = [position, data]
+    return data
+  }
+
+  nextHole(position: number): number {
+    if (position >= this.size) return position
+    const [holeStart, holeEnd] = this.#hole
+    if (position >= holeStart && position < holeEnd) return position
+    const hole = fs.seekHole(this.#fd, position)
+    return hole === null ? this.size : Math.min(hole, this.size)
+  }
+
+  close(): void {
+    fs.closeSync(this.#fd)
+  }
+}

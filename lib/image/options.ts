@@ -1,0 +1,37 @@
+// Options of the image store API, validated with zod at the edge (misspelled options are errors).
+import { z } from 'zod'
+import { DEFAULT_PAGE_SIZE, isValidPageSize } from '../geometry.js'
+
+/** Default interval between automatic commits of unflushed writes (SPEC §3). */
+export const DEFAULT_AUTO_FLUSH_MS = 5000
+
+const autoFlushMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(24 * 3600 * 1000)
+  .default(DEFAULT_AUTO_FLUSH_MS)
+  .describe('milliseconds between automatic commits of unflushed writes; 0 turns them off')
+
+export const createOptionsSchema = z.strictObject({
+  /** The raw image to overlay. Required. */
+  lower: z.string().min(1, 'the lower image path is required'),
+  /** Page size in bytes, a power of two from 512 to 1 MiB. Default 4096. */
+  pageSize: z
+    .number()
+    .int()
+    .refine(isValidPageSize, 'page size must be a power of two from 512 to 1048576')
+    .default(DEFAULT_PAGE_SIZE),
+  /** Default 5000; 0 turns automatic commits off. */
+  autoFlushMs,
+})
+
+export const openOptionsSchema = z.strictObject({
+  /** Open without the writer lock; every write fails with EROFS. Default false. */
+  readOnly: z.boolean().default(false),
+  /** Default 5000; 0 turns automatic commits off. */
+  autoFlushMs,
+})
+
+export type CreateOptions = z.input<typeof createOptionsSchema>
+export type OpenOptions = z.input<typeof openOptionsSchema>

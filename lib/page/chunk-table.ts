@@ -1,0 +1,58 @@
+// The page_chunks table of one file: where a PageMap's chunks persist.
+import type Database from 'better-sqlite3'
+import type { ChunkRecord } from './chunk.js'
+import type { ChunkSnapshot, ChunkSource, PageCounts } from './page-map.js'
+
+interface ChunkRow {
+  data: Buffer
+  zero: Buffer
+  data_count: number
+  zero_count: number
+}
+
+export class ChunkTable implements ChunkSource {
+  readonly #file: number
+  readonly #load: Database.Statement<[number, number], ChunkRow>
+  readonly #next: Database.Statement<[number, number], { chunk: number }>
+  readonly #totals: Database.Statement<[number], { data: number; zero: number }>
+  readonly #upsert: Database.Statement<[number, number, Uint8Array, Uint8Array, number, number]> | undefined
+  readonly #delete: Database.Statement<[number, number]> | undefined
+
+  constructor(db: Database.Database, file: number) {
+    this.#file = file
+    this.#load = db.prepare('SELECT data, zero, data_count, zero_count FROM page_chunks WHERE file = ? AND chunk = ?')
+    this.#next = db.prepare('SELECT chunk FROM page_chunks WHERE file = ? AND chunk >= ? ORDER BY chunk LIMIT 1')
+    this.#totals = db.prepare(
+      'SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero FROM page_chunks WHERE file = ?',
+    )
+    if (!db.readonly) {
+      this.#upsert = db.prepare(
+        `INSERT INTO page_chunks (file, chunk, data, zero, data_count, zero_count) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (file, chunk) DO UPDATE SET data = excluded.data, zero = excluded.zero,
+           data_count = excluded.data_count, zero_count = excluded.zero_count`,
+      )
+      this.#delete = db.prepare('DELETE FROM page_chunks WHERE file = ? AND chunk = ?')
+    }
+  }
+
+  load(chunk: number): ChunkRecord | undefined {
+    const row = this.#load.get(this.#file, chunk)
+    return row && { data: row.data, zero: row.zero, dataCount: row.data_count, zeroCount: row.zero_count }
+  }
+
+  nextPersisted(chunk: number): number | undefined {
+    return this.#next.get(this.#file, chunk)?.chunk
+  }
+
+  totals(): PageCounts {
+    return this.#totals.get(this.#file)!
+  }
+
+  /** Write a snapshot's chunks; call inside the flush transaction. */
+  save(snapshot: ChunkSnapshot[]): void {
+    for (const s of snapshot) {
+      if (s.dataCount === 0 && s.zeroCount === 0) this.#delete!.run(this.#file, s.chunk)
+      else this.#upsert!.run(this.#file, s.chunk, s.data, s.zero, s.dataCount, s.zeroCount)
+    }
+  }
+}

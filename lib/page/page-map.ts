@@ -1,0 +1,172 @@
+// The page states of one file: chunks loaded on demand, dirty chunks kept until a flush.
+import { PAGES_PER_CHUNK, chunkOf, firstPageOfChunk } from '../geometry.js'
+import { Chunk, type ChunkRecord, type PageRun } from './chunk.js'
+import type { PageState } from './page-state.js'
+
+/** Where a page map's chunks persist (the database); see ChunkTable. */
+export interface ChunkSource {
+  load(chunk: number): ChunkRecord | undefined
+  /** The smallest persisted chunk index at or after `chunk`. */
+  nextPersisted(chunk: number): number | undefined
+}
+
+/** A dirty chunk captured for a flush. */
+export interface ChunkSnapshot extends ChunkRecord {
+  chunk: number
+  version: number
+}
+
+export interface PageCounts {
+  data: number
+  zero: number
+}
+
+/** Clean chunks kept in memory; dirty ones are never evicted. 1024 chunks is at most 16 MiB. */
+const DEFAULT_CACHE_CHUNKS = 1024
+
+export class PageMap {
+  readonly #source: ChunkSource
+  readonly #where: string
+  readonly #cacheLimit: number
+  /** Chunks in memory, least recently used first. */
+  readonly #cache = new Map<number, Chunk>()
+  /** Chunks changed since their last flush: pinned in #cache. */
+  readonly #dirty = new Set<number>()
+  readonly #counts: PageCounts
+
+  constructor(source: ChunkSource, counts: PageCounts, where: string, cacheLimit = DEFAULT_CACHE_CHUNKS) {
+    this.#source = source
+    this.#counts = { ...counts }
+    this.#where = where
+    this.#cacheLimit = cacheLimit
+  }
+
+  /** Pages in DATA and ZERO state, across the whole file. */
+  get counts(): PageCounts {
+    return { ...this.#counts }
+  }
+
+  get isDirty(): boolean {
+    return this.#dirty.size > 0
+  }
+
+  stateOf(page: number): PageState {
+    const chunk = this.#chunk(chunkOf(page), false)
+    return chunk ? chunk.stateOf(page - firstPageOfChunk(chunkOf(page))) : 'lower'
+  }
+
+  /** Put pages [startPage, endPage) into `state`. */
+  set(startPage: number, endPage: number, state: PageState): void {
+    let c = chunkOf(startPage)
+    while (startPage < endPage) {
+      if (state === 'lower') {
+        // Clearing touches only chunks that exist: truncating a 1 TiB file stays cheap.
+        const next = this.#nextPresentChunk(c)
+        if (next === undefined || firstPageOfChunk(next) >= endPage) return
+        c = next
+        startPage = Math.max(startPage, firstPageOfChunk(c))
+      }
+      const base = firstPageOfChunk(c)
+      const stop = Math.min(endPage, base + PAGES_PER_CHUNK)
+      const chunk = this.#chunk(c, true)!
+      const delta = chunk.set(startPage - base, stop - base, state)
+      this.#counts.data += delta.data
+      this.#counts.zero += delta.zero
+      if (chunk.isDirty) this.#dirty.add(c)
+      startPage = stop
+      c++
+    }
+  }
+
+  /** Maximal runs of one state covering pages [startPage, endPage), adjacent runs merged. */
+  *runs(startPage: number, endPage: number): Generator<PageRun> {
+    let pending: PageRun | undefined
+    for (const run of this.#rawRuns(startPage, endPage)) {
+      if (pending && pending.state === run.state && pending.end === run.start) {
+        pending.end = run.end
+      } else {
+        if (pending) yield pending
+        pending = { ...run }
+      }
+    }
+    if (pending) yield pending
+  }
+
+  *#rawRuns(startPage: number, endPage: number): Generator<PageRun> {
+    let page = startPage
+    while (page < endPage) {
+      const c = chunkOf(page)
+      const chunk = this.#chunk(c, false)
+      if (!chunk) {
+        // Skip the chunks nobody wrote in one step: they are all LOWER.
+        const next = this.#nextPresentChunk(c + 1)
+        const stop = next === undefined ? endPage : Math.min(endPage, firstPageOfChunk(next))
+        yield { start: page, end: stop, state: 'lower' }
+        page = stop
+        continue
+      }
+      const base = firstPageOfChunk(c)
+      const stop = Math.min(endPage, base + PAGES_PER_CHUNK)
+      for (const run of chunk.runs(page - base, stop - base)) {
+        yield { start: run.start + base, end: run.end + base, state: run.state }
+      }
+      page = stop
+    }
+  }
+
+  /** Capture every dirty chunk for a flush; chunks changed afterwards stay dirty. */
+  snapshot(): ChunkSnapshot[] {
+    const out: ChunkSnapshot[] = []
+    for (const c of this.#dirty) {
+      const chunk = this.#cache.get(c)!
+      out.push({ chunk: c, version: chunk.version, ...chunk.encode() })
+    }
+    return out
+  }
+
+  /** The snapshot is in the database: its chunks are clean unless changed since. */
+  committed(snapshot: ChunkSnapshot[]): void {
+    for (const saved of snapshot) {
+      const chunk = this.#cache.get(saved.chunk)
+      if (!chunk) continue
+      chunk.savedVersion = saved.version
+      if (!chunk.isDirty) this.#dirty.delete(saved.chunk)
+    }
+    this.#evict()
+  }
+
+  /** Forget every clean chunk (another process committed; the database is newer). */
+  reload(counts: PageCounts): void {
+    for (const c of [...this.#cache.keys()]) if (!this.#dirty.has(c)) this.#cache.delete(c)
+    Object.assign(this.#counts, counts)
+  }
+
+  #chunk(c: number, create: boolean): Chunk | undefined {
+    const cached = this.#cache.get(c)
+    if (cached) {
+      this.#cache.delete(c)
+      this.#cache.set(c, cached)
+      return cached
+    }
+    const record = this.#source.load(c)
+    if (!record && !create) return undefined
+    const chunk = record ? Chunk.decode(record, `${this.#where}, chunk ${c}`) : Chunk.empty()
+    this.#cache.set(c, chunk)
+    this.#evict()
+    return chunk
+  }
+
+  #nextPresentChunk(c: number): number | undefined {
+    let next = this.#source.nextPersisted(c)
+    for (const d of this.#dirty) if (d >= c && (next === undefined || d < next)) next = d
+    return next
+  }
+
+  #evict(): void {
+    if (this.#cache.size <= this.#cacheLimit) return
+    for (const c of this.#cache.keys()) {
+      if (this.#cache.size <= this.#cacheLimit) break
+      if (!this.#dirty.has(c)) this.#cache.delete(c)
+    }
+  }
+}

@@ -1,0 +1,312 @@
+// One file of the merged view: a lower, an upper data file and the page map between them.
+// Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
+// their arguments: the store validates at the edge.
+import { Geometry } from '../geometry.js'
+import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
+import type { LowerSource } from './lower-source.js'
+import type { PageMap } from './page-map.js'
+import type { UpperFile } from './upper-file.js'
+
+/** The per-file record persisted beside the page map. */
+export interface FileState {
+  /** Logical size in bytes. */
+  size: number
+  /** Bytes at or past this offset never come from the lower (SPEC §4: truncate then regrow). */
+  lowerCut: number
+  /** Bytes users wrote (zeroing counts only where it had to write, on partial pages). */
+  bytesWritten: number
+  /** Bytes written to the upper data file (whole pages on copy-up): the write amplification. */
+  upperWritten: number
+}
+
+export class PagedFile {
+  readonly geometry: Geometry
+  readonly lower: LowerSource
+  readonly upper: UpperFile
+  readonly map: PageMap
+  readonly #state: FileState
+  /** Bumped when #state changes; compared with the version the database holds. */
+  #version = 0
+  #savedVersion = 0
+
+  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, state: FileState) {
+    this.geometry = geometry
+    this.lower = lower
+    this.upper = upper
+    this.map = map
+    this.#state = { ...state }
+  }
+
+  get size(): number {
+    return this.#state.size
+  }
+
+  get state(): FileState {
+    return { ...this.#state }
+  }
+
+  get isDirty(): boolean {
+    return this.map.isDirty || this.#version !== this.#savedVersion
+  }
+
+  /** A snapshot of the file record for a flush, with its version. */
+  snapshotState(): { state: FileState; version: number } {
+    return { state: this.state, version: this.#version }
+  }
+
+  stateCommitted(version: number): void {
+    this.#savedVersion = version
+  }
+
+  /** Replace the file record with the database's (another process committed). */
+  reload(state: FileState): void {
+    Object.assign(this.#state, state)
+    this.#version = this.#savedVersion = 0
+  }
+
+  /** Read into `target` from `offset`; stops at the end of the file. Returns bytes read. */
+  readInto(target: Uint8Array, offset: number): number {
+    const end = Math.min(offset + target.length, this.#state.size)
+    if (end <= offset) return 0
+    this.#readRange(target, 0, offset, end)
+    return end - offset
+  }
+
+  /** Fill target[targetOffset…] with the merged bytes of [start, end), size not checked. */
+  #readRange(target: Uint8Array, targetOffset: number, start: number, end: number): void {
+    const g = this.geometry
+    for (const run of this.map.runs(g.pageOf(start), g.pagesFor(end))) {
+      const from = Math.max(start, g.byteOf(run.start))
+      const to = Math.min(end, g.byteOf(run.end))
+      const at = targetOffset + from - start
+      if (run.state === 'data') this.upper.readInto(target, at, to - from, from)
+      else if (run.state === 'zero') target.fill(0, at, at + to - from)
+      else this.#readLower(target, at, from, to)
+    }
+  }
+
+  #readLower(target: Uint8Array, at: number, from: number, to: number): void {
+    const limit = Math.min(this.lower.size, this.#state.lowerCut)
+    const n = from < limit ? this.lower.readInto(target, at, Math.min(to, limit) - from, from) : 0
+    if (n < to - from) target.fill(0, at + n, at + to - from)
+  }
+
+  /** Write `data` at `offset`, copying up only the pages it touches; grows the file. */
+  write(offset: number, data: Uint8Array): void {
+    if (data.length === 0) return
+    const g = this.geometry
+    const end = offset + data.length
+    const [firstPage, endPage] = g.touchedPages(offset, end)
+    const lastPage = endPage - 1
+    let directStart = offset
+    let directEnd = end
+    let composed = 0
+    try {
+      // A partly covered page that is not yet DATA is copied up whole (read-modify-write);
+      // wholly covered pages and DATA pages take the caller's bytes directly.
+      if ((!g.isAligned(offset) || end < g.byteOf(firstPage + 1)) && this.map.stateOf(firstPage) !== 'data') {
+        this.#composePage(firstPage, offset, data)
+        composed++
+        directStart = Math.min(end, g.byteOf(firstPage + 1))
+      }
+      if (lastPage > firstPage && !g.isAligned(end) && this.map.stateOf(lastPage) !== 'data') {
+        this.#composePage(lastPage, offset, data)
+        composed++
+        directEnd = g.byteOf(lastPage)
+      }
+      if (directStart < directEnd) {
+        this.upper.write(data.subarray(directStart - offset, directEnd - offset), directStart)
+      }
+    } catch (err) {
+      this.#releaseUnreferenced(firstPage, endPage)
+      throw err
+    }
+    this.map.set(firstPage, endPage, 'data')
+    this.#state.size = Math.max(this.#state.size, end)
+    this.#state.bytesWritten += data.length
+    this.#state.upperWritten += composed * g.pageSize + Math.max(0, directEnd - directStart)
+    this.#version++
+  }
+
+  /** Write page `page` whole: its current bytes with `data` (placed at `offset`) laid over. */
+  #composePage(page: number, offset: number, data: Uint8Array): void {
+    const g = this.geometry
+    const pageStart = g.byteOf(page)
+    const buf = Buffer.alloc(g.pageSize)
+    this.#readRange(buf, 0, pageStart, pageStart + g.pageSize)
+    const from = Math.max(offset, pageStart)
+    const to = Math.min(offset + data.length, pageStart + g.pageSize)
+    buf.set(data.subarray(from - offset, to - offset), from - pageStart)
+    this.upper.write(buf, pageStart)
+  }
+
+  /** After a failed write: give back blocks under pages the map does not point at. */
+  #releaseUnreferenced(firstPage: number, endPage: number): void {
+    const g = this.geometry
+    try {
+      for (const run of this.map.runs(firstPage, endPage)) {
+        if (run.state !== 'data') this.upper.punch(g.byteOf(run.start), g.byteOf(run.end - run.start))
+      }
+    } catch {
+      // Best effort: the map does not point at these blocks, so they are only wasted space.
+    }
+  }
+
+  /** Make [offset, offset + length) read as zeros: whole pages become ZERO and free their blocks. */
+  zero(offset: number, length: number): void {
+    if (length === 0) return
+    const end = offset + length
+    const newSize = Math.max(this.#state.size, end)
+    for (const [from, to] of this.#partialPieces(offset, end, newSize)) {
+      this.#zeroPartial(from, to)
+      this.#state.bytesWritten += to - from // whole ZERO pages store nothing, so they count nowhere
+    }
+    this.#zeroWholePages(offset, end, newSize)
+    this.#state.size = newSize
+    this.#version++
+  }
+
+  /** Trim: whole pages of [offset, offset + length) inside the file become ZERO; edges are left. */
+  discard(offset: number, length: number): void {
+    const end = Math.min(offset + length, this.#state.size)
+    if (end <= offset) return
+    this.#zeroWholePages(offset, end, this.#state.size)
+  }
+
+  /**
+   * The pages wholly inside [offset, end). A range that reaches the end of the file covers its
+   * last page whole: bytes past the end of a file always read as zeros.
+   */
+  #wholePages(offset: number, end: number, size: number): [number, number] {
+    const g = this.geometry
+    return g.wholePages(offset, end >= size ? g.byteOf(g.pagesFor(end)) : end)
+  }
+
+  #zeroWholePages(offset: number, end: number, size: number): void {
+    const g = this.geometry
+    const [first, last] = this.#wholePages(offset, end, size)
+    if (first >= last) return
+    this.map.set(first, last, 'zero')
+    this.upper.punch(g.byteOf(first), g.byteOf(last - first))
+    this.#version++
+  }
+
+  /** The parts of [offset, end) outside its whole pages, each inside one page. */
+  #partialPieces(offset: number, end: number, size: number): Array<[number, number]> {
+    const g = this.geometry
+    const [first, last] = this.#wholePages(offset, end, size)
+    const pieces: Array<[number, number]> = []
+    if (first < last) {
+      if (offset < g.byteOf(first)) pieces.push([offset, g.byteOf(first)])
+      if (end > g.byteOf(last)) pieces.push([g.byteOf(last), end])
+      return pieces
+    }
+    for (let from = offset; from < end; ) {
+      const to = Math.min(end, g.byteOf(g.pageOf(from) + 1))
+      pieces.push([from, to])
+      from = to
+    }
+    return pieces
+  }
+
+  #zeroPartial(from: number, to: number): void {
+    const page = this.geometry.pageOf(from)
+    const state = this.map.stateOf(page)
+    if (state === 'zero') return
+    if (state === 'data') {
+      this.upper.write(Buffer.alloc(to - from), from)
+      this.#state.upperWritten += to - from
+      return
+    }
+    this.#composePage(page, from, Buffer.alloc(to - from))
+    this.map.set(page, page + 1, 'data')
+    this.#state.upperWritten += this.geometry.pageSize
+  }
+
+  /**
+   * Set the logical size. Shrinking forgets the pages past the end and cuts the lower there, so
+   * growing again reads zeros, never the old lower bytes (SPEC §4). The caller commits at once
+   * and then calls trimUpper().
+   */
+  truncate(size: number): void {
+    const g = this.geometry
+    const old = this.#state.size
+    if (size === old) return
+    if (size < old) {
+      const page = g.pageOf(size)
+      if (!g.isAligned(size) && this.map.stateOf(page) === 'data') {
+        this.upper.write(Buffer.alloc(g.byteOf(page + 1) - size), size)
+      }
+      this.map.set(g.pagesFor(size), g.pagesFor(old), 'lower')
+      this.#state.lowerCut = Math.min(this.#state.lowerCut, size)
+    }
+    this.#state.size = size
+    this.#version++
+  }
+
+  /** Give back the upper's blocks past the end of the file; only after the map is committed. */
+  trimUpper(): void {
+    const g = this.geometry
+    const end = g.byteOf(g.pagesFor(this.#state.size))
+    if (this.upper.diskUsage().apparent > end) this.upper.truncate(end)
+  }
+
+  /** The merged view of [start, end) as extents (SPEC §5); cost grows with the extents. */
+  *extents(start: number, end: number): Generator<Extent> {
+    end = Math.min(end, this.#state.size)
+    if (end <= start) return
+    const g = this.geometry
+    const merger = new ExtentMerger()
+    for (const run of this.map.runs(g.pageOf(start), g.pagesFor(end))) {
+      const from = Math.max(start, g.byteOf(run.start))
+      const to = Math.min(end, g.byteOf(run.end))
+      if (run.state === 'lower') {
+        for (const [a, b, state] of this.#lowerPieces(from, to)) {
+          const done = merger.push(a, b, state)
+          if (done) yield done
+        }
+      } else {
+        const done = merger.push(from, to, run.state)
+        if (done) yield done
+      }
+    }
+    const last = merger.finish()
+    if (last) yield last
+  }
+
+  /** [from, to) of LOWER pages split into the lower's data and holes. */
+  *#lowerPieces(from: number, to: number): Generator<[number, number, ExtentState]> {
+    const limit = Math.min(to, this.lower.size, this.#state.lowerCut)
+    let pos = from
+    while (pos < limit) {
+      const data = this.lower.nextData(pos) ?? limit
+      if (data > pos) {
+        const holeEnd = Math.min(data, limit)
+        yield [pos, holeEnd, 'hole']
+        pos = holeEnd
+        continue
+      }
+      const dataEnd = Math.min(this.lower.nextHole(pos), limit)
+      yield [pos, dataEnd, 'lower']
+      pos = dataEnd
+    }
+    if (pos < to) yield [pos, to, 'hole']
+  }
+
+  /** SEEK_DATA on the merged view: the first byte at or after `offset` holding data, or null. */
+  nextData(offset: number): number | null {
+    for (const e of this.extents(offset, this.#state.size)) {
+      if (e.state === 'data' || e.state === 'lower') return Math.max(offset, e.start)
+    }
+    return null
+  }
+
+  /** SEEK_HOLE on the merged view: zero pages and holes count; the end of the file is one. */
+  nextHole(offset: number): number | null {
+    if (offset >= this.#state.size) return null
+    for (const e of this.extents(offset, this.#state.size)) {
+      if (e.state === 'zero' || e.state === 'hole') return Math.max(offset, e.start)
+    }
+    return this.#state.size
+  }
+}

@@ -1,0 +1,110 @@
+// The upper data file of one paged file: page N lives at byte N × pageSize, so the file is
+// sparse and takes about as many blocks as it has DATA pages.
+import * as fs from '../fs.js'
+import { fromSystemError } from '../errors.js'
+
+export class UpperFile {
+  readonly path: string
+  readonly #fd: number
+  readonly #readOnly: boolean
+  /** Written since the last fdatasync. */
+  #unsynced = false
+
+  private constructor(path: string, fd: number, readOnly: boolean) {
+    this.path = path
+    this.#fd = fd
+    this.#readOnly = readOnly
+  }
+
+  static open(path: string, options: { readOnly: boolean; create?: boolean }): UpperFile {
+    const flags = options.readOnly
+      ? fs.constants.O_RDONLY
+      : fs.constants.O_RDWR | (options.create ? fs.constants.O_CREAT | fs.constants.O_EXCL : 0)
+    try {
+      return new UpperFile(path, fs.openSync(path, flags, 0o600), options.readOnly)
+    } catch (err) {
+      throw fromSystemError(err, `opening the upper ${path}`)
+    }
+  }
+
+  get readOnly(): boolean {
+    return this.#readOnly
+  }
+
+  /** Bytes the upper takes on disk. */
+  diskUsage(): { allocated: number; apparent: number } {
+    const st = fs.fstatSync(this.#fd)
+    return { allocated: st.blocks * 512, apparent: st.size }
+  }
+
+  /** Read into `target`; bytes past the upper's end read as zeros. */
+  readInto(target: Uint8Array, targetOffset: number, length: number, position: number): void {
+    let done = 0
+    while (done < length) {
+      let n: number
+      try {
+        n = fs.readSync(this.#fd, target, targetOffset + done, length - done, position + done)
+      } catch (err) {
+        throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
+      }
+      if (n === 0) break
+      done += n
+    }
+    if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
+  }
+
+  write(source: Uint8Array, position: number): void {
+    this.#unsynced = true
+    let done = 0
+    while (done < source.length) {
+      try {
+        done += fs.writeSync(this.#fd, source, done, source.length - done, position + done)
+      } catch (err) {
+        throw fromSystemError(err, `writing the upper ${this.path} at ${position + done}`)
+      }
+    }
+  }
+
+  /** Give the blocks under [position, position + length) back; they read as zeros. */
+  punch(position: number, length: number): void {
+    try {
+      fs.punchHole(this.#fd, position, length)
+    } catch (err) {
+      throw fromSystemError(err, `punching a hole in the upper ${this.path}`)
+    }
+  }
+
+  truncate(size: number): void {
+    try {
+      fs.ftruncateSync(this.#fd, size)
+    } catch (err) {
+      throw fromSystemError(err, `truncating the upper ${this.path}`)
+    }
+  }
+
+  /** Make every write so far durable (only if something was written since the last sync). */
+  async sync(): Promise<void> {
+    if (!this.#unsynced) return
+    this.#unsynced = false
+    try {
+      await fs.fdatasync(this.#fd)
+    } catch (err) {
+      this.#unsynced = true
+      throw fromSystemError(err, `syncing the upper ${this.path}`)
+    }
+  }
+
+  /** sync(), blocking: for commits that must not interleave with other work. */
+  syncNow(): void {
+    try {
+      fs.fdatasyncSync(this.#fd)
+      this.#unsynced = false
+    } catch (err) {
+      throw fromSystemError(err, `syncing the upper ${this.path}`)
+    }
+  }
+
+  close(): void {
+    fs.closeSync(this.#fd)
+  }
+}

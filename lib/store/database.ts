@@ -1,0 +1,44 @@
+// Opening a store's SQLite database with the settings the durability contract needs.
+import Database from 'better-sqlite3'
+import { fromSystemError, PagecowError } from '../errors.js'
+import { checkSchemaVersion, migrate } from './migrations.js'
+
+export const DATABASE_FILE = 'pagecow.db'
+
+export interface DatabaseOptions {
+  readOnly: boolean
+  /** Create the file; fails if it exists. */
+  create?: boolean
+}
+
+/**
+ * WAL with synchronous=FULL: a commit is durable when it returns, and readers in other
+ * processes never block the writer.
+ */
+export function openDatabase(path: string, options: DatabaseOptions): Database.Database {
+  let db: Database.Database
+  try {
+    db = new Database(path, { readonly: options.readOnly, fileMustExist: !options.create })
+  } catch (err) {
+    const e = fromSystemError(err, `opening the store database ${path}`)
+    if (e.code === 'ENOENT' || e.code === 'EIO') {
+      throw new PagecowError('ENOENT', `no pagecow store at ${path.replace(/\/[^/]*$/, '')} (${DATABASE_FILE} is missing)`, { cause: err })
+    }
+    throw e
+  }
+  try {
+    if (!options.readOnly) {
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = FULL')
+    }
+    db.pragma('busy_timeout = 5000')
+    // Touching the schema makes SQLite read the header: a damaged or foreign file fails here.
+    db.prepare('SELECT count(*) FROM sqlite_master').get()
+    if (options.readOnly) checkSchemaVersion(db, path)
+    else migrate(db, path)
+    return db
+  } catch (err) {
+    db.close()
+    throw fromSystemError(err, `opening the store database ${path}`)
+  }
+}

@@ -1,0 +1,62 @@
+// The store's own records read back from the database, validated before use (SPEC §8).
+import type Database from 'better-sqlite3'
+import { z } from 'zod'
+import { PagecowError } from '../errors.js'
+import { isValidPageSize } from '../geometry.js'
+import { fingerprintSchema } from '../image/fingerprint.js'
+import type { FileState } from '../page/paged-file.js'
+
+export const storeMetaSchema = z.strictObject({
+  format: z.literal('pagecow'),
+  kind: z.literal('image'),
+  pageSize: z.number().int().refine(isValidPageSize),
+  lower: z.strictObject({ path: z.string().min(1), fingerprint: fingerprintSchema }),
+  createdAt: z.string(),
+  createdBy: z.string(),
+})
+
+export type StoreMeta = z.infer<typeof storeMetaSchema>
+
+const fileRowSchema = z
+  .strictObject({
+    size: z.number().int().nonnegative(),
+    lower_cut: z.number().int().nonnegative(),
+    bytes_written: z.number().int().nonnegative(),
+    upper_written: z.number().int().nonnegative(),
+  })
+  .refine((row) => row.lower_cut <= row.size, 'lower_cut past the end of the file')
+
+export function readMeta(db: Database.Database, where: string): StoreMeta {
+  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('store')
+  if (!row) throw new PagecowError('ECORRUPT', `${where}: the store record is missing (was creation interrupted?)`)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(row.value)
+  } catch (err) {
+    throw new PagecowError('ECORRUPT', `${where}: the store record is not valid JSON`, { cause: err })
+  }
+  const result = storeMetaSchema.safeParse(parsed)
+  if (!result.success) throw new PagecowError('ECORRUPT', `${where}: the store record is invalid (${result.error.issues[0]?.message})`)
+  return result.data
+}
+
+export function writeMeta(db: Database.Database, meta: StoreMeta): void {
+  db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('store', JSON.stringify(meta))
+}
+
+export function readFileState(db: Database.Database, id: number, where: string): FileState {
+  const row = db.prepare('SELECT size, lower_cut, bytes_written, upper_written FROM files WHERE id = ?').get(id)
+  if (!row) throw new PagecowError('ECORRUPT', `${where}: file ${id} has no record`)
+  const result = fileRowSchema.safeParse(row)
+  if (!result.success) throw new PagecowError('ECORRUPT', `${where}: file ${id} record is invalid (${result.error.issues[0]?.message})`)
+  const r = result.data
+  return { size: r.size, lowerCut: r.lower_cut, bytesWritten: r.bytes_written, upperWritten: r.upper_written }
+}
+
+export function writeFileState(db: Database.Database, id: number, state: FileState): void {
+  db.prepare(
+    `INSERT INTO files (id, size, lower_cut, bytes_written, upper_written) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET size = excluded.size, lower_cut = excluded.lower_cut,
+       bytes_written = excluded.bytes_written, upper_written = excluded.upper_written`,
+  ).run(id, state.size, state.lowerCut, state.bytesWritten, state.upperWritten)
+}

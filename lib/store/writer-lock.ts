@@ -1,0 +1,65 @@
+// One writer per store (SPEC §8): an OFD lock on <store>/lock, whose content names the holder.
+import { hostname } from 'node:os'
+import * as fs from '../fs.js'
+import { fromSystemError, PagecowError } from '../errors.js'
+
+export const LOCK_FILE = 'lock'
+
+interface Holder {
+  pid: number
+  host: string
+  command: string
+  since: string
+}
+
+export class WriterLock {
+  readonly #fd: number
+
+  private constructor(fd: number) {
+    this.#fd = fd
+  }
+
+  /** Take the lock or fail with EBUSY naming who holds it. */
+  static acquire(path: string): WriterLock {
+    let fd: number
+    try {
+      fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
+    } catch (err) {
+      throw fromSystemError(err, `opening the lock file ${path}`)
+    }
+    if (!fs.tryLockExclusive(fd)) {
+      const holder = describeHolder(fd)
+      fs.closeSync(fd)
+      throw new PagecowError('EBUSY', `the store is open for writing by ${holder}; close it or open read-only`)
+    }
+    const holder: Holder = {
+      pid: process.pid,
+      host: hostname(),
+      command: [process.argv0, ...process.argv.slice(1)].join(' ').slice(0, 200),
+      since: new Date().toISOString(),
+    }
+    try {
+      fs.ftruncateSync(fd, 0)
+      fs.writeSync(fd, JSON.stringify(holder) + '\n', 0)
+    } catch {
+      // The holder note is a courtesy for the next writer's error message; the lock is what counts.
+    }
+    return new WriterLock(fd)
+  }
+
+  release(): void {
+    fs.unlock(this.#fd)
+    fs.closeSync(this.#fd)
+  }
+}
+
+function describeHolder(fd: number): string {
+  try {
+    const buf = Buffer.alloc(1024)
+    const n = fs.readSync(fd, buf, 0, buf.length, 0)
+    const h = JSON.parse(buf.subarray(0, n).toString('utf8')) as Partial<Holder>
+    return `pid ${h.pid} on ${h.host} (${h.command}) since ${h.since}`
+  } catch {
+    return 'another process'
+  }
+}
