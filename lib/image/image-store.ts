@@ -224,26 +224,26 @@ export class ImageStore extends EventEmitter {
     return run
   }
 
-  /** Flush, then release the upper, the lower, the database and the writer lock. */
+  /**
+   * Flush, then release the upper, the lower, the database and the writer lock. If the flush
+   * fails (a full disk), the store stays open with its writes, so the caller can retry.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
+    if (!this.readOnly) await this.flush()
     clearInterval(this.#timer)
-    try {
-      if (!this.readOnly) await this.flush()
-    } finally {
-      this.#closed = true
-      this.#file.upper.close()
-      this.#file.lower.close()
-      if (!this.readOnly) {
-        try {
-          this.#db.pragma('wal_checkpoint(TRUNCATE)')
-        } catch {
-          // A checkpoint is housekeeping; the WAL is replayed at the next open if it failed.
-        }
+    this.#closed = true
+    this.#file.upper.close()
+    this.#file.lower.close()
+    if (!this.readOnly) {
+      try {
+        this.#db.pragma('wal_checkpoint(TRUNCATE)')
+      } catch {
+        // A checkpoint is housekeeping; the WAL is replayed at the next open if it failed.
       }
-      this.#db.close()
-      this.#lock?.release()
     }
+    this.#db.close()
+    this.#lock?.release()
   }
 
   /** The merged view of [offset, offset + length) as extents (SPEC §5). Default: all of it. */

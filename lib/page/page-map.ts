@@ -32,6 +32,8 @@ export class PageMap {
   readonly #cache = new Map<number, Chunk>()
   /** Chunks changed since their last flush: pinned in #cache. */
   readonly #dirty = new Set<number>()
+  /** Chunks known to be absent from the database: reads of untouched regions skip the query. */
+  readonly #absent = new Set<number>()
   readonly #counts: PageCounts
 
   constructor(source: ChunkSource, counts: PageCounts, where: string, cacheLimit = DEFAULT_CACHE_CHUNKS) {
@@ -138,6 +140,7 @@ export class PageMap {
   /** Forget every clean chunk (another process committed; the database is newer). */
   reload(counts: PageCounts): void {
     for (const c of [...this.#cache.keys()]) if (!this.#dirty.has(c)) this.#cache.delete(c)
+    this.#absent.clear()
     Object.assign(this.#counts, counts)
   }
 
@@ -148,8 +151,14 @@ export class PageMap {
       this.#cache.set(c, cached)
       return cached
     }
+    if (!create && this.#absent.has(c)) return undefined
     const record = this.#source.load(c)
-    if (!record && !create) return undefined
+    if (!record && !create) {
+      if (this.#absent.size >= this.#cacheLimit) this.#absent.clear()
+      this.#absent.add(c)
+      return undefined
+    }
+    this.#absent.delete(c)
     const chunk = record ? Chunk.decode(record, `${this.#where}, chunk ${c}`) : Chunk.empty()
     this.#cache.set(c, chunk)
     this.#evict()
