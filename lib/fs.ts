@@ -36,6 +36,7 @@ export const existsSync = nodeFs.existsSync
 export const renameSync = nodeFs.renameSync
 export const rmSync = nodeFs.rmSync
 export const constants = nodeFs.constants
+export const realpathSync = nodeFs.realpathSync
 
 /** Free the blocks under [offset, offset + length) of `fd`; reads there return zeros. */
 export function punchHole(fd: number, offset: number, length: number): void {

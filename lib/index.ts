@@ -3,6 +3,7 @@ export { ImageStore, MAX_IO_BYTES, type StoreInfo } from './image/image-store.js
 export { DEFAULT_AUTO_FLUSH_MS, type CreateOptions, type OpenOptions } from './image/options.js'
 export { checkStore, type FsckReport, type FsckProblem } from './image/fsck.js'
 export { exportImage, type ExportOptions, type ExportProgress } from './image/export.js'
+export { checkOutputPath } from './image/output-guard.js'
 export { ERROR_CODES, PagecowError, isPagecowError, type ErrorCode } from './errors.js'
 export { DEFAULT_PAGE_SIZE, MAX_FILE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from './geometry.js'
 export type { Extent, ExtentState } from './page/extent.js'

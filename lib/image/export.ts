@@ -3,6 +3,7 @@ import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { z } from 'zod'
 import type { ImageStore } from './image-store.js'
+import { checkOutputPath } from './output-guard.js'
 
 const BLOCK = 1024 * 1024
 
@@ -28,6 +29,7 @@ export type ExportOptions = z.input<typeof exportOptionsSchema>
  */
 export async function exportImage(store: ImageStore, output: string, options: ExportOptions = {}): Promise<{ bytesCopied: number; size: number }> {
   const opts = parseWith(exportOptionsSchema, options, 'export')
+  checkOutputPath(store, output)
   const size = store.size
   let fd: number
   try {

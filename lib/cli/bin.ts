@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// The `pagecow` executable: main() on the process's streams; the only place that calls process.exit.
+import { main } from './main.js'
+
+// Write errors (a closed pipe) reach main() through write callbacks; without a listener they crash.
+process.stdout.on('error', () => {})
+process.stderr.on('error', () => {})
+
+const code = await main(process.argv.slice(2), {
+  get stdin() {
+    return process.stdin // created on first use only: an unread stdin must not keep the process alive
+  },
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdoutIsTTY: process.stdout.isTTY === true,
+  stderrIsTTY: process.stderr.isTTY === true,
+  env: process.env,
+})
+process.exit(code)

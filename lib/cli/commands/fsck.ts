@@ -1,0 +1,34 @@
+// `pagecow fsck STORE`: check a store without changing it; exit 1 when it is not clean.
+import { z } from 'zod'
+import { checkStore, PagecowError } from '../../index.js'
+import { writeTo, type CliIo } from '../cli-io.js'
+import { examples, newCommand } from '../command.js'
+import { commonFlags, parseCommandLine } from '../options.js'
+
+const schema = z.strictObject({ store: z.string().min(1), json: z.boolean().optional(), ...commonFlags })
+
+export function fsckCommand(io: CliIo) {
+  const cmd = newCommand('fsck', io)
+    .summary('check a store; exit 1 if it is not clean')
+    .description('check the database, the page maps, the upper file and the lower fingerprint; changes nothing')
+    .argument('<STORE>', 'the store directory')
+    .option('--json', 'print the report as JSON (also when problems are found)')
+    .action(async (store: string) => {
+      const opts = parseCommandLine(cmd, schema, { store })
+      const report = await checkStore(opts.store)
+      const c = report.checked
+      if (opts.json) await writeTo(io.stdout, `${JSON.stringify(report, null, 2)}\n`)
+      else if (report.clean) await writeTo(io.stdout, `${report.path}: clean (checked ${plural(c.chunks, 'chunk')}, ${plural(c.dataPages, 'data page')}, ${plural(c.zeroPages, 'zero page')})\n`)
+      else await writeTo(io.stdout, report.problems.map((p) => `${p.code}  ${p.message}\n`).join(''))
+      const first = report.problems[0]
+      if (first) {
+        const count = plural(report.problems.length, 'problem')
+        throw new PagecowError(first.code, `${report.path} is not clean: ${count}, the first: ${first.message}`)
+      }
+    })
+  return examples(cmd, ['pagecow fsck vm1.cow', 'pagecow fsck vm1.cow --json'])
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
+}

@@ -1,0 +1,49 @@
+// The text `pagecow inspect` prints: what the store is, its page map, and the totals.
+import type { ExtentState, ImageStore, StoreInfo } from '../index.js'
+import { formatSize } from './format-size.js'
+import { buildPageMapView, describeScale, drawPageMap, GLYPHS, legend, type PageMapView } from './page-map-view.js'
+
+/** What `pagecow inspect --json` prints: the library's info as is, and the folded map. */
+export interface InspectReport {
+  info: StoreInfo
+  map: PageMapView
+}
+
+/** Read the store's info and fold its extents into a map `width` cells wide. */
+export function inspectStore(store: ImageStore, width?: number): InspectReport {
+  const info = store.info()
+  const map = buildPageMapView(store.extents(), { size: info.size, pageSize: info.pageSize, width })
+  return { info, map }
+}
+
+const STATE_LABELS: Record<ExtentState, string> = { data: 'data', zero: 'zero', lower: 'lower', hole: 'hole' }
+
+/** The report for people. */
+export function formatInspect({ info, map }: InspectReport): string {
+  const lines = [
+    `store  ${info.path}`,
+    `       image of ${formatSize(info.size)} (${info.size} bytes), page size ${formatSize(info.pageSize)}, ${info.pages.total} pages${info.readOnly ? '' : ', open for writing'}`,
+    `lower  ${info.lower.path} (${formatSize(info.lower.size)})`,
+    '',
+    `page map: ${describeScale(map)}`,
+    ...drawPageMap(map),
+    legend(),
+    '',
+    `${'state'.padEnd(9)}${'pages'.padStart(12)}${'bytes'.padStart(12)}`,
+  ]
+  for (const state of ['data', 'zero', 'lower', 'hole'] as const) {
+    const total = map.totals[state]
+    lines.push(`${GLYPHS[state]} ${STATE_LABELS[state].padEnd(7)}${String(total.pages).padStart(12)}${formatSize(total.bytes).padStart(12)}`)
+  }
+  lines.push(`${'  total'.padEnd(9)}${String(info.pages.total).padStart(12)}${formatSize(info.size).padStart(12)}`)
+  const w = info.written
+  const amplification = w.amplification === null ? 'n/a (nothing written yet)' : `${w.amplification.toFixed(2)}×`
+  lines.push(
+    '',
+    `upper on disk        ${formatSize(info.upper.allocatedBytes)} allocated (file size ${formatSize(info.upper.apparentBytes)})`,
+    `database             ${formatSize(info.upper.databaseBytes)}`,
+    `written              ${formatSize(w.userBytes)} by users, ${formatSize(w.upperBytes)} to the upper`,
+    `write amplification  ${amplification}`,
+  )
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,43 @@
+// A progress bar on stderr for work that runs past a second, drawn only when stderr is a terminal.
+import cliProgress from 'cli-progress'
+import type { CliIo } from './cli-io.js'
+import { formatSize } from './format-size.js'
+
+/** Work shorter than this shows no bar at all. */
+const SHOW_AFTER_MS = 1000
+
+export interface Progress {
+  /** `done` bytes of `total` are done. */
+  update(done: number): void
+  /** Remove the bar (if one was drawn). */
+  stop(): void
+}
+
+/** A progress reporter for `total` bytes of work labelled `label`; silent unless stderr is a TTY. */
+export function startProgress(io: CliIo, label: string, total: number): Progress {
+  if (!io.stderrIsTTY || total <= 0) return { update() {}, stop() {} }
+  const started = Date.now()
+  let bar: cliProgress.SingleBar | undefined
+  return {
+    update(done) {
+      if (!bar) {
+        if (Date.now() - started < SHOW_AFTER_MS) return
+        bar = new cliProgress.SingleBar(
+          {
+            stream: io.stderr,
+            format: `${label} [{bar}] {percentage}% | {doneText} of {totalText} | ETA {eta_formatted}`,
+            hideCursor: true,
+            clearOnComplete: true,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+        bar.start(total, done, { doneText: formatSize(done), totalText: formatSize(total) })
+        return
+      }
+      bar.update(done, { doneText: formatSize(done) })
+    },
+    stop() {
+      bar?.stop()
+    },
+  }
+}
