@@ -32,6 +32,28 @@ export const ERROR_CODES = {
   EIO: 5,
   /** Permission denied by the file system. */
   EACCES: 13,
+  /** Tree mode: a path component that must be a directory is not one. */
+  ENOTDIR: 20,
+  /** Tree mode: a directory where a non-directory is needed (unlink, open for writing). */
+  EISDIR: 21,
+  /** Tree mode: removing or replacing a directory that is not empty in the merged view. */
+  ENOTEMPTY: 39,
+  /** Tree mode: a name over 255 bytes or a path over 4096 bytes. */
+  ENAMETOOLONG: 36,
+  /** Tree mode: the lower crosses into another file system (a mount point inside the lower). */
+  EXDEV: 18,
+  /** Tree mode: an operation the namespace does not allow (a hard link to a directory). */
+  EPERM: 1,
+  /** Tree mode: a symlink where the path API would have to follow one (it never does). */
+  ELOOP: 40,
+  /** Tree mode: no such extended attribute. */
+  ENODATA: 61,
+  /** Tree mode: not supported (an unknown xattr namespace, chmod of a symlink, I/O on a device node). */
+  ENOTSUP: 95,
+  /** Tree mode: an extended attribute value over 64 KiB. */
+  E2BIG: 7,
+  /** Tree mode: a handle used for what it was not opened for (reading a write-only handle). */
+  EBADF: 9,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -68,6 +90,16 @@ const FS_CODES: Record<string, ErrorCode> = {
   EPERM: 'EACCES',
   EBUSY: 'EBUSY',
   EINVAL: 'EINVAL',
+  ENOTDIR: 'ENOTDIR',
+  EISDIR: 'EISDIR',
+  ENOTEMPTY: 'ENOTEMPTY',
+  ENAMETOOLONG: 'ENAMETOOLONG',
+  EXDEV: 'EXDEV',
+  ELOOP: 'ELOOP',
+  ENODATA: 'ENODATA',
+  ENOTSUP: 'ENOTSUP',
+  EOPNOTSUPP: 'ENOTSUP',
+  E2BIG: 'E2BIG',
 }
 
 /**

@@ -1,5 +1,6 @@
 // Every file-system call the library makes goes through this module, so tests can inject
 // EIO, ENOSPC and short reads with `t.mockImport` and the rest of the code stays honest.
+import { execFileSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
@@ -11,6 +12,9 @@ const native = require('fs-native-extensions') as {
   tryLock(fd: number, options?: { shared?: boolean }): boolean
   unlock(fd: number): void
   trimSync(fd: number, offset: number, length: number): void
+  getAttrSync(fd: number, name: string): Buffer | null
+  setAttrSync(fd: number, name: string, value: Uint8Array): void
+  listAttrsSync(fd: number): string[]
 }
 const fsExt = require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number }
 
@@ -36,7 +40,55 @@ export const existsSync = nodeFs.existsSync
 export const renameSync = nodeFs.renameSync
 export const rmSync = nodeFs.rmSync
 export const constants = nodeFs.constants
+export const readlinkSync = nodeFs.readlinkSync
+export const symlinkSync = nodeFs.symlinkSync
+export const linkSync = nodeFs.linkSync
+export const rmdirSync = nodeFs.rmdirSync
+export const chmodSync = nodeFs.chmodSync
+export const lchownSync = nodeFs.lchownSync
+export const lutimesSync = nodeFs.lutimesSync
 export const realpathSync = nodeFs.realpathSync
+export const statfsSync = nodeFs.statfsSync
+
+/** The extended attribute names of the object `fd` refers to. */
+export function listXattrs(fd: number): string[] {
+  return native.listAttrsSync(fd)
+}
+
+/** The value of extended attribute `name` of `fd`, or null if it has none. */
+export function getXattr(fd: number, name: string): Buffer | null {
+  return native.getAttrSync(fd, name)
+}
+
+export function setXattr(fd: number, name: string, value: Uint8Array): void {
+  native.setAttrSync(fd, name, value)
+}
+
+/**
+ * mknod(2) for a FIFO or a device node (Node has no binding): runs mknod(1). Device nodes need
+ * CAP_MKNOD.
+ */
+export function mknod(path: string, type: 'fifo' | 'char' | 'block', mode: number, rdev = 0): void {
+  const args = ['-m', (mode & 0o7777).toString(8), '--', path]
+  if (type === 'fifo') args.push('p')
+  else args.push(type === 'char' ? 'c' : 'b', String(deviceMajor(rdev)), String(deviceMinor(rdev)))
+  try {
+    execFileSync('mknod', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '')
+    const code = /exists/i.test(stderr) ? 'EEXIST' : /not permitted/i.test(stderr) ? 'EPERM' : 'EIO'
+    throw Object.assign(new Error(`mknod ${path}: ${stderr.trim() || (err as Error).message}`), { code })
+  }
+}
+
+/** Linux's encoding of a device number (glibc gnu_dev_major / gnu_dev_minor). */
+export function deviceMajor(rdev: number): number {
+  return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn))
+}
+
+export function deviceMinor(rdev: number): number {
+  return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn))
+}
 
 /** Free the blocks under [offset, offset + length) of `fd`; reads there return zeros. */
 export function punchHole(fd: number, offset: number, length: number): void {

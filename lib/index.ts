@@ -9,3 +9,25 @@ export { DEFAULT_PAGE_SIZE, MAX_FILE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '
 export type { Extent, ExtentState } from './page/extent.js'
 export type { PageState } from './page/page-state.js'
 export { VERSION } from './version.js'
+export { NbdServer, type NbdServerOptions } from './nbd/server.js'
+export { createStore, openStore, storeKind, type AnyStore } from './open-store.js'
+export { TreeStore, type TreeStoreInfo, type TreeFileInfo } from './tree/tree-store.js'
+export { TreeFileHandle } from './tree/file-handle.js'
+export type { TreeStat, TreeStatfs, DirEntry } from './tree/tree-stat.js'
+export type { FileType } from './tree/file-type.js'
+export type { TreeChange } from './tree/changes.js'
+export type {
+  TreeCreateOptions,
+  TreeOpenOptions,
+  NewObjectOptions,
+  MknodOptions,
+  RenameOptions,
+  RmOptions,
+  ReaddirOptions,
+  UtimensOptions,
+  SetxattrOptions,
+} from './tree/options.js'
+export type { OpenFlags } from './tree/open-flags.js'
+export { checkTreeStore, type TreeFsckReport } from './tree/fsck.js'
+export { checkTreeOutput, exportTree, type ExportTreeOptions, type ExportTreeProgress, type ExportTreeResult } from './tree/export.js'
+export type { StoreKind } from './store/meta.js'

@@ -12,9 +12,18 @@ import { fsckCommand } from './commands/fsck.js'
 import { inspectCommand } from './commands/inspect.js'
 import { mapCommand } from './commands/map.js'
 import { readCommand } from './commands/read.js'
+import { serveCommand } from './commands/serve.js'
 import { truncateCommand } from './commands/truncate.js'
 import { writeCommand } from './commands/write.js'
 import { zeroCommand } from './commands/zero.js'
+import { chmodCommand } from './commands/chmod.js'
+import { lsCommand } from './commands/ls.js'
+import { mkdirCommand } from './commands/mkdir.js'
+import { mvCommand } from './commands/mv.js'
+import { rmCommand } from './commands/rm.js'
+import { rmdirCommand } from './commands/rmdir.js'
+import { statCommand } from './commands/stat.js'
+import { symlinkCommand } from './commands/symlink.js'
 import { reportError } from './report-error.js'
 
 export type { CliIo } from './cli-io.js'
@@ -31,7 +40,17 @@ const COMMANDS = [
   flushCommand,
   fsckCommand,
   exportCommand,
+  serveCommand,
   demoCommand,
+  // Tree stores: the namespace.
+  lsCommand,
+  statCommand,
+  mkdirCommand,
+  rmdirCommand,
+  rmCommand,
+  mvCommand,
+  chmodCommand,
+  symlinkCommand,
 ]
 
 /**
@@ -40,7 +59,7 @@ const COMMANDS = [
  */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const program = configureCommand(new Command('pagecow'), io, 'pagecow')
-    .description('pagecow: a page-granular copy-on-write store over a raw disk image')
+    .description('pagecow: a page-granular copy-on-write store over a raw disk image or a directory tree')
     .version(VERSION, '-V, --version', 'print the version')
     .addHelpText('after', "\nRun 'pagecow <command> --help' for a command's options, or 'pagecow demo' to see one at work.\n")
   for (const make of COMMANDS) program.addCommand(make(io))

@@ -10,6 +10,8 @@ import { readFileState, readMeta } from '../store/meta.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { UPPER_FILE } from './image-store.js'
 import { LowerImage } from './lower-image.js'
+import { storeKind } from '../open-store.js'
+import { checkTreeStore } from '../tree/fsck.js'
 
 export interface FsckProblem {
   code: ErrorCode
@@ -32,10 +34,12 @@ interface ChunkRow {
   zero_count: number
 }
 
-/** Check the store in `dir` read-only. Throws only when there is no store there at all. */
+/** Check the store in `dir` (either kind) read-only. Throws only when there is no store there at all. */
 export async function checkStore(dir: string): Promise<FsckReport> {
   const path = resolve(dir)
   if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+  // A tree store has its own checks; a store whose kind cannot be read is checked (and reported) as an image.
+  if ((await storeKind(path).catch(() => 'image')) === 'tree') return checkTreeStore(path)
   const report: FsckReport = { path, clean: true, problems: [], checked: { chunks: 0, dataPages: 0, zeroPages: 0 } }
   const problem = (code: ErrorCode, message: string) => report.problems.push({ code, message })
   let db: Database.Database
@@ -98,6 +102,10 @@ function checkDatabase(db: Database.Database, path: string, report: FsckReport, 
     report.checked.chunks++
     if (row.file !== 1) {
       problem('ECORRUPT', `chunk ${row.chunk} belongs to unknown file ${row.file}`)
+      continue
+    }
+    if (!Number.isSafeInteger(row.chunk) || row.chunk < 0) {
+      problem('ECORRUPT', `a page map row has a damaged chunk index ${JSON.stringify(row.chunk)}`)
       continue
     }
     let chunk: Chunk

@@ -45,6 +45,7 @@ export interface StoreInfo {
 }
 
 export class ImageStore extends EventEmitter {
+  readonly kind = 'image' as const
   /** Absolute path of the store directory. */
   readonly path: string
   readonly readOnly: boolean

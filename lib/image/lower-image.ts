@@ -1,4 +1,5 @@
-// A raw image file used as a lower: opened read-only, never written, never locked.
+// A raw image file used as a lower (or, in tree mode, any lower regular file): opened read-only,
+// never written, never locked.
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import type { LowerSource } from '../page/lower-source.js'
@@ -18,10 +19,15 @@ export class LowerImage implements LowerSource {
     this.mtimeMs = mtimeMs
   }
 
-  static open(path: string): LowerImage {
+  /**
+   * Open `path` read-only. `noFollow` (tree mode, for any lower regular file) refuses a symlink
+   * as the last component (ELOOP) and never blocks on a FIFO swapped in underneath.
+   */
+  static open(path: string, options: { noFollow?: boolean } = {}): LowerImage {
     let fd: number
+    const flags = fs.constants.O_RDONLY | (options.noFollow ? fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK : 0)
     try {
-      fd = fs.openSync(path, fs.constants.O_RDONLY)
+      fd = fs.openSync(path, flags)
     } catch (err) {
       const e = fromSystemError(err, `opening the lower ${path}`)
       if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower image ${path} does not exist`, { cause: err })

@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3'
 import type { ChunkRecord } from './chunk.js'
 import type { ChunkSnapshot, ChunkSource, PageCounts } from './page-map.js'
+import { PagecowError } from '../errors.js'
 
 interface ChunkRow {
   data: Buffer
@@ -14,7 +15,7 @@ export class ChunkTable implements ChunkSource {
   readonly #file: number
   readonly #load: Database.Statement<[number, number], ChunkRow>
   readonly #next: Database.Statement<[number, number], { chunk: number }>
-  readonly #totals: Database.Statement<[number], { data: number; zero: number }>
+  readonly #totals: Database.Statement<[number], { data: number; zero: number; damaged: number }>
   readonly #upsert: Database.Statement<[number, number, Uint8Array, Uint8Array, number, number]> | undefined
   readonly #delete: Database.Statement<[number, number]> | undefined
 
@@ -22,8 +23,12 @@ export class ChunkTable implements ChunkSource {
     this.#file = file
     this.#load = db.prepare('SELECT data, zero, data_count, zero_count FROM page_chunks WHERE file = ? AND chunk = ?')
     this.#next = db.prepare('SELECT chunk FROM page_chunks WHERE file = ? AND chunk >= ? ORDER BY chunk LIMIT 1')
+    // The totals visit every row of the file anyway: check the column types on the way.
     this.#totals = db.prepare(
-      'SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero FROM page_chunks WHERE file = ?',
+      `SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero,
+         coalesce(sum(typeof(chunk) != 'integer' OR chunk < 0 OR typeof(data) != 'blob' OR typeof(zero) != 'blob'
+           OR typeof(data_count) != 'integer' OR typeof(zero_count) != 'integer'), 0) AS damaged
+       FROM page_chunks WHERE file = ?`,
     )
     if (!db.readonly) {
       this.#upsert = db.prepare(
@@ -41,11 +46,20 @@ export class ChunkTable implements ChunkSource {
   }
 
   nextPersisted(chunk: number): number | undefined {
-    return this.#next.get(this.#file, chunk)?.chunk
+    const next = this.#next.get(this.#file, chunk)?.chunk
+    // A damaged row (say a chunk index turned into text) would send map queries round in circles.
+    if (next !== undefined && !(Number.isSafeInteger(next) && next >= chunk)) {
+      throw new PagecowError('ECORRUPT', `page map of file ${this.#file}: chunk index ${JSON.stringify(next)} is damaged; run \`pagecow fsck\``)
+    }
+    return next
   }
 
   totals(): PageCounts {
-    return this.#totals.get(this.#file)!
+    const { data, zero, damaged } = this.#totals.get(this.#file)!
+    if (damaged !== 0 || !isCount(data) || !isCount(zero)) {
+      throw new PagecowError('ECORRUPT', `page map of file ${this.#file}: ${damaged || 'some'} rows are damaged; run \`pagecow fsck\``)
+    }
+    return { data, zero }
   }
 
   /** Write a snapshot's chunks; call inside the flush transaction. */
@@ -55,4 +69,8 @@ export class ChunkTable implements ChunkSource {
       else this.#upsert!.run(this.#file, s.chunk, s.data, s.zero, s.dataCount, s.zeroCount)
     }
   }
+}
+
+function isCount(n: unknown): n is number {
+  return Number.isSafeInteger(n) && (n as number) >= 0
 }

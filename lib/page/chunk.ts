@@ -55,10 +55,9 @@ export class Chunk {
   }
 
   static #check(data: Bitmap, zero: Bitmap, record: ChunkRecord): string | null {
-    if ((data.maximum() >= PAGES_PER_CHUNK && data.size > 0) || (zero.maximum() >= PAGES_PER_CHUNK && zero.size > 0)) {
-      return 'page bitmap holds a page outside its chunk'
-    }
     if (data.size !== record.dataCount || zero.size !== record.zeroCount) return 'page bitmap count mismatch'
+    const problem = checkMembers(data) ?? checkMembers(zero)
+    if (problem) return problem
     if (data.intersects(zero)) return 'a page is both DATA and ZERO'
     return null
   }
@@ -142,6 +141,20 @@ export class Chunk {
       zeroCount: this.#zero.size,
     }
   }
+}
+
+/**
+ * roaring's portable deserializer checks bounds, not order: a damaged blob can decode into members
+ * out of order or repeated, and queries on such a bitmap never end. Visit each member once.
+ */
+function checkMembers(bitmap: Bitmap): string | null {
+  if (bitmap.size > PAGES_PER_CHUNK) return 'page bitmap holds more pages than a chunk has'
+  let previous = -1
+  for (const page of bitmap.toUint32Array()) {
+    if (page <= previous) return 'page bitmap is out of order'
+    previous = page
+  }
+  return previous >= PAGES_PER_CHUNK ? 'page bitmap holds a page outside its chunk' : null
 }
 
 /** The first member of `bitmap` in [pos, end), or `end`. */

@@ -34,6 +34,8 @@ export class PageMap {
   readonly #dirty = new Set<number>()
   /** Chunks known to be absent from the database: reads of untouched regions skip the query. */
   readonly #absent = new Set<number>()
+  /** Answers of source.nextPersisted(); the database changes only at commit() and reload(). */
+  readonly #nextPersisted = new Map<number, number | undefined>()
   readonly #counts: PageCounts
 
   constructor(source: ChunkSource, counts: PageCounts, where: string, cacheLimit = DEFAULT_CACHE_CHUNKS) {
@@ -128,6 +130,7 @@ export class PageMap {
 
   /** The snapshot is in the database: its chunks are clean unless changed since. */
   committed(snapshot: ChunkSnapshot[]): void {
+    this.#nextPersisted.clear()
     for (const saved of snapshot) {
       const chunk = this.#cache.get(saved.chunk)
       if (!chunk) continue
@@ -141,6 +144,7 @@ export class PageMap {
   reload(counts: PageCounts): void {
     for (const c of [...this.#cache.keys()]) if (!this.#dirty.has(c)) this.#cache.delete(c)
     this.#absent.clear()
+    this.#nextPersisted.clear()
     Object.assign(this.#counts, counts)
   }
 
@@ -160,21 +164,28 @@ export class PageMap {
     }
     this.#absent.delete(c)
     const chunk = record ? Chunk.decode(record, `${this.#where}, chunk ${c}`) : Chunk.empty()
+    // Make room first: the chunk handed out must stay cached, or a change to it would be lost.
+    this.#evict(this.#cacheLimit - 1)
     this.#cache.set(c, chunk)
-    this.#evict()
     return chunk
   }
 
   #nextPresentChunk(c: number): number | undefined {
-    let next = this.#source.nextPersisted(c)
+    let next: number | undefined
+    if (this.#nextPersisted.has(c)) next = this.#nextPersisted.get(c)
+    else {
+      next = this.#source.nextPersisted(c)
+      if (this.#nextPersisted.size >= this.#cacheLimit) this.#nextPersisted.clear()
+      this.#nextPersisted.set(c, next)
+    }
     for (const d of this.#dirty) if (d >= c && (next === undefined || d < next)) next = d
     return next
   }
 
-  #evict(): void {
-    if (this.#cache.size <= this.#cacheLimit) return
+  #evict(limit = this.#cacheLimit): void {
+    if (this.#cache.size <= limit) return
     for (const c of this.#cache.keys()) {
-      if (this.#cache.size <= this.#cacheLimit) break
+      if (this.#cache.size <= limit) break
       if (!this.#dirty.has(c)) this.#cache.delete(c)
     }
   }

@@ -96,6 +96,7 @@ export class PagedFile {
     if (data.length === 0) return
     const g = this.geometry
     const end = offset + data.length
+    this.#clearTail(offset)
     const [firstPage, endPage] = g.touchedPages(offset, end)
     const lastPage = endPage - 1
     let directStart = offset
@@ -114,9 +115,7 @@ export class PagedFile {
         composed++
         directEnd = g.byteOf(lastPage)
       }
-      if (directStart < directEnd) {
-        this.upper.write(data.subarray(directStart - offset, directEnd - offset), directStart)
-      }
+      if (directStart < directEnd) this.#writeInPlace(data, offset, directStart, directEnd)
     } catch (err) {
       this.#releaseUnreferenced(firstPage, endPage)
       throw err
@@ -126,6 +125,37 @@ export class PagedFile {
     this.#state.bytesWritten += data.length
     this.#state.upperWritten += composed * g.pageSize + Math.max(0, directEnd - directStart)
     this.#version++
+  }
+
+  /**
+   * Lay data[start - offset, end - offset) over [start, end): pages not yet DATA first. They need
+   * new blocks, so a full disk fails the write there, before any DATA page changed (SPEC §8).
+   */
+  #writeInPlace(data: Uint8Array, offset: number, start: number, end: number): void {
+    const g = this.geometry
+    const runs = [...this.map.runs(g.pageOf(start), g.pagesFor(end))]
+    for (const dataPass of [false, true]) {
+      for (const run of runs) {
+        if ((run.state === 'data') !== dataPass) continue
+        const from = Math.max(start, g.byteOf(run.start))
+        const to = Math.min(end, g.byteOf(run.end))
+        this.upper.write(data.subarray(from - offset, to - offset), from)
+      }
+    }
+  }
+
+  /**
+   * Before the file grows past its end up to `upTo`: zero the bytes of the gap inside the DATA page
+   * holding the end. They read as zeros (SPEC §4) but the upper may hold bytes there that a crash
+   * or a failed write left (written, never committed).
+   */
+  #clearTail(upTo: number): void {
+    const g = this.geometry
+    const size = this.#state.size
+    if (upTo <= size || g.isAligned(size) || this.map.stateOf(g.pageOf(size)) !== 'data') return
+    const end = Math.min(upTo, g.byteOf(g.pageOf(size) + 1))
+    this.upper.write(Buffer.alloc(end - size), size)
+    this.#state.upperWritten += end - size
   }
 
   /** Write page `page` whole: its current bytes with `data` (placed at `offset`) laid over. */
@@ -157,10 +187,23 @@ export class PagedFile {
     if (length === 0) return
     const end = offset + length
     const newSize = Math.max(this.#state.size, end)
-    for (const [from, to] of this.#partialPieces(offset, end, newSize)) {
-      this.#zeroPartial(from, to)
-      this.#state.bytesWritten += to - from // whole ZERO pages store nothing, so they count nowhere
+    const g = this.geometry
+    this.#clearTail(offset)
+    // Partial pages: a LOWER one is copied up with zeros laid over, a DATA one zeroed in place, a
+    // ZERO one left. Copy-ups first: they need new blocks, so a full disk fails before any change.
+    const pieces = this.#partialPieces(offset, end, newSize)
+    const copyUps = pieces.filter(([from]) => this.map.stateOf(g.pageOf(from)) === 'lower')
+    const inPlace = pieces.filter(([from]) => this.map.stateOf(g.pageOf(from)) === 'data')
+    try {
+      for (const [from, to] of copyUps) this.#composePage(g.pageOf(from), from, Buffer.alloc(to - from))
+      for (const [from, to] of inPlace) this.upper.write(Buffer.alloc(to - from), from)
+    } catch (err) {
+      this.#releaseUnreferenced(g.pageOf(offset), g.pagesFor(end))
+      throw err
     }
+    for (const [from] of copyUps) this.map.set(g.pageOf(from), g.pageOf(from) + 1, 'data')
+    for (const [from, to] of pieces) this.#state.bytesWritten += to - from // whole ZERO pages store nothing, so they count nowhere
+    this.#state.upperWritten += copyUps.length * g.pageSize + inPlace.reduce((sum, [from, to]) => sum + to - from, 0)
     this.#zeroWholePages(offset, end, newSize)
     this.#state.size = newSize
     this.#version++
@@ -209,20 +252,6 @@ export class PagedFile {
     return pieces
   }
 
-  #zeroPartial(from: number, to: number): void {
-    const page = this.geometry.pageOf(from)
-    const state = this.map.stateOf(page)
-    if (state === 'zero') return
-    if (state === 'data') {
-      this.upper.write(Buffer.alloc(to - from), from)
-      this.#state.upperWritten += to - from
-      return
-    }
-    this.#composePage(page, from, Buffer.alloc(to - from))
-    this.map.set(page, page + 1, 'data')
-    this.#state.upperWritten += this.geometry.pageSize
-  }
-
   /**
    * Set the logical size. Shrinking forgets the pages past the end and cuts the lower there, so
    * growing again reads zeros, never the old lower bytes (SPEC §4). The caller commits at once
@@ -239,6 +268,8 @@ export class PagedFile {
       }
       this.map.set(g.pagesFor(size), g.pagesFor(old), 'lower')
       this.#state.lowerCut = Math.min(this.#state.lowerCut, size)
+    } else {
+      this.#clearTail(size)
     }
     this.#state.size = size
     this.#version++

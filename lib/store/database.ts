@@ -34,6 +34,10 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
     db.pragma('busy_timeout = 5000')
     // Touching the schema makes SQLite read the header: a damaged or foreign file fails here.
     db.prepare('SELECT count(*) FROM sqlite_master').get()
+    // Creation sets a schema version; an existing store without one was emptied or never finished.
+    if (!options.create && checkSchemaVersion(db, path) === 0) {
+      throw new PagecowError('ECORRUPT', `${path} holds no pagecow schema (an empty or truncated database); run \`pagecow fsck\``)
+    }
     if (options.readOnly) checkSchemaVersion(db, path)
     else migrate(db, path)
     return db

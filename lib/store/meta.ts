@@ -6,7 +6,7 @@ import { isValidPageSize } from '../geometry.js'
 import { fingerprintSchema } from '../image/fingerprint.js'
 import type { FileState } from '../page/paged-file.js'
 
-export const storeMetaSchema = z.strictObject({
+export const imageMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
   kind: z.literal('image'),
   pageSize: z.number().int().refine(isValidPageSize),
@@ -15,7 +15,23 @@ export const storeMetaSchema = z.strictObject({
   createdBy: z.string(),
 })
 
+export const treeMetaSchema = z.strictObject({
+  format: z.literal('pagecow'),
+  kind: z.literal('tree'),
+  pageSize: z.number().int().refine(isValidPageSize),
+  /** The lower directory and its root's inode number (a replaced lower is refused at open). */
+  lower: z.strictObject({ path: z.string().min(1), rootIno: z.number().int().nonnegative() }),
+  createdAt: z.string(),
+  createdBy: z.string(),
+})
+
+/** The store record: a discriminated union on `kind`. */
+export const storeMetaSchema = z.discriminatedUnion('kind', [imageMetaSchema, treeMetaSchema])
+
+export type ImageMeta = z.infer<typeof imageMetaSchema>
+export type TreeMeta = z.infer<typeof treeMetaSchema>
 export type StoreMeta = z.infer<typeof storeMetaSchema>
+export type StoreKind = StoreMeta['kind']
 
 const fileRowSchema = z
   .strictObject({
@@ -26,7 +42,17 @@ const fileRowSchema = z
   })
   .refine((row) => row.lower_cut <= row.size, 'lower_cut past the end of the file')
 
-export function readMeta(db: Database.Database, where: string): StoreMeta {
+/** The record of an image store; a tree store is refused with EINVAL (open it with openStore). */
+export function readMeta(db: Database.Database, where: string): ImageMeta {
+  const meta = readStoreMeta(db, where)
+  if (meta.kind !== 'image') {
+    throw new PagecowError('EINVAL', `${where} is a ${meta.kind} store, not an image store; open it with openStore() or TreeStore.open()`)
+  }
+  return meta
+}
+
+/** The store record, whatever the kind. */
+export function readStoreMeta(db: Database.Database, where: string): StoreMeta {
   const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('store')
   if (!row) throw new PagecowError('ECORRUPT', `${where}: the store record is missing (was creation interrupted?)`)
   let parsed: unknown

@@ -1,6 +1,6 @@
-// `pagecow create STORE --lower IMAGE`: a new store over a raw image.
+// `pagecow create STORE --lower LOWER`: a new store over a raw image, or over a directory tree.
 import { z } from 'zod'
-import { ImageStore } from '../../index.js'
+import { createStore } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
@@ -8,7 +8,7 @@ import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
 
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
-  lower: z.string().min(1, 'the lower image path is required'),
+  lower: z.string().min(1, 'the lower (an image or a directory) is required'),
   pageSize: sizeValue.optional(),
   json: z.boolean().optional(),
   ...commonFlags,
@@ -16,26 +16,25 @@ const schema = z.strictObject({
 
 export function createCommand(io: CliIo) {
   const cmd = newCommand('create', io)
-    .summary('create a store over a raw image')
-    .description('create a store in STORE (a new or empty directory) overlaying the raw image IMAGE')
+    .summary('create a store over a raw image or a directory tree')
+    .description('create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode) or a directory (tree mode)')
     .argument('<STORE>', 'the store directory to create')
-    .requiredOption('--lower <IMAGE>', 'the raw image to overlay; it is only ever read')
+    .requiredOption('--lower <LOWER>', 'the raw image or directory to overlay; it is only ever read')
     .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
     .option('--json', "print the new store's info as JSON")
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
-      const created = await ImageStore.create(opts.store, { lower: opts.lower, pageSize: opts.pageSize })
+      const created = await createStore(opts.store, { lower: opts.lower, pageSize: opts.pageSize })
       try {
         const info = created.info()
+        const what = info.kind === 'image' ? `${formatSize(info.size)} image` : 'tree'
         await writeTo(
           io.stdout,
-          opts.json
-            ? `${JSON.stringify(info, null, 2)}\n`
-            : `created ${info.path}: ${formatSize(info.size)} image over ${info.lower.path}, page size ${formatSize(info.pageSize)}\n`,
+          opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.path}: ${what} over ${info.lower.path}, page size ${formatSize(info.pageSize)}\n`,
         )
       } finally {
         await created.close()
       }
     })
-  return examples(cmd, ['pagecow create vm1.cow --lower base.img', 'pagecow create vm1.cow --lower base.img --page-size 64k --json'])
+  return examples(cmd, ['pagecow create vm1.cow --lower base.img', 'pagecow create vm1.cow --lower base.img --page-size 64k --json', 'pagecow create root.cow --lower /srv/rootfs'])
 }

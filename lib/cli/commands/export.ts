@@ -1,12 +1,13 @@
-// `pagecow export STORE OUTPUT`: the merged image written out as a plain raw file, sparse.
+// `pagecow export STORE OUTPUT`: the merged image written out as a plain raw file, sparse; or the
+// merged tree of a tree store written out as a plain directory.
 import { z } from 'zod'
-import { checkOutputPath, exportImage, isPagecowError, PagecowError } from '../../index.js'
+import { checkOutputPath, exportImage, exportTree, isPagecowError, PagecowError, type ImageStore, type TreeStore } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { startProgress } from '../progress.js'
-import { withStore } from '../with-store.js'
+import { withAnyStore } from '../with-any-store.js'
 
 const schema = z.strictObject({
   store: z.string().min(1),
@@ -18,32 +19,44 @@ const schema = z.strictObject({
 
 export function exportCommand(io: CliIo) {
   const cmd = newCommand('export', io)
-    .summary('write the merged image to a raw file')
-    .description('write the merged image to OUTPUT as a raw file; holes, zero pages and all-zero blocks stay sparse')
+    .summary('write the merged image to a raw file, or the merged tree to a directory')
+    .description(
+      'write the merged image to OUTPUT as a raw file (holes, zero pages and all-zero blocks stay sparse); for a tree store, write the merged tree into the new or empty directory OUTPUT, keeping modes, owners, times, xattrs, hard links and sparseness',
+    )
     .argument('<STORE>', 'the store directory')
-    .argument('<OUTPUT>', 'the raw image file to write')
-    .option('--force', 'replace OUTPUT if it exists')
-    .option('--json', 'print the result ({bytesCopied, size}) as JSON')
+    .argument('<OUTPUT>', 'the raw image file, or the directory, to write')
+    .option('--force', 'image stores: replace OUTPUT if it exists')
+    .option('--json', 'print the result as JSON')
     .action(async (store: string, output: string) => {
       const opts = parseCommandLine(cmd, schema, { store, output })
-      const result = await withStore(opts.store, { readOnly: true }, async (s) => {
-        checkOutputPath(s, opts.output)
-        const progress = startProgress(io, 'export', s.size)
-        try {
-          return await exportImage(s, opts.output, { overwrite: opts.force === true, onProgress: (p) => progress.update(p.done) })
-        } catch (err) {
-          if (isPagecowError(err, 'EEXIST')) throw new PagecowError('EEXIST', `${opts.output} exists; pass --force to replace it`, { cause: err })
-          throw err
-        } finally {
-          progress.stop()
-        }
-      })
-      await writeTo(
-        io.stdout,
-        opts.json
-          ? `${JSON.stringify(result, null, 2)}\n`
-          : `exported ${formatSize(result.size)} to ${opts.output}: ${formatSize(result.bytesCopied)} of data copied, the rest left sparse\n`,
-      )
+      const text = await withAnyStore(opts.store, { readOnly: true }, async (s) => (s.kind === 'image' ? exportOneImage(s, opts, io) : exportOneTree(s, opts)))
+      await writeTo(io.stdout, text)
     })
-  return examples(cmd, ['pagecow export vm1.cow vm1.img', 'pagecow export vm1.cow vm1.img --force && qemu-img map --output=json vm1.img'])
+  return examples(cmd, ['pagecow export vm1.cow vm1.img', 'pagecow export vm1.cow vm1.img --force && qemu-img map --output=json vm1.img', 'pagecow export root.cow /srv/rootfs-merged'])
+}
+
+type ExportFlags = { output: string; force?: boolean | undefined; json?: boolean | undefined }
+
+async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo): Promise<string> {
+  checkOutputPath(s, opts.output)
+  const progress = startProgress(io, 'export', s.size)
+  let result
+  try {
+    result = await exportImage(s, opts.output, { overwrite: opts.force === true, onProgress: (p) => progress.update(p.done) })
+  } catch (err) {
+    if (isPagecowError(err, 'EEXIST')) throw new PagecowError('EEXIST', `${opts.output} exists; pass --force to replace it`, { cause: err })
+    throw err
+  } finally {
+    progress.stop()
+  }
+  if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
+  return `exported ${formatSize(result.size)} to ${opts.output}: ${formatSize(result.bytesCopied)} of data copied, the rest left sparse\n`
+}
+
+async function exportOneTree(s: TreeStore, opts: ExportFlags): Promise<string> {
+  if (opts.force) throw new PagecowError('EINVAL', 'export: --force is for image stores; a tree is exported into a new or empty directory')
+  const result = await exportTree(s, opts.output)
+  if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
+  const skipped = result.skipped.map((k) => `skipped ${k.path}: ${k.reason}\n`).join('')
+  return `${skipped}exported ${result.entries} objects to ${opts.output}: ${formatSize(result.bytesCopied)} of file data copied, holes left sparse\n`
 }

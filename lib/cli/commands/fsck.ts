@@ -1,6 +1,6 @@
 // `pagecow fsck STORE`: check a store without changing it; exit 1 when it is not clean.
 import { z } from 'zod'
-import { checkStore, PagecowError } from '../../index.js'
+import { checkStore, PagecowError, type TreeFsckReport } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
@@ -10,7 +10,7 @@ const schema = z.strictObject({ store: z.string().min(1), json: z.boolean().opti
 export function fsckCommand(io: CliIo) {
   const cmd = newCommand('fsck', io)
     .summary('check a store; exit 1 if it is not clean')
-    .description('check the database, the page maps, the upper file and the lower fingerprint; changes nothing')
+    .description('check the database, the page maps, the upper files and the lower (fingerprint, or the recorded objects of a tree); changes nothing')
     .argument('<STORE>', 'the store directory')
     .option('--json', 'print the report as JSON (also when problems are found)')
     .action(async (store: string) => {
@@ -18,7 +18,10 @@ export function fsckCommand(io: CliIo) {
       const report = await checkStore(opts.store)
       const c = report.checked
       if (opts.json) await writeTo(io.stdout, `${JSON.stringify(report, null, 2)}\n`)
-      else if (report.clean) await writeTo(io.stdout, `${report.path}: clean (checked ${plural(c.chunks, 'chunk')}, ${plural(c.dataPages, 'data page')}, ${plural(c.zeroPages, 'zero page')})\n`)
+      else if (report.clean) {
+        const tree = 'kind' in report && report.kind === 'tree' ? `${plural((report as TreeFsckReport).checked.inodes, 'inode')}, ${plural((report as TreeFsckReport).checked.entries, 'entry')}, ` : ''
+        await writeTo(io.stdout, `${report.path}: clean (checked ${tree}${plural(c.chunks, 'chunk')}, ${plural(c.dataPages, 'data page')}, ${plural(c.zeroPages, 'zero page')})\n`)
+      }
       else await writeTo(io.stdout, report.problems.map((p) => `${p.code}  ${p.message}\n`).join(''))
       const first = report.problems[0]
       if (first) {
@@ -30,5 +33,6 @@ export function fsckCommand(io: CliIo) {
 }
 
 function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`
+  if (n === 1) return `${n} ${noun}`
+  return noun.endsWith('y') ? `${n} ${noun.slice(0, -1)}ies` : `${n} ${noun}s`
 }

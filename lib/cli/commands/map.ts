@@ -1,4 +1,5 @@
-// `pagecow map STORE`: the extents of the merged view, as a table or as qemu-img's JSON.
+// `pagecow map STORE [PATH]`: the extents of the merged view (of the image, or of a file of a tree
+// store), as a table or as qemu-img's JSON.
 import { z } from 'zod'
 import type { Extent } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
@@ -6,7 +7,7 @@ import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
 import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
 import { qemuMapLines } from '../qemu-map.js'
-import { withStore } from '../with-store.js'
+import { checkPathArgument, withAnyStore } from '../with-any-store.js'
 
 /** Output is written in batches of about this many characters. */
 const BATCH_CHARS = 64 * 1024
@@ -14,6 +15,7 @@ const BATCH_CHARS = 64 * 1024
 const schema = z
   .strictObject({
     store: z.string().min(1),
+    path: z.string().min(1).optional(),
     offset: sizeValue.optional(),
     length: sizeValue.optional(),
     output: z.enum(['json', 'human']).optional(),
@@ -25,21 +27,23 @@ const schema = z
 export function mapCommand(io: CliIo) {
   const cmd = newCommand('map', io)
     .summary('list the extents (qemu-img map fields with --output=json)')
-    .description('list the extents of the image: data (upper), zero (upper), lower, hole')
+    .description('list the extents of the image, or of file PATH of a tree store: data (upper), zero (upper), lower, hole')
     .argument('<STORE>', 'the store directory')
+    .argument('[PATH]', 'tree stores: the file to map')
     .option('--offset <N>', `start of the range (${SIZE_FORMS}); default 0`)
-    .option('--length <N>', 'length of the range; default to the end of the image')
+    .option('--length <N>', 'length of the range; default to the end of the image or file')
     .option('--output <FORMAT>', '"human" (a table, the default) or "json" (the fields and layout of qemu-img map --output=json)')
     .option('--json', 'the same as --output=json')
-    .action(async (store: string) => {
-      const opts = parseCommandLine(cmd, schema, { store })
+    .action(async (store: string, path: string | undefined) => {
+      const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
       const json = opts.json === true || opts.output === 'json'
-      await withStore(opts.store, { readOnly: true }, async (s) => {
-        const extents = s.extents(opts.offset ?? 0, opts.length)
+      await withAnyStore(opts.store, { readOnly: true }, async (s) => {
+        checkPathArgument(s, opts.path, 'map')
+        const extents = s.kind === 'image' ? s.extents(opts.offset ?? 0, opts.length) : s.extents(opts.path!, opts.offset ?? 0, opts.length)
         await writeBatched(io, json ? qemuMapLines(extents) : tableLines(extents))
       })
     })
-  return examples(cmd, ['pagecow map vm1.cow', 'pagecow map vm1.cow --output=json', 'pagecow map vm1.cow --offset 1G --length 16M'])
+  return examples(cmd, ['pagecow map vm1.cow', 'pagecow map vm1.cow --output=json', 'pagecow map vm1.cow --offset 1G --length 16M', 'pagecow map root.cow /var/lib/db.sqlite --output=json'])
 }
 
 function* tableLines(extents: Iterable<Extent>): Generator<string> {

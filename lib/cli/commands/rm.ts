@@ -1,0 +1,23 @@
+// `pagecow rm STORE PATH [-r]`: remove from a tree store; lower objects are hidden, never deleted.
+import { z } from 'zod'
+import { writeTo, type CliIo } from '../cli-io.js'
+import { examples, newCommand } from '../command.js'
+import { commonFlags, parseCommandLine } from '../options.js'
+import { withTreeStore } from '../with-any-store.js'
+
+const schema = z.strictObject({ store: z.string().min(1), path: z.string().min(1), recursive: z.boolean().optional(), ...commonFlags })
+
+export function rmCommand(io: CliIo) {
+  const cmd = newCommand('rm', io)
+    .summary('remove a file (or, with -r, a directory) from a tree store')
+    .description('remove PATH; a lower object is hidden by a whiteout and the lower is left untouched')
+    .argument('<STORE>', 'the store directory')
+    .argument('<PATH>', 'what to remove')
+    .option('-r, --recursive', 'remove a directory and everything in it')
+    .action(async (store: string, path: string) => {
+      const opts = parseCommandLine(cmd, schema, { store, path })
+      const removed = await withTreeStore(opts.store, {}, 'rm', (s) => s.rm(opts.path, { recursive: opts.recursive === true }))
+      await writeTo(io.stdout, `removed ${opts.path}${removed > 1 ? ` (${removed} objects)` : ''}\n`)
+    })
+  return examples(cmd, ['pagecow rm root.cow /etc/motd', 'pagecow rm root.cow /usr/share/doc -r'])
+}

@@ -1,0 +1,75 @@
+// What `pagecow inspect` prints for a tree store: what changed (like git status), or the page map
+// of one file of it.
+import type { TreeChange, TreeFileInfo, TreeStore, TreeStoreInfo } from '../index.js'
+import { formatSize } from './format-size.js'
+import { buildPageMapView, describeScale, drawPageMap, GLYPHS, legend, type PageMapView } from './page-map-view.js'
+import { formatChange } from './tree-format.js'
+
+/** `pagecow inspect TREE --json`: the store info and every change. */
+export interface TreeInspectReport {
+  info: TreeStoreInfo
+  changes: TreeChange[]
+}
+
+/** `pagecow inspect TREE PATH --json`: the file's info and its folded page map. */
+export interface TreeFileReport {
+  info: TreeFileInfo
+  map: PageMapView
+}
+
+export function inspectTree(store: TreeStore): TreeInspectReport {
+  return { info: store.info(), changes: [...store.changes()] }
+}
+
+export async function inspectTreeFile(store: TreeStore, path: string, width?: number): Promise<TreeFileReport> {
+  const info = await store.fileInfo(path)
+  const map = buildPageMapView(store.extents(path), { size: info.size, pageSize: info.pageSize, width })
+  return { info, map }
+}
+
+export function formatTreeInspect({ info, changes }: TreeInspectReport): string {
+  const lines = [
+    `store  ${info.path}`,
+    `       tree, page size ${formatSize(info.pageSize)}${info.readOnly ? '' : ', open for writing'}`,
+    `lower  ${info.lower.path}`,
+    '',
+  ]
+  if (changes.length === 0) lines.push('no changes: the merged tree is the lower')
+  else lines.push(`${count(changes.length, 'change')}:`, ...changes.map((c) => '  ' + formatChange(c, info.pageSize).trimEnd()))
+  const f = info.files
+  const w = info.written
+  lines.push(
+    '',
+    `records              ${count(info.namespace.inodes, 'inode')}, ${count(info.namespace.entries, 'entry', 'entries')}, ${count(info.namespace.whiteouts, 'whiteout')}, ${count(info.namespace.xattrs, 'xattr')}`,
+    `files with data      ${f.withData}: ${count(f.dataPages, 'data page')} (${formatSize(f.dataPages * info.pageSize)}), ${count(f.zeroPages, 'zero page')}`,
+    `upper on disk        ${formatSize(info.upper.allocatedBytes)} allocated (file sizes ${formatSize(info.upper.apparentBytes)})`,
+    `database             ${formatSize(info.upper.databaseBytes)}`,
+    `written              ${formatSize(w.userBytes)} by users, ${formatSize(w.upperBytes)} to the upper`,
+    `write amplification  ${w.amplification === null ? 'n/a (nothing written yet)' : `${w.amplification.toFixed(2)}×`}`,
+  )
+  return lines.join('\n') + '\n'
+}
+
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`
+}
+
+export function formatTreeFile({ info, map }: TreeFileReport): string {
+  const lines = [
+    `file   ${info.path} (inode ${info.ino})`,
+    `       ${formatSize(info.size)} (${info.size} bytes), page size ${formatSize(info.pageSize)}, ${info.pages.total} pages`,
+    `lower  ${info.lowerPath ?? 'none (created in the upper, or truncated to nothing)'}`,
+    '',
+    `page map: ${describeScale(map)}`,
+    ...drawPageMap(map),
+    legend(),
+    '',
+    `${'state'.padEnd(9)}${'pages'.padStart(12)}${'bytes'.padStart(12)}`,
+  ]
+  for (const state of ['data', 'zero', 'lower', 'hole'] as const) {
+    const total = map.totals[state]
+    lines.push(`${GLYPHS[state]} ${state.padEnd(7)}${String(total.pages).padStart(12)}${formatSize(total.bytes).padStart(12)}`)
+  }
+  lines.push(`${'  total'.padEnd(9)}${String(info.pages.total).padStart(12)}${formatSize(info.size).padStart(12)}`, '', `upper on disk  ${formatSize(info.upper.allocatedBytes)}`)
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,504 @@
+// The transmission phase of one client: read requests as they arrive, run them against the
+// shared store, and answer with simple or structured replies.
+import type { Socket } from 'node:net'
+import type { ImageStore } from '../index.js'
+import type { BufferPool } from './buffer-pool.js'
+import { nbdErrnoOf, NbdRequestError } from './errors.js'
+import { MAX_PAYLOAD_BYTES, type Negotiated } from './handshake.js'
+import {
+  MAX_STRING_BYTES,
+  NBD_CMD_BLOCK_STATUS,
+  NBD_CMD_CACHE,
+  NBD_CMD_DISC,
+  NBD_CMD_FLAG_DF,
+  NBD_CMD_FLAG_FAST_ZERO,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLAG_REQ_ONE,
+  NBD_CMD_FLUSH,
+  NBD_CMD_READ,
+  NBD_CMD_TRIM,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_EINVAL,
+  NBD_EIO,
+  NBD_ENOSPC,
+  NBD_ENOTSUP,
+  NBD_ESHUTDOWN,
+  NBD_EPERM,
+  NBD_FLAG_READ_ONLY,
+  NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE_BLOCK_STATUS,
+  NBD_REPLY_TYPE_ERROR,
+  NBD_REPLY_TYPE_NONE,
+  NBD_REPLY_TYPE_OFFSET_DATA,
+  NBD_REPLY_TYPE_OFFSET_HOLE,
+  NBD_REQUEST_MAGIC,
+  NBD_SIMPLE_REPLY_MAGIC,
+  NBD_STATE_HOLE,
+  NBD_STATE_ZERO,
+  NBD_STRUCTURED_REPLY_MAGIC,
+  REQUEST_HEADER_BYTES,
+} from './protocol.js'
+import { ConnectionClosedError, type SocketReader } from './socket-reader.js'
+
+/** Requests of one connection running at once; reading pauses beyond this. */
+const MAX_INFLIGHT = 16
+/** Reply bytes queued on the socket before reading pauses (a client that does not read). */
+const MAX_QUEUED_REPLY_BYTES = 2 * 1024 * 1024
+/**
+ * READs this long or longer are split into data and hole chunks (holes cost no bytes); shorter
+ * ones are one data chunk: the extent lookup costs more than it saves there, and the clients
+ * that care about sparseness (qemu-img, nbdcopy) ask BLOCK_STATUS first anyway.
+ */
+const MIN_SPARSE_READ = 1024 * 1024
+/** Zero runs shorter than this are sent inside data chunks rather than as holes. */
+const MIN_HOLE_CHUNK = 4096
+/** Most descriptors in one BLOCK_STATUS reply; the client asks again for the rest. */
+const MAX_DESCRIPTORS = 64 * 1024
+/** Piece size for NO_HOLE zeroing and CACHE read-ahead. */
+const STEP_BYTES = 1024 * 1024
+/** How long a client cut off after an oversized WRITE may keep sending before it is dropped. */
+const DRAIN_TIMEOUT_MS = 5000
+
+/** Command flags each command accepts (FUA is accepted everywhere, as the protocol asks). */
+const ALLOWED_FLAGS: Record<number, number> = {
+  [NBD_CMD_READ]: NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_DF,
+  [NBD_CMD_WRITE]: NBD_CMD_FLAG_FUA,
+  [NBD_CMD_FLUSH]: NBD_CMD_FLAG_FUA,
+  [NBD_CMD_TRIM]: NBD_CMD_FLAG_FUA,
+  [NBD_CMD_CACHE]: NBD_CMD_FLAG_FUA,
+  [NBD_CMD_WRITE_ZEROES]: NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO,
+  [NBD_CMD_BLOCK_STATUS]: NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE,
+}
+
+const COMMAND_NAMES: Record<number, string> = {
+  [NBD_CMD_READ]: 'READ',
+  [NBD_CMD_WRITE]: 'WRITE',
+  [NBD_CMD_DISC]: 'DISC',
+  [NBD_CMD_FLUSH]: 'FLUSH',
+  [NBD_CMD_TRIM]: 'TRIM',
+  [NBD_CMD_CACHE]: 'CACHE',
+  [NBD_CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
+  [NBD_CMD_BLOCK_STATUS]: 'BLOCK_STATUS',
+}
+
+interface Request {
+  flags: number
+  type: number
+  /** The client's 8 opaque bytes, echoed in every reply. */
+  handle: Buffer
+  offset: number
+  length: number
+  /** WRITE only. */
+  data?: Buffer
+}
+
+export interface ConnectionOptions {
+  /** Where READ replies get their buffers (shared by the server's connections). */
+  buffers: BufferPool
+  /** Called with store failures a client cannot cause (those answered EIO): the operator should know. */
+  onWarning: (err: unknown) => void
+}
+
+/** An error when the request reaches past the export's end (`errno` as the protocol asks per command). */
+function rangeError(req: Request, size: number, errno: number): NbdRequestError | undefined {
+  if (req.offset + req.length > size) {
+    return new NbdRequestError(errno, `${COMMAND_NAMES[req.type]} of ${req.length} bytes at ${req.offset} is past the end of the export (${size} bytes)`)
+  }
+  return undefined
+}
+
+export class Connection {
+  readonly #socket: Socket
+  readonly #reader: SocketReader
+  readonly #store: ImageStore
+  readonly #negotiated: Negotiated
+  readonly #readOnly: boolean
+  readonly #options: ConnectionOptions
+  readonly #inflight = new Set<Promise<void>>()
+  #stopping = false
+  /** Replies are being gathered for one write (see #send). */
+  #corked = false
+  /** The read loop is waiting for bytes from the client. */
+  #waiting = false
+
+  constructor(socket: Socket, reader: SocketReader, store: ImageStore, negotiated: Negotiated, options: ConnectionOptions) {
+    this.#socket = socket
+    this.#reader = reader
+    this.#store = store
+    this.#negotiated = negotiated
+    this.#readOnly = (negotiated.flags & NBD_FLAG_READ_ONLY) !== 0
+    this.#options = options
+  }
+
+  /**
+   * Serve requests until the client disconnects (DISC or hangs up) or stop() is called.
+   * Requests in flight always finish; a WRITE whose payload did not arrive whole never runs.
+   */
+  async serve(): Promise<void> {
+    try {
+      await this.#readLoop()
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err
+    } finally {
+      await Promise.allSettled([...this.#inflight])
+    }
+    if (!this.#socket.destroyed) this.#socket.end()
+  }
+
+  /**
+   * Stop serving: requests in flight finish and are answered, requests already received are
+   * answered ESHUTDOWN, then the socket closes.
+   */
+  stop(): void {
+    this.#stopping = true
+    if (this.#waiting) this.#reader.cancel()
+  }
+
+  /** Read while the loop waits for the client (stop() may cancel it then). */
+  async #receive(length: number): Promise<Buffer> {
+    if (this.#stopping && this.#reader.buffered < length) throw new ConnectionClosedError('the server is shutting down')
+    this.#waiting = true
+    try {
+      return await this.#reader.read(length)
+    } finally {
+      this.#waiting = false
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    for (;;) {
+      const header = await this.#receive(REQUEST_HEADER_BYTES)
+      if (header.readUInt32BE(0) !== NBD_REQUEST_MAGIC) {
+        this.#socket.destroy() // the stream is out of step: nothing after this can be trusted
+        return
+      }
+      const offset = header.readBigUInt64BE(16)
+      const req: Request = {
+        flags: header.readUInt16BE(4),
+        type: header.readUInt16BE(6),
+        handle: Buffer.from(header.subarray(8, 16)),
+        offset: offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offset),
+        length: header.readUInt32BE(24),
+      }
+      if (req.type === NBD_CMD_DISC) return
+      if (req.type === NBD_CMD_WRITE) {
+        if (req.length > MAX_PAYLOAD_BYTES) {
+          // The protocol lets a server hang up on a payload this big; answer first, then drain.
+          this.#replyError(req, NBD_EINVAL, `WRITE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit; closing the connection`)
+          this.#hangUp()
+          return
+        }
+        req.data = await this.#receive(req.length)
+      }
+      if (this.#stopping) {
+        this.#replyError(req, NBD_ESHUTDOWN, 'the server is shutting down')
+        continue
+      }
+      this.#dispatch(req)
+      if (this.#inflight.size >= MAX_INFLIGHT) await Promise.race(this.#inflight)
+      if (this.#socket.writableLength > MAX_QUEUED_REPLY_BYTES) await this.#drained()
+    }
+  }
+
+  #dispatch(req: Request): void {
+    const run = this.#handle(req).then(
+      () => {
+        this.#inflight.delete(run)
+      },
+      (err: unknown) => {
+        this.#inflight.delete(run)
+        this.#options.onWarning(err)
+      },
+    )
+    this.#inflight.add(run)
+  }
+
+  async #handle(req: Request): Promise<void> {
+    try {
+      const allowed = ALLOWED_FLAGS[req.type]
+      if (allowed === undefined) throw new NbdRequestError(NBD_EINVAL, `unknown command ${req.type}`)
+      if ((req.flags & ~allowed) !== 0) {
+        throw new NbdRequestError(NBD_EINVAL, `flags 0x${req.flags.toString(16)} are not valid for ${COMMAND_NAMES[req.type]}`)
+      }
+      if ((req.flags & NBD_CMD_FLAG_DF) !== 0 && !this.#negotiated.structuredReplies) {
+        throw new NbdRequestError(NBD_EINVAL, 'the DF flag needs structured replies')
+      }
+      switch (req.type) {
+        case NBD_CMD_READ:
+          return await this.#readCommand(req)
+        case NBD_CMD_WRITE:
+          await this.#write(req)
+          break
+        case NBD_CMD_FLUSH:
+          await this.#store.flush()
+          break
+        case NBD_CMD_TRIM:
+          await this.#trim(req)
+          break
+        case NBD_CMD_WRITE_ZEROES:
+          await this.#writeZeroes(req)
+          break
+        case NBD_CMD_CACHE:
+          await this.#cache(req)
+          break
+        case NBD_CMD_BLOCK_STATUS:
+          return this.#blockStatus(req)
+      }
+      this.#replyOk(req)
+    } catch (err) {
+      const errno = nbdErrnoOf(err)
+      if (errno === NBD_EIO) this.#options.onWarning(err) // the store failed, not the client
+      this.#replyError(req, errno, err instanceof Error ? err.message : String(err))
+    }
+  }
+
+  #checkWritable(req: Request): void {
+    if (this.#readOnly) throw new NbdRequestError(NBD_EPERM, `${COMMAND_NAMES[req.type]} on a read-only export`)
+  }
+
+  async #readCommand(req: Request): Promise<void> {
+    const err = rangeError(req, this.#negotiated.size, NBD_EINVAL)
+    if (err) throw err
+    if (req.length > MAX_PAYLOAD_BYTES) throw new NbdRequestError(NBD_EINVAL, `READ of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`)
+    if (!this.#negotiated.structuredReplies) {
+      const data = this.#options.buffers.take(req.length)
+      try {
+        await this.#readFully(data, req.offset)
+      } catch (err) {
+        this.#options.buffers.release(data)
+        throw err
+      }
+      this.#send([simpleHeader(req.handle, 0), data], () => this.#options.buffers.release(data))
+      return
+    }
+    if (req.length === 0) {
+      this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0)])
+      return
+    }
+    const whole = (req.flags & NBD_CMD_FLAG_DF) !== 0 || req.length < MIN_SPARSE_READ
+    const pieces = whole ? [{ start: req.offset, end: req.offset + req.length, zero: false }] : this.#readPieces(req)
+    // Read everything before sending anything: an error then becomes one clean error chunk.
+    const data = this.#options.buffers.take(pieces.reduce((n, p) => n + (p.zero ? 0 : p.end - p.start), 0))
+    try {
+      this.#send(await this.#readChunks(req, pieces, data), () => this.#options.buffers.release(data))
+    } catch (err) {
+      this.#options.buffers.release(data)
+      throw err
+    }
+  }
+
+  /** The chunks of a structured READ reply, data read into `data`. */
+  async #readChunks(req: Request, pieces: Array<{ start: number; end: number; zero: boolean }>, data: Buffer): Promise<Buffer[]> {
+    const out: Buffer[] = []
+    let at = 0
+    for (const piece of pieces) {
+      const length = piece.end - piece.start
+      const done = piece === pieces[pieces.length - 1] ? NBD_REPLY_FLAG_DONE : 0
+      if (piece.zero) {
+        const hole = structuredHeader(req.handle, done, NBD_REPLY_TYPE_OFFSET_HOLE, 12, 12)
+        hole.writeBigUInt64BE(BigInt(piece.start), 20)
+        hole.writeUInt32BE(length, 28)
+        out.push(hole)
+        continue
+      }
+      const chunk = data.subarray(at, at + length)
+      await this.#readFully(chunk, piece.start)
+      at += length
+      const head = structuredHeader(req.handle, done, NBD_REPLY_TYPE_OFFSET_DATA, 8 + length, 8)
+      head.writeBigUInt64BE(BigInt(piece.start), 20)
+      out.push(head, chunk)
+    }
+    return out
+  }
+
+  /** The request cut into runs that read as zeros (sent as holes) and runs of data. */
+  #readPieces(req: Request): Array<{ start: number; end: number; zero: boolean }> {
+    const pieces: Array<{ start: number; end: number; zero: boolean }> = []
+    for (const e of this.#store.extents(req.offset, req.length)) {
+      const zero = (e.state === 'zero' || e.state === 'hole') && e.length >= MIN_HOLE_CHUNK
+      const last = pieces[pieces.length - 1]
+      if (last && last.zero === zero && last.end === e.start) last.end = e.start + e.length
+      else pieces.push({ start: e.start, end: e.start + e.length, zero })
+    }
+    // The store ends at the export's end, which was checked; cover any gap as data all the same.
+    const covered = pieces.length > 0 ? (pieces[pieces.length - 1] as { end: number }).end : req.offset
+    if (covered < req.offset + req.length) pieces.push({ start: covered, end: req.offset + req.length, zero: false })
+    return pieces
+  }
+
+  /** readInto, with zeros past the store's end (the export size is fixed at the handshake). */
+  async #readFully(target: Buffer, offset: number): Promise<void> {
+    const n = await this.#store.readInto(target, offset)
+    if (n < target.length) target.fill(0, n)
+  }
+
+  async #write(req: Request): Promise<void> {
+    this.#checkWritable(req)
+    const err = rangeError(req, this.#negotiated.size, NBD_ENOSPC)
+    if (err) throw err
+    await this.#store.write(req.offset, req.data as Buffer)
+    if ((req.flags & NBD_CMD_FLAG_FUA) !== 0) await this.#store.flush()
+  }
+
+  async #trim(req: Request): Promise<void> {
+    this.#checkWritable(req)
+    const err = rangeError(req, this.#negotiated.size, NBD_EINVAL)
+    if (err) throw err
+    await this.#store.discard(req.offset, req.length)
+    if ((req.flags & NBD_CMD_FLAG_FUA) !== 0) await this.#store.flush()
+  }
+
+  /** ZERO pages, or with NO_HOLE zeros written as DATA (the space stays allocated). */
+  async #writeZeroes(req: Request): Promise<void> {
+    this.#checkWritable(req)
+    const err = rangeError(req, this.#negotiated.size, NBD_ENOSPC)
+    if (err) throw err
+    if ((req.flags & NBD_CMD_FLAG_NO_HOLE) !== 0) {
+      if ((req.flags & NBD_CMD_FLAG_FAST_ZERO) !== 0) throw new NbdRequestError(NBD_ENOTSUP, 'allocated zeros are written like data: not fast')
+      if (req.length > MAX_PAYLOAD_BYTES) throw new NbdRequestError(NBD_EINVAL, `WRITE_ZEROES with NO_HOLE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`)
+      const zeros = Buffer.alloc(Math.min(STEP_BYTES, req.length))
+      for (let pos = req.offset, end = req.offset + req.length; pos < end; pos += zeros.length) {
+        await this.#store.write(pos, zeros.subarray(0, Math.min(zeros.length, end - pos)))
+      }
+    } else {
+      await this.#store.zero(req.offset, req.length)
+    }
+    if ((req.flags & NBD_CMD_FLAG_FUA) !== 0) await this.#store.flush()
+  }
+
+  /** A hint: read the range through so the lower's and upper's pages are in the page cache. */
+  async #cache(req: Request): Promise<void> {
+    const err = rangeError(req, this.#negotiated.size, NBD_EINVAL)
+    if (err) throw err
+    if (req.length > MAX_PAYLOAD_BYTES) throw new NbdRequestError(NBD_EINVAL, `CACHE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`)
+    const scratch = Buffer.allocUnsafe(Math.min(STEP_BYTES, req.length))
+    for (let pos = req.offset, end = req.offset + req.length; pos < end; pos += scratch.length) {
+      await this.#store.readInto(scratch.subarray(0, Math.min(scratch.length, end - pos)), pos)
+    }
+  }
+
+  /** `base:allocation` from the merged view: zero → ZERO, hole → HOLE|ZERO, data and lower → 0. */
+  #blockStatus(req: Request): void {
+    const id = this.#negotiated.metaContextId
+    if (!this.#negotiated.structuredReplies || id === undefined) {
+      throw new NbdRequestError(NBD_EINVAL, 'BLOCK_STATUS needs structured replies and the base:allocation context')
+    }
+    if (req.length === 0) throw new NbdRequestError(NBD_EINVAL, 'BLOCK_STATUS of 0 bytes')
+    const err = rangeError(req, this.#negotiated.size, NBD_EINVAL)
+    if (err) throw err
+    const max = (req.flags & NBD_CMD_FLAG_REQ_ONE) !== 0 ? 1 : MAX_DESCRIPTORS
+    const descriptors: Array<[number, number]> = []
+    let end = req.offset
+    let full = false
+    for (const e of this.#store.extents(req.offset, req.length)) {
+      const flags = e.state === 'hole' ? NBD_STATE_HOLE | NBD_STATE_ZERO : e.state === 'zero' ? NBD_STATE_ZERO : 0
+      const last = descriptors[descriptors.length - 1]
+      if (last && last[1] === flags) last[0] += e.length
+      else if (descriptors.length < max) descriptors.push([e.length, flags])
+      else {
+        full = true
+        break
+      }
+      end = e.start + e.length
+    }
+    // Past the store's end (it shrank under a reader) everything reads as zeros.
+    if (!full && end < req.offset + req.length) {
+      const last = descriptors[descriptors.length - 1]
+      const flags = NBD_STATE_HOLE | NBD_STATE_ZERO
+      if (last && last[1] === flags) last[0] += req.offset + req.length - end
+      else if (descriptors.length < max) descriptors.push([req.offset + req.length - end, flags])
+    }
+    const payload = Buffer.alloc(4 + 8 * descriptors.length)
+    payload.writeUInt32BE(id, 0)
+    descriptors.forEach(([length, flags], i) => {
+      payload.writeUInt32BE(length, 4 + 8 * i)
+      payload.writeUInt32BE(flags, 8 + 8 * i)
+    })
+    this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload])
+  }
+
+  #replyOk(req: Request): void {
+    if (this.#negotiated.structuredReplies && req.type === NBD_CMD_READ) {
+      this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0)])
+    } else {
+      this.#send([simpleHeader(req.handle, 0)])
+    }
+  }
+
+  #replyError(req: Request, errno: number, message: string): void {
+    if (!this.#negotiated.structuredReplies) {
+      this.#send([simpleHeader(req.handle, errno)])
+      return
+    }
+    const text = Buffer.from(message, 'utf8').subarray(0, MAX_STRING_BYTES)
+    const chunk = structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6 + text.length, 6)
+    chunk.writeUInt32BE(errno, 20)
+    chunk.writeUInt16BE(text.length, 24)
+    this.#send([chunk, text])
+  }
+
+  /**
+   * Write one whole reply; its pieces go out together, never interleaved with another reply.
+   * Replies made in one turn of the event loop leave in one system call. `done` runs once the
+   * socket no longer needs the buffers (or never will).
+   */
+  #send(buffers: Buffer[], done?: () => void): void {
+    const socket = this.#socket
+    if (socket.destroyed || !socket.writable) {
+      done?.()
+      return
+    }
+    if (!this.#corked) {
+      this.#corked = true
+      socket.cork()
+      process.nextTick(() => {
+        this.#corked = false
+        socket.uncork()
+      })
+    }
+    const last = buffers.length - 1
+    buffers.forEach((b, i) => (i === last && done ? socket.write(b, () => done()) : socket.write(b)))
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#socket.off('drain', done)
+        this.#socket.off('close', done)
+        resolve()
+      }
+      this.#socket.on('drain', done)
+      this.#socket.on('close', done)
+    })
+  }
+
+  /** Close our side after the last reply and swallow what the client still sends, for a while. */
+  #hangUp(): void {
+    this.#reader.discard()
+    this.#socket.end()
+    const timer = setTimeout(() => this.#socket.destroy(), DRAIN_TIMEOUT_MS)
+    timer.unref()
+    this.#socket.once('close', () => clearTimeout(timer))
+  }
+}
+
+function simpleHeader(handle: Buffer, errno: number): Buffer {
+  const header = Buffer.allocUnsafe(16)
+  header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0)
+  header.writeUInt32BE(errno, 4)
+  handle.copy(header, 8)
+  return header
+}
+
+/** A structured chunk header followed by `extra` bytes for the caller to fill. */
+function structuredHeader(handle: Buffer, flags: number, type: number, length: number, extra = 0): Buffer {
+  const header = Buffer.alloc(20 + extra)
+  header.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, 0)
+  header.writeUInt16BE(flags, 4)
+  header.writeUInt16BE(type, 6)
+  handle.copy(header, 8)
+  header.writeUInt32BE(length, 16)
+  return header
+}

@@ -1,0 +1,59 @@
+// Open a store of either kind: the store record says whether it overlays an image or a tree.
+import { resolve } from 'node:path'
+import * as fs from './fs.js'
+import { fromSystemError, isPagecowError, parseWith, PagecowError } from './errors.js'
+import { ImageStore } from './image/image-store.js'
+import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './image/options.js'
+import { DATABASE_FILE, openDatabase } from './store/database.js'
+import { readStoreMeta, type StoreKind } from './store/meta.js'
+import { TreeStore } from './tree/tree-store.js'
+
+/** A store of either kind; `kind` tells which. */
+export type AnyStore = ImageStore | TreeStore
+
+/** The kind of the store in `dir` ('image' or 'tree'), read without taking its lock. */
+export async function storeKind(dir: string): Promise<StoreKind> {
+  const path = resolve(dir)
+  if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+  let db
+  try {
+    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true })
+    return readStoreMeta(db, path).kind
+  } catch (err) {
+    throw fromSystemError(err, `opening the store ${path}`)
+  } finally {
+    db?.close()
+  }
+}
+
+/**
+ * Create a store in `dir` over `lower`: a tree store if `lower` is a directory, an image store
+ * otherwise. Options as ImageStore.create / TreeStore.create.
+ */
+export async function createStore(dir: string, options: CreateOptions): Promise<AnyStore> {
+  const opts = parseWith(createOptionsSchema, options, 'create')
+  let isDirectory: boolean
+  try {
+    isDirectory = fs.statSync(opts.lower).isDirectory()
+  } catch (err) {
+    const e = fromSystemError(err, `reading the lower ${opts.lower}`)
+    if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(opts.lower)} does not exist`, { cause: err })
+    throw e
+  }
+  return isDirectory ? TreeStore.create(dir, opts) : ImageStore.create(dir, opts)
+}
+
+/** Open the store in `dir`, whatever its kind: `{ readOnly = false, autoFlushMs = 5000 }`. */
+export async function openStore(dir: string, options: OpenOptions = {}): Promise<AnyStore> {
+  const opts = parseWith(openOptionsSchema, options, 'open')
+  let kind: StoreKind
+  try {
+    kind = await storeKind(dir)
+  } catch (err) {
+    // No kind to read (a missing store, a damaged or unreadable database): the full open says
+    // precisely what is wrong (the writer lock, permissions, the database), as it always did.
+    if (isPagecowError(err, 'ENOENT') && !fs.existsSync(`${resolve(dir)}/${DATABASE_FILE}`)) throw err
+    return ImageStore.open(dir, opts)
+  }
+  return kind === 'tree' ? TreeStore.open(dir, opts) : ImageStore.open(dir, opts)
+}

@@ -1,0 +1,177 @@
+// Writing the merged tree out as a plain directory: sparse files stay sparse; owners, modes,
+// times, xattrs, hard links, symlinks and special files are kept. Uses the public API only.
+import { basename, dirname, resolve } from 'node:path'
+import { z } from 'zod'
+import * as fs from '../fs.js'
+import { fromSystemError, parseWith, PagecowError } from '../errors.js'
+import { childPath } from './names.js'
+import type { TreeStat } from './tree-stat.js'
+import type { TreeStore } from './tree-store.js'
+
+const BLOCK = 1024 * 1024
+
+export interface ExportTreeProgress {
+  /** Objects written so far, and the last one's path in the tree. */
+  entries: number
+  bytes: number
+  path: string
+}
+
+export interface ExportTreeResult {
+  entries: number
+  /** Bytes of file data written (holes, ZERO pages and all-zero blocks are left as holes). */
+  bytesCopied: number
+  /** Objects or attributes that could not be reproduced (sockets; owners without privilege). */
+  skipped: Array<{ path: string; reason: string }>
+}
+
+const exportTreeOptionsSchema = z.strictObject({
+  /** Called after each object written. */
+  onProgress: z.custom<(progress: ExportTreeProgress) => void>((v) => typeof v === 'function').optional(),
+  /** Set owners (lchown); failures without privilege are listed in `skipped`. Default true. */
+  owners: z.boolean().default(true),
+})
+
+export type ExportTreeOptions = z.input<typeof exportTreeOptionsSchema>
+
+/**
+ * Write the merged tree of `store` into `outdir` (new or empty). Directories get their mode,
+ * owner and times after their content, so a read-only directory is still filled.
+ */
+export async function exportTree(store: TreeStore, outdir: string, options: ExportTreeOptions = {}): Promise<ExportTreeResult> {
+  const opts = parseWith(exportTreeOptionsSchema, options, 'export')
+  checkTreeOutput(store, outdir)
+  try {
+    fs.mkdirSync(outdir, { recursive: true })
+  } catch (err) {
+    throw fromSystemError(err, `creating ${outdir}`)
+  }
+  if (fs.readdirSync(outdir).length > 0) throw new PagecowError('EEXIST', `${outdir} is not empty; export into a new or empty directory`)
+  const result: ExportTreeResult = { entries: 0, bytesCopied: 0, skipped: [] }
+  const links = new Map<number, string>()
+  let ownersDenied = false
+
+  const finishObject = async (path: string, out: string, st: TreeStat) => {
+    if (st.type !== 'symlink') await copyXattrs(store, path, out, st, result)
+    if (opts.owners && !ownersDenied) {
+      try {
+        fs.lchownSync(out, st.uid, st.gid)
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        if (code !== 'EPERM') throw fromSystemError(err, `setting the owner of ${out}`)
+        ownersDenied = true
+        result.skipped.push({ path, reason: 'owners not set: changing owners needs privilege (the first refusal stops further attempts)' })
+      }
+    }
+    if (st.type !== 'symlink') fs.chmodSync(out, st.mode & 0o7777)
+    fs.lutimesSync(out, st.atimeMs / 1000, st.mtimeMs / 1000)
+  }
+
+  const walk = async (dir: string, outDir: string): Promise<void> => {
+    let after: string | undefined
+    for (;;) {
+      const batch = await store.readdir(dir, after === undefined ? { limit: 1024 } : { after, limit: 1024 })
+      if (batch.length === 0) break
+      after = batch[batch.length - 1]!.name
+      for (const entry of batch) {
+        const path = childPath(dir, entry.name)
+        const out = `${outDir}/${entry.name}`
+        const st = await store.stat(path)
+        if (st.type === 'directory') {
+          fs.mkdirSync(out, { mode: 0o700 })
+          await walk(path, out)
+          await finishObject(path, out, st)
+        } else if (st.nlink > 1 && links.has(st.ino)) {
+          fs.linkSync(links.get(st.ino)!, out)
+        } else {
+          if (st.type === 'socket') {
+            result.skipped.push({ path, reason: 'sockets cannot be created by an export (the listening process makes them)' })
+            continue
+          }
+          if (st.type === 'file') await copyData(store, path, out, st, result)
+          else if (st.type === 'symlink') fs.symlinkSync(await store.readlink(path), out)
+          else fs.mknod(out, st.type === 'fifo' ? 'fifo' : st.type === 'char-device' ? 'char' : 'block', 0o600, st.rdev)
+          await finishObject(path, out, st)
+          if (st.nlink > 1) links.set(st.ino, out)
+        }
+        result.entries++
+        opts.onProgress?.({ entries: result.entries, bytes: result.bytesCopied, path })
+      }
+    }
+  }
+
+  try {
+    await walk('/', outdir)
+    await finishObject('/', outdir, await store.stat('/'))
+  } catch (err) {
+    throw fromSystemError(err, `exporting to ${outdir}`)
+  }
+  return result
+}
+
+/**
+ * Refuse (EINVAL) an output path inside the lower (it is never written) or the store (nothing
+ * else lives there), or containing either. For exports and `pagecow read --output`.
+ */
+export function checkTreeOutput(store: Pick<TreeStore, 'path' | 'lowerPath'>, outdir: string): void {
+  const target = realpathOfNearest(resolve(outdir))
+  for (const [root, what] of [[store.lowerPath, 'the lower'], [store.path, 'the store']] as const) {
+    const real = realpathOfNearest(root)
+    if (target === real || target.startsWith(real + '/') || real.startsWith(target + '/')) {
+      throw new PagecowError('EINVAL', `export: ${outdir} and ${what} (${root}) overlap; export somewhere else`)
+    }
+  }
+}
+
+/** The real path of `path`, resolving its nearest existing ancestor (the rest may not exist yet). */
+function realpathOfNearest(path: string): string {
+  const rest: string[] = []
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      return [fs.realpathSync(p), ...rest].join('/').replace(/\/\/+/g, '/')
+    } catch {
+      if (dirname(p) === p) return path
+      rest.unshift(basename(p))
+    }
+  }
+}
+
+/** Copy a regular file's data: only its data and lower extents, leaving holes and zero blocks out. */
+async function copyData(store: TreeStore, path: string, out: string, st: TreeStat, result: ExportTreeResult): Promise<void> {
+  const fd = fs.openSync(out, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
+  const handle = await store.open(path, 'r')
+  try {
+    fs.ftruncateSync(fd, st.size)
+    const zeros = Buffer.alloc(BLOCK)
+    for (const extent of store.extents(path)) {
+      if (extent.state === 'hole' || extent.state === 'zero') continue
+      const end = extent.start + extent.length
+      for (let pos = extent.start; pos < end; pos += BLOCK) {
+        const chunk = await handle.read(pos, Math.min(BLOCK, end - pos))
+        if (chunk.equals(zeros.subarray(0, chunk.length))) continue
+        for (let done = 0; done < chunk.length; ) done += fs.writeSync(fd, chunk, done, chunk.length - done, pos + done)
+        result.bytesCopied += chunk.length
+      }
+    }
+    fs.fsyncSync(fd)
+  } finally {
+    await handle.close()
+    fs.closeSync(fd)
+  }
+}
+
+async function copyXattrs(store: TreeStore, path: string, out: string, st: TreeStat, result: ExportTreeResult): Promise<void> {
+  const names = await store.listxattr(path)
+  if (names.length === 0) return
+  if (st.type === 'char-device' || st.type === 'block-device') {
+    result.skipped.push({ path, reason: 'extended attributes of device nodes are not exported' })
+    return
+  }
+  const flags = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW
+  const fd = fs.openSync(out, flags)
+  try {
+    for (const name of names) fs.setXattr(fd, name, await store.getxattr(path, name))
+  } finally {
+    fs.closeSync(fd)
+  }
+}

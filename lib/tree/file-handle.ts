@@ -1,0 +1,82 @@
+// An open regular file of a tree store. Handles on one inode share one node, so every handle
+// sees every write at once (SPEC §6), whatever order they were opened in.
+import { PagecowError } from '../errors.js'
+import type { OpenFlags } from './open-flags.js'
+import type { TreeStat } from './tree-stat.js'
+
+/** What a handle asks of its store; the store validates state (open, writable) in each. */
+export interface HandleHost {
+  read(length: number, offset: number): Buffer
+  write(offset: number, data: Uint8Array, append: boolean): number
+  truncate(size: number): void
+  stat(): TreeStat
+  fsync(): Promise<void>
+  close(): void
+}
+
+export class TreeFileHandle {
+  /** The path the handle was opened by (a later rename does not change it). */
+  readonly path: string
+  /** The inode the handle is open on. */
+  readonly ino: number
+  readonly flags: Readonly<OpenFlags>
+  readonly #host: HandleHost
+  #closed = false
+
+  constructor(path: string, ino: number, flags: OpenFlags, host: HandleHost) {
+    this.path = path
+    this.ino = ino
+    this.flags = Object.freeze({ ...flags })
+    this.#host = host
+  }
+
+  /** Read up to `length` bytes at `offset`; shorter at the end of the file. */
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.#check('read')
+    if (!this.flags.read) throw new PagecowError('EBADF', `read: ${this.path} is not open for reading`)
+    return this.#host.read(length, offset)
+  }
+
+  /**
+   * Write `data` at `offset` (at the end of the file when opened with O_APPEND, whatever
+   * `offset` says). Only the touched pages are copied up. Returns the bytes written.
+   */
+  async write(offset: number, data: Uint8Array): Promise<number> {
+    this.#check('write')
+    if (!this.flags.write) throw new PagecowError('EBADF', `write: ${this.path} is not open for writing`)
+    return this.#host.write(offset, data, this.flags.append)
+  }
+
+  /** Set the file's size (commits at once). */
+  async truncate(size: number): Promise<void> {
+    this.#check('truncate')
+    if (!this.flags.write) throw new PagecowError('EBADF', `truncate: ${this.path} is not open for writing`)
+    this.#host.truncate(size)
+  }
+
+  async stat(): Promise<TreeStat> {
+    this.#check('stat')
+    return this.#host.stat()
+  }
+
+  /** Make this file's completed writes durable. */
+  async fsync(): Promise<void> {
+    this.#check('fsync')
+    await this.#host.fsync()
+  }
+
+  /** Release the handle; closing twice is harmless. Data is committed by the next flush. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#host.close()
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #check(what: string): void {
+    if (this.#closed) throw new PagecowError('ECLOSED', `${what}: the handle on ${this.path} is closed`)
+  }
+}

@@ -1,0 +1,282 @@
+// fsck of a tree store: check the namespace records, every paged file, and what the records say
+// of the lower, without changing anything. The lower is lstat'ed only where a record points.
+import { resolve } from 'node:path'
+import type Database from 'better-sqlite3'
+import * as fs from '../fs.js'
+import { fromSystemError, PagecowError, type ErrorCode } from '../errors.js'
+import { Geometry, PAGES_PER_CHUNK, firstPageOfChunk } from '../geometry.js'
+import { fingerprint } from '../image/fingerprint.js'
+import type { FsckReport } from '../image/fsck.js'
+import { Chunk } from '../page/chunk.js'
+import { DATABASE_FILE, openDatabase } from '../store/database.js'
+import { readFileState, readStoreMeta } from '../store/meta.js'
+import { UPPER_INO_BASE } from './ino.js'
+import { LowerTree } from './lower-tree.js'
+import { Namespace, type InodeRow } from './namespace.js'
+import { checkName } from './names.js'
+import { UPPER_DIR } from './node-table.js'
+
+/** fsck of a tree store: the image report plus what was checked of the namespace. */
+export interface TreeFsckReport extends FsckReport {
+  kind: 'tree'
+  checked: FsckReport['checked'] & {
+    inodes: number
+    entries: number
+    whiteouts: number
+    files: number
+    /** Removed files still held by a handle when the writer stopped: dropped at the next open. */
+    orphans: number
+  }
+}
+
+type Problem = (code: ErrorCode, message: string) => void
+
+interface ChunkRow {
+  file: number
+  chunk: number
+  data: Buffer
+  zero: Buffer
+  data_count: number
+  zero_count: number
+}
+
+/** Check the tree store in `dir` read-only. Throws only when there is no store there at all. */
+export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
+  const path = resolve(dir)
+  if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+  const report: TreeFsckReport = {
+    path,
+    kind: 'tree',
+    clean: true,
+    problems: [],
+    checked: { chunks: 0, dataPages: 0, zeroPages: 0, inodes: 0, entries: 0, whiteouts: 0, files: 0, orphans: 0 },
+  }
+  const problem: Problem = (code, message) => report.problems.push({ code, message })
+  let db: Database.Database
+  try {
+    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true })
+  } catch (err) {
+    const e = fromSystemError(err, 'opening the database')
+    problem(e.code, e.message)
+    return finish(report)
+  }
+  try {
+    check(db, path, report, problem)
+  } catch (err) {
+    const e = fromSystemError(err, 'checking the store')
+    problem(e.code === 'EIO' ? 'ECORRUPT' : e.code, e.message)
+  } finally {
+    db.close()
+  }
+  return finish(report)
+}
+
+function finish(report: TreeFsckReport): TreeFsckReport {
+  report.clean = report.problems.length === 0
+  return report
+}
+
+function check(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem): void {
+  for (const row of db.pragma('integrity_check') as Array<{ integrity_check: string }>) {
+    if (row.integrity_check !== 'ok') problem('ECORRUPT', `database: ${row.integrity_check}`)
+  }
+  const meta = readStoreMeta(db, path)
+  if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
+  const geometry = new Geometry(meta.pageSize)
+  const ns = new Namespace(db, path)
+  const rootIno = meta.lower.rootIno
+  let lower: LowerTree | undefined
+  try {
+    lower = LowerTree.open(meta.lower.path, rootIno)
+  } catch (err) {
+    const e = fromSystemError(err, 'opening the lower')
+    problem(e.code, e.message)
+  }
+
+  // Inodes, one by one, so that one bad record does not hide the others.
+  const rows = new Map<number, InodeRow>()
+  for (const { ino } of db.prepare('SELECT ino FROM inodes ORDER BY ino').all() as Array<{ ino: number }>) {
+    report.checked.inodes++
+    try {
+      rows.set(ino, ns.inode(ino)!)
+    } catch (err) {
+      problem('ECORRUPT', (err as Error).message)
+    }
+  }
+  const nextIno = ns.counter('next_ino')
+  const nextFile = ns.counter('next_file')
+  const names = new Map<number, Array<{ parent: number; name: string }>>()
+
+  for (const d of db.prepare('SELECT parent, name, ino FROM dirents ORDER BY parent, name').all() as Array<{ parent: number; name: string; ino: number | null }>) {
+    const where = `entry "${d.name}" of directory ${d.parent}`
+    try {
+      checkName(d.name, where)
+    } catch (err) {
+      problem('ECORRUPT', `${where}: invalid name (${(err as Error).message})`)
+    }
+    const parent = rows.get(d.parent)
+    if (!parent) problem('ECORRUPT', `${where}: the directory has no record`)
+    else if (parent.type !== 'directory') problem('ECORRUPT', `${where}: inode ${d.parent} is a ${parent.type}, not a directory`)
+    if (d.ino === null) {
+      report.checked.whiteouts++
+      if (parent && (parent.origin === null || parent.opaque)) problem('ECORRUPT', `${where}: a whiteout in a directory that has no lower`)
+      continue
+    }
+    report.checked.entries++
+    if (!rows.has(d.ino)) problem('ECORRUPT', `${where}: names inode ${d.ino}, which has no record`)
+    const list = names.get(d.ino) ?? []
+    list.push({ parent: d.parent, name: d.name })
+    names.set(d.ino, list)
+  }
+
+  const fileOwners = new Map<number, number>()
+  for (const row of rows.values()) {
+    const where = `inode ${row.ino} (${row.type})`
+    const linked = names.get(row.ino) ?? []
+    if (row.origin === null) {
+      if (row.ino < UPPER_INO_BASE) problem('ECORRUPT', `${where}: created in the upper but numbered in the lower's range`)
+      else if (row.ino >= nextIno) problem('ECORRUPT', `${where}: past the inode counter (${nextIno})`)
+      if (row.type === 'symlink' && row.target === null) problem('ECORRUPT', `${where}: a symlink without a target`)
+    } else {
+      if (row.ino >= UPPER_INO_BASE) problem('ECORRUPT', `${where}: a lower object numbered in the upper's range`)
+      if (lower) checkLowerObject(lower, row, problem)
+    }
+    if (row.nlink === 0 && row.type !== 'directory') {
+      report.checked.orphans++
+      if (linked.length > 0) problem('ECORRUPT', `${where}: has no links but ${linked.length} entries name it`)
+    } else if (row.type === 'directory') {
+      if (linked.length > 1) problem('ECORRUPT', `${where}: a directory with ${linked.length} names`)
+      if (row.origin === null && linked.length === 0) problem('ECORRUPT', `${where}: a directory no entry names`)
+    } else if (row.origin === null && row.nlink !== linked.length) {
+      problem('ECORRUPT', `${where}: link count ${row.nlink} but ${linked.length} entries name it`)
+    }
+    if (row.file !== null) {
+      if (row.type !== 'file') problem('ECORRUPT', `${where}: holds data but is not a regular file`)
+      const other = fileOwners.get(row.file)
+      if (other !== undefined) problem('ECORRUPT', `${where}: shares paged file ${row.file} with inode ${other}`)
+      fileOwners.set(row.file, row.ino)
+    }
+  }
+  checkCycles(rows, names, rootIno, problem)
+
+  // Paged files: the same checks as an image, per file.
+  const sizes = new Map<number, { size: number; upperSize: number }>()
+  for (const { id } of db.prepare('SELECT id FROM files ORDER BY id').all() as Array<{ id: number }>) {
+    report.checked.files++
+    const owner = fileOwners.get(id)
+    if (owner === undefined) problem('ECORRUPT', `paged file ${id} belongs to no inode`)
+    if (id >= nextFile) problem('ECORRUPT', `paged file ${id} is past the file counter (${nextFile})`)
+    let state
+    try {
+      state = readFileState(db, id, path)
+    } catch (err) {
+      problem('ECORRUPT', (err as Error).message)
+      continue
+    }
+    let upperSize = 0
+    try {
+      upperSize = fs.statSync(`${path}/${UPPER_DIR}/${id}`).size
+    } catch (err) {
+      problem('ECORRUPT', `the upper data file of paged file ${id} is missing: ${fromSystemError(err, 'upper').message}`)
+    }
+    sizes.set(id, { size: state.size, upperSize })
+    const row = owner === undefined ? undefined : rows.get(owner)
+    if (lower && row?.origin != null && state.lowerCut > 0 && row.lowerPrint?.sample !== undefined) {
+      try {
+        const file = lower.openFile(row.origin)
+        try {
+          if (fingerprint(file).sample !== row.lowerPrint.sample) problem('ESTALE', `the lower file ${lower.full(row.origin)} changed after pages of it were copied up (sampled bytes differ)`)
+        } finally {
+          file.close()
+        }
+      } catch (err) {
+        const e = fromSystemError(err, `reading the lower file ${lower.full(row.origin)}`)
+        if (e.code !== 'ESTALE') problem('ESTALE', e.message)
+      }
+    }
+  }
+
+  for (const row of db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').all() as ChunkRow[]) {
+    report.checked.chunks++
+    const file = sizes.get(row.file)
+    if (!file) {
+      problem('ECORRUPT', `chunk ${row.chunk} belongs to unknown paged file ${row.file}`)
+      continue
+    }
+    let chunk: Chunk
+    try {
+      chunk = Chunk.decode({ data: row.data, zero: row.zero, dataCount: row.data_count, zeroCount: row.zero_count }, `paged file ${row.file}, chunk ${row.chunk}`)
+    } catch (err) {
+      problem('ECORRUPT', (err as Error).message)
+      continue
+    }
+    report.checked.dataPages += chunk.dataCount
+    report.checked.zeroPages += chunk.zeroCount
+    const base = firstPageOfChunk(row.chunk)
+    const pastEnd = localFrom(geometry.pagesFor(file.size), base)
+    if (chunk.count(pastEnd, PAGES_PER_CHUNK, 'data') + chunk.count(pastEnd, PAGES_PER_CHUNK, 'zero') > 0) {
+      problem('ECORRUPT', `paged file ${row.file}, chunk ${row.chunk}: pages marked past the end of the file (${file.size} bytes)`)
+    }
+    if (chunk.count(localFrom(geometry.pageOf(file.upperSize), base), PAGES_PER_CHUNK, 'data') > 0) {
+      problem('ECORRUPT', `paged file ${row.file}, chunk ${row.chunk}: DATA pages past the end of its upper file (${file.upperSize} bytes)`)
+    }
+  }
+
+  // Upper data files: each has a record, is being purged, or is a not-yet-committed allocation.
+  const purging = new Set(ns.purgeList())
+  let upperNames: string[] = []
+  try {
+    upperNames = fs.readdirSync(`${path}/${UPPER_DIR}`)
+  } catch (err) {
+    problem('ECORRUPT', `the upper directory is missing: ${fromSystemError(err, 'upper').message}`)
+  }
+  for (const name of upperNames) {
+    const id = /^\d+$/.test(name) ? Number(name) : NaN
+    if (Number.isNaN(id)) problem('ECORRUPT', `unexpected file ${UPPER_DIR}/${name} in the store`)
+    else if (!sizes.has(id) && !purging.has(id) && id < nextFile) problem('ECORRUPT', `upper data file ${UPPER_DIR}/${name} belongs to no paged file (wasted space)`)
+  }
+}
+
+/** A record's origin must still be the same lower object (type and inode number). */
+function checkLowerObject(lower: LowerTree, row: InodeRow, problem: Problem): void {
+  let found
+  try {
+    found = lower.lstat(row.origin!)
+  } catch (err) {
+    const e = fromSystemError(err, `reading the lower ${lower.full(row.origin!)}`)
+    problem(e.code, e.message)
+    return
+  }
+  if (!found) problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} is gone`)
+  else if (found.stat.ino !== row.ino || found.type !== row.type) {
+    problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} was replaced (now inode ${found.stat.ino}, a ${found.type})`)
+  } else if (row.type === 'file' && row.lowerPrint && (found.stat.size !== row.lowerPrint.size || found.stat.mtimeMs !== row.lowerPrint.mtimeMs)) {
+    problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} changed (size ${row.lowerPrint.size} → ${found.stat.size}, mtime ${row.lowerPrint.mtimeMs} → ${found.stat.mtimeMs})`)
+  }
+}
+
+/** Directory entries must form a tree: following names upwards never comes back. */
+function checkCycles(rows: Map<number, InodeRow>, names: Map<number, Array<{ parent: number }>>, rootIno: number, problem: Problem): void {
+  const ok = new Set<number>([rootIno])
+  for (const row of rows.values()) {
+    if (row.type !== 'directory') continue
+    const seen = new Set<number>()
+    let ino = row.ino
+    while (!ok.has(ino)) {
+      if (seen.has(ino)) {
+        problem('ECORRUPT', `directory ${row.ino} is inside itself (a cycle through inode ${ino})`)
+        break
+      }
+      seen.add(ino)
+      const up = names.get(ino)?.[0]
+      if (!up) break // a lower directory in its lower place: its parents are the lower's
+      ino = up.parent
+    }
+    for (const s of seen) ok.add(s)
+  }
+}
+
+/** Index within the chunk starting at `base` of global page `page`, clamped to the chunk. */
+function localFrom(page: number, base: number): number {
+  return Math.min(PAGES_PER_CHUNK, Math.max(0, page - base))
+}

@@ -1,0 +1,156 @@
+// The lower directory tree, read lazily and never written: one lstat per path component, never
+// following a symlink, never leaving the lower's file system.
+import type { Stats } from 'node:fs'
+import * as fs from '../fs.js'
+import { fromSystemError, PagecowError } from '../errors.js'
+import { LowerImage } from '../image/lower-image.js'
+import { typeOfStats, type FileType } from './file-type.js'
+import { UPPER_INO_BASE } from './ino.js'
+
+/** One object of the lower: its path relative to the lower root ('' is the root) and its lstat. */
+export interface LowerObject {
+  path: string
+  type: FileType
+  stat: Stats
+}
+
+/** A name in a lower directory, typed from the directory entry (no lstat). */
+export interface LowerName {
+  name: string
+  type: FileType
+}
+
+export class LowerTree {
+  /** Absolute, symlink-free path of the lower root. */
+  readonly root: string
+  readonly #dev: number
+
+  private constructor(root: string, dev: number) {
+    this.root = root
+    this.#dev = dev
+  }
+
+  /** Open the lower at `root`; `rootIno` (from the store record) must match its root directory. */
+  static open(root: string, rootIno?: number): LowerTree {
+    let st: Stats
+    try {
+      st = fs.lstatSync(root)
+    } catch (err) {
+      const e = fromSystemError(err, `reading the lower ${root}`)
+      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower directory ${root} does not exist`, { cause: err })
+      throw e
+    }
+    if (!st.isDirectory()) throw new PagecowError('ENOTDIR', `the lower ${root} is not a directory`)
+    if (rootIno !== undefined && st.ino !== rootIno) {
+      throw new PagecowError('ESTALE', `the lower directory ${root} was replaced since the store was created (root inode ${rootIno} → ${st.ino}); the store refuses to overlay a different tree`)
+    }
+    return new LowerTree(root, st.dev)
+  }
+
+  /** The absolute path of lower path `rel`. */
+  full(rel: string): string {
+    return rel === '' ? this.root : `${this.root}/${rel}`
+  }
+
+  /**
+   * lstat the lower object at `rel`, whose parent components were each found a directory by
+   * this walk. Null if nothing is there.
+   */
+  lstat(rel: string): LowerObject | null {
+    let stat: Stats
+    try {
+      stat = fs.lstatSync(this.full(rel))
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null
+      throw fromSystemError(err, `reading the lower ${this.full(rel)}`)
+    }
+    if (stat.dev !== this.#dev) {
+      throw new PagecowError('EXDEV', `the lower ${this.full(rel)} is on another file system (a mount point inside the lower); tree mode overlays one file system`)
+    }
+    if (stat.ino >= UPPER_INO_BASE) {
+      throw new PagecowError('EIO', `the lower ${this.full(rel)} has inode number ${stat.ino}, past the ${UPPER_INO_BASE} tree mode keeps for the lower`)
+    }
+    const type = typeOfStats(stat)
+    /* c8 ignore next -- every Linux file system object has one of the seven types */
+    if (!type) throw new PagecowError('EIO', `the lower ${this.full(rel)} has an unknown file type`)
+    return { path: rel, type, stat }
+  }
+
+  child(dir: string, name: string): LowerObject | null {
+    return this.lstat(dir === '' ? name : `${dir}/${name}`)
+  }
+
+  /** Whether the lower directory `dir` has an entry `name`. */
+  has(dir: string, name: string): boolean {
+    try {
+      fs.lstatSync(this.full(dir === '' ? name : `${dir}/${name}`))
+      return true
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false
+      throw fromSystemError(err, `reading the lower ${this.full(dir)}`)
+    }
+  }
+
+  /**
+   * The entries of lower directory `dir`, unsorted. Names that are not valid UTF-8 are left out:
+   * the API speaks strings and could not name them again.
+   */
+  list(dir: string): LowerName[] {
+    let entries: Array<import('node:fs').Dirent<Buffer>>
+    try {
+      entries = fs.readdirSync(this.full(dir), { withFileTypes: true, encoding: 'buffer' })
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return []
+      throw fromSystemError(err, `listing the lower ${this.full(dir)}`)
+    }
+    const out: LowerName[] = []
+    for (const entry of entries) {
+      const raw = entry.name
+      const name = raw.toString('utf8')
+      if (!Buffer.from(name, 'utf8').equals(raw)) continue
+      const type = typeOfStats(entry) ?? this.child(dir, name)?.type
+      if (type) out.push({ name, type })
+    }
+    return out
+  }
+
+  readlink(rel: string): string {
+    try {
+      return fs.readlinkSync(this.full(rel), 'utf8')
+    } catch (err) {
+      throw fromSystemError(err, `reading the lower symlink ${this.full(rel)}`)
+    }
+  }
+
+  /** Open the lower regular file at `rel` for reading (O_NOFOLLOW: a symlink there is ELOOP). */
+  openFile(rel: string): LowerImage {
+    return LowerImage.open(this.full(rel), { noFollow: true })
+  }
+
+  /** The lower object's extended attributes. Symlinks and device nodes report none. */
+  xattrs(rel: string, type: FileType): Map<string, Buffer> {
+    const out = new Map<string, Buffer>()
+    if (type === 'symlink' || type === 'char-device' || type === 'block-device' || type === 'socket') return out
+    let fd: number
+    try {
+      fd = fs.openSync(this.full(rel), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
+    } catch (err) {
+      throw fromSystemError(err, `reading the attributes of the lower ${this.full(rel)}`)
+    }
+    try {
+      for (const name of fs.listXattrs(fd)) {
+        const value = fs.getXattr(fd, name)
+        if (value) out.set(name, value)
+      }
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw fromSystemError(err, `reading the attributes of the lower ${this.full(rel)}`)
+    } finally {
+      fs.closeSync(fd)
+    }
+    return out
+  }
+}

@@ -1,0 +1,309 @@
+// The namespace tables of a tree store (inodes, dirents, xattrs, counters, purge): typed reads and
+// writes, validated on the way in from disk. Callers group writes in one transaction per change.
+import type Database from 'better-sqlite3'
+import { z } from 'zod'
+import { PagecowError } from '../errors.js'
+import { FILE_TYPES, type FileType } from './file-type.js'
+import { FIRST_FILE_ID, UPPER_INO_BASE } from './ino.js'
+
+/** What the upper recorded about a lower file: checked before its data is read again. */
+export interface LowerPrint {
+  size: number
+  mtimeMs: number
+  blocks: number
+  /** Hash of sampled blocks, taken when the first page was copied up. */
+  sample?: string
+}
+
+const lowerPrintSchema = z.strictObject({
+  size: z.number().int().nonnegative(),
+  mtimeMs: z.number(),
+  blocks: z.number().int().nonnegative(),
+  sample: z.string().optional(),
+})
+
+/** An inode row: the whole metadata of an object the upper knows about. */
+export interface InodeRow {
+  ino: number
+  type: FileType
+  /** Path in the lower ('' = its root); null for objects created in the upper. */
+  origin: string | null
+  nlink: number
+  /** Permission bits (07777). */
+  mode: number
+  uid: number
+  gid: number
+  rdev: number
+  atimeMs: number
+  mtimeMs: number
+  ctimeMs: number
+  /** Target of an upper-created symlink. */
+  target: string | null
+  /** Paged file id holding the data, or null while the data is all the lower's. */
+  file: number | null
+  lowerPrint: LowerPrint | null
+  opaque: boolean
+}
+
+export type InodeMeta = Pick<InodeRow, 'mode' | 'uid' | 'gid' | 'atimeMs' | 'mtimeMs' | 'ctimeMs'>
+
+const inodeRowSchema = z.strictObject({
+  ino: z.number().int().nonnegative(),
+  type: z.enum(FILE_TYPES as [FileType, ...FileType[]]),
+  origin: z.string().nullable(),
+  nlink: z.number().int().nonnegative(),
+  mode: z.number().int().min(0).max(0o7777),
+  uid: z.number().int(),
+  gid: z.number().int(),
+  rdev: z.number().int(),
+  atime_ms: z.number(),
+  mtime_ms: z.number(),
+  ctime_ms: z.number(),
+  target: z.string().nullable(),
+  file: z.number().int().positive().nullable(),
+  lower_fp: z.string().nullable(),
+  opaque: z.number().int(),
+})
+
+/** A directory entry of the upper: ino null is a whiteout. `type` is the inode's (null for whiteouts). */
+export interface DirentRow {
+  parent: number
+  name: string
+  ino: number | null
+  type: FileType | null
+}
+
+const INODE_COLUMNS = 'ino, type, origin, nlink, mode, uid, gid, rdev, atime_ms, mtime_ms, ctime_ms, target, file, lower_fp, opaque'
+
+export class Namespace {
+  readonly #db: Database.Database
+  readonly #where: string
+  readonly #statements = new Map<string, Database.Statement>()
+
+  constructor(db: Database.Database, where: string) {
+    this.#db = db
+    this.#where = where
+  }
+
+  /** Run `fn` in one SQLite transaction (synchronous: no await inside). */
+  transaction<T>(fn: () => T): T {
+    return this.#db.transaction(fn)()
+  }
+
+  inode(ino: number): InodeRow | undefined {
+    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE ino = ?`, ino)
+    return row === undefined ? undefined : this.#decode(row)
+  }
+
+  /** A linked inode recorded at lower path `origin` (an object of the lower the upper knows). */
+  inodeAtOrigin(origin: string): InodeRow | undefined {
+    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE origin = ? AND nlink > 0 LIMIT 1`, origin)
+    return row === undefined ? undefined : this.#decode(row)
+  }
+
+  /** Every inode row, in inode order (fsck, changes). */
+  *inodes(): Generator<InodeRow> {
+    for (const row of this.#iterate(`SELECT ${INODE_COLUMNS} FROM inodes ORDER BY ino`)) yield this.#decode(row)
+  }
+
+  insertInode(row: InodeRow): void {
+    this.#run(
+      `INSERT INTO inodes (${INODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.ino, row.type, row.origin, row.nlink, row.mode, row.uid, row.gid, row.rdev, row.atimeMs, row.mtimeMs, row.ctimeMs,
+      row.target, row.file, row.lowerPrint ? JSON.stringify(row.lowerPrint) : null, row.opaque ? 1 : 0,
+    )
+  }
+
+  setMeta(ino: number, meta: Partial<InodeMeta>): void {
+    const sets: string[] = []
+    const values: unknown[] = []
+    const columns: Record<keyof InodeMeta, string> = { mode: 'mode', uid: 'uid', gid: 'gid', atimeMs: 'atime_ms', mtimeMs: 'mtime_ms', ctimeMs: 'ctime_ms' }
+    for (const key of Object.keys(columns) as Array<keyof InodeMeta>) {
+      if (meta[key] === undefined) continue
+      sets.push(`${columns[key]} = ?`)
+      values.push(meta[key])
+    }
+    if (sets.length > 0) this.#run(`UPDATE inodes SET ${sets.join(', ')} WHERE ino = ?`, ...values, ino)
+  }
+
+  setNlink(ino: number, nlink: number): void {
+    this.#run('UPDATE inodes SET nlink = ? WHERE ino = ?', nlink, ino)
+  }
+
+  setFile(ino: number, file: number, lowerPrint: LowerPrint | null): void {
+    this.#run('UPDATE inodes SET file = ?, lower_fp = ? WHERE ino = ?', file, lowerPrint ? JSON.stringify(lowerPrint) : null, ino)
+  }
+
+  /** Delete an inode row and its xattrs. */
+  deleteInode(ino: number): void {
+    this.#run('DELETE FROM inodes WHERE ino = ?', ino)
+    this.#run('DELETE FROM xattrs WHERE ino = ?', ino)
+  }
+
+  /** Inodes no name refers to any more (left by a crash while a removed file was open). */
+  orphans(): InodeRow[] {
+    return [...this.#iterate(`SELECT ${INODE_COLUMNS} FROM inodes WHERE nlink = 0`)].map((r) => this.#decode(r))
+  }
+
+  dirent(parent: number, name: string): { ino: number | null } | undefined {
+    return this.#get('SELECT ino FROM dirents WHERE parent = ? AND name = ?', parent, name) as { ino: number | null } | undefined
+  }
+
+  setDirent(parent: number, name: string, ino: number | null): void {
+    this.#run('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino', parent, name, ino)
+  }
+
+  deleteDirent(parent: number, name: string): void {
+    this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, name)
+  }
+
+  deleteDirentsOf(parent: number): void {
+    this.#run('DELETE FROM dirents WHERE parent = ?', parent)
+  }
+
+  /** The upper entries of a directory (whiteouts included), in byte order of name. */
+  direntsOf(parent: number): DirentRow[] {
+    return [...this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name', parent)] as DirentRow[]
+  }
+
+  hasDirents(parent: number): boolean {
+    return this.#get('SELECT 1 AS one FROM dirents WHERE parent = ? LIMIT 1', parent) !== undefined
+  }
+
+  /** The entries naming `ino`. */
+  namesOf(ino: number): Array<{ parent: number; name: string }> {
+    return [...this.#iterate('SELECT parent, name FROM dirents WHERE ino = ? ORDER BY parent, name', ino)] as Array<{ parent: number; name: string }>
+  }
+
+  /** Every upper entry (fsck, changes), whiteouts included. */
+  *allDirents(): Generator<DirentRow> {
+    yield* this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino ORDER BY d.parent, d.name') as Iterable<DirentRow>
+  }
+
+  /** The upper's xattrs of `ino`: value null means "removed from the lower's". */
+  xattrs(ino: number): Map<string, Buffer | null> {
+    const out = new Map<string, Buffer | null>()
+    for (const row of this.#iterate('SELECT name, value FROM xattrs WHERE ino = ? ORDER BY name', ino) as Iterable<{ name: string; value: Buffer | null }>) {
+      out.set(row.name, row.value)
+    }
+    return out
+  }
+
+  hasXattrs(ino: number): boolean {
+    return this.#get('SELECT 1 AS one FROM xattrs WHERE ino = ? LIMIT 1', ino) !== undefined
+  }
+
+  setXattr(ino: number, name: string, value: Uint8Array | null): void {
+    this.#run('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', ino, name, value)
+  }
+
+  deleteXattr(ino: number, name: string): void {
+    this.#run('DELETE FROM xattrs WHERE ino = ? AND name = ?', ino, name)
+  }
+
+  /** Take the next inode number for an upper-created object. */
+  allocateIno(): number {
+    return this.#take('next_ino', UPPER_INO_BASE)
+  }
+
+  /** The next paged file id, not yet taken: takeFileId() in the commit that records it. */
+  peekFileId(): number {
+    return this.#counter('next_file', FIRST_FILE_ID)
+  }
+
+  takeFileId(id: number): void {
+    this.#run('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)', 'next_file', id + 1)
+  }
+
+  counter(name: 'next_ino' | 'next_file'): number {
+    return this.#counter(name, name === 'next_ino' ? UPPER_INO_BASE : FIRST_FILE_ID)
+  }
+
+  /** Remove a paged file's records (its page chunks and its size record). */
+  deleteFileRecords(file: number): void {
+    this.#run('DELETE FROM page_chunks WHERE file = ?', file)
+    this.#run('DELETE FROM files WHERE id = ?', file)
+  }
+
+  addPurge(file: number): void {
+    this.#run('INSERT OR IGNORE INTO purge (file) VALUES (?)', file)
+  }
+
+  removePurge(file: number): void {
+    this.#run('DELETE FROM purge WHERE file = ?', file)
+  }
+
+  purgeList(): number[] {
+    return ([...this.#iterate('SELECT file FROM purge ORDER BY file')] as Array<{ file: number }>).map((r) => r.file)
+  }
+
+  #counter(name: string, initial: number): number {
+    const row = this.#get('SELECT value FROM counters WHERE name = ?', name) as { value: number } | undefined
+    return row?.value ?? initial
+  }
+
+  #take(name: string, initial: number): number {
+    const value = this.#counter(name, initial)
+    this.#run('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value', name, value + 1)
+    return value
+  }
+
+  #decode(raw: unknown): InodeRow {
+    const result = inodeRowSchema.safeParse(raw)
+    if (!result.success) {
+      const ino = (raw as { ino?: unknown })?.ino
+      throw new PagecowError('ECORRUPT', `${this.#where}: inode ${String(ino)} record is invalid (${result.error.issues[0]?.path.join('.')}: ${result.error.issues[0]?.message}); run \`pagecow fsck\``)
+    }
+    const r = result.data
+    let lowerPrint: LowerPrint | null = null
+    if (r.lower_fp !== null) {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(r.lower_fp)
+      } catch (err) {
+        throw new PagecowError('ECORRUPT', `${this.#where}: inode ${r.ino} lower record is not JSON; run \`pagecow fsck\``, { cause: err })
+      }
+      const fp = lowerPrintSchema.safeParse(parsed)
+      if (!fp.success) throw new PagecowError('ECORRUPT', `${this.#where}: inode ${r.ino} lower record is invalid; run \`pagecow fsck\``)
+      lowerPrint = fp.data.sample === undefined ? { size: fp.data.size, mtimeMs: fp.data.mtimeMs, blocks: fp.data.blocks } : (fp.data as LowerPrint)
+    }
+    return {
+      ino: r.ino,
+      type: r.type,
+      origin: r.origin,
+      nlink: r.nlink,
+      mode: r.mode,
+      uid: r.uid,
+      gid: r.gid,
+      rdev: r.rdev,
+      atimeMs: r.atime_ms,
+      mtimeMs: r.mtime_ms,
+      ctimeMs: r.ctime_ms,
+      target: r.target,
+      file: r.file,
+      lowerPrint,
+      opaque: r.opaque !== 0,
+    }
+  }
+
+  #statement(sql: string): Database.Statement {
+    let s = this.#statements.get(sql)
+    if (!s) {
+      s = this.#db.prepare(sql)
+      this.#statements.set(sql, s)
+    }
+    return s
+  }
+
+  #get(sql: string, ...params: unknown[]): unknown {
+    return this.#statement(sql).get(...params)
+  }
+
+  #iterate(sql: string, ...params: unknown[]): Iterable<unknown> {
+    return this.#statement(sql).iterate(...params)
+  }
+
+  #run(sql: string, ...params: unknown[]): void {
+    this.#statement(sql).run(...params)
+  }
+}

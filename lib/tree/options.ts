@@ -1,0 +1,70 @@
+// Options of the tree store API, validated with zod at the edge (misspelled options are errors).
+import { z } from 'zod'
+import { createOptionsSchema, openOptionsSchema } from '../image/options.js'
+import { FILE_TYPES, type FileType } from './file-type.js'
+
+/** `TreeStore.create(dir, { lower, pageSize = 4096, autoFlushMs = 5000 })`; `lower` is a directory. */
+export const treeCreateOptionsSchema = createOptionsSchema
+/** `TreeStore.open(dir, { readOnly = false, autoFlushMs = 5000 })`. */
+export const treeOpenOptionsSchema = openOptionsSchema
+
+export type TreeCreateOptions = z.input<typeof treeCreateOptionsSchema>
+export type TreeOpenOptions = z.input<typeof treeOpenOptionsSchema>
+
+const id = z.number().int().min(0).max(2 ** 32 - 2)
+const perm = z.number().int().min(0).max(0o7777)
+
+/** Owner and permission bits of a new object. Default: mode 0o644 (files), 0o755 (directories); the process's uid and gid. */
+export const newObjectOptionsSchema = z.strictObject({
+  mode: perm.optional(),
+  uid: id.optional(),
+  gid: id.optional(),
+})
+export type NewObjectOptions = z.input<typeof newObjectOptionsSchema>
+
+const specialTypes = FILE_TYPES.filter((t) => t !== 'file' && t !== 'directory' && t !== 'symlink') as [FileType, ...FileType[]]
+
+/** `mknod(path, { type, mode = 0o644, rdev = 0, uid, gid })`: a FIFO, socket or device node (metadata only). */
+export const mknodOptionsSchema = z.strictObject({
+  type: z.enum(specialTypes),
+  mode: perm.optional(),
+  rdev: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  uid: id.optional(),
+  gid: id.optional(),
+})
+export type MknodOptions = z.input<typeof mknodOptionsSchema>
+
+/** `rename(from, to, { noReplace = false, exchange = false })`: RENAME_NOREPLACE, RENAME_EXCHANGE. */
+export const renameOptionsSchema = z.strictObject({
+  noReplace: z.boolean().default(false),
+  exchange: z.boolean().default(false),
+})
+export type RenameOptions = z.input<typeof renameOptionsSchema>
+
+/** `readdir(path, { after, limit })`: entries whose name sorts after `after` (the cookie), at most `limit`. */
+export const readdirOptionsSchema = z.strictObject({
+  after: z.string().optional(),
+  limit: z.number().int().positive().optional(),
+})
+export type ReaddirOptions = z.input<typeof readdirOptionsSchema>
+
+const time = z.union([z.number().finite(), z.literal('now')])
+/** `utimens(path, { atimeMs, mtimeMs })`: milliseconds or 'now'; a missing one is left as it is (UTIME_OMIT). */
+export const utimensOptionsSchema = z.strictObject({
+  atimeMs: time.optional(),
+  mtimeMs: time.optional(),
+})
+export type UtimensOptions = z.input<typeof utimensOptionsSchema>
+
+/** `setxattr(path, name, value, { create, replace })`: XATTR_CREATE (EEXIST if set), XATTR_REPLACE (ENODATA if not). */
+export const setxattrOptionsSchema = z.strictObject({
+  create: z.boolean().default(false),
+  replace: z.boolean().default(false),
+})
+export type SetxattrOptions = z.input<typeof setxattrOptionsSchema>
+
+/** `rm(path, { recursive = false })`: a directory only with `recursive`. */
+export const rmOptionsSchema = z.strictObject({
+  recursive: z.boolean().default(false),
+})
+export type RmOptions = z.input<typeof rmOptionsSchema>

@@ -1,0 +1,1132 @@
+// A tree store: a directory tree (a root file system) overlaid by a writable upper (SPEC §6). The
+// namespace lives in SQLite; every regular file's data is a PagedFile of the page store, so image
+// mode is the one-file case of the same code. The public API: validate, then delegate.
+import { EventEmitter } from 'node:events'
+import { resolve } from 'node:path'
+import type Database from 'better-sqlite3'
+import * as fs from '../fs.js'
+import { fromSystemError, parseWith, PagecowError } from '../errors.js'
+import { Geometry, MAX_FILE_SIZE } from '../geometry.js'
+import { MAX_IO_BYTES } from '../image/image-store.js'
+import type { Extent } from '../page/extent.js'
+import { ExtentMerger } from '../page/extent.js'
+import { DATABASE_FILE, openDatabase } from '../store/database.js'
+import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
+import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
+import { VERSION } from '../version.js'
+import { listChanges, type TreeChange } from './changes.js'
+import type { Entry } from './entry.js'
+import { mergesLower } from './entry.js'
+import { TreeFileHandle, type HandleHost } from './file-handle.js'
+import type { FileNode } from './file-node.js'
+import { modeOf, type FileType } from './file-type.js'
+import { LowerTree } from './lower-tree.js'
+import { rowFromLower } from './lower-row.js'
+import { MergedDirs } from './merged-dir.js'
+import { Namespace, type InodeMeta, type InodeRow } from './namespace.js'
+import { checkName, compareNames, joinPath, PATH_MAX, splitPath } from './names.js'
+import { NodeTable, UPPER_DIR } from './node-table.js'
+import { parseOpenFlags } from './open-flags.js'
+import {
+  mknodOptionsSchema,
+  newObjectOptionsSchema,
+  readdirOptionsSchema,
+  renameOptionsSchema,
+  rmOptionsSchema,
+  setxattrOptionsSchema,
+  treeCreateOptionsSchema,
+  treeOpenOptionsSchema,
+  utimensOptionsSchema,
+  type MknodOptions,
+  type NewObjectOptions,
+  type ReaddirOptions,
+  type RenameOptions,
+  type RmOptions,
+  type SetxattrOptions,
+  type TreeCreateOptions,
+  type TreeOpenOptions,
+  type UtimensOptions,
+} from './options.js'
+import { Resolver } from './resolver.js'
+import type { DirEntry, TreeStat, TreeStatfs } from './tree-stat.js'
+import { checkXattrName, checkXattrValue } from './xattr-name.js'
+
+/** st_size reported for a directory created in the upper. */
+const DIRECTORY_SIZE = 4096
+
+/** What `info()` returns: plain data, printed as is by `pagecow inspect --json`. */
+export interface TreeStoreInfo {
+  path: string
+  kind: 'tree'
+  readOnly: boolean
+  pageSize: number
+  lower: { path: string }
+  /** Objects the upper records (changed lower objects and new ones), names and whiteouts. */
+  namespace: { inodes: number; entries: number; whiteouts: number; xattrs: number }
+  /** Regular files with pages in the upper, and their pages by state. */
+  files: { withData: number; dataPages: number; zeroPages: number }
+  upper: { allocatedBytes: number; apparentBytes: number; databaseBytes: number }
+  written: { userBytes: number; upperBytes: number; amplification: number | null }
+  dirty: boolean
+  autoFlushMs: number
+  createdAt: string
+}
+
+/** The page map of one file of the tree (`pagecow inspect STORE PATH`). */
+export interface TreeFileInfo {
+  path: string
+  ino: number
+  size: number
+  pageSize: number
+  pages: { total: number; data: number; zero: number; lower: number }
+  upper: { allocatedBytes: number }
+  /** Where the data's lower bytes come from, if anywhere. */
+  lowerPath: string | null
+}
+
+/** Effects of a namespace change that may only run once its transaction committed. */
+interface Effects {
+  after: Array<() => void>
+  purge: number[]
+}
+
+export class TreeStore extends EventEmitter {
+  readonly kind = 'tree' as const
+  /** Absolute path of the store directory. */
+  readonly path: string
+  readonly readOnly: boolean
+  readonly #meta: TreeMeta
+  readonly #db: Database.Database
+  readonly #lock: WriterLock | undefined
+  readonly #ns: Namespace
+  readonly #lower: LowerTree
+  readonly #resolver: Resolver
+  readonly #dirs: MergedDirs
+  readonly #nodes: NodeTable
+  readonly #autoFlushMs: number
+  #timer: NodeJS.Timeout | undefined
+  #flushChain: Promise<void> = Promise.resolve()
+  #dataVersion: number
+  #closed = false
+
+  private constructor(parts: {
+    path: string
+    readOnly: boolean
+    meta: TreeMeta
+    db: Database.Database
+    lock: WriterLock | undefined
+    lower: LowerTree
+    autoFlushMs: number
+  }) {
+    super()
+    this.path = parts.path
+    this.readOnly = parts.readOnly
+    this.#meta = parts.meta
+    this.#db = parts.db
+    this.#lock = parts.lock
+    this.#lower = parts.lower
+    this.#ns = new Namespace(parts.db, parts.path)
+    this.#resolver = new Resolver(this.#ns, parts.lower, parts.meta.lower.rootIno)
+    this.#dirs = new MergedDirs(this.#ns, parts.lower)
+    this.#nodes = new NodeTable({
+      path: parts.path,
+      db: parts.db,
+      ns: this.#ns,
+      lower: parts.lower,
+      geometry: new Geometry(parts.meta.pageSize),
+      readOnly: parts.readOnly,
+    })
+    this.#autoFlushMs = parts.autoFlushMs
+    this.#dataVersion = this.#readDataVersion()
+    if (!parts.readOnly && parts.autoFlushMs > 0) {
+      this.#timer = setInterval(() => this.#autoFlush(), parts.autoFlushMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** Create a tree store in `dir` (new or empty) over the directory `lower`. Nothing of the lower is read but its root. */
+  static async create(dir: string, options: TreeCreateOptions): Promise<TreeStore> {
+    const opts = parseWith(treeCreateOptionsSchema, options, 'create')
+    const path = resolve(dir)
+    let lowerPath: string
+    try {
+      lowerPath = fs.realpathSync(resolve(opts.lower))
+    } catch (err) {
+      const e = fromSystemError(err, `reading the lower ${opts.lower}`)
+      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower directory ${resolve(opts.lower)} does not exist`, { cause: err })
+      throw e
+    }
+    const rootIno = fs.lstatSync(lowerPath).ino
+    LowerTree.open(lowerPath, rootIno)
+    const created = prepareEmptyDirectory(path)
+    const real = fs.realpathSync(path)
+    if (real === lowerPath || real.startsWith(lowerPath + '/') || lowerPath.startsWith(real + '/')) {
+      if (created) fs.rmdirSync(path)
+      throw new PagecowError('EINVAL', `the store ${path} and the lower ${lowerPath} must not contain one another`)
+    }
+    let db: Database.Database | undefined
+    try {
+      fs.mkdirSync(`${path}/${UPPER_DIR}`)
+      db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: false, create: true })
+      const meta: TreeMeta = {
+        format: 'pagecow',
+        kind: 'tree',
+        pageSize: opts.pageSize,
+        lower: { path: lowerPath, rootIno },
+        createdAt: new Date().toISOString(),
+        createdBy: `pagecow ${VERSION}`,
+      }
+      const database = db
+      database.transaction(() => writeMeta(database, meta))()
+    } catch (err) {
+      throw fromSystemError(err, `creating a store in ${path}`)
+    } finally {
+      db?.close()
+    }
+    return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs })
+  }
+
+  /** Open a tree store; the lower root must be the one it was created over (ESTALE otherwise). */
+  static async open(dir: string, options: TreeOpenOptions = {}): Promise<TreeStore> {
+    const opts = parseWith(treeOpenOptionsSchema, options, 'open')
+    const path = resolve(dir)
+    if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+    const lock = opts.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
+    let db: Database.Database | undefined
+    try {
+      db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: opts.readOnly })
+      const meta = readStoreMeta(db, path)
+      if (meta.kind !== 'tree') {
+        throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store, not a tree store; open it with openStore() or ImageStore.open()`)
+      }
+      const lower = LowerTree.open(meta.lower.path, meta.lower.rootIno)
+      const store = new TreeStore({ path, readOnly: opts.readOnly, meta, db, lock, lower, autoFlushMs: opts.autoFlushMs })
+      if (!opts.readOnly) store.#recover()
+      return store
+    } catch (err) {
+      db?.close()
+      lock?.release()
+      throw fromSystemError(err, `opening the store ${path}`)
+    }
+  }
+
+  get pageSize(): number {
+    return this.#meta.pageSize
+  }
+
+  /** The lower directory. */
+  get lowerPath(): string {
+    return this.#meta.lower.path
+  }
+
+  // ---- reading the namespace ----
+
+  /** lstat of `path` in the merged view (a symlink is not followed). */
+  async stat(path: string): Promise<TreeStat> {
+    const names = this.#begin(path, 'stat')
+    return this.#statOf(this.#resolver.resolve(names, 'stat'))
+  }
+
+  /**
+   * The entries of directory `path`, merged (upper over lower, whiteouts hidden), in byte order
+   * of name. Resume a listing with `after`: the name of the last entry received.
+   */
+  async readdir(path: string, options: ReaddirOptions = {}): Promise<DirEntry[]> {
+    const opts = parseWith(readdirOptionsSchema, options, 'readdir')
+    const names = this.#begin(path, 'readdir')
+    const dir = this.#resolver.resolve(names, 'readdir')
+    if (dir.type === 'symlink') throw new PagecowError('ELOOP', `readdir: ${joinPath(names)} is a symlink; it is not followed`)
+    if (dir.type !== 'directory') throw new PagecowError('ENOTDIR', `readdir: ${joinPath(names)} is not a directory`)
+    let entries = this.#dirs.list(dir)
+    if (opts.after !== undefined) {
+      const after = opts.after
+      entries = entries.filter((e) => compareNames(e.name, after) > 0)
+    }
+    return opts.limit === undefined ? entries : entries.slice(0, opts.limit)
+  }
+
+  /** The target of symlink `path`, verbatim (never resolved). EINVAL if it is not a symlink. */
+  async readlink(path: string): Promise<string> {
+    const names = this.#begin(path, 'readlink')
+    const entry = this.#resolver.resolve(names, 'readlink')
+    if (entry.type !== 'symlink') throw new PagecowError('EINVAL', `readlink: ${joinPath(names)} is not a symlink`)
+    return entry.row?.target ?? this.#lower.readlink(entry.lowerPath!)
+  }
+
+  /** The value of extended attribute `name`; ENODATA if it has none. */
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const names = this.#begin(path, 'getxattr')
+    checkXattrName(name, 'getxattr')
+    const value = this.#xattrsOf(this.#resolver.resolve(names, 'getxattr')).get(name)
+    if (!value) throw new PagecowError('ENODATA', `getxattr: ${joinPath(names)} has no attribute "${name}"`)
+    return Buffer.from(value)
+  }
+
+  /** The names of the extended attributes of `path`, sorted. */
+  async listxattr(path: string): Promise<string[]> {
+    const names = this.#begin(path, 'listxattr')
+    return [...this.#xattrsOf(this.#resolver.resolve(names, 'listxattr')).keys()].sort()
+  }
+
+  /** statfs of the file system holding the store (where new data goes). */
+  async statfs(): Promise<TreeStatfs> {
+    this.#checkOpen()
+    try {
+      const s = fs.statfsSync(this.path)
+      return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: 255 }
+    } catch (err) {
+      throw fromSystemError(err, 'statfs')
+    }
+  }
+
+  // ---- files ----
+
+  /**
+   * Open regular file `path`. `flags`: numeric O_* flags or 'r', 'r+', 'w', 'w+', 'wx', 'a', 'a+'
+   * (default 'r'); O_CREAT makes the file with `options` (mode 0o644, the process's uid/gid).
+   * Nothing is copied: the first write copies only its pages. Every handle on one inode shares
+   * one view. A symlink is not followed (ELOOP); a directory is EISDIR.
+   */
+  async open(path: string, flags: number | string = 'r', options: NewObjectOptions = {}): Promise<TreeFileHandle> {
+    const f = parseOpenFlags(flags)
+    const opts = parseWith(newObjectOptionsSchema, options, 'open')
+    const names = this.#begin(path, 'open')
+    if ((f.write || f.create) && this.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
+    if (names.length === 0) throw new PagecowError('EISDIR', 'open: / is a directory')
+    const shown = joinPath(names)
+    const { dir, name } = this.#resolver.parent(names, 'open')
+    let entry = this.#resolver.child(dir, name)
+    if (entry) {
+      if (f.create && f.exclusive) throw new PagecowError('EEXIST', `open: ${shown} exists`)
+      if (entry.type === 'directory') throw new PagecowError('EISDIR', `open: ${shown} is a directory; list it with readdir()`)
+      if (f.directory) throw new PagecowError('ENOTDIR', `open: ${shown} is not a directory`)
+      if (entry.type === 'symlink') throw new PagecowError('ELOOP', `open: ${shown} is a symlink; the path API does not follow symlinks (read it with readlink())`)
+      if (entry.type !== 'file') throw new PagecowError('ENOTSUP', `open: ${shown} is a ${entry.type}; special files are metadata only`)
+    } else {
+      if (!f.create) throw new PagecowError('ENOENT', `open: ${shown} does not exist`)
+      const mode = opts.mode ?? 0o644
+      entry = this.#mutate('open', () => this.#newObject(dir, name, 'file', { mode, uid: opts.uid, gid: opts.gid }))
+    }
+    const node = this.#acquire(entry)
+    try {
+      if (f.truncate && f.write && node.size > 0) this.#truncateNode(node, 0)
+    } catch (err) {
+      this.#releaseNode(node)
+      throw err
+    }
+    return new TreeFileHandle(shown, entry.ino, f, this.#hostFor(node))
+  }
+
+  /** Create an empty regular file (EEXIST if `path` exists). */
+  async create(path: string, options: NewObjectOptions = {}): Promise<TreeStat> {
+    const opts = parseWith(newObjectOptionsSchema, options, 'create')
+    const { dir, name } = this.#newName(path, 'create')
+    const entry = this.#mutate('create', () => this.#newObject(dir, name, 'file', { mode: opts.mode ?? 0o644, uid: opts.uid, gid: opts.gid }))
+    return this.#statOf(entry)
+  }
+
+  /** Set the size of regular file `path` (commits at once; a lower file's data is not copied). */
+  async truncate(path: string, size: number): Promise<void> {
+    const names = this.#beginWrite(path, 'truncate')
+    checkRange(size, 0, 'truncate')
+    const entry = this.#resolver.resolve(names, 'truncate')
+    if (entry.type !== 'file' && entry.type !== 'directory' && entry.type !== 'symlink') {
+      throw new PagecowError('EINVAL', `truncate: ${joinPath(names)} is a ${entry.type}, not a regular file`)
+    }
+    this.#checkRegular(entry, names, 'truncate')
+    const node = this.#acquire(entry)
+    try {
+      this.#truncateNode(node, size)
+    } finally {
+      this.#releaseNode(node)
+    }
+  }
+
+  /** The merged view of a regular file as extents (SPEC §5). */
+  *extents(path: string, offset = 0, length?: number): Generator<Extent> {
+    const names = this.#begin(path, 'map')
+    checkRange(offset, length ?? 0, 'map')
+    const entry = this.#resolver.resolve(names, 'map')
+    this.#checkRegular(entry, names, 'map')
+    const node = this.#acquire(entry)
+    try {
+      const end = length === undefined ? node.size : Math.min(node.size, offset + length)
+      if (node.paged) yield* node.paged.extents(offset, end)
+      else if (node.lower) yield* lowerExtents(node, offset, end)
+    } finally {
+      this.#releaseNode(node)
+    }
+  }
+
+  /** Size and page totals of regular file `path`. */
+  async fileInfo(path: string): Promise<TreeFileInfo> {
+    const names = this.#begin(path, 'inspect')
+    const entry = this.#resolver.resolve(names, 'inspect')
+    this.#checkRegular(entry, names, 'inspect')
+    const node = this.#acquire(entry)
+    try {
+      const total = Math.ceil(node.size / this.pageSize)
+      const counts = node.paged?.map.counts ?? { data: 0, zero: 0 }
+      return {
+        path: joinPath(names),
+        ino: entry.ino,
+        size: node.size,
+        pageSize: this.pageSize,
+        pages: { total, data: counts.data, zero: counts.zero, lower: Math.max(0, total - counts.data - counts.zero) },
+        upper: { allocatedBytes: node.paged ? node.paged.upper.diskUsage().allocated : 0 },
+        lowerPath: node.lowerPath === undefined || (node.paged && node.paged.state.lowerCut === 0) ? null : this.#lower.full(node.lowerPath),
+      }
+    } finally {
+      this.#releaseNode(node)
+    }
+  }
+
+  // ---- changing the namespace (each change is one SQLite transaction, durable when it returns) ----
+
+  async mkdir(path: string, options: NewObjectOptions = {}): Promise<TreeStat> {
+    const opts = parseWith(newObjectOptionsSchema, options, 'mkdir')
+    const { dir, name } = this.#newName(path, 'mkdir')
+    // A directory made where the lower has an entry (removed before) hides the lower's content.
+    const opaque = mergesLower(dir) && this.#lower.has(dir.lowerPath!, name)
+    const entry = this.#mutate('mkdir', () => this.#newObject(dir, name, 'directory', { mode: opts.mode ?? 0o755, uid: opts.uid, gid: opts.gid, opaque }))
+    return this.#statOf(entry)
+  }
+
+  /** Make a FIFO, socket or device node: metadata only, no data. */
+  async mknod(path: string, options: MknodOptions): Promise<TreeStat> {
+    const opts = parseWith(mknodOptionsSchema, options, 'mknod')
+    const { dir, name } = this.#newName(path, 'mknod')
+    const rdev = opts.type === 'char-device' || opts.type === 'block-device' ? opts.rdev : 0
+    const entry = this.#mutate('mknod', () => this.#newObject(dir, name, opts.type, { mode: opts.mode ?? 0o644, uid: opts.uid, gid: opts.gid, rdev }))
+    return this.#statOf(entry)
+  }
+
+  /** Make symlink `path` holding `target` verbatim (the store never follows it). */
+  async symlink(target: string, path: string, options: Omit<NewObjectOptions, 'mode'> = {}): Promise<TreeStat> {
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) {
+      throw new PagecowError('EINVAL', 'symlink: the target must be a non-empty string without NUL')
+    }
+    if (Buffer.byteLength(target) >= PATH_MAX) throw new PagecowError('ENAMETOOLONG', `symlink: the target is over ${PATH_MAX - 1} bytes`)
+    const opts = parseWith(newObjectOptionsSchema.omit({ mode: true }), options, 'symlink')
+    const { dir, name } = this.#newName(path, 'symlink')
+    const entry = this.#mutate('symlink', () => this.#newObject(dir, name, 'symlink', { mode: 0o777, uid: opts.uid, gid: opts.gid, target }))
+    return this.#statOf(entry)
+  }
+
+  /** Add name `newPath` for the non-directory `existing` (one inode, whatever was copied up). */
+  async link(existing: string, newPath: string): Promise<TreeStat> {
+    const from = this.#beginWrite(existing, 'link')
+    const src = this.#resolver.resolve(from, 'link')
+    const { dir, name } = this.#newName(newPath, 'link')
+    if (src.type === 'directory') throw new PagecowError('EPERM', `link: ${joinPath(from)} is a directory; directories cannot be hard-linked`)
+    this.#mutate('link', (fx) => {
+      const now = Date.now()
+      const row = this.#ensureRow(src)
+      this.#ns.setNlink(src.ino, row.nlink + 1)
+      this.#setMeta(src.ino, { ctimeMs: now }, fx)
+      this.#ns.setDirent(dir.ino, name, src.ino)
+      this.#touchDir(dir, now)
+    })
+    return this.#statOf(this.#resolver.resolve(from, 'link'))
+  }
+
+  /** Remove the non-directory `path`; a lower one is hidden by a whiteout, the lower untouched. */
+  async unlink(path: string): Promise<void> {
+    const names = this.#beginWrite(path, 'unlink')
+    if (names.length === 0) throw new PagecowError('EISDIR', 'unlink: / is a directory')
+    const { dir, name } = this.#resolver.parent(names, 'unlink')
+    const entry = this.#resolver.child(dir, name)
+    if (!entry) throw new PagecowError('ENOENT', `unlink: ${joinPath(names)} does not exist`)
+    if (entry.type === 'directory') throw new PagecowError('EISDIR', `unlink: ${joinPath(names)} is a directory; use rmdir`)
+    this.#mutate('unlink', (fx) => {
+      const now = Date.now()
+      this.#removeName(dir, name)
+      this.#dropLink(entry, fx, now)
+      this.#touchDir(dir, now)
+    })
+  }
+
+  /**
+   * Remove `path`: a non-directory, or with `recursive` a directory and everything in it (one
+   * transaction per object, deepest first). Returns how many objects were removed.
+   */
+  async rm(path: string, options: RmOptions = {}): Promise<number> {
+    const opts = parseWith(rmOptionsSchema, options, 'rm')
+    const names = this.#beginWrite(path, 'rm')
+    if (names.length === 0) throw new PagecowError('EBUSY', 'rm: the root cannot be removed')
+    const shown = joinPath(names)
+    if ((await this.stat(shown)).type !== 'directory') {
+      await this.unlink(shown)
+      return 1
+    }
+    if (!opts.recursive) throw new PagecowError('EISDIR', `rm: ${shown} is a directory; remove it with recursive: true`)
+    let removed = 0
+    for (let batch = await this.readdir(shown, { limit: 256 }); batch.length > 0; batch = await this.readdir(shown, { limit: 256 })) {
+      for (const entry of batch) removed += await this.rm(`${shown}/${entry.name}`, { recursive: true })
+    }
+    await this.rmdir(shown)
+    return removed + 1
+  }
+
+  /** Remove the directory `path`, empty in the merged view (ENOTEMPTY otherwise). */
+  async rmdir(path: string): Promise<void> {
+    const names = this.#beginWrite(path, 'rmdir')
+    if (names.length === 0) throw new PagecowError('EBUSY', 'rmdir: the root cannot be removed')
+    const { dir, name } = this.#resolver.parent(names, 'rmdir')
+    const entry = this.#resolver.child(dir, name)
+    if (!entry) throw new PagecowError('ENOENT', `rmdir: ${joinPath(names)} does not exist`)
+    if (entry.type !== 'directory') throw new PagecowError('ENOTDIR', `rmdir: ${joinPath(names)} is not a directory`)
+    if (!this.#dirs.isEmpty(entry)) throw new PagecowError('ENOTEMPTY', `rmdir: ${joinPath(names)} is not empty`)
+    this.#mutate('rmdir', () => {
+      this.#removeName(dir, name)
+      this.#removeDirectory(entry)
+      this.#touchDir(dir, Date.now())
+    })
+  }
+
+  /**
+   * Rename `from` to `to`, replacing `to` if it exists (a directory only by an empty directory).
+   * `noReplace`: EEXIST if `to` exists. `exchange`: swap the two (both must exist). Lower files
+   * and directories move without copying data; a moved lower directory keeps its lower entries.
+   */
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
+    const opts = parseWith(renameOptionsSchema, options, 'rename')
+    const fromNames = this.#beginWrite(from, 'rename')
+    const toNames = splitPath(to, 'rename')
+    if (opts.noReplace && opts.exchange) throw new PagecowError('EINVAL', 'rename: noReplace and exchange exclude each other')
+    if (fromNames.length === 0 || toNames.length === 0) throw new PagecowError('EBUSY', 'rename: the root cannot be renamed or replaced')
+    const src = this.#resolver.parent(fromNames, 'rename')
+    const srcEntry = this.#resolver.child(src.dir, src.name)
+    if (!srcEntry) throw new PagecowError('ENOENT', `rename: ${joinPath(fromNames)} does not exist`)
+    const dst = this.#resolver.parent(toNames, 'rename')
+    const dstEntry = this.#resolver.child(dst.dir, dst.name)
+    // The kernel's order of checks (do_renameat2, then vfs_rename), so callers see the same errors.
+    if (opts.noReplace && dstEntry) throw new PagecowError('EEXIST', `rename: ${joinPath(toNames)} exists`)
+    if (opts.exchange && !dstEntry) throw new PagecowError('ENOENT', `rename: ${joinPath(toNames)} does not exist (exchange needs both)`)
+    if (srcEntry.type === 'directory' && dst.chain.some((e) => e.ino === srcEntry.ino)) {
+      throw new PagecowError('EINVAL', `rename: cannot move ${joinPath(fromNames)} inside itself`)
+    }
+    if (dstEntry?.type === 'directory' && src.chain.some((e) => e.ino === dstEntry.ino)) {
+      if (opts.exchange) throw new PagecowError('EINVAL', `rename: cannot move ${joinPath(toNames)} inside itself`)
+      throw new PagecowError('ENOTEMPTY', `rename: ${joinPath(toNames)} contains ${joinPath(fromNames)}`)
+    }
+    if (dstEntry && dstEntry.ino === srcEntry.ino) return // two names of one inode: POSIX says do nothing
+    if (dstEntry && !opts.exchange) {
+      if (srcEntry.type === 'directory') {
+        if (dstEntry.type !== 'directory') throw new PagecowError('ENOTDIR', `rename: ${joinPath(toNames)} is not a directory`)
+        if (!this.#dirs.isEmpty(dstEntry)) throw new PagecowError('ENOTEMPTY', `rename: ${joinPath(toNames)} is not empty`)
+      } else if (dstEntry.type === 'directory') {
+        throw new PagecowError('EISDIR', `rename: ${joinPath(toNames)} is a directory`)
+      }
+    }
+    this.#mutate('rename', (fx) => {
+      const now = Date.now()
+      this.#ensureRow(srcEntry)
+      if (opts.exchange) {
+        this.#ensureRow(dstEntry!)
+        this.#ns.setDirent(src.dir.ino, src.name, dstEntry!.ino)
+        this.#ns.setDirent(dst.dir.ino, dst.name, srcEntry.ino)
+        this.#setMeta(dstEntry!.ino, { ctimeMs: now }, fx)
+      } else {
+        this.#removeName(src.dir, src.name)
+        if (dstEntry?.type === 'directory') this.#removeDirectory(dstEntry)
+        else if (dstEntry) this.#dropLink(dstEntry, fx, now)
+        this.#ns.setDirent(dst.dir.ino, dst.name, srcEntry.ino)
+      }
+      this.#setMeta(srcEntry.ino, { ctimeMs: now }, fx)
+      this.#touchDir(src.dir, now)
+      this.#touchDir(dst.dir, now)
+    })
+  }
+
+  /** Set the permission bits (07777). Metadata only: a lower file's data stays in the lower. */
+  async chmod(path: string, mode: number): Promise<void> {
+    const names = this.#beginWrite(path, 'chmod')
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new PagecowError('EINVAL', `chmod: mode must be an integer from 0 to 0o7777, got ${String(mode)}`)
+    const entry = this.#resolver.resolve(names, 'chmod')
+    if (entry.type === 'symlink') throw new PagecowError('ENOTSUP', `chmod: ${joinPath(names)} is a symlink; symlinks have no mode of their own`)
+    this.#mutate('chmod', (fx) => {
+      this.#ensureRow(entry)
+      this.#setMeta(entry.ino, { mode, ctimeMs: Date.now() }, fx)
+    })
+  }
+
+  /** Set owner and group; -1 leaves one as it is. Metadata only. */
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    const names = this.#beginWrite(path, 'chown')
+    for (const [what, v] of [['uid', uid], ['gid', gid]] as const) {
+      if (!Number.isInteger(v) || v < -1 || v > 2 ** 32 - 2) throw new PagecowError('EINVAL', `chown: ${what} must be an integer from -1 to ${2 ** 32 - 2}, got ${String(v)}`)
+    }
+    const entry = this.#resolver.resolve(names, 'chown')
+    this.#mutate('chown', (fx) => {
+      this.#ensureRow(entry)
+      this.#setMeta(entry.ino, { uid: uid === -1 ? undefined : uid, gid: gid === -1 ? undefined : gid, ctimeMs: Date.now() }, fx)
+    })
+  }
+
+  /** Set access and modification times (ms, or 'now'); a missing one is left as it is. Metadata only. */
+  async utimens(path: string, times: UtimensOptions): Promise<void> {
+    const opts = parseWith(utimensOptionsSchema, times, 'utimens')
+    const names = this.#beginWrite(path, 'utimens')
+    const entry = this.#resolver.resolve(names, 'utimens')
+    const now = Date.now()
+    const at = (t: number | 'now' | undefined) => (t === 'now' ? now : t)
+    this.#mutate('utimens', (fx) => {
+      this.#ensureRow(entry)
+      this.#setMeta(entry.ino, { atimeMs: at(opts.atimeMs), mtimeMs: at(opts.mtimeMs), ctimeMs: now }, fx)
+    })
+  }
+
+  /** Set extended attribute `name` (user., trusted., security., system.). Metadata only. */
+  async setxattr(path: string, name: string, value: Uint8Array, options: SetxattrOptions = {}): Promise<void> {
+    const opts = parseWith(setxattrOptionsSchema, options, 'setxattr')
+    const names = this.#beginWrite(path, 'setxattr')
+    checkXattrName(name, 'setxattr')
+    checkXattrValue(value, 'setxattr')
+    const entry = this.#resolver.resolve(names, 'setxattr')
+    const exists = this.#xattrsOf(entry).has(name)
+    if (opts.create && exists) throw new PagecowError('EEXIST', `setxattr: ${joinPath(names)} already has "${name}"`)
+    if (opts.replace && !exists) throw new PagecowError('ENODATA', `setxattr: ${joinPath(names)} has no attribute "${name}"`)
+    this.#mutate('setxattr', (fx) => {
+      this.#ensureRow(entry)
+      this.#ns.setXattr(entry.ino, name, Buffer.from(value))
+      this.#setMeta(entry.ino, { ctimeMs: Date.now() }, fx)
+    })
+  }
+
+  /** Remove extended attribute `name` (ENODATA if it has none); a lower one is hidden. */
+  async removexattr(path: string, name: string): Promise<void> {
+    const names = this.#beginWrite(path, 'removexattr')
+    checkXattrName(name, 'removexattr')
+    const entry = this.#resolver.resolve(names, 'removexattr')
+    if (!this.#xattrsOf(entry).has(name)) throw new PagecowError('ENODATA', `removexattr: ${joinPath(names)} has no attribute "${name}"`)
+    const inLower = this.#lowerXattrs(entry).has(name)
+    this.#mutate('removexattr', (fx) => {
+      this.#ensureRow(entry)
+      if (inLower) this.#ns.setXattr(entry.ino, name, null)
+      else this.#ns.deleteXattr(entry.ino, name)
+      this.#setMeta(entry.ino, { ctimeMs: Date.now() }, fx)
+    })
+  }
+
+  // ---- the store ----
+
+  /** What changed, like `git status`: one record per changed name, sorted by path. */
+  *changes(): Generator<TreeChange> {
+    this.#checkOpen()
+    this.#refresh()
+    yield* listChanges({
+      ns: this.#ns,
+      lower: this.#lower,
+      rootIno: this.#meta.lower.rootIno,
+      pageSize: this.pageSize,
+      fileState: (id) => {
+        const node = this.#nodeList().find((n) => n.fileId === id)
+        const state = node?.paged ? node.paged.state : readFileState(this.#db, id, this.path)
+        const counts = node?.paged ? node.paged.map.counts : this.#persistedCounts(id)
+        return { size: state.size, data: counts.data, zero: counts.zero }
+      },
+    })
+  }
+
+  /** Totals and settings as plain data. */
+  info(): TreeStoreInfo {
+    this.#checkOpen()
+    this.#refresh()
+    const count = (sql: string) => (this.#db.prepare(sql).get() as { n: number }).n
+    const sums = this.#db.prepare('SELECT coalesce(sum(bytes_written), 0) AS user, coalesce(sum(upper_written), 0) AS upper FROM files').get() as { user: number; upper: number }
+    const pages = this.#db.prepare('SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero FROM page_chunks').get() as { data: number; zero: number }
+    let userBytes = sums.user
+    let upperBytes = sums.upper
+    for (const node of this.#nodeList()) {
+      if (!node.paged || node.fileId === undefined) continue
+      const saved = this.#persistedCounts(node.fileId)
+      const live = node.paged.map.counts
+      pages.data += live.data - saved.data
+      pages.zero += live.zero - saved.zero
+      const savedState = readFileState(this.#db, node.fileId, this.path)
+      userBytes += node.paged.state.bytesWritten - savedState.bytesWritten
+      upperBytes += node.paged.state.upperWritten - savedState.upperWritten
+    }
+    let allocated = 0
+    let apparent = 0
+    for (const { id } of this.#db.prepare('SELECT id FROM files').all() as Array<{ id: number }>) {
+      const usage = this.#nodes.upperUsage(id)
+      allocated += usage.allocated
+      apparent += usage.apparent
+    }
+    return {
+      path: this.path,
+      kind: 'tree',
+      readOnly: this.readOnly,
+      pageSize: this.pageSize,
+      lower: { path: this.#meta.lower.path },
+      namespace: {
+        inodes: count('SELECT count(*) AS n FROM inodes'),
+        entries: count('SELECT count(*) AS n FROM dirents WHERE ino IS NOT NULL'),
+        whiteouts: count('SELECT count(*) AS n FROM dirents WHERE ino IS NULL'),
+        xattrs: count('SELECT count(*) AS n FROM xattrs'),
+      },
+      files: { withData: count('SELECT count(*) AS n FROM files'), dataPages: pages.data, zeroPages: pages.zero },
+      upper: { allocatedBytes: allocated, apparentBytes: apparent, databaseBytes: this.#databaseBytes() },
+      written: { userBytes, upperBytes, amplification: userBytes > 0 ? upperBytes / userBytes : null },
+      dirty: this.#nodes.isDirty,
+      autoFlushMs: this.#autoFlushMs,
+      createdAt: this.#meta.createdAt,
+    }
+  }
+
+  /** Make every write completed before this call durable (namespace changes already are). */
+  flush(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError())
+    if (this.readOnly) return Promise.resolve()
+    return this.#chain(() => this.#nodes.flush())
+  }
+
+  /** Flush, then release every file, the database and the writer lock. Open handles stop working. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    clearInterval(this.#timer)
+    try {
+      if (!this.readOnly) await this.flush()
+    } finally {
+      this.#closed = true
+      this.#nodes.closeAll()
+      if (!this.readOnly) {
+        try {
+          this.#recover() // removed files that only open handles kept: no handle outlives the store
+          this.#db.pragma('wal_checkpoint(TRUNCATE)')
+        } catch {
+          // Housekeeping: the next open drops orphans and replays the WAL if this failed.
+        }
+      }
+      this.#db.close()
+      this.#lock?.release()
+    }
+  }
+
+  // ---- internals: these trust their callers ----
+
+  #chain(work: () => Promise<void>): Promise<void> {
+    const run = this.#flushChain.then(async () => {
+      if (this.#closed) return
+      await work()
+      this.emit('flush')
+    })
+    this.#flushChain = run.catch(() => {})
+    return run
+  }
+
+  #autoFlush(): void {
+    if (!this.#nodes.isDirty) return
+    this.flush().catch((err: unknown) => this.emit('warning', err))
+  }
+
+  /** After a crash: drop inodes that only open handles kept, and upper files whose records are gone. */
+  #recover(): void {
+    const fx: Effects = { after: [], purge: [] }
+    this.#ns.transaction(() => {
+      for (const row of this.#ns.orphans()) this.#destroy(row, fx)
+    })
+    this.#nodes.purge([...new Set([...fx.purge, ...this.#ns.purgeList()])])
+  }
+
+  #begin(path: string, what: string): string[] {
+    this.#checkOpen()
+    const names = splitPath(path, what)
+    this.#refresh()
+    return names
+  }
+
+  #beginWrite(path: string, what: string): string[] {
+    this.#checkOpen()
+    if (this.readOnly) throw new PagecowError('EROFS', `${what}: the store is open read-only`)
+    return splitPath(path, what)
+  }
+
+  /** The parent of a name about to be created, walked; EEXIST if the name is taken. */
+  #newName(path: string, what: string): { dir: Entry; name: string } {
+    const names = this.#beginWrite(path, what)
+    if (names.length === 0) throw new PagecowError('EEXIST', `${what}: / exists`)
+    const { dir, name } = this.#resolver.parent(names, what)
+    checkName(name, what)
+    if (this.#resolver.child(dir, name)) throw new PagecowError('EEXIST', `${what}: ${joinPath(names)} exists`)
+    return { dir, name }
+  }
+
+  /** Run a namespace change in one transaction; effects on memory and disk follow its commit. */
+  #mutate<T>(what: string, fn: (fx: Effects) => T): T {
+    const fx: Effects = { after: [], purge: [] }
+    let result: T
+    try {
+      result = this.#ns.transaction(() => fn(fx))
+    } catch (err) {
+      throw fromSystemError(err, what)
+    }
+    for (const f of fx.after) f()
+    if (fx.purge.length > 0) this.#nodes.purge(fx.purge)
+    return result
+  }
+
+  #newObject(
+    dir: Entry,
+    name: string,
+    type: FileType,
+    o: { mode: number; uid?: number | undefined; gid?: number | undefined; rdev?: number; target?: string; opaque?: boolean },
+  ): Entry {
+    const now = Date.now()
+    const row: InodeRow = {
+      ino: this.#ns.allocateIno(),
+      type,
+      origin: null,
+      nlink: type === 'directory' ? 2 : 1,
+      mode: o.mode,
+      uid: o.uid ?? process.getuid?.() ?? 0,
+      gid: o.gid ?? process.getgid?.() ?? 0,
+      rdev: o.rdev ?? 0,
+      atimeMs: now,
+      mtimeMs: now,
+      ctimeMs: now,
+      target: o.target ?? null,
+      file: null,
+      lowerPrint: null,
+      opaque: o.opaque ?? false,
+    }
+    this.#ns.insertInode(row)
+    this.#ns.setDirent(dir.ino, name, row.ino)
+    this.#touchDir(dir, now)
+    return { ino: row.ino, type, row, lower: undefined, lowerPath: undefined }
+  }
+
+  /** The entry's row, recording a lower object's metadata first if the upper had none. */
+  #ensureRow(entry: Entry): InodeRow {
+    if (entry.row) return entry.row
+    const existing = this.#ns.inode(entry.ino)
+    if (existing) return (entry.row = existing)
+    const row = rowFromLower(entry.type, entry.lowerPath!, entry.lower!.stat)
+    this.#ns.insertInode(row)
+    return (entry.row = row)
+  }
+
+  #setMeta(ino: number, meta: Partial<InodeMeta>, fx: Effects): void {
+    this.#ns.setMeta(ino, meta)
+    fx.after.push(() => {
+      const node = this.#nodes.get(ino)
+      const times = node?.times
+      if (node && times) node.setTimes({ mtimeMs: meta.mtimeMs ?? times.mtimeMs, ctimeMs: meta.ctimeMs ?? times.ctimeMs })
+    })
+  }
+
+  #touchDir(dir: Entry, now: number): void {
+    this.#ensureRow(dir)
+    this.#ns.setMeta(dir.ino, { mtimeMs: now, ctimeMs: now })
+  }
+
+  /** Take `name` out of `dir`: a whiteout where the lower has the name, else no entry at all. */
+  #removeName(dir: Entry, name: string): void {
+    if (mergesLower(dir) && this.#lower.has(dir.lowerPath!, name)) this.#ns.setDirent(dir.ino, name, null)
+    else this.#ns.deleteDirent(dir.ino, name)
+  }
+
+  /** One name fewer for a non-directory; the last one removes it (once no handle holds it). */
+  #dropLink(entry: Entry, fx: Effects, now: number): void {
+    if (!entry.row && (entry.lower?.stat.nlink ?? 1) <= 1 && !this.#nodes.isOpen(entry.ino) && !this.#ns.inode(entry.ino)) return
+    const row = this.#ensureRow(entry)
+    const nlink = Math.max(0, row.nlink - 1)
+    if (nlink > 0 || this.#nodes.isOpen(entry.ino)) {
+      this.#ns.setNlink(entry.ino, nlink)
+      this.#setMeta(entry.ino, { ctimeMs: now }, fx)
+      return
+    }
+    this.#destroy(row, fx)
+  }
+
+  #destroy(row: InodeRow, fx: Effects): void {
+    this.#ns.deleteInode(row.ino)
+    if (row.file !== null) {
+      this.#ns.deleteFileRecords(row.file)
+      this.#ns.addPurge(row.file)
+      fx.purge.push(row.file)
+    }
+    fx.after.push(() => this.#nodes.forget(row.ino))
+  }
+
+  /** The records of an (empty) directory: its whiteouts and its row. */
+  #removeDirectory(dir: Entry): void {
+    this.#ns.deleteDirentsOf(dir.ino)
+    if (dir.row || this.#ns.inode(dir.ino)) this.#ns.deleteInode(dir.ino)
+  }
+
+  #acquire(entry: Entry): FileNode {
+    try {
+      return this.#nodes.acquire(entry)
+    } catch (err) {
+      throw fromSystemError(err, `opening ${entry.lowerPath ?? `inode ${entry.ino}`}`)
+    }
+  }
+
+  /** Release a node; the last handle of an unlinked file removes it. */
+  #releaseNode(node: FileNode): void {
+    if (this.#closed) return
+    if (node.refs === 1 && !this.readOnly) {
+      const row = this.#ns.inode(node.ino)
+      if (row && row.nlink === 0) {
+        node.refs = 0
+        this.#mutate('close', (fx) => this.#destroy(row, fx))
+        return
+      }
+    }
+    this.#nodes.release(node)
+  }
+
+  #truncateNode(node: FileNode, size: number): void {
+    const paged = this.#nodes.beginData(node)
+    paged.truncate(size)
+    const now = Date.now()
+    node.setTimes({ mtimeMs: now, ctimeMs: now })
+    this.#nodes.commitNow(node)
+    paged.trimUpper()
+  }
+
+  #hostFor(node: FileNode): HandleHost {
+    let open = true
+    const check = () => {
+      this.#checkOpen()
+      if (!open) throw new PagecowError('ECLOSED', 'the handle is closed')
+    }
+    return {
+      read: (length, offset) => {
+        check()
+        checkRange(offset, length, 'read')
+        if (length > MAX_IO_BYTES) throw new PagecowError('EINVAL', `read: length ${length} is over the ${MAX_IO_BYTES}-byte limit of one read`)
+        this.#refresh()
+        const target = Buffer.alloc(Math.max(0, Math.min(length, node.size - offset)))
+        node.readInto(target, offset)
+        return target
+      },
+      write: (offset, data, append) => {
+        check()
+        if (this.readOnly) throw new PagecowError('EROFS', 'write: the store is open read-only')
+        if (!(data instanceof Uint8Array)) throw new PagecowError('EINVAL', 'write: data must be a Buffer or Uint8Array')
+        const at = append ? node.size : offset
+        checkRange(at, data.length, 'write')
+        if (data.length === 0) return 0
+        const paged = this.#nodes.beginData(node)
+        paged.write(at, data)
+        const now = Date.now()
+        node.setTimes({ mtimeMs: now, ctimeMs: now })
+        return data.length
+      },
+      truncate: (size) => {
+        check()
+        if (this.readOnly) throw new PagecowError('EROFS', 'truncate: the store is open read-only')
+        checkRange(size, 0, 'truncate')
+        this.#truncateNode(node, size)
+      },
+      stat: () => {
+        check()
+        this.#refresh()
+        return this.#statOf(this.#entryOfNode(node))
+      },
+      fsync: () => {
+        check()
+        if (this.readOnly) return Promise.resolve()
+        return this.#chain(() => this.#nodes.flush([node]))
+      },
+      close: () => {
+        if (!open) return
+        open = false
+        this.#releaseNode(node)
+      },
+    }
+  }
+
+  /** The entry of an open node, from its row, or from its lower file if the upper has none. */
+  #entryOfNode(node: FileNode): Entry {
+    const row = this.#ns.inode(node.ino)
+    if (row) return { ino: node.ino, type: 'file', row, lower: undefined, lowerPath: row.origin ?? undefined }
+    const stat = fs.fstatSync(node.lower!.fd)
+    return { ino: node.ino, type: 'file', row: undefined, lower: { path: node.lowerPath!, type: 'file', stat }, lowerPath: node.lowerPath }
+  }
+
+  #statOf(entry: Entry): TreeStat {
+    const blksize = this.pageSize
+    const row = entry.row
+    if (!row) {
+      const st = entry.lower!.stat
+      const node = entry.type === 'file' ? this.#nodes.get(entry.ino) : undefined
+      return {
+        ino: entry.ino,
+        mode: st.mode,
+        type: entry.type,
+        nlink: entry.type === 'directory' ? this.#dirs.nlink(entry) : st.nlink,
+        uid: st.uid,
+        gid: st.gid,
+        rdev: st.rdev,
+        size: node ? node.size : st.size,
+        blocks: st.blocks,
+        blksize,
+        atimeMs: st.atimeMs,
+        mtimeMs: st.mtimeMs,
+        ctimeMs: st.ctimeMs,
+      }
+    }
+    let size = 0
+    let blocks = 0
+    let mtimeMs = row.mtimeMs
+    let ctimeMs = row.ctimeMs
+    if (row.type === 'file') {
+      const node = this.#nodes.get(row.ino)
+      let lowerCut = row.lowerPrint?.size ?? 0
+      if (node?.paged) {
+        size = node.paged.size
+        lowerCut = node.paged.state.lowerCut
+      } else if (row.file !== null) {
+        const state = readFileState(this.#db, row.file, this.path)
+        size = state.size
+        lowerCut = state.lowerCut
+      } else {
+        size = node ? node.size : (row.lowerPrint?.size ?? 0)
+      }
+      if (row.file !== null) blocks += Math.ceil(this.#nodes.upperUsage(row.file).allocated / 512)
+      if (row.lowerPrint && lowerCut > 0) blocks += row.lowerPrint.blocks
+      const times = node?.times
+      if (times) {
+        mtimeMs = times.mtimeMs
+        ctimeMs = times.ctimeMs
+      }
+    } else if (row.type === 'symlink') {
+      size = row.target !== null ? Buffer.byteLength(row.target) : (row.lowerPrint?.size ?? 0)
+      blocks = row.lowerPrint?.blocks ?? 0
+    } else if (row.type === 'directory') {
+      size = row.lowerPrint?.size ?? DIRECTORY_SIZE
+      blocks = row.lowerPrint?.blocks ?? DIRECTORY_SIZE / 512
+    }
+    return {
+      ino: row.ino,
+      mode: modeOf(row.type, row.mode),
+      type: row.type,
+      nlink: row.type === 'directory' ? this.#dirs.nlink(entry) : row.nlink,
+      uid: row.uid,
+      gid: row.gid,
+      rdev: row.rdev,
+      size,
+      blocks,
+      blksize,
+      atimeMs: row.atimeMs,
+      mtimeMs,
+      ctimeMs,
+    }
+  }
+
+  #lowerXattrs(entry: Entry): Map<string, Buffer> {
+    const fromLower = entry.row ? entry.row.origin !== null : entry.lowerPath !== undefined
+    return fromLower ? this.#lower.xattrs(entry.lowerPath!, entry.type) : new Map()
+  }
+
+  #xattrsOf(entry: Entry): Map<string, Buffer> {
+    const merged = this.#lowerXattrs(entry)
+    for (const [name, value] of this.#ns.xattrs(entry.ino)) {
+      if (value === null) merged.delete(name)
+      else merged.set(name, value)
+    }
+    return merged
+  }
+
+  #checkRegular(entry: Entry, names: string[], what: string): void {
+    if (entry.type === 'directory') throw new PagecowError('EISDIR', `${what}: ${joinPath(names)} is a directory`)
+    if (entry.type === 'symlink') throw new PagecowError('ELOOP', `${what}: ${joinPath(names)} is a symlink; it is not followed`)
+    if (entry.type !== 'file') throw new PagecowError('ENOTSUP', `${what}: ${joinPath(names)} is a ${entry.type}; special files hold no data`)
+  }
+
+  #nodeList(): FileNode[] {
+    return this.#nodes.list()
+  }
+
+  #persistedCounts(id: number): { data: number; zero: number } {
+    return this.#db.prepare('SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero FROM page_chunks WHERE file = ?').get(id) as { data: number; zero: number }
+  }
+
+  /** A read-only store follows the writer: reload file data when the database changed. */
+  #refresh(): void {
+    if (!this.readOnly) return
+    const version = this.#readDataVersion()
+    if (version === this.#dataVersion) return
+    this.#dataVersion = version
+    this.#nodes.reload()
+  }
+
+  #readDataVersion(): number {
+    return this.#db.pragma('data_version', { simple: true }) as number
+  }
+
+  #databaseBytes(): number {
+    let total = 0
+    for (const suffix of ['', '-wal']) {
+      try {
+        total += fs.statSync(`${this.path}/${DATABASE_FILE}${suffix}`).size
+      } catch {
+        // No WAL right now.
+      }
+    }
+    return total
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw closedError()
+  }
+}
+
+function closedError(): PagecowError {
+  return new PagecowError('ECLOSED', 'the store is closed')
+}
+
+/** Offsets and lengths are non-negative integers whose sum stays within MAX_FILE_SIZE. */
+function checkRange(offset: number, length: number, what: string): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new PagecowError('EINVAL', `${what}: offset must be a non-negative integer, got ${String(offset)}`)
+  }
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new PagecowError('EINVAL', `${what}: length must be a non-negative integer, got ${String(length)}`)
+  }
+  if (offset + length > MAX_FILE_SIZE) {
+    throw new PagecowError('EFBIG', `${what}: offset + length ${offset + length} is past the ${MAX_FILE_SIZE}-byte limit`)
+  }
+}
+
+/** Make `path` an empty directory; returns whether it was created here. */
+function prepareEmptyDirectory(path: string): boolean {
+  try {
+    const existed = fs.existsSync(path)
+    fs.mkdirSync(path, { recursive: true })
+    if (fs.readdirSync(path).length > 0) {
+      throw new PagecowError('EEXIST', `${path} is not empty; a store is created in a new or empty directory`)
+    }
+    return !existed
+  } catch (err) {
+    throw fromSystemError(err, `creating the store directory ${path}`)
+  }
+}
+
+/** Extents of a file all of whose bytes are the lower's: its data and its holes. */
+function* lowerExtents(node: FileNode, start: number, end: number): Generator<Extent> {
+  const lower = node.lower!
+  const merger = new ExtentMerger()
+  let pos = start
+  while (pos < end) {
+    const data = lower.nextData(pos) ?? end
+    if (data > pos) {
+      const holeEnd = Math.min(data, end)
+      const done = merger.push(pos, holeEnd, 'hole')
+      if (done) yield done
+      pos = holeEnd
+      continue
+    }
+    const dataEnd = Math.min(lower.nextHole(pos), end)
+    const done = merger.push(pos, dataEnd, 'lower')
+    if (done) yield done
+    pos = dataEnd
+  }
+  const last = merger.finish()
+  if (last) yield last
+}

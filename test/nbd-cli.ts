@@ -1,0 +1,124 @@
+// `pagecow serve` as a real process: prints the URI, serves, flushes and exits 0 on SIGTERM/SIGINT.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { checkStore, createStore, ImageStore } from '../lib/index.js'
+import { NBD_CMD_FLUSH, NBD_CMD_WRITE } from '../lib/nbd/protocol.js'
+import { makeSparseLower } from './fixtures/cli-lower.js'
+import { runCli } from './fixtures/cli-io.js'
+import { RawClient } from './fixtures/nbd-raw-client.js'
+import { LOWER_REGIONS, LOWER_SIZE, shortTempDir } from './fixtures/nbd-served.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
+
+/** The environment without tap's coverage hooks, which slow a child's start a lot. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  delete env.NODE_V8_COVERAGE
+  return env
+}
+
+async function makeStore(t: Test): Promise<string> {
+  const dir = t.testdir()
+  makeSparseLower(join(dir, 'lower.img'), LOWER_SIZE, LOWER_REGIONS)
+  const store = await ImageStore.create(join(dir, 'store'), { lower: join(dir, 'lower.img') })
+  await store.close()
+  return join(dir, 'store')
+}
+
+interface Serving {
+  child: ChildProcess
+  line: string
+  stderr: () => string
+}
+
+/** Run `pagecow serve ...args`; resolves with the first line it prints. */
+async function serve(t: Test, args: string[]): Promise<Serving> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')))
+    })
+    child.once('exit', (code) => reject(new Error(`pagecow serve exited ${code}: ${stderr}`)))
+  })
+  return { child, line, stderr: () => stderr }
+}
+
+async function exitCode(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return code
+}
+
+t.test('serve: prints the URI, serves clients, flushes and exits 0 on SIGTERM', async (t) => {
+  const store = await makeStore(t)
+  const socket = join(shortTempDir(t), 'nbd.sock')
+  const s = await serve(t, [store, '--socket', socket, '--export-name', 'vm1'])
+  t.equal(s.line, `nbd+unix:///vm1?socket=${socket}`)
+  const c = await RawClient.connect(socket)
+  t.teardown(() => c.destroy())
+  await c.start()
+  const go = await c.go({ name: 'vm1' })
+  t.equal(go.size, LOWER_SIZE)
+  c.request(NBD_CMD_WRITE, 4096, 4096, { data: Buffer.alloc(4096, 0x42) })
+  t.equal((await c.reply()).errno, 0)
+  s.child.kill('SIGTERM')
+  await c.closed()
+  t.equal(await exitCode(s.child), 0, 'exit 0')
+  t.equal(s.stderr(), '', 'nothing on stderr')
+  const opened = await ImageStore.open(store, { readOnly: true })
+  t.teardown(() => opened.close())
+  t.ok((await opened.read(4096, 4096)).equals(Buffer.alloc(4096, 0x42)), 'the unflushed write was flushed at the end')
+  t.ok((await checkStore(store)).clean)
+})
+
+t.test('serve --json on a TCP port; SIGINT stops it too; --read-only refuses writes', async (t) => {
+  const store = await makeStore(t)
+  const s = await serve(t, [store, '--port', '0', '--json', '--read-only'])
+  const info = JSON.parse(s.line) as { uri: string; host: string; port: number; readOnly: boolean; size: number }
+  t.match(info, { host: '127.0.0.1', readOnly: true, size: LOWER_SIZE })
+  t.equal(info.uri, `nbd://127.0.0.1:${info.port}/`)
+  const c = await RawClient.connect({ port: info.port })
+  t.teardown(() => c.destroy())
+  await c.start()
+  await c.go()
+  c.request(NBD_CMD_WRITE, 0, 512, { data: Buffer.alloc(512, 1) })
+  t.equal((await c.reply()).errno, 1, 'EPERM')
+  c.request(NBD_CMD_FLUSH, 0, 0)
+  t.equal((await c.reply()).errno, 0)
+  s.child.kill('SIGINT')
+  t.equal(await exitCode(s.child), 0)
+})
+
+t.test('serve: bad options are one-line EINVAL errors, exit 1', async (t) => {
+  const store = await makeStore(t)
+  const treeLower = join(dirname(store), 'tree')
+  mkdirSync(treeLower)
+  const treeStore = join(dirname(store), 'tree-store')
+  await (await createStore(treeStore, { lower: treeLower })).close()
+  const cases: Array<[string, string[], RegExp]> = [
+    ['socket and port', [store, '--socket', '/tmp/x.sock', '--port', '1'], /--socket.*not both.*EINVAL/],
+    ['a port out of range', [store, '--port', '65536'], /--port.*EINVAL/],
+    ['a misspelled option', [store, '--read-onyl'], /unknown option.*EINVAL/],
+    ['no such store', [join(store, 'nope')], /no pagecow store.*ENOENT/],
+    ['a tree store', [treeStore], /tree store.*only image stores.*EINVAL/],
+  ]
+  for (const [name, args, message] of cases) {
+    const run = await runCli(['serve', ...args]) // fails before serving: safe in-process
+    t.equal(run.code, 1, name)
+    t.match(run.stderr, message, name)
+    t.equal(run.stdout, '', `${name}: nothing on stdout`)
+  }
+})

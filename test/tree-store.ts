@@ -1,0 +1,297 @@
+// The TreeStore API: factories and options, open flags and handles, special files, xattrs,
+// resumable readdir, changes(), info(), read-only openers, the writer lock, openStore().
+import t from 'tap'
+import type { TapTest } from './fixtures/tap-test.js'
+import * as nodeFs from 'node:fs'
+import { join } from 'node:path'
+import { ImageStore, TreeStore, createStore, openStore, storeKind } from '../lib/index.js'
+import { buildLower, treeChecksum } from './fixtures/tree-lower.js'
+
+const { O_CREAT, O_EXCL, O_RDWR, O_WRONLY, O_APPEND, O_TRUNC, O_DIRECTORY, O_RDONLY } = nodeFs.constants
+
+async function setup(t: TapTest) {
+  const root = t.testdir()
+  const lower = join(root, 'lower')
+  buildLower(lower)
+  const dir = join(root, 'store')
+  const store = await TreeStore.create(dir, { lower, autoFlushMs: 0 })
+  const s = { root, lower, dir, store, sum: treeChecksum(lower) }
+  t.teardown(() => s.store.close())
+  return s
+}
+
+t.test('create and open validate their options and places', async (t) => {
+  const root = t.testdir({ notdir: 'x', full: { a: 'a' } })
+  const lower = join(root, 'lower')
+  buildLower(lower)
+  await t.rejects(TreeStore.create(join(root, 's1'), { lower: join(root, 'missing') }), { code: 'ENOENT' })
+  await t.rejects(TreeStore.create(join(root, 's1'), { lower: join(root, 'notdir') }), { code: 'ENOTDIR' })
+  await t.rejects(TreeStore.create(join(root, 'full'), { lower }), { code: 'EEXIST' })
+  await t.rejects(TreeStore.create(join(lower, 'inside'), { lower }), { code: 'EINVAL' }, 'a store inside its lower')
+  t.notOk(nodeFs.existsSync(join(lower, 'inside')), 'and nothing was left in the lower')
+  await t.rejects(TreeStore.create(join(root, 's1'), { lower, pageSize: 1000 }), { code: 'EINVAL' })
+  await t.rejects(TreeStore.create(join(root, 's1'), { lower, pagesize: 4096 } as never), { code: 'EINVAL' }, 'misspelled option')
+  await t.rejects(TreeStore.open(join(root, 'nothing')), { code: 'ENOENT' })
+  const store = await TreeStore.create(join(root, 's1'), { lower, pageSize: 512 })
+  t.equal(store.kind, 'tree')
+  t.equal(store.pageSize, 512)
+  t.equal(store.lowerPath, lower)
+  await t.rejects(TreeStore.open(join(root, 's1')), { code: 'EBUSY' }, 'one writer at a time')
+  await t.rejects(TreeStore.open(join(root, 's1'), { readonly: true } as never), { code: 'EINVAL' })
+  await store.close()
+  await store.close()
+  await t.rejects(store.stat('/'), { code: 'ECLOSED' })
+  t.throws(() => store.info(), { code: 'ECLOSED' })
+})
+
+t.test('open flags: O_CREAT, O_EXCL, O_TRUNC, O_APPEND, access modes', async (t) => {
+  const { store } = await setup(t)
+  await t.rejects(store.open('/home/new', O_RDWR), { code: 'ENOENT' })
+  const h = await store.open('/home/new', O_RDWR | O_CREAT | O_EXCL, { mode: 0o640, uid: 11, gid: 22 })
+  t.match(await h.stat(), { mode: 0o100640, uid: 11, gid: 22, size: 0, nlink: 1, type: 'file' })
+  await h.write(0, Buffer.from('abc'))
+  await h.close()
+  await t.rejects(h.read(0, 1), { code: 'ECLOSED' })
+  await h.close()
+  await t.rejects(store.open('/home/new', O_RDWR | O_CREAT | O_EXCL), { code: 'EEXIST' })
+  const a = await store.open('/home/new', O_WRONLY | O_APPEND)
+  await a.write(0, Buffer.from('def'))
+  await t.rejects(a.read(0, 1), { code: 'EBADF' }, 'not open for reading')
+  await a.close()
+  const r = await store.open('/home/new', O_RDONLY)
+  t.equal((await r.read(0, 10)).toString(), 'abcdef')
+  await t.rejects(r.write(0, Buffer.from('x')), { code: 'EBADF' }, 'not open for writing')
+  await t.rejects(r.truncate(0), { code: 'EBADF' })
+  const w = await store.open('/home/new', O_WRONLY | O_TRUNC)
+  t.equal((await r.stat()).size, 0, 'O_TRUNC, seen through the other handle')
+  await w.close()
+  await r.close()
+  await t.rejects(store.open('/etc', O_RDONLY), { code: 'EISDIR' })
+  await t.rejects(store.open('/etc/hosts', O_RDONLY | O_DIRECTORY), { code: 'ENOTDIR' })
+  await t.rejects(store.open('/var/fifo', 'r'), { code: 'ENOTSUP' }, 'special files hold no data')
+  await t.rejects(store.open('/', 'r'), { code: 'EISDIR' })
+  const big = await store.open('/home/big', 'w+')
+  await t.rejects(big.read(0, 257 * 1024 * 1024), { code: 'EINVAL' }, 'one read is bounded')
+  await t.rejects(big.write(-1, Buffer.from('x')), { code: 'EINVAL' })
+  await t.rejects(big.write(2 ** 52, Buffer.from('x')), { code: 'EFBIG' })
+  await t.rejects(big.write(0, 'text' as never), { code: 'EINVAL' })
+  t.equal(await big.write(0, Buffer.alloc(0)), 0)
+  await big.close()
+})
+
+t.test('special files are metadata only', async (t) => {
+  const { store } = await setup(t)
+  const rdev = (8 << 8) | 1
+  t.match(await store.mknod('/dev-sda1', { type: 'block-device', mode: 0o660, rdev }), { type: 'block-device', mode: 0o060660, rdev })
+  t.match(await store.mknod('/tty', { type: 'char-device', rdev: 5 << 8 }), { type: 'char-device', rdev: 5 << 8 })
+  t.match(await store.mknod('/pipe', { type: 'fifo' }), { type: 'fifo', rdev: 0 })
+  t.match(await store.mknod('/sock', { type: 'socket' }), { type: 'socket' })
+  await t.rejects(store.mknod('/x', { type: 'file' } as never), { code: 'EINVAL' })
+  await t.rejects(store.mknod('/pipe', { type: 'fifo' }), { code: 'EEXIST' })
+  await t.rejects(store.truncate('/pipe', 0), { code: 'EINVAL' })
+  t.match(await store.stat('/var/fifo'), { type: 'fifo' }, 'a lower FIFO')
+  t.same((await store.readdir('/')).filter((e) => ['dev-sda1', 'tty', 'pipe', 'sock'].includes(e.name)).map((e) => e.type), ['block-device', 'fifo', 'socket', 'char-device'])
+})
+
+t.test('xattrs: the lower’s merged with the upper’s; removing a lower one hides it', async (t) => {
+  const s = await setup(t)
+  const { store } = s
+  t.same(await store.listxattr('/etc/hosts'), ['user.keep', 'user.origin'])
+  t.equal((await store.getxattr('/etc/hosts', 'user.origin')).toString(), 'lower')
+  await store.setxattr('/etc/hosts', 'user.origin', Buffer.from('upper'))
+  await store.setxattr('/etc/hosts', 'user.new', Buffer.from([0, 1, 2]))
+  await store.removexattr('/etc/hosts', 'user.keep')
+  await t.rejects(store.getxattr('/etc/hosts', 'user.keep'), { code: 'ENODATA' })
+  await t.rejects(store.removexattr('/etc/hosts', 'user.keep'), { code: 'ENODATA' })
+  await t.rejects(store.setxattr('/etc/hosts', 'user.new', Buffer.from('x'), { create: true }), { code: 'EEXIST' })
+  await t.rejects(store.setxattr('/etc/hosts', 'user.none', Buffer.from('x'), { replace: true }), { code: 'ENODATA' })
+  await store.setxattr('/etc/hosts', 'user.new', Buffer.from('y'), { replace: true })
+  t.same(await store.listxattr('/etc/hosts'), ['user.new', 'user.origin'])
+  await store.setxattr('/home', 'trusted.dir', Buffer.from('d'))
+  await store.mkdir('/fresh')
+  await store.setxattr('/fresh', 'security.label', Buffer.alloc(0))
+  t.equal((await store.getxattr('/fresh', 'security.label')).length, 0, 'an empty value is a value')
+  await store.close()
+  s.store = await TreeStore.open(s.dir)
+  t.equal((await s.store.getxattr('/etc/hosts', 'user.origin')).toString(), 'upper', 'after reopening')
+  t.equal((await s.store.getxattr('/etc/hosts', 'user.new')).toString(), 'y')
+  t.equal(s.store.info().files.withData, 0, 'xattrs copy no data')
+  t.equal(treeChecksum(s.lower), s.sum, 'the lower keeps its xattrs')
+})
+
+t.test('readdir is sorted by name bytes and resumable after a name', async (t) => {
+  const { store } = await setup(t)
+  await store.mkdir('/many')
+  const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`)
+  for (const n of names) await store.create(`/many/${n}`)
+  const seen: string[] = []
+  let after: string | undefined
+  for (;;) {
+    const page = await store.readdir('/many', after === undefined ? { limit: 7 } : { after, limit: 7 })
+    if (page.length === 0) break
+    seen.push(...page.map((e) => e.name))
+    after = page[page.length - 1]!.name
+    if (seen.length === 14) {
+      await store.create('/many/a-before') // before the cookie: not returned, no duplicate
+      await store.create('/many/z-after') // after the cookie: returned once
+      await store.unlink('/many/f30')
+    }
+  }
+  t.same(seen, [...names.filter((n) => n !== 'f30'), 'z-after'])
+  // Upper and lower entries interleave in one order.
+  await store.create('/etc/m-upper')
+  t.same((await store.readdir('/etc')).map((e) => e.name), ['hosts', 'hosts-link', 'm-upper', 'passwd', 'shadow', 'ssl'])
+  t.same((await store.readdir('/etc', { after: 'm' })).map((e) => e.name), ['m-upper', 'passwd', 'shadow', 'ssl'])
+  await t.rejects(store.readdir('/etc', { limit: 0 }), { code: 'EINVAL' })
+  const unicode = ['é', 'z', 'Z', '日本', '😀']
+  for (const n of unicode) await store.create(`/home/${n}`)
+  const sorted = [...unicode, 'user'].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  t.same((await store.readdir('/home')).map((e) => e.name), sorted, 'byte order, not UTF-16 order')
+})
+
+t.test('changes() lists what changed like git status', async (t) => {
+  const { store } = await setup(t)
+  const h = await store.open('/etc/ssl/cert.pem', 'r+')
+  await h.write(4096, Buffer.from('x'))
+  await h.close()
+  await store.chmod('/etc/shadow', 0o640)
+  await store.unlink('/etc/passwd')
+  await store.create('/etc/passwd')
+  await store.unlink('/home/user/notes.txt')
+  await store.rename('/usr/share', '/share')
+  await store.link('/etc/hosts', '/home/hosts')
+  await store.mkdir('/new')
+  await store.symlink('x', '/new/link')
+  await store.setxattr('/usr/bin/tool', 'user.a', Buffer.from('1'))
+  const changes = [...store.changes()]
+  t.same(
+    changes.map((c) => `${c.status} ${c.path}${c.from ? ` <- ${c.from}` : ''}`),
+    [
+      'replaced /etc/passwd',
+      'metadata /etc/shadow',
+      'modified /etc/ssl/cert.pem',
+      'linked /home/hosts <- /etc/hosts',
+      'whiteout /home/user/notes.txt',
+      'new /new',
+      'new /new/link',
+      'renamed /share <- /usr/share',
+      'metadata /usr/bin/tool',
+      'whiteout /usr/share',
+    ],
+  )
+  t.match(changes.find((c) => c.path === '/etc/ssl/cert.pem'), { type: 'file', pages: { copied: 1, zero: 0, total: 3 }, metadata: false })
+})
+
+t.test('info() and fileInfo() are plain data', async (t) => {
+  const { store, lower } = await setup(t)
+  const h = await store.open('/usr/bin/tool', 'r+')
+  await h.write(0, Buffer.from('A'))
+  await h.write(8192, Buffer.alloc(4096, 1))
+  const dirty = store.info()
+  t.equal(dirty.dirty, true)
+  await h.fsync()
+  await h.close()
+  await store.unlink('/etc/passwd')
+  const info = store.info()
+  t.match(info, {
+    kind: 'tree',
+    readOnly: false,
+    pageSize: 4096,
+    lower: { path: lower },
+    namespace: { whiteouts: 1 },
+    files: { withData: 1, dataPages: 2, zeroPages: 0 },
+    upper: { allocatedBytes: 8192 },
+    written: { userBytes: 4097, upperBytes: 8192 },
+    dirty: false,
+  })
+  t.same(JSON.parse(JSON.stringify(info)), info, 'serializable as is')
+  t.match(await store.fileInfo('/usr/bin/tool'), { size: 20_000, pages: { total: 5, data: 2, zero: 0, lower: 3 }, lowerPath: join(lower, 'usr/bin/tool') })
+  t.match(await store.fileInfo('/etc/hosts'), { pages: { data: 0 }, upper: { allocatedBytes: 0 } })
+  await t.rejects(store.fileInfo('/etc'), { code: 'EISDIR' })
+  t.same((await store.statfs()).namemax, 255)
+})
+
+t.test('a read-only opener shares the store with the writer and follows it', async (t) => {
+  const s = await setup(t)
+  const ro = await TreeStore.open(s.dir, { readOnly: true })
+  t.teardown(() => ro.close())
+  const reader = await ro.open('/etc/hosts')
+  t.equal((await reader.read(0, 3)).toString(), '127')
+  const w = await s.store.open('/etc/hosts', 'r+')
+  await w.write(0, Buffer.from('XYZ'))
+  await w.fsync()
+  t.equal((await reader.read(0, 3)).toString(), 'XYZ', 'a committed write reaches the other process’s view')
+  await s.store.mkdir('/made')
+  t.match(await ro.stat('/made'), { type: 'directory' })
+  await w.write(0, Buffer.from('QQQ'))
+  await w.close()
+  await s.store.flush()
+  t.equal((await reader.read(0, 3)).toString(), 'QQQ', 'after a later flush too')
+  await reader.close()
+  for (const call of [async () => void (await ro.mkdir('/x')), () => ro.unlink('/etc/hosts'), async () => void (await ro.open('/etc/hosts', 'r+')), () => ro.chmod('/etc', 0o700), () => ro.setxattr('/etc', 'user.a', Buffer.from('1'))]) {
+    await t.rejects(call(), { code: 'EROFS' })
+  }
+  await ro.flush()
+})
+
+t.test('openStore() opens either kind; each factory refuses the other kind', async (t) => {
+  const s = await setup(t)
+  const raw = join(s.root, 'disk.raw')
+  nodeFs.writeFileSync(raw, Buffer.alloc(65536, 1))
+  const image = await ImageStore.create(join(s.root, 'image'), { lower: raw })
+  t.equal(image.kind, 'image')
+  await image.close()
+  await s.store.close()
+  t.equal(await storeKind(join(s.root, 'image')), 'image')
+  t.equal(await storeKind(s.dir), 'tree')
+  const a = await openStore(join(s.root, 'image'), { readOnly: true })
+  const b = await openStore(s.dir)
+  t.equal(a.kind, 'image')
+  t.equal(b.kind, 'tree')
+  if (b.kind === 'tree') t.match(await b.stat('/etc/hosts'), { type: 'file' })
+  await a.close()
+  await b.close()
+  await t.rejects(ImageStore.open(s.dir), { code: 'EINVAL' })
+  await t.rejects(TreeStore.open(join(s.root, 'image')), { code: 'EINVAL' })
+  await t.rejects(openStore(s.dir, { bogus: 1 } as never), { code: 'EINVAL' })
+  await t.rejects(openStore(join(s.root, 'nope')), { code: 'ENOENT' })
+  const byLower = [await createStore(join(s.root, 'c-tree'), { lower: s.lower }), await createStore(join(s.root, 'c-image'), { lower: raw })]
+  t.same(byLower.map((x) => x.kind), ['tree', 'image'], 'createStore() picks the kind from the lower')
+  for (const x of byLower) await x.close()
+  await t.rejects(createStore(join(s.root, 'c-none'), { lower: join(s.root, 'nope') }), { code: 'ENOENT' })
+  s.store = await TreeStore.open(s.dir)
+})
+
+t.test('unflushed writes are committed by the automatic flush', async (t) => {
+  const root = t.testdir()
+  const lower = join(root, 'lower')
+  buildLower(lower)
+  const store = await TreeStore.create(join(root, 'store'), { lower, autoFlushMs: 50 })
+  t.teardown(() => store.close())
+  const h = await store.open('/etc/hosts', 'r+')
+  await h.write(0, Buffer.from('auto'))
+  await new Promise<void>((resolve) => {
+    const keepAlive = setTimeout(() => {}, 10_000) // the store's timer does not hold the process open
+    store.once('flush', () => {
+      clearTimeout(keepAlive)
+      resolve()
+    })
+  })
+  t.equal(store.info().dirty, false)
+  await h.close()
+})
+
+t.test('rm removes files, and directories with recursive', async (t) => {
+  const s = await setup(t)
+  await t.rejects(s.store.rm('/usr'), { code: 'EISDIR' })
+  await t.rejects(s.store.rm('/'), { code: 'EBUSY' })
+  await t.rejects(s.store.rm('/nope'), { code: 'ENOENT' })
+  await t.rejects(s.store.rm('/usr', { recursive: 'yes' } as never), { code: 'EINVAL' })
+  t.equal(await s.store.rm('/etc/hosts'), 1)
+  await s.store.mkdir('/usr/share/new')
+  await s.store.create('/usr/share/new/x')
+  t.equal(await s.store.rm('/usr', { recursive: true }), 12, 'lower and upper objects, deepest first')
+  await t.rejects(s.store.stat('/usr'), { code: 'ENOENT' })
+  t.same((await s.store.readdir('/')).map((e) => e.name), ['etc', 'etc-abs', 'home', 'var'])
+  t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
+})
