@@ -1,16 +1,11 @@
-// Open a store, do one command's work on it, and close it (closing flushes) whatever happens.
-import { ImageStore, type OpenOptions } from '../index.js'
+// Open an image store, do one command's work on it, and close it (closing flushes) whatever happens.
+import { PagecowError, type ImageStore, type OpenOptions } from '../index.js'
+import { withAnyStore } from './with-any-store.js'
 
-/** Run `work` on the store at `path`; the work's error wins over an error while closing. */
+/** Run `work` on the image store at `path`; a tree store is refused with EINVAL. */
 export async function withStore<T>(path: string, options: OpenOptions, work: (store: ImageStore) => Promise<T>): Promise<T> {
-  const store = await ImageStore.open(path, options)
-  let result: T
-  try {
-    result = await work(store)
-  } catch (err) {
-    await store.close().catch(() => {})
-    throw err
-  }
-  await store.close()
-  return result
+  return withAnyStore(path, options, async (store) => {
+    if (store.kind !== 'image') throw new PagecowError('EINVAL', `${store.path} is a tree store; this command works on image stores`)
+    return work(store)
+  })
 }

@@ -4,12 +4,13 @@ import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
-import { Geometry, MAX_FILE_SIZE } from '../geometry.js'
+import { Geometry } from '../geometry.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
 import { PagedFile } from '../page/paged-file.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
+import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, openDatabase } from '../store/database.js'
 import { readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
@@ -372,33 +373,5 @@ export class ImageStore extends EventEmitter {
   #checkWritable(): void {
     this.#checkOpen()
     if (this.readOnly) throw new PagecowError('EROFS', 'the store is open read-only')
-  }
-}
-
-function closedError(): PagecowError {
-  return new PagecowError('ECLOSED', 'the store is closed')
-}
-
-/** Offsets and lengths are non-negative integers whose sum stays within MAX_FILE_SIZE. */
-function checkRange(offset: number, length: number, what: string): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) {
-    throw new PagecowError('EINVAL', `${what}: offset must be a non-negative integer, got ${String(offset)}`)
-  }
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new PagecowError('EINVAL', `${what}: length must be a non-negative integer, got ${String(length)}`)
-  }
-  if (offset + length > MAX_FILE_SIZE) {
-    throw new PagecowError('EFBIG', `${what}: offset + length ${offset + length} is past the ${MAX_FILE_SIZE}-byte limit`)
-  }
-}
-
-function prepareEmptyDirectory(path: string): void {
-  try {
-    fs.mkdirSync(path, { recursive: true })
-    if (fs.readdirSync(path).length > 0) {
-      throw new PagecowError('EEXIST', `${path} is not empty; a store is created in a new or empty directory`)
-    }
-  } catch (err) {
-    throw fromSystemError(err, `creating the store directory ${path}`)
   }
 }

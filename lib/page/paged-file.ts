@@ -2,8 +2,9 @@
 // Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
 // their arguments: the store validates at the edge.
 import { Geometry } from '../geometry.js'
-import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
+import { ExtentMerger, type Extent } from './extent.js'
 import type { LowerSource } from './lower-source.js'
+import { lowerPieces } from './lower-pieces.js'
 import type { PageMap } from './page-map.js'
 import type { UpperFile } from './upper-file.js'
 
@@ -292,7 +293,7 @@ export class PagedFile {
       const from = Math.max(start, g.byteOf(run.start))
       const to = Math.min(end, g.byteOf(run.end))
       if (run.state === 'lower') {
-        for (const [a, b, state] of this.#lowerPieces(from, to)) {
+        for (const [a, b, state] of lowerPieces(this.lower, from, to, this.#state.lowerCut)) {
           const done = merger.push(a, b, state)
           if (done) yield done
         }
@@ -303,25 +304,6 @@ export class PagedFile {
     }
     const last = merger.finish()
     if (last) yield last
-  }
-
-  /** [from, to) of LOWER pages split into the lower's data and holes. */
-  *#lowerPieces(from: number, to: number): Generator<[number, number, ExtentState]> {
-    const limit = Math.min(to, this.lower.size, this.#state.lowerCut)
-    let pos = from
-    while (pos < limit) {
-      const data = this.lower.nextData(pos) ?? limit
-      if (data > pos) {
-        const holeEnd = Math.min(data, limit)
-        yield [pos, holeEnd, 'hole']
-        pos = holeEnd
-        continue
-      }
-      const dataEnd = Math.min(this.lower.nextHole(pos), limit)
-      yield [pos, dataEnd, 'lower']
-      pos = dataEnd
-    }
-    if (pos < to) yield [pos, to, 'hole']
   }
 
   /** SEEK_DATA on the merged view: the first byte at or after `offset` holding data, or null. */

@@ -6,10 +6,12 @@ import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
-import { Geometry, MAX_FILE_SIZE } from '../geometry.js'
+import { Geometry } from '../geometry.js'
 import { MAX_IO_BYTES } from '../image/image-store.js'
 import type { Extent } from '../page/extent.js'
 import { ExtentMerger } from '../page/extent.js'
+import { lowerPieces } from '../page/lower-pieces.js'
+import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, openDatabase } from '../store/database.js'
 import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
@@ -1077,55 +1079,12 @@ export class TreeStore extends EventEmitter {
   }
 }
 
-function closedError(): PagecowError {
-  return new PagecowError('ECLOSED', 'the store is closed')
-}
-
-/** Offsets and lengths are non-negative integers whose sum stays within MAX_FILE_SIZE. */
-function checkRange(offset: number, length: number, what: string): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) {
-    throw new PagecowError('EINVAL', `${what}: offset must be a non-negative integer, got ${String(offset)}`)
-  }
-  if (!Number.isSafeInteger(length) || length < 0) {
-    throw new PagecowError('EINVAL', `${what}: length must be a non-negative integer, got ${String(length)}`)
-  }
-  if (offset + length > MAX_FILE_SIZE) {
-    throw new PagecowError('EFBIG', `${what}: offset + length ${offset + length} is past the ${MAX_FILE_SIZE}-byte limit`)
-  }
-}
-
-/** Make `path` an empty directory; returns whether it was created here. */
-function prepareEmptyDirectory(path: string): boolean {
-  try {
-    const existed = fs.existsSync(path)
-    fs.mkdirSync(path, { recursive: true })
-    if (fs.readdirSync(path).length > 0) {
-      throw new PagecowError('EEXIST', `${path} is not empty; a store is created in a new or empty directory`)
-    }
-    return !existed
-  } catch (err) {
-    throw fromSystemError(err, `creating the store directory ${path}`)
-  }
-}
-
 /** Extents of a file all of whose bytes are the lower's: its data and its holes. */
 function* lowerExtents(node: FileNode, start: number, end: number): Generator<Extent> {
-  const lower = node.lower!
   const merger = new ExtentMerger()
-  let pos = start
-  while (pos < end) {
-    const data = lower.nextData(pos) ?? end
-    if (data > pos) {
-      const holeEnd = Math.min(data, end)
-      const done = merger.push(pos, holeEnd, 'hole')
-      if (done) yield done
-      pos = holeEnd
-      continue
-    }
-    const dataEnd = Math.min(lower.nextHole(pos), end)
-    const done = merger.push(pos, dataEnd, 'lower')
+  for (const [from, to, state] of lowerPieces(node.lower!, start, end, end)) {
+    const done = merger.push(from, to, state)
     if (done) yield done
-    pos = dataEnd
   }
   const last = merger.finish()
   if (last) yield last
