@@ -90,6 +90,16 @@ export function deviceMinor(rdev: number): number {
   return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn))
 }
 
+/** fsync a directory, so that a file created in it survives a power cut. */
+export function syncDirectory(path: string): void {
+  const fd = nodeFs.openSync(path, nodeFs.constants.O_RDONLY | nodeFs.constants.O_DIRECTORY)
+  try {
+    nodeFs.fsyncSync(fd)
+  } finally {
+    nodeFs.closeSync(fd)
+  }
+}
+
 /** Free the blocks under [offset, offset + length) of `fd`; reads there return zeros. */
 export function punchHole(fd: number, offset: number, length: number): void {
   if (length > 0) native.trimSync(fd, offset, length)

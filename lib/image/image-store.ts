@@ -1,6 +1,6 @@
 // An image store: a raw image overlaid page by page (SPEC §1–5, §8, §9). The public API.
 import { EventEmitter } from 'node:events'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
@@ -114,6 +114,9 @@ export class ImageStore extends EventEmitter {
         writeFileState(database, IMAGE_FILE_ID, { size: lower.size, lowerCut: lower.size, bytesWritten: 0, upperWritten: 0 })
         writeMeta(database, meta)
       })()
+      // The new files' names must survive a power cut too, and so must the store directory's.
+      fs.syncDirectory(path)
+      fs.syncDirectory(dirname(path))
     } catch (err) {
       throw fromSystemError(err, `creating a store in ${path}`)
     } finally {

@@ -169,7 +169,7 @@ export class NodeTable {
     }
     const upper = UpperFile.open(path, { readOnly: false, create: true })
     try {
-      syncDirectory(`${ctx.path}/${UPPER_DIR}`)
+      fs.syncDirectory(`${ctx.path}/${UPPER_DIR}`)
       const lower = node.lower
       const size = lower?.size ?? 0
       let print: LowerPrint | null = null
@@ -306,7 +306,7 @@ export class NodeTable {
     try {
       // The removals must be durable before their records go, or a power cut could bring back
       // files nothing accounts for.
-      syncDirectory(`${this.#ctx.path}/${UPPER_DIR}`)
+      fs.syncDirectory(`${this.#ctx.path}/${UPPER_DIR}`)
       this.#ctx.ns.transaction(() => {
         for (const id of done) this.#ctx.ns.removePurge(id)
       })
@@ -323,15 +323,5 @@ export class NodeTable {
   #drop(node: FileNode): void {
     node.close()
     if (this.#nodes.get(node.ino) === node) this.#nodes.delete(node.ino)
-  }
-}
-
-/** fsync a directory, so that a file created in it survives a power cut. */
-export function syncDirectory(path: string): void {
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
   }
 }

@@ -2,7 +2,7 @@
 // namespace lives in SQLite; every regular file's data is a PagedFile of the page store, so image
 // mode is the one-file case of the same code. The public API: validate, then delegate.
 import { EventEmitter } from 'node:events'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
@@ -180,6 +180,9 @@ export class TreeStore extends EventEmitter {
       }
       const database = db
       database.transaction(() => writeMeta(database, meta))()
+      // The new names must survive a power cut too, and so must the store directory's.
+      fs.syncDirectory(path)
+      fs.syncDirectory(dirname(path))
     } catch (err) {
       throw fromSystemError(err, `creating a store in ${path}`)
     } finally {
