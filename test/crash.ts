@@ -10,6 +10,7 @@ import { describeBytes, pattern } from '../tools/crash/pattern.js'
 import type { LogEntry } from '../tools/crash/workload.js'
 import { ImageModel } from './fixtures/image-model.js'
 import { makeLower } from './fixtures/lower.js'
+import { actualFs, pagecowWithFs } from './fixtures/mock-fs.js'
 import { Random, testSeeds } from './fixtures/random.js'
 
 const WORKLOAD = fileURLToPath(new URL('../tools/crash/workload.ts', import.meta.url))
@@ -56,30 +57,38 @@ t.test('crash images taken from a live store', async (t) => {
   await flushing
   await store.close()
 
-  for (const image of [before, during]) {
+  // Each crash image is checked, then grown three ways, each on its own copy.
+  type Grow = [string, (s: ImageStore | ImageModel) => unknown]
+  const grows: Grow[] = [
+    ['a write past the end', (s) => s.write(2 * P + 1000, Buffer.from('after'))],
+    ['truncate up', (s) => s.truncate(4 * P)],
+    ['zero past the end', (s) => s.zero(3 * P + 7, 1)],
+  ]
+  for (const [name, image] of [['before the flush', before], ['during the flush', during]] as const) {
     const report = await checkStore(image)
-    t.ok(report.clean, `${image}: fsck is clean`, { problems: report.problems })
-    const crashed = await ImageStore.open(image, { autoFlushMs: 0 })
-    t.equal(crashed.size, flushed.size, 'the size is the committed one')
+    t.ok(report.clean, `${name}: fsck is clean`, { problems: report.problems })
+    const crashed = await ImageStore.open(image, { readOnly: true })
+    t.equal(crashed.size, flushed.size, `${name}: the size is the committed one`)
     const head = await crashed.read(0, 10)
-    t.ok(head.equals(Buffer.alloc(10, 2)) || head.equals(Buffer.alloc(10, 4)), 'page 0 reads its flushed content or the later write')
-    t.same(await crashed.read(P, P), Buffer.alloc(P), 'the ZERO page reads zeros')
+    t.ok(head.equals(Buffer.alloc(10, 2)) || head.equals(Buffer.alloc(10, 4)), `${name}: page 0 reads its flushed content or the later write`)
+    t.same(await crashed.read(P, P), Buffer.alloc(P), `${name}: the ZERO page reads zeros`)
+    t.same(await crashed.read(0, crashed.size), flushed.read(0, flushed.size).fill(4, 0, 10), `${name}: everything else as flushed`)
+    await crashed.close()
 
     // SPEC §4 after a crash: growing the image reads zeros in the gap, never bytes of a write
     // the crash lost (they sit in the upper past the committed end of a DATA page).
-    const model = new ImageModel(P, { size: crashed.size, data: [], bytes: await crashed.read(0, crashed.size) })
-    await crashed.write(2 * P + 1000, Buffer.from('after'))
-    model.write(2 * P + 1000, Buffer.from('after'))
-    t.same(await crashed.read(2 * P, 2000), model.read(2 * P, 2000), 'a write past the end: the gap reads zeros')
-    await crashed.truncate(4 * P)
-    model.truncate(4 * P)
-    await crashed.zero(3 * P + 7, 1)
-    model.zero(3 * P + 7, 1)
-    t.same(await crashed.read(0, crashed.size), model.read(0, model.size), 'truncate and zero past the end: zeros')
-    await crashed.close()
-    t.ok((await checkStore(image)).clean, 'fsck is still clean')
+    for (const [how, grow] of grows) {
+      const copy = crashImage(image, `${image}-${how.replace(/\W+/g, '-')}`)
+      const store = await ImageStore.open(copy, { autoFlushMs: 0 })
+      const model = flushed.clone()
+      model.write(0, Buffer.alloc(10, 4))
+      await grow(store)
+      grow(model)
+      t.same(await store.read(0, store.size), model.read(0, model.size), `${name}, then ${how}: the gap reads zeros`)
+      await store.close()
+      t.ok((await checkStore(copy)).clean, `${name}, then ${how}: fsck is clean`)
+    }
   }
-
 })
 
 /** The log of one run of the workload, parsed; a torn last line was never acted on. */
@@ -161,6 +170,39 @@ async function runAndKill(args: string[], logPath: string, killAfter: number, de
   return { killed: code === null, stderr }
 }
 
+/**
+ * Check a store after a crash against the log of what ran: fsck is clean, the size is one the log
+ * allows, every page reads its content at the last durable point or after a later logged op.
+ * Returns the image it read, or undefined after reporting failures.
+ */
+async function checkCrashed(t: Test, storeDir: string, baseline: ImageModel, entries: LogEntry[], label: string) {
+  const P = baseline.pageSize
+  const fsck = await checkStore(storeDir)
+  t.ok(fsck.clean, `${label}: fsck is clean`, { problems: fsck.problems })
+  const allowed = allowedStates(baseline, entries)
+  const store = await ImageStore.open(storeDir, { readOnly: true })
+  const size = store.size
+  t.ok(allowed.sizes.has(size), `${label}: size ${size} is one the log allows`, { allowed: [...allowed.sizes] })
+  const image = await store.read(0, size)
+  await store.close()
+  let bad = 0
+  for (let p = 0; p * P < size; p++) {
+    const visible = image.subarray(p * P, Math.min(size, (p + 1) * P))
+    const choices = allowed.pages.get(p) ?? [Buffer.alloc(P)]
+    if (choices.some((c) => c.subarray(0, visible.length).equals(visible))) continue
+    bad++
+    if (bad <= 3) {
+      t.fail(`${label}: page ${p} holds neither its content at the last flush (op ${allowed.durable}) nor a later op's`, {
+        holds: describeBytes(visible, p * P),
+        couldHold: choices.map((c) => describeBytes(c.subarray(0, visible.length), p * P)),
+      })
+    }
+  }
+  if (bad > 0 || !fsck.clean) return undefined
+  const summary = `all ${Math.ceil(size / P)} pages read a flushed or later state (${allowed.later} ops after op ${allowed.durable})`
+  return { size, image, summary }
+}
+
 interface Series {
   name: string
   pageSize: number
@@ -206,29 +248,10 @@ async function runSeries(t: Test, root: string, series: Series, rng: Random): Pr
     const ops = entries.filter((e) => 'op' in e && e.k !== 'durable') as Array<{ op: number }>
     nextOp = (ops.at(-1)?.op ?? nextOp - 1) + 1 // the op in flight may have written: never reuse its number
 
-    const fsck = await checkStore(storeDir)
-    t.ok(fsck.clean, `${label}: fsck is clean after the kill`, { problems: fsck.problems })
-    const allowed = allowedStates(baseline, entries)
-    const store = await ImageStore.open(storeDir, { readOnly: true })
-    const size = store.size
-    t.ok(allowed.sizes.has(size), `${label}: size ${size} is one the log allows`, { allowed: [...allowed.sizes] })
-    const image = await store.read(0, size)
-    await store.close()
-    let bad = 0
-    for (let p = 0; p * P < size; p++) {
-      const visible = image.subarray(p * P, Math.min(size, (p + 1) * P))
-      const choices = allowed.pages.get(p) ?? [Buffer.alloc(P)]
-      if (choices.some((c) => c.subarray(0, visible.length).equals(visible))) continue
-      bad++
-      if (bad <= 3) {
-        t.fail(`${label}: page ${p} holds neither its content at the last flush (op ${allowed.durable}) nor a later op's`, {
-          holds: describeBytes(visible, p * P),
-          couldHold: choices.map((c) => describeBytes(c.subarray(0, visible.length), p * P)),
-        })
-      }
-    }
-    if (bad > 0) return r
-    t.pass(`${label}: all ${Math.ceil(size / P)} pages read a flushed or later state (${allowed.later} ops after op ${allowed.durable}; ran ${ran} ms, checked in ${Date.now() - started - ran} ms)`)
+    const checked = await checkCrashed(t, storeDir, baseline, entries, label)
+    if (!checked) return r
+    t.pass(`${label}: ${checked.summary} (ran ${ran} ms, checked in ${Date.now() - started - ran} ms)`)
+    const { size, image } = checked
     // The next round continues this store from what it holds now.
     baseline = new ImageModel(P, { size, data: [], bytes: image })
   }
@@ -251,3 +274,92 @@ for (const seed of testSeeds([2024])) {
     t.ok(rounds >= 20, `${rounds} rounds of kill -9 checked`)
   })
 }
+
+t.test('power cuts: upper writes not yet fdatasynced are lost, the map never points past them', async (t) => {
+  // lib/fs is replaced so that every fdatasync of the upper also keeps a copy of what it made
+  // durable. A power-cut image is the database as committed plus that copy: what a disk with a
+  // volatile cache holds after the power goes, if SQLite keeps its own promise (WAL, synchronous=FULL).
+  const P = 4096
+  const dir = t.testdir()
+  const paths = new Map<number, string>()
+  let synced = Buffer.alloc(0)
+  let atSync: ((phase: 'before' | 'after') => Promise<void>) | undefined
+  const keepSynced = (fd: number) => {
+    const path = paths.get(fd)
+    if (path?.endsWith('/upper.img')) synced = readFileSync(path)
+  }
+  const api = await pagecowWithFs(t, {
+    openSync: ((path: string, ...rest: unknown[]) => {
+      const fd = (actualFs.openSync as (...a: unknown[]) => number)(path, ...rest)
+      paths.set(fd, path)
+      return fd
+    }) as typeof actualFs.openSync,
+    closeSync: ((fd: number) => {
+      paths.delete(fd)
+      actualFs.closeSync(fd)
+    }) as typeof actualFs.closeSync,
+    fdatasync: (async (fd: number) => {
+      const upper = paths.get(fd)?.endsWith('/upper.img')
+      if (upper) await atSync?.('before')
+      await actualFs.fdatasync(fd)
+      keepSynced(fd)
+      if (upper) await atSync?.('after')
+    }) as typeof actualFs.fdatasync,
+    fdatasyncSync: ((fd: number) => {
+      actualFs.fdatasyncSync(fd)
+      keepSynced(fd)
+    }) as typeof actualFs.fdatasyncSync,
+  })
+
+  const rng = new Random(testSeeds([77])[0]!)
+  const lower = makeLower(`${dir}/lower.img`, 64 * P + 1000, rng, 0.6)
+  const storeDir = `${dir}/store`
+  const store = (await api.ImageStore.create(storeDir, { lower: lower.path, pageSize: P, autoFlushMs: 0 })) as unknown as ImageStore
+  const baseline = new ImageModel(P, lower)
+  const entries: LogEntry[] = []
+  let images = 0
+  let failed = false
+  const powerCut = async (when: string) => {
+    if (failed) return
+    const to = `${dir}/cut-${images++}`
+    mkdirSync(to)
+    for (const f of ['pagecow.db', 'pagecow.db-wal']) {
+      if (existsSync(`${storeDir}/${f}`)) copyFileSync(`${storeDir}/${f}`, `${to}/${f}`)
+    }
+    writeFileSync(`${to}/upper.img`, synced)
+    if (!(await checkCrashed(t, to, baseline, entries, `power cut ${images - 1} ${when}`))) failed = true
+  }
+  atSync = async (phase) => {
+    if (rng.chance(0.4)) await powerCut(`${phase} the upper's fdatasync in a flush`)
+  }
+
+  for (let op = 1; op <= 150 && !failed; op++) {
+    const size = store.size
+    const r = rng.next()
+    if (r < 0.55) {
+      const offset = rng.chance(0.4) ? rng.int(0, size / P + 4) * P : rng.int(0, size + 4 * P)
+      const length = rng.chance(0.4) ? rng.int(1, 4) * P : rng.int(1, 3 * P)
+      entries.push({ k: 'write', op, offset, length })
+      await store.write(offset, pattern(op, offset, length))
+    } else if (r < 0.7) {
+      const k = rng.chance(0.5) ? 'zero' : 'discard'
+      const offset = rng.int(0, size + 2 * P)
+      const length = rng.int(1, 4 * P)
+      entries.push({ k, op, offset, length })
+      await store[k](offset, length)
+    } else if (r < 0.75) {
+      const newSize = rng.int(Math.floor(size / 2), Math.ceil(size * 1.3) + P)
+      entries.push({ k: 'truncate', op, size: newSize })
+      await store.truncate(newSize)
+      entries.push({ k: 'durable', op })
+    } else if (r < 0.85) {
+      entries.push({ k: 'flush', op })
+      await store.flush()
+      entries.push({ k: 'durable', op })
+    }
+    if (rng.chance(0.15)) await powerCut(`after op ${op}`)
+  }
+  atSync = undefined
+  await store.close()
+  t.ok(images >= 20, `${images} power-cut images checked`)
+})
