@@ -84,8 +84,15 @@ t.test('set reports the count changes and bumps the version only on a change', a
   t.notOk(c.isDirty)
 })
 
+// Both ways of answering runs(): roaring queries per run, and walking the members in JavaScript.
+for (const [walk, limit] of [['roaring queries', 0], ['member walk', Infinity]] as const)
 for (const seed of testSeeds([1, 2, 3])) {
-  t.test(`random set/stateOf/count/runs against an array model (seed ${seed})`, async (t) => {
+  t.test(`random set/stateOf/count/runs against an array model (${walk}, seed ${seed})`, async (t) => {
+    const saved = Chunk.arrayWalkLimit
+    Chunk.arrayWalkLimit = limit
+    t.teardown(() => {
+      Chunk.arrayWalkLimit = saved
+    })
     const rng = new Random(seed)
     const model = new Uint8Array(PAGES_PER_CHUNK)
     const c = Chunk.empty()
@@ -132,7 +139,13 @@ for (const seed of testSeeds([1, 2, 3])) {
   })
 }
 
-t.test('runs are maximal over patterns that stress the run search', async (t) => {
+for (const [walk, limit] of [['roaring queries', 0], ['member walk', Infinity]] as const)
+t.test(`runs are maximal over patterns that stress the run search (${walk})`, async (t) => {
+  const saved = Chunk.arrayWalkLimit
+  Chunk.arrayWalkLimit = limit
+  t.teardown(() => {
+    Chunk.arrayWalkLimit = saved
+  })
   const patterns: Array<[string, (i: number) => PageState]> = [
     ['alternating', (i) => (i % 2 ? 'data' : 'zero')],
     ['every third LOWER', (i) => (i % 3 === 0 ? 'lower' : 'data')],

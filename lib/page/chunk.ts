@@ -23,8 +23,17 @@ export interface ChunkRecord {
 }
 
 export class Chunk {
+  /**
+   * A chunk with at most this many DATA and ZERO pages answers runs() by walking its members in
+   * JavaScript (one native call per chunk) instead of asking roaring per run. Scattered pages
+   * make many short runs, and this keeps a map of millions of them fast.
+   */
+  static arrayWalkLimit = 4096
+
   readonly #data: Bitmap
   readonly #zero: Bitmap
+  /** The members as arrays, for walking; valid while `version` is unchanged. */
+  #members: { version: number; data: Uint32Array; zero: Uint32Array } | undefined
   /** Bumped on every change; a flush persists a version and compares on completion. */
   version = 0
   /** The version the database holds. */
@@ -112,6 +121,10 @@ export class Chunk {
 
   /** Maximal runs of one state covering [start, end), in order. Cost grows with the runs. */
   *runs(start: number, end: number): Generator<PageRun> {
+    if (this.#data.size + this.#zero.size <= Chunk.arrayWalkLimit) {
+      yield* this.#walkRuns(start, end)
+      return
+    }
     let pos = start
     while (pos < end) {
       let runEnd: number
@@ -126,6 +139,38 @@ export class Chunk {
         state = 'lower'
         runEnd = Math.min(nextPresent(this.#data, pos, end), nextPresent(this.#zero, pos, end))
       }
+      yield { start: pos, end: runEnd, state }
+      pos = runEnd
+    }
+  }
+
+  /** runs() by walking the sorted members: O(members from `start` on) in plain JavaScript. */
+  *#walkRuns(start: number, end: number): Generator<PageRun> {
+    let members = this.#members
+    if (!members || members.version !== this.version) {
+      members = { version: this.version, data: this.#data.toUint32Array(), zero: this.#zero.toUint32Array() }
+      this.#members = members
+    }
+    const { data, zero } = members
+    let i = lowerBound(data, start)
+    let j = lowerBound(zero, start)
+    let pos = start
+    while (pos < end) {
+      const nextData = i < data.length ? data[i]! : Infinity
+      const nextZero = j < zero.length ? zero[j]! : Infinity
+      let runEnd: number
+      let state: PageState
+      if (nextData === pos) {
+        state = 'data'
+        for (runEnd = pos + 1, i++; i < data.length && data[i] === runEnd; i++) runEnd++
+      } else if (nextZero === pos) {
+        state = 'zero'
+        for (runEnd = pos + 1, j++; j < zero.length && zero[j] === runEnd; j++) runEnd++
+      } else {
+        state = 'lower'
+        runEnd = Math.min(nextData, nextZero)
+      }
+      runEnd = Math.min(runEnd, end)
       yield { start: pos, end: runEnd, state }
       pos = runEnd
     }
@@ -155,6 +200,18 @@ function checkMembers(bitmap: Bitmap): string | null {
     previous = page
   }
   return previous >= PAGES_PER_CHUNK ? 'page bitmap holds a page outside its chunk' : null
+}
+
+/** The index of the first element of the sorted `values` that is >= `value`. */
+function lowerBound(values: Uint32Array, value: number): number {
+  let lo = 0
+  let hi = values.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (values[mid]! < value) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 /** The first member of `bitmap` in [pos, end), or `end`. */
