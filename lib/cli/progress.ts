@@ -7,14 +7,17 @@ import { formatSize } from './format-size.js'
 const SHOW_AFTER_MS = 1000
 
 export interface Progress {
-  /** `done` bytes of `total` are done. */
+  /** `done` units of `total` are done. */
   update(done: number): void
   /** Remove the bar (if one was drawn). */
   stop(): void
 }
 
-/** A progress reporter for `total` bytes of work labelled `label`; silent unless stderr is a TTY. */
-export function startProgress(io: CliIo, label: string, total: number): Progress {
+/**
+ * A progress reporter for `total` units of work labelled `label`; silent unless stderr is a TTY.
+ * Units are bytes unless `format` says otherwise (e.g. objects of a tree).
+ */
+export function startProgress(io: CliIo, label: string, total: number, format: (n: number) => string = formatSize): Progress {
   if (!io.stderrIsTTY || total <= 0) return { update() {}, stop() {} }
   const started = Date.now()
   let bar: cliProgress.SingleBar | undefined
@@ -31,10 +34,10 @@ export function startProgress(io: CliIo, label: string, total: number): Progress
           },
           cliProgress.Presets.shades_classic,
         )
-        bar.start(total, done, { doneText: formatSize(done), totalText: formatSize(total) })
+        bar.start(total, done, { doneText: format(done), totalText: format(total) })
         return
       }
-      bar.update(done, { doneText: formatSize(done) })
+      bar.update(done, { doneText: format(done) })
     },
     stop() {
       bar?.stop()

@@ -29,7 +29,7 @@ export function exportCommand(io: CliIo) {
     .option('--json', 'print the result as JSON')
     .action(async (store: string, output: string) => {
       const opts = parseCommandLine(cmd, schema, { store, output })
-      const text = await withAnyStore(opts.store, { readOnly: true }, async (s) => (s.kind === 'image' ? exportOneImage(s, opts, io) : exportOneTree(s, opts)))
+      const text = await withAnyStore(opts.store, { readOnly: true }, async (s) => (s.kind === 'image' ? exportOneImage(s, opts, io) : exportOneTree(s, opts, io)))
       await writeTo(io.stdout, text)
     })
   return examples(cmd, ['pagecow export vm1.cow vm1.img', 'pagecow export vm1.cow vm1.img --force && qemu-img map --output=json vm1.img', 'pagecow export root.cow /srv/rootfs-merged'])
@@ -53,10 +53,32 @@ async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo): Prom
   return `exported ${formatSize(result.size)} to ${opts.output}: ${formatSize(result.bytesCopied)} of data copied, the rest left sparse\n`
 }
 
-async function exportOneTree(s: TreeStore, opts: ExportFlags): Promise<string> {
+async function exportOneTree(s: TreeStore, opts: ExportFlags, io: CliIo): Promise<string> {
   if (opts.force) throw new PagecowError('EINVAL', 'export: --force is for image stores; a tree is exported into a new or empty directory')
-  const result = await exportTree(s, opts.output)
+  // The bar counts objects; their number is only counted (readdir, no stat) when a bar can be drawn.
+  const progress = startProgress(io, 'export', io.stderrIsTTY ? await countObjects(s, '/') : 0, (n) => `${n} objects`)
+  let result
+  try {
+    result = await exportTree(s, opts.output, { onProgress: (p) => progress.update(p.entries) })
+  } finally {
+    progress.stop()
+  }
   if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
   const skipped = result.skipped.map((k) => `skipped ${k.path}: ${k.reason}\n`).join('')
   return `${skipped}exported ${result.entries} objects to ${opts.output}: ${formatSize(result.bytesCopied)} of file data copied, holes left sparse\n`
+}
+
+/** The objects under directory `dir` of the merged tree (what exportTree writes, the root aside). */
+async function countObjects(s: TreeStore, dir: string): Promise<number> {
+  let n = 0
+  let after: string | undefined
+  for (;;) {
+    const batch = await s.readdir(dir, after === undefined ? { limit: 1024 } : { after, limit: 1024 })
+    if (batch.length === 0) return n
+    after = batch[batch.length - 1]!.name
+    for (const entry of batch) {
+      n++
+      if (entry.type === 'directory') n += await countObjects(s, dir === '/' ? `/${entry.name}` : `${dir}/${entry.name}`)
+    }
+  }
 }
