@@ -5,7 +5,8 @@ import * as fs from '../fs.js'
 import { fromSystemError, PagecowError, type ErrorCode } from '../errors.js'
 import { Geometry, PAGES_PER_CHUNK, firstPageOfChunk } from '../geometry.js'
 import { Chunk } from '../page/chunk.js'
-import { DATABASE_FILE, openDatabase } from '../store/database.js'
+import { DATABASE_FILE } from '../store/database.js'
+import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readMeta } from '../store/meta.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { UPPER_FILE } from './image-store.js'
@@ -41,36 +42,10 @@ export async function checkStore(dir: string): Promise<FsckReport> {
   // A tree store has its own checks; a store whose kind cannot be read is checked (and reported) as an image.
   if ((await storeKind(path).catch(() => 'image')) === 'tree') return checkTreeStore(path)
   const report: FsckReport = { path, clean: true, problems: [], checked: { chunks: 0, dataPages: 0, zeroPages: 0 } }
-  const problem = (code: ErrorCode, message: string) => report.problems.push({ code, message })
-  let db: Database.Database
-  try {
-    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true })
-  } catch (err) {
-    const e = fromSystemError(err, 'opening the database')
-    problem(e.code, e.message)
-    return finish(report)
-  }
-  try {
-    checkDatabase(db, path, report, problem)
-  } catch (err) {
-    const e = fromSystemError(err, 'checking the store')
-    problem(e.code === 'EIO' ? 'ECORRUPT' : e.code, e.message)
-  } finally {
-    db.close()
-  }
-  return finish(report)
+  return runFsck(path, report, (db, problem) => checkDatabase(db, path, report, problem))
 }
 
-function finish(report: FsckReport): FsckReport {
-  report.clean = report.problems.length === 0
-  return report
-}
-
-function checkDatabase(db: Database.Database, path: string, report: FsckReport, problem: (code: ErrorCode, message: string) => void): void {
-  const integrity = db.pragma('integrity_check') as Array<{ integrity_check: string }>
-  for (const row of integrity) {
-    if (row.integrity_check !== 'ok') problem('ECORRUPT', `database: ${row.integrity_check}`)
-  }
+function checkDatabase(db: Database.Database, path: string, report: FsckReport, problem: ReportProblem): void {
   const meta = readMeta(db, path)
   const state = readFileState(db, 1, path)
   const geometry = new Geometry(meta.pageSize)

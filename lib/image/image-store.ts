@@ -11,7 +11,7 @@ import { PagedFile } from '../page/paged-file.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, openDatabase } from '../store/database.js'
+import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase } from '../store/database.js'
 import { readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { describeChange, fingerprint } from './fingerprint.js'
@@ -82,7 +82,7 @@ export class ImageStore extends EventEmitter {
     this.#file = parts.file
     this.#chunks = parts.chunks
     this.#autoFlushMs = parts.autoFlushMs
-    this.#dataVersion = this.#readDataVersion()
+    this.#dataVersion = dataVersion(this.#db)
     if (!parts.readOnly && parts.autoFlushMs > 0) {
       this.#timer = setInterval(() => this.#autoFlush(), parts.autoFlushMs)
       this.#timer.unref()
@@ -292,7 +292,7 @@ export class ImageStore extends EventEmitter {
       size: state.size,
       lower: { path: this.#meta.lower.path, size: file.lower.size },
       pages: { total, data: counts.data, zero: counts.zero, lower: Math.max(0, total - counts.data - counts.zero) },
-      upper: { allocatedBytes: usage.allocated, apparentBytes: usage.apparent, databaseBytes: this.#databaseBytes() },
+      upper: { allocatedBytes: usage.allocated, apparentBytes: usage.apparent, databaseBytes: databaseBytes(this.path) },
       written: {
         userBytes: state.bytesWritten,
         upperBytes: state.upperWritten,
@@ -346,27 +346,11 @@ export class ImageStore extends EventEmitter {
   /** A read-only store follows the writer: reload the map when the database changed. */
   #refresh(): void {
     if (!this.readOnly) return
-    const version = this.#readDataVersion()
+    const version = dataVersion(this.#db)
     if (version === this.#dataVersion) return
     this.#dataVersion = version
     this.#file.reload(readFileState(this.#db, IMAGE_FILE_ID, this.path))
     this.#file.map.reload(this.#chunks.totals())
-  }
-
-  #readDataVersion(): number {
-    return this.#db.pragma('data_version', { simple: true }) as number
-  }
-
-  #databaseBytes(): number {
-    let total = 0
-    for (const suffix of ['', '-wal']) {
-      try {
-        total += fs.statSync(`${this.path}/${DATABASE_FILE}${suffix}`).size
-      } catch {
-        // No WAL right now.
-      }
-    }
-    return total
   }
 
   #checkOpen(): void {

@@ -1,5 +1,6 @@
 // Opening a store's SQLite database with the settings the durability contract needs.
 import Database from 'better-sqlite3'
+import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { checkSchemaVersion, migrate } from './migrations.js'
 
@@ -45,4 +46,22 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
     db.close()
     throw fromSystemError(err, `opening the store database ${path}`)
   }
+}
+
+/** SQLite's data_version: changes when another connection commits (readers follow the writer). */
+export function dataVersion(db: Database.Database): number {
+  return db.pragma('data_version', { simple: true }) as number
+}
+
+/** Bytes the store's database takes: the file and its WAL. */
+export function databaseBytes(storePath: string): number {
+  let total = 0
+  for (const suffix of ['', '-wal']) {
+    try {
+      total += fs.statSync(`${storePath}/${DATABASE_FILE}${suffix}`).size
+    } catch {
+      // No WAL right now.
+    }
+  }
+  return total
 }

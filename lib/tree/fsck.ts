@@ -3,12 +3,13 @@
 import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
-import { fromSystemError, PagecowError, type ErrorCode } from '../errors.js'
+import { fromSystemError, PagecowError } from '../errors.js'
 import { Geometry, PAGES_PER_CHUNK, firstPageOfChunk } from '../geometry.js'
 import { fingerprint } from '../image/fingerprint.js'
 import type { FsckReport } from '../image/fsck.js'
 import { Chunk } from '../page/chunk.js'
-import { DATABASE_FILE, openDatabase } from '../store/database.js'
+import { DATABASE_FILE } from '../store/database.js'
+import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readStoreMeta } from '../store/meta.js'
 import { UPPER_INO_BASE } from './ino.js'
 import { LowerTree } from './lower-tree.js'
@@ -29,7 +30,7 @@ export interface TreeFsckReport extends FsckReport {
   }
 }
 
-type Problem = (code: ErrorCode, message: string) => void
+type Problem = ReportProblem
 
 interface ChunkRow {
   file: number
@@ -51,35 +52,10 @@ export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
     problems: [],
     checked: { chunks: 0, dataPages: 0, zeroPages: 0, inodes: 0, entries: 0, whiteouts: 0, files: 0, orphans: 0 },
   }
-  const problem: Problem = (code, message) => report.problems.push({ code, message })
-  let db: Database.Database
-  try {
-    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true })
-  } catch (err) {
-    const e = fromSystemError(err, 'opening the database')
-    problem(e.code, e.message)
-    return finish(report)
-  }
-  try {
-    check(db, path, report, problem)
-  } catch (err) {
-    const e = fromSystemError(err, 'checking the store')
-    problem(e.code === 'EIO' ? 'ECORRUPT' : e.code, e.message)
-  } finally {
-    db.close()
-  }
-  return finish(report)
-}
-
-function finish(report: TreeFsckReport): TreeFsckReport {
-  report.clean = report.problems.length === 0
-  return report
+  return runFsck(path, report, (db, problem) => check(db, path, report, problem))
 }
 
 function check(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem): void {
-  for (const row of db.pragma('integrity_check') as Array<{ integrity_check: string }>) {
-    if (row.integrity_check !== 'ok') problem('ECORRUPT', `database: ${row.integrity_check}`)
-  }
   const meta = readStoreMeta(db, path)
   if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
   const geometry = new Geometry(meta.pageSize)

@@ -12,7 +12,7 @@ import type { Extent } from '../page/extent.js'
 import { ExtentMerger } from '../page/extent.js'
 import { lowerPieces } from '../page/lower-pieces.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, openDatabase } from '../store/database.js'
+import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase } from '../store/database.js'
 import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { VERSION } from '../version.js'
@@ -139,7 +139,7 @@ export class TreeStore extends EventEmitter {
       readOnly: parts.readOnly,
     })
     this.#autoFlushMs = parts.autoFlushMs
-    this.#dataVersion = this.#readDataVersion()
+    this.#dataVersion = dataVersion(this.#db)
     if (!parts.readOnly && parts.autoFlushMs > 0) {
       this.#timer = setInterval(() => this.#autoFlush(), parts.autoFlushMs)
       this.#timer.unref()
@@ -673,7 +673,7 @@ export class TreeStore extends EventEmitter {
         xattrs: count('SELECT count(*) AS n FROM xattrs'),
       },
       files: { withData: count('SELECT count(*) AS n FROM files'), dataPages: pages.data, zeroPages: pages.zero },
-      upper: { allocatedBytes: allocated, apparentBytes: apparent, databaseBytes: this.#databaseBytes() },
+      upper: { allocatedBytes: allocated, apparentBytes: apparent, databaseBytes: databaseBytes(this.path) },
       written: { userBytes, upperBytes, amplification: userBytes > 0 ? upperBytes / userBytes : null },
       dirty: this.#nodes.isDirty,
       autoFlushMs: this.#autoFlushMs,
@@ -1055,26 +1055,10 @@ export class TreeStore extends EventEmitter {
   /** A read-only store follows the writer: reload file data when the database changed. */
   #refresh(): void {
     if (!this.readOnly) return
-    const version = this.#readDataVersion()
+    const version = dataVersion(this.#db)
     if (version === this.#dataVersion) return
     this.#dataVersion = version
     this.#nodes.reload()
-  }
-
-  #readDataVersion(): number {
-    return this.#db.pragma('data_version', { simple: true }) as number
-  }
-
-  #databaseBytes(): number {
-    let total = 0
-    for (const suffix of ['', '-wal']) {
-      try {
-        total += fs.statSync(`${this.path}/${DATABASE_FILE}${suffix}`).size
-      } catch {
-        // No WAL right now.
-      }
-    }
-    return total
   }
 
   #checkOpen(): void {
