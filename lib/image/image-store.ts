@@ -252,11 +252,12 @@ export class ImageStore extends EventEmitter {
   }
 
   /** The merged view of [offset, offset + length) as extents (SPEC §5). Default: all of it. */
-  *extents(offset = 0, length?: number): Generator<Extent> {
+  extents(offset = 0, length?: number): Generator<Extent> {
+    // Not a generator itself: bad arguments fail at the call, and there is one level less per extent.
     this.#checkOpen()
     checkRange(offset, length ?? 0, 'map')
     this.#refresh()
-    yield* this.#file.extents(offset, length === undefined ? this.#file.size : offset + length)
+    return this.#file.extents(offset, length === undefined ? this.#file.size : offset + length)
   }
 
   /** SEEK_DATA: the first offset at or after `offset` holding data, or null if none. */

@@ -119,10 +119,10 @@ export class Chunk {
     return delta
   }
 
-  /** Maximal runs of one state covering [start, end), in order. Cost grows with the runs. */
-  *runs(start: number, end: number): Generator<PageRun> {
+  /** Maximal runs of one state covering [start, end), in order, numbered from `base`. Cost grows with the runs. */
+  *runs(start: number, end: number, base = 0): Generator<PageRun> {
     if (this.#data.size + this.#zero.size <= Chunk.arrayWalkLimit) {
-      yield* this.#walkRuns(start, end)
+      yield* this.#walkRuns(start, end, base)
       return
     }
     let pos = start
@@ -139,13 +139,13 @@ export class Chunk {
         state = 'lower'
         runEnd = Math.min(nextPresent(this.#data, pos, end), nextPresent(this.#zero, pos, end))
       }
-      yield { start: pos, end: runEnd, state }
+      yield { start: pos + base, end: runEnd + base, state }
       pos = runEnd
     }
   }
 
   /** runs() by walking the sorted members: O(members from `start` on) in plain JavaScript. */
-  *#walkRuns(start: number, end: number): Generator<PageRun> {
+  *#walkRuns(start: number, end: number, base: number): Generator<PageRun> {
     let members = this.#members
     if (!members || members.version !== this.version) {
       members = { version: this.version, data: this.#data.toUint32Array(), zero: this.#zero.toUint32Array() }
@@ -171,7 +171,7 @@ export class Chunk {
         runEnd = Math.min(nextData, nextZero)
       }
       runEnd = Math.min(runEnd, end)
-      yield { start: pos, end: runEnd, state }
+      yield { start: pos + base, end: runEnd + base, state }
       pos = runEnd
     }
   }

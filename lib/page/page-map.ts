@@ -84,38 +84,36 @@ export class PageMap {
 
   /** Maximal runs of one state covering pages [startPage, endPage), adjacent runs merged. */
   *runs(startPage: number, endPage: number): Generator<PageRun> {
+    // One generator level, and run objects passed up as made: a map of millions of scattered
+    // pages is millions of runs.
     let pending: PageRun | undefined
-    for (const run of this.#rawRuns(startPage, endPage)) {
-      if (pending && pending.state === run.state && pending.end === run.start) {
-        pending.end = run.end
-      } else {
-        if (pending) yield pending
-        pending = { ...run }
-      }
-    }
-    if (pending) yield pending
-  }
-
-  *#rawRuns(startPage: number, endPage: number): Generator<PageRun> {
     let page = startPage
     while (page < endPage) {
       const c = chunkOf(page)
       const chunk = this.#chunk(c, false)
-      if (!chunk) {
+      const base = firstPageOfChunk(c)
+      let stop: number
+      let runs: Iterable<PageRun>
+      if (chunk) {
+        stop = Math.min(endPage, base + PAGES_PER_CHUNK)
+        runs = chunk.runs(page - base, stop - base, base)
+      } else {
         // Skip the chunks nobody wrote in one step: they are all LOWER.
         const next = this.#nextPresentChunk(c + 1)
-        const stop = next === undefined ? endPage : Math.min(endPage, firstPageOfChunk(next))
-        yield { start: page, end: stop, state: 'lower' }
-        page = stop
-        continue
+        stop = next === undefined ? endPage : Math.min(endPage, firstPageOfChunk(next))
+        runs = [{ start: page, end: stop, state: 'lower' }]
       }
-      const base = firstPageOfChunk(c)
-      const stop = Math.min(endPage, base + PAGES_PER_CHUNK)
-      for (const run of chunk.runs(page - base, stop - base)) {
-        yield { start: run.start + base, end: run.end + base, state: run.state }
+      for (const run of runs) {
+        if (pending && pending.state === run.state && pending.end === run.start) {
+          pending.end = run.end
+        } else {
+          if (pending) yield pending
+          pending = run
+        }
       }
       page = stop
     }
+    if (pending) yield pending
   }
 
   /** Capture every dirty chunk for a flush; chunks changed afterwards stay dirty. */
