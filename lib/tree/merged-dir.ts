@@ -6,17 +6,36 @@ import type { Namespace } from './namespace.js'
 import { compareNames } from './names.js'
 import type { DirEntry } from './tree-stat.js'
 
+/** Merged listings kept: paging through a directory reads and sorts it once, not once a page. */
+const LISTINGS_CACHED = 4
+
 export class MergedDirs {
   readonly #ns: Namespace
   readonly #lower: LowerTree
+  /** The last listings by directory inode, valid while their key (namespace version, lower mtime) holds. */
+  readonly #listings = new Map<number, { key: string; entries: readonly DirEntry[] }>()
 
   constructor(ns: Namespace, lower: LowerTree) {
     this.#ns = ns
     this.#lower = lower
   }
 
-  /** Every entry of `dir`, in byte order of name (a stable order, resumable by name). */
-  list(dir: Entry): DirEntry[] {
+  /**
+   * Every entry of `dir`, in byte order of name (a stable order, resumable by name). The array
+   * and its entries are shared with the cache: callers must not change them.
+   */
+  list(dir: Entry): readonly DirEntry[] {
+    const key = `${this.#ns.version()}|${dir.lowerPath ?? ''}|${dir.lower?.stat.mtimeMs ?? ''}|${mergesLower(dir)}`
+    const cached = this.#listings.get(dir.ino)
+    if (cached && cached.key === key) return cached.entries
+    const entries = this.#read(dir)
+    this.#listings.delete(dir.ino)
+    if (this.#listings.size >= LISTINGS_CACHED) this.#listings.delete(this.#listings.keys().next().value!)
+    this.#listings.set(dir.ino, { key, entries })
+    return entries
+  }
+
+  #read(dir: Entry): DirEntry[] {
     const upper = this.#ns.direntsOf(dir.ino)
     const out: DirEntry[] = []
     for (const d of upper) if (d.ino !== null && d.type !== null) out.push({ name: d.name, type: d.type })

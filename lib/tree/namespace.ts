@@ -85,6 +85,15 @@ export class Namespace {
     this.#where = where
   }
 
+  /**
+   * Changes whenever the namespace may have: a commit by this connection (total_changes) or by
+   * another one (data_version). Caches of merged listings are keyed by it.
+   */
+  version(): string {
+    const own = (this.#get('SELECT total_changes() AS n') as { n: number }).n
+    return `${this.#db.pragma('data_version', { simple: true }) as number}:${own}`
+  }
+
   /** Run `fn` in one SQLite transaction (synchronous: no await inside). */
   transaction<T>(fn: () => T): T {
     return this.#db.transaction(fn)()

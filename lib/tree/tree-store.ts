@@ -242,12 +242,19 @@ export class TreeStore extends EventEmitter {
     const dir = this.#resolver.resolve(names, 'readdir')
     if (dir.type === 'symlink') throw new PagecowError('ELOOP', `readdir: ${joinPath(names)} is a symlink; it is not followed`)
     if (dir.type !== 'directory') throw new PagecowError('ENOTDIR', `readdir: ${joinPath(names)} is not a directory`)
-    let entries = this.#dirs.list(dir)
+    const entries = this.#dirs.list(dir)
+    // The listing is sorted: find the first name after `after` by binary search, not by a scan.
+    let from = 0
     if (opts.after !== undefined) {
-      const after = opts.after
-      entries = entries.filter((e) => compareNames(e.name, after) > 0)
+      let hi = entries.length
+      while (from < hi) {
+        const mid = (from + hi) >>> 1
+        if (compareNames(entries[mid]!.name, opts.after) <= 0) from = mid + 1
+        else hi = mid
+      }
     }
-    return opts.limit === undefined ? entries : entries.slice(0, opts.limit)
+    const to = opts.limit === undefined ? entries.length : Math.min(entries.length, from + opts.limit)
+    return entries.slice(from, to).map((e) => ({ ...e }))
   }
 
   /** The target of symlink `path`, verbatim (never resolved). EINVAL if it is not a symlink. */
