@@ -48,9 +48,20 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
   }
 }
 
-/** SQLite's data_version: changes when another connection commits (readers follow the writer). */
+const dataVersionStatements = new WeakMap<Database.Database, Database.Statement<[], number>>()
+
+/**
+ * SQLite's data_version: changes when another connection commits (readers follow the writer).
+ * Asked before every read of a read-only store, so the statement is prepared once (`db.pragma()`
+ * prepares it anew each call).
+ */
 export function dataVersion(db: Database.Database): number {
-  return db.pragma('data_version', { simple: true }) as number
+  let statement = dataVersionStatements.get(db)
+  if (!statement) {
+    statement = db.prepare<[], number>('PRAGMA data_version').pluck()
+    dataVersionStatements.set(db, statement)
+  }
+  return statement.get()!
 }
 
 /** Bytes the store's database takes: the file and its WAL. */

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { PagecowError } from '../errors.js'
 import { FILE_TYPES, type FileType } from './file-type.js'
 import { FIRST_FILE_ID, UPPER_INO_BASE } from './ino.js'
+import { dataVersion } from '../store/database.js'
 
 /** What the upper recorded about a lower file: checked before its data is read again. */
 export interface LowerPrint {
@@ -91,7 +92,7 @@ export class Namespace {
    */
   version(): string {
     const own = (this.#get('SELECT total_changes() AS n') as { n: number }).n
-    return `${this.#db.pragma('data_version', { simple: true }) as number}:${own}`
+    return `${dataVersion(this.#db)}:${own}`
   }
 
   /** Run `fn` in one SQLite transaction (synchronous: no await inside). */
