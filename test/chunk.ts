@@ -1,32 +1,13 @@
 // Chunk: the DATA/ZERO bitmaps of one chunk, checked against a plain array of page states.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import roaring from 'roaring'
 import { PAGES_PER_CHUNK } from '../lib/geometry.js'
-import { Chunk, type ChunkRecord, type PageRun } from '../lib/page/chunk.js'
+import { Chunk, type ChunkRecord } from '../lib/page/chunk.js'
 import type { PageState } from '../lib/page/page-state.js'
+import { CODE, modelRuns, sameRuns, STATES } from './fixtures/page-model.js'
 import { Random, testSeeds } from './fixtures/random.js'
 
 const { RoaringBitmap32 } = roaring
-const STATES: PageState[] = ['lower', 'data', 'zero']
-const CODE: Record<PageState, number> = { lower: 0, data: 1, zero: 2 }
-
-/** The runs of `model` over [start, end), maximal, by brute force. */
-function modelRuns(model: Uint8Array, start: number, end: number): PageRun[] {
-  const runs: PageRun[] = []
-  for (let i = start; i < end; i++) {
-    const state = STATES[model[i]!]!
-    const last = runs.at(-1)
-    if (last && last.state === state) last.end = i + 1
-    else runs.push({ start: i, end: i + 1, state })
-  }
-  return runs
-}
-
-/** Compare run lists as text: tap's deep comparison is slow on thousands of runs. */
-function sameRuns(t: Test, actual: PageRun[], expected: PageRun[], message: string): boolean {
-  const text = (runs: PageRun[]) => runs.map((r) => `${r.start}-${r.end}:${r.state}`).join(' ')
-  return t.equal(text(actual), text(expected), message)
-}
 
 function modelCount(model: Uint8Array, start: number, end: number, state: PageState): number {
   let n = 0

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { runCli } from './fixtures/cli-io.js'
 import { makeSparseLower } from './fixtures/cli-lower.js'
+import { childEnv } from './fixtures/child-env.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
@@ -28,14 +29,6 @@ function pagecow(args: string[], stdin?: Buffer): Promise<Ran> {
     child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }))
     child.stdin.end(stdin)
   })
-}
-
-/** The environment without tap's coverage and process-info hooks, which slow every start a lot. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  delete env.NODE_V8_COVERAGE
-  return env
 }
 
 function which(command: string): string | undefined {

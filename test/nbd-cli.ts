@@ -7,29 +7,13 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { checkStore, createStore, ImageStore } from '../lib/index.js'
 import { NBD_CMD_FLUSH, NBD_CMD_WRITE } from '../lib/nbd/protocol.js'
-import { makeSparseLower } from './fixtures/cli-lower.js'
 import { runCli } from './fixtures/cli-io.js'
 import { RawClient } from './fixtures/nbd-raw-client.js'
-import { LOWER_REGIONS, LOWER_SIZE, shortTempDir } from './fixtures/nbd-served.js'
+import { LOWER_SIZE, makeImageStore, shortTempDir } from './fixtures/nbd-served.js'
+import { childEnv } from './fixtures/child-env.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
-
-/** The environment without tap's coverage hooks, which slow a child's start a lot. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  delete env.NODE_V8_COVERAGE
-  return env
-}
-
-async function makeStore(t: Test): Promise<string> {
-  const dir = t.testdir()
-  makeSparseLower(join(dir, 'lower.img'), LOWER_SIZE, LOWER_REGIONS)
-  const store = await ImageStore.create(join(dir, 'store'), { lower: join(dir, 'lower.img') })
-  await store.close()
-  return join(dir, 'store')
-}
 
 interface Serving {
   child: ChildProcess
@@ -63,7 +47,7 @@ async function exitCode(child: ChildProcess): Promise<number | null> {
 }
 
 t.test('serve: prints the URI, serves clients, flushes and exits 0 on SIGTERM', async (t) => {
-  const store = await makeStore(t)
+  const store = await makeImageStore(t)
   const socket = join(shortTempDir(t), 'nbd.sock')
   const s = await serve(t, [store, '--socket', socket, '--export-name', 'vm1'])
   t.equal(s.line, `nbd+unix:///vm1?socket=${socket}`)
@@ -85,7 +69,7 @@ t.test('serve: prints the URI, serves clients, flushes and exits 0 on SIGTERM', 
 })
 
 t.test('serve --json on a TCP port; SIGINT stops it too; --read-only refuses writes', async (t) => {
-  const store = await makeStore(t)
+  const store = await makeImageStore(t)
   const s = await serve(t, [store, '--port', '0', '--json', '--read-only'])
   const info = JSON.parse(s.line) as { uri: string; host: string; port: number; readOnly: boolean; size: number }
   t.match(info, { host: '127.0.0.1', readOnly: true, size: LOWER_SIZE })
@@ -103,7 +87,7 @@ t.test('serve --json on a TCP port; SIGINT stops it too; --read-only refuses wri
 })
 
 t.test('serve: bad options are one-line EINVAL errors, exit 1', async (t) => {
-  const store = await makeStore(t)
+  const store = await makeImageStore(t)
   const treeLower = join(dirname(store), 'tree')
   mkdirSync(treeLower)
   const treeStore = join(dirname(store), 'tree-store')

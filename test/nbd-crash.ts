@@ -8,30 +8,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { checkStore, ImageStore } from '../lib/index.js'
 import { NBD_CMD_FLUSH, NBD_CMD_WRITE } from '../lib/nbd/protocol.js'
-import { expectedLower, makeSparseLower } from './fixtures/cli-lower.js'
+import { expectedLower } from './fixtures/cli-lower.js'
 import { RawClient } from './fixtures/nbd-raw-client.js'
-import { execFileAsync, haveTools, LOWER_REGIONS, LOWER_SIZE, shortTempDir } from './fixtures/nbd-served.js'
+import { execFileAsync, haveTools, LOWER_REGIONS, LOWER_SIZE, makeImageStore, shortTempDir } from './fixtures/nbd-served.js'
 import { Random } from './fixtures/random.js'
+import { childEnv } from './fixtures/child-env.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SERVE = join(ROOT, 'tools', 'bench', 'nbd-serve.ts')
 const PAGE = 4096
-
-/** The environment without tap's coverage hooks, which slow a child's start a lot. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS
-  delete env.NODE_V8_COVERAGE
-  return env
-}
-
-async function makeStore(t: Test): Promise<string> {
-  const dir = t.testdir()
-  makeSparseLower(join(dir, 'lower.img'), LOWER_SIZE, LOWER_REGIONS)
-  const store = await ImageStore.create(join(dir, 'store'), { lower: join(dir, 'lower.img') })
-  await store.close()
-  return join(dir, 'store')
-}
 
 /** Start the server process; resolves once it printed its URI. */
 async function startServer(t: Test, store: string, socket: string): Promise<{ child: ChildProcess; uri: string }> {
@@ -67,7 +52,7 @@ async function kill9(child: ChildProcess): Promise<void> {
 
 t.test('writes survive a SIGKILL of the server after FLUSH, and a restart serves them', async (t) => {
   if (!haveTools(t, ['qemu-io'])) return
-  const store = await makeStore(t)
+  const store = await makeImageStore(t)
   const socket = join(shortTempDir(t), 'nbd.sock')
   const first = await startServer(t, store, socket)
   await execFileAsync('qemu-io', ['-f', 'raw', '-t', 'writeback', '-c', 'write -P 0x61 1M 128k', '-c', 'write -z -u 8M 64k', '-c', 'flush', first.uri])
@@ -88,7 +73,7 @@ t.test('writes survive a SIGKILL of the server after FLUSH, and a restart serves
 })
 
 t.test('SIGKILL during writes: the store is clean and every page is old or one whole write', async (t) => {
-  const store = await makeStore(t)
+  const store = await makeImageStore(t)
   const socket = join(shortTempDir(t), 'nbd.sock')
   const { child } = await startServer(t, store, socket)
   const rng = new Random(2024)

@@ -1,13 +1,10 @@
 // PageMap: chunks loaded on demand from a ChunkSource, dirty chunks kept until a flush commits them.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { PAGES_PER_CHUNK } from '../lib/geometry.js'
-import type { ChunkRecord, PageRun } from '../lib/page/chunk.js'
+import type { ChunkRecord } from '../lib/page/chunk.js'
 import { PageMap, type ChunkSnapshot, type ChunkSource } from '../lib/page/page-map.js'
-import type { PageState } from '../lib/page/page-state.js'
+import { CODE, modelRuns, sameRuns, STATES } from './fixtures/page-model.js'
 import { Random, testSeeds } from './fixtures/random.js'
-
-const STATES: PageState[] = ['lower', 'data', 'zero']
-const CODE: Record<PageState, number> = { lower: 0, data: 1, zero: 2 }
 
 /** An in-memory ChunkSource that counts what it is asked, standing in for the database. */
 class FakeSource implements ChunkSource {
@@ -44,23 +41,6 @@ class FakeSource implements ChunkSource {
     }
     return { data, zero }
   }
-}
-
-/** The brute-force model: one byte per page. */
-function modelRuns(model: Uint8Array, start: number, end: number): PageRun[] {
-  const runs: PageRun[] = []
-  for (let i = start; i < end; i++) {
-    const state = STATES[model[i]!]!
-    const last = runs.at(-1)
-    if (last && last.state === state) last.end = i + 1
-    else runs.push({ start: i, end: i + 1, state })
-  }
-  return runs
-}
-
-function sameRuns(t: Test, actual: PageRun[], expected: PageRun[], message: string): boolean {
-  const text = (runs: PageRun[]) => runs.map((r) => `${r.start}-${r.end}:${r.state}`).join(' ')
-  return t.equal(text(actual), text(expected), message)
 }
 
 function modelCounts(model: Uint8Array): { data: number; zero: number } {
