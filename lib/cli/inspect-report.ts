@@ -1,7 +1,7 @@
 // The text `pagecow inspect` prints: what the store is, its page map, and the totals.
-import type { ExtentState, ImageStore, StoreInfo } from '../index.js'
+import type { ImageStore, StoreInfo } from '../index.js'
 import { formatSize } from './format-size.js'
-import { buildPageMapView, describeScale, drawPageMap, GLYPHS, legend, type PageMapView } from './page-map-view.js'
+import { buildPageMapView, pageMapSection, type PageMapView } from './page-map-view.js'
 
 /** What `pagecow inspect --json` prints: the library's info as is, and the folded map. */
 export interface InspectReport {
@@ -16,8 +16,6 @@ export function inspectStore(store: ImageStore, width?: number): InspectReport {
   return { info, map }
 }
 
-const STATE_LABELS: Record<ExtentState, string> = { data: 'data', zero: 'zero', lower: 'lower', hole: 'hole' }
-
 /** The report for people. */
 export function formatInspect({ info, map }: InspectReport): string {
   const lines = [
@@ -25,17 +23,8 @@ export function formatInspect({ info, map }: InspectReport): string {
     `       image of ${formatSize(info.size)} (${info.size} bytes), page size ${formatSize(info.pageSize)}, ${info.pages.total} pages${info.readOnly ? '' : ', open for writing'}`,
     `lower  ${info.lower.path} (${formatSize(info.lower.size)})`,
     '',
-    `page map: ${describeScale(map)}`,
-    ...drawPageMap(map),
-    legend(),
-    '',
-    `${'state'.padEnd(9)}${'pages'.padStart(12)}${'bytes'.padStart(12)}`,
+    ...pageMapSection(map, info.pages.total, info.size),
   ]
-  for (const state of ['data', 'zero', 'lower', 'hole'] as const) {
-    const total = map.totals[state]
-    lines.push(`${GLYPHS[state]} ${STATE_LABELS[state].padEnd(7)}${String(total.pages).padStart(12)}${formatSize(total.bytes).padStart(12)}`)
-  }
-  lines.push(`${'  total'.padEnd(9)}${String(info.pages.total).padStart(12)}${formatSize(info.size).padStart(12)}`)
   const w = info.written
   const amplification = w.amplification === null ? 'n/a (nothing written yet)' : `${w.amplification.toFixed(2)}×`
   lines.push(

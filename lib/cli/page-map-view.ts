@@ -102,3 +102,14 @@ export function describeScale(view: PageMapView): string {
 export function legend(): string {
   return `legend: ${GLYPHS.data} data (upper)  ${GLYPHS.zero} zero (upper)  ${GLYPHS.lower} lower data  ${GLYPHS.hole} hole (a cell shows the first state, in this order, that any of its pages is in)`
 }
+
+/** The drawn map, its legend and the table of pages and bytes per state, as report lines. */
+export function pageMapSection(map: PageMapView, totalPages: number, size: number): string[] {
+  const lines = [`page map: ${describeScale(map)}`, ...drawPageMap(map), legend(), '', `${'state'.padEnd(9)}${'pages'.padStart(12)}${'bytes'.padStart(12)}`]
+  for (const state of ['data', 'zero', 'lower', 'hole'] as const) {
+    const total = map.totals[state]
+    lines.push(`${GLYPHS[state]} ${state.padEnd(7)}${String(total.pages).padStart(12)}${formatSize(total.bytes).padStart(12)}`)
+  }
+  lines.push(`${'  total'.padEnd(9)}${String(totalPages).padStart(12)}${formatSize(size).padStart(12)}`)
+  return lines
+}

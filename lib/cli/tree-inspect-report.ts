@@ -2,7 +2,7 @@
 // of one file of it.
 import type { TreeChange, TreeFileInfo, TreeStore, TreeStoreInfo } from '../index.js'
 import { formatSize } from './format-size.js'
-import { buildPageMapView, describeScale, drawPageMap, GLYPHS, legend, type PageMapView } from './page-map-view.js'
+import { buildPageMapView, pageMapSection, type PageMapView } from './page-map-view.js'
 import { formatChange } from './tree-format.js'
 
 /** `pagecow inspect TREE --json`: the store info and every change. */
@@ -60,16 +60,9 @@ export function formatTreeFile({ info, map }: TreeFileReport): string {
     `       ${formatSize(info.size)} (${info.size} bytes), page size ${formatSize(info.pageSize)}, ${info.pages.total} pages`,
     `lower  ${info.lowerPath ?? 'none (created in the upper, or truncated to nothing)'}`,
     '',
-    `page map: ${describeScale(map)}`,
-    ...drawPageMap(map),
-    legend(),
+    ...pageMapSection(map, info.pages.total, info.size),
     '',
-    `${'state'.padEnd(9)}${'pages'.padStart(12)}${'bytes'.padStart(12)}`,
+    `upper on disk  ${formatSize(info.upper.allocatedBytes)}`,
   ]
-  for (const state of ['data', 'zero', 'lower', 'hole'] as const) {
-    const total = map.totals[state]
-    lines.push(`${GLYPHS[state]} ${state.padEnd(7)}${String(total.pages).padStart(12)}${formatSize(total.bytes).padStart(12)}`)
-  }
-  lines.push(`${'  total'.padEnd(9)}${String(info.pages.total).padStart(12)}${formatSize(info.size).padStart(12)}`, '', `upper on disk  ${formatSize(info.upper.allocatedBytes)}`)
   return lines.join('\n') + '\n'
 }
