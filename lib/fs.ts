@@ -32,6 +32,9 @@ export const ftruncateSync = nodeFs.ftruncateSync
 export const fdatasyncSync = nodeFs.fdatasyncSync
 export const fsyncSync = nodeFs.fsyncSync
 export const fdatasync = promisify(nodeFs.fdatasync)
+/** read(2) in libuv's thread pool: for descriptors that block, like /dev/fuse. */
+export const read = promisify(nodeFs.read)
+export const writevSync = nodeFs.writevSync
 export const mkdirSync = nodeFs.mkdirSync
 export const readdirSync = nodeFs.readdirSync
 export const readFileSync = nodeFs.readFileSync

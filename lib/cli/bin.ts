@@ -2,6 +2,10 @@
 // The `pagecow` executable: main() on the process's streams; the only place that calls process.exit.
 import { main } from './main.js'
 
+// A FUSE server parks requests waiting on /dev/fuse in libuv's pool: give it room. Set before
+// the pool's first use (it is made lazily).
+process.env.UV_THREADPOOL_SIZE ??= '8'
+
 // Write errors (a closed pipe) reach main() through write callbacks; without a listener they crash.
 process.stdout.on('error', () => {})
 process.stderr.on('error', () => {})

@@ -13,6 +13,8 @@ import { inspectCommand } from './commands/inspect.js'
 import { mapCommand } from './commands/map.js'
 import { readCommand } from './commands/read.js'
 import { serveCommand } from './commands/serve.js'
+import { mountCommand } from './commands/mount.js'
+import { umountCommand } from './commands/umount.js'
 import { truncateCommand } from './commands/truncate.js'
 import { writeCommand } from './commands/write.js'
 import { zeroCommand } from './commands/zero.js'
@@ -41,6 +43,8 @@ const COMMANDS = [
   fsckCommand,
   exportCommand,
   serveCommand,
+  mountCommand,
+  umountCommand,
   demoCommand,
   // Tree stores: the namespace.
   lsCommand,

@@ -47,6 +47,23 @@ export class WriterLock {
     return new WriterLock(fd)
   }
 
+  /** Whether no process holds the lock of the store at `path` (a missing lock file: none). */
+  static isFree(path: string): boolean {
+    let fd: number
+    try {
+      fd = fs.openSync(path, fs.constants.O_RDWR)
+    } catch {
+      return true
+    }
+    try {
+      if (!fs.tryLockExclusive(fd)) return false
+      fs.unlock(fd)
+      return true
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
   release(): void {
     fs.unlock(this.#fd)
     fs.closeSync(this.#fd)

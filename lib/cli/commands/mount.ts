@@ -1,0 +1,144 @@
+// `pagecow mount STORE MOUNTPOINT`: serve the store as a FUSE file system. By default a daemon
+// serves it and this command returns once the mount is usable; --foreground serves in this
+// process. The server never touches its own mount: a blocking call into it would wait for ever.
+import { spawn } from 'node:child_process'
+import * as nodeFs from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { openStore, PagecowError, StoreMount, type ErrorCode } from '../../index.js'
+import { writeTo, type CliIo } from '../cli-io.js'
+import { examples, newCommand } from '../command.js'
+import { commonFlags, parseCommandLine } from '../options.js'
+
+const schema = z.strictObject({
+  store: z.string().min(1, 'the store directory is required'),
+  mountpoint: z.string().min(1, 'the mount point is required'),
+  readOnly: z.boolean().optional(),
+  allowOther: z.boolean().optional(),
+  foreground: z.boolean().optional(),
+  json: z.boolean().optional(),
+  ...commonFlags,
+})
+
+/** The environment variable naming the descriptor a daemon reports readiness on. */
+const READY_FD_ENV = 'PAGECOW_MOUNT_READY_FD'
+/** Requests in flight hold pool threads while they wait on /dev/fuse: give the daemon more. */
+const THREAD_POOL = '8'
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+interface Ready {
+  ok: boolean
+  mountpoint?: string
+  image?: string
+  pid?: number
+  code?: ErrorCode
+  message?: string
+}
+
+export function mountCommand(io: CliIo) {
+  const cmd = newCommand('mount', io)
+    .summary('mount the store as a file system (FUSE)')
+    .description(
+      'mount a tree store as its merged tree, or an image store as a directory holding the image as one file; returns once the mount is usable and a background server keeps serving it until `pagecow umount`; SIGINT/SIGTERM to the server flush and unmount. Needs root (or CAP_SYS_ADMIN) and /dev/fuse',
+    )
+    .argument('<STORE>', 'the store directory')
+    .argument('<MOUNTPOINT>', 'an existing directory to mount on')
+    .option('--read-only', 'a read-only mount (the store is opened without the writer lock)')
+    .option('--allow-other', 'let other users use the mount (permissions are still checked)')
+    .option('--foreground', 'serve in this process until unmounted or interrupted')
+    .option('--json', 'print one JSON line describing the mount')
+    .action(async (store: string, mountpoint: string) => {
+      const opts = parseCommandLine(cmd, schema, { store, mountpoint })
+      const readyFd = io.env[READY_FD_ENV]
+      if (opts.foreground) return serve(io, opts, readyFd === undefined ? undefined : Number(readyFd))
+      const ready = await startDaemon(io, opts)
+      if (!ready.ok) throw new PagecowError(ready.code ?? 'EIO', ready.message ?? 'mount: the server failed to start')
+      const shown = { store: opts.store, mountpoint: ready.mountpoint, image: ready.image ?? null, pid: ready.pid }
+      await writeTo(io.stdout, opts.json ? `${JSON.stringify(shown)}\n` : `mounted ${opts.store} at ${ready.mountpoint}${ready.image ? ` (image: ${ready.image})` : ''}; \`pagecow umount ${ready.mountpoint}\` unmounts\n`)
+    })
+  return examples(cmd, ['pagecow mount rootfs.cow /mnt/rootfs', 'pagecow mount vm1.cow /mnt/vm1 && qemu-img info /mnt/vm1/disk.raw', 'pagecow umount /mnt/rootfs'])
+}
+
+type Options = z.output<typeof schema>
+
+/** Serve the mount here until it ends; report readiness (or the failure) on `readyFd`. */
+async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Promise<void> {
+  const report = (ready: Ready) => {
+    if (readyFd === undefined) return
+    try {
+      nodeFs.writeSync(readyFd, `${JSON.stringify(ready)}\n`)
+      nodeFs.closeSync(readyFd)
+    } catch {
+      // The starter went away; the mount serves on regardless.
+    }
+  }
+  let store
+  let mount: StoreMount
+  try {
+    store = await openStore(opts.store, { readOnly: opts.readOnly === true })
+    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true })
+  } catch (err) {
+    await store?.close().catch(() => {})
+    report({ ok: false, code: err instanceof PagecowError ? err.code : 'EIO', message: err instanceof Error ? err.message : String(err) })
+    throw err
+  }
+  mount.on('warning', (err: Error) => io.stderr.write(`pagecow mount: ${err.message}\n`))
+  const handlers = STOP_SIGNALS.map((name) => {
+    const handler = () => {
+      io.stderr.write(`pagecow mount: ${name}: flushing and unmounting ${mount.mountpoint}\n`)
+      mount.unmount().catch((err: unknown) => io.stderr.write(`pagecow mount: ${err instanceof Error ? err.message : String(err)}\n`))
+    }
+    process.on(name, handler)
+    return [name, handler] as const
+  })
+  report({ ok: true, mountpoint: mount.mountpoint, ...(mount.imagePath ? { image: mount.imagePath } : {}), pid: process.pid })
+  if (readyFd === undefined) {
+    await writeTo(io.stdout, opts.json ? `${JSON.stringify({ store: store.path, mountpoint: mount.mountpoint, image: mount.imagePath ?? null, pid: process.pid })}\n` : `serving ${store.path} at ${mount.mountpoint}; Ctrl-C unmounts\n`)
+  }
+  try {
+    await mount.ended
+  } finally {
+    await store.close() // flushes
+    handlers.forEach(([name, handler]) => process.off(name, handler))
+  }
+}
+
+/** Start `pagecow mount --foreground` detached and wait for it to say the mount is usable. */
+async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
+  const args = [...process.execArgv, process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
+  if (opts.readOnly) args.push('--read-only')
+  if (opts.allowOther) args.push('--allow-other')
+  const log = openLog(opts)
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', log, log, 'pipe'],
+    env: { ...io.env, [READY_FD_ENV]: '3', UV_THREADPOOL_SIZE: io.env.UV_THREADPOOL_SIZE ?? THREAD_POOL },
+  })
+  if (typeof log === 'number') nodeFs.closeSync(log)
+  const pipe = child.stdio[3] as NodeJS.ReadableStream
+  let text = ''
+  pipe.setEncoding('utf8')
+  pipe.on('data', (chunk: string) => (text += chunk))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  await Promise.race([new Promise((resolve) => pipe.once('end', resolve)), exited])
+  child.unref()
+  ;(pipe as unknown as { destroy(): void }).destroy()
+  const line = text.split('\n')[0]
+  if (!line) return { ok: false, code: 'EIO', message: `mount: the server exited (code ${await exited}) before mounting; see ${logPath(opts) ?? 'its output'}` }
+  return JSON.parse(line) as Ready
+}
+
+/** The daemon's output goes to STORE/mount.log (a read-only mount's store may not take it). */
+function openLog(opts: Options): number | 'ignore' {
+  const path = logPath(opts)
+  if (!path) return 'ignore'
+  try {
+    return nodeFs.openSync(path, 'a', 0o644)
+  } catch {
+    return 'ignore'
+  }
+}
+
+function logPath(opts: Options): string | undefined {
+  return opts.readOnly ? undefined : join(opts.store, 'mount.log')
+}

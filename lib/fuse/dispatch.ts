@@ -1,0 +1,249 @@
+// One FUSE request in, one reply out: decode names, call the file system, encode the result.
+// Errors become errno replies: a PagecowError's own errno, EIO (logged) for anything else.
+import { isPagecowError, PagecowError } from '../errors.js'
+import { NAME_MAX } from '../tree/names.js'
+import type { FuseOperations } from './operations.js'
+import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
+import {
+  DirentWriter,
+  InitFlag,
+  KERNEL_MAJOR,
+  KERNEL_MINOR,
+  replyAttr,
+  replyCreate,
+  replyData,
+  replyDataHeader,
+  replyEmpty,
+  replyEntry,
+  replyError,
+  replyInit,
+  replyLseek,
+  replyOpen,
+  replyStatfs,
+  replyWrite,
+  replyXattrSize,
+  OpenOut,
+  SetattrValid,
+  GETATTR_FH,
+  OPEN_KILL_SUIDGID,
+  WRITE_KILL_SUIDGID,
+  type Request,
+} from './protocol.js'
+
+const ENOSYS = 38
+const ERANGE = 34
+const EIO = 5
+const EPROTO = 71
+const ENXIO = 6
+
+/** Largest WRITE the kernel may send (and READ it may ask): 256 pages. */
+export const MAX_WRITE = 1024 * 1024
+/** A read buffer must hold one request: the largest write plus its headers. */
+export const REQUEST_BUFFER_BYTES = MAX_WRITE + 4096
+
+/** What we ask of the kernel if it offers it. */
+const WANTED_FLAGS =
+  InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS | InitFlag.ATOMIC_O_TRUNC |
+  InitFlag.HANDLE_KILLPRIV_V2
+
+export type Reply = Buffer | Buffer[] | null
+
+export interface DispatchLog {
+  (message: string): void
+}
+
+export class Dispatcher {
+  readonly #ops: FuseOperations
+  readonly #log: DispatchLog
+  /** Set by DESTROY or INIT failure: the session ends after this reply. */
+  ended = false
+
+  constructor(ops: FuseOperations, log: DispatchLog) {
+    this.#ops = ops
+    this.#log = log
+  }
+
+  /** The reply to `req` (null for requests that take none: FORGET, INTERRUPT). */
+  async handle(req: Request): Promise<Reply> {
+    const unique = req.header.unique
+    try {
+      return await this.#call(req)
+    } catch (err) {
+      if (isPagecowError(err)) return replyError(unique, err.errno)
+      this.#log(`fuse: ${req.op} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+      return replyError(unique, EIO)
+    }
+  }
+
+  async #call(req: Request): Promise<Reply> {
+    const ops = this.#ops
+    const { unique, nodeid } = req.header
+    const caller = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid }
+    switch (req.op) {
+      case 'init': {
+        if (req.major !== KERNEL_MAJOR) {
+          this.#log(`fuse: the kernel speaks protocol ${req.major}.${req.minor}; pagecow speaks ${KERNEL_MAJOR}.${KERNEL_MINOR}`)
+          this.ended = true
+          return replyError(unique, EPROTO)
+        }
+        return replyInit(unique, {
+          major: KERNEL_MAJOR,
+          minor: Math.min(KERNEL_MINOR, req.minor),
+          maxReadahead: req.maxReadahead,
+          flags: req.flags & WANTED_FLAGS,
+          maxBackground: 64,
+          congestionThreshold: 48,
+          maxWrite: MAX_WRITE,
+          timeGran: 1,
+          maxPages: MAX_WRITE / 4096,
+        })
+      }
+      case 'destroy':
+        await ops.sync()
+        this.ended = true
+        return replyEmpty(unique)
+      case 'lookup': {
+        const name = lookupName(req.name)
+        const entry = name === null ? null : await ops.lookup(nodeid, name)
+        // nodeid 0: a negative entry the kernel may cache like a positive one.
+        return replyEntry(unique, entry ?? { nodeid: 0, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: 0, attr: NO_ATTR })
+      }
+      case 'forget':
+        ops.forget(nodeid, req.nlookup)
+        return null
+      case 'batchForget':
+        for (const item of req.items) ops.forget(item.nodeid, item.nlookup)
+        return null
+      case 'interrupt':
+        return null // every operation here is short; the reply will come
+      case 'getattr':
+        return replyAttr(unique, ATTR_VALID_MS, await ops.getattr(nodeid, req.flags & GETATTR_FH ? req.fh : undefined))
+      case 'setattr': {
+        const v = req.valid
+        const changes: Parameters<FuseOperations['setattr']>[1] = {}
+        if (v & SetattrValid.MODE) changes.mode = req.mode & 0o7777
+        if (v & SetattrValid.UID) changes.uid = req.uid
+        if (v & SetattrValid.GID) changes.gid = req.gid
+        if (v & SetattrValid.SIZE) changes.size = req.size
+        if (v & SetattrValid.ATIME) changes.atimeMs = v & SetattrValid.ATIME_NOW ? 'now' : req.atime.sec * 1000 + req.atime.nsec / 1e6
+        if (v & SetattrValid.KILL_SUIDGID) changes.killSuidgid = true
+        if (v & SetattrValid.MTIME) changes.mtimeMs = v & SetattrValid.MTIME_NOW ? 'now' : req.mtime.sec * 1000 + req.mtime.nsec / 1e6
+        return replyAttr(unique, ATTR_VALID_MS, await ops.setattr(nodeid, changes, v & SetattrValid.FH ? req.fh : undefined))
+      }
+      case 'readlink':
+        return replyData(unique, Buffer.from(await ops.readlink(nodeid), 'utf8'))
+      case 'symlink':
+        return replyEntry(unique, await ops.symlink(nodeid, newName(req.name), utf8(req.target, 'symlink target'), caller))
+      case 'mknod':
+        return replyEntry(unique, await ops.mknod(nodeid, newName(req.name), req.mode, req.rdev, caller))
+      case 'mkdir':
+        return replyEntry(unique, await ops.mkdir(nodeid, newName(req.name), req.mode, caller))
+      case 'unlink':
+        await ops.unlink(nodeid, existingName(req.name))
+        return replyEmpty(unique)
+      case 'rmdir':
+        await ops.rmdir(nodeid, existingName(req.name))
+        return replyEmpty(unique)
+      case 'rename':
+        await ops.rename(nodeid, existingName(req.name), req.newdir, newName(req.newname), req.flags)
+        return replyEmpty(unique)
+      case 'link':
+        return replyEntry(unique, await ops.link(req.oldnodeid, nodeid, newName(req.name)))
+      case 'open': {
+        const opened = await ops.open(nodeid, req.flags, (req.openFlags & OPEN_KILL_SUIDGID) !== 0)
+        return replyOpen(unique, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0)
+      }
+      case 'create': {
+        const { entry, opened } = await ops.create(nodeid, newName(req.name), req.flags, req.mode, caller)
+        return replyCreate(unique, entry, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0)
+      }
+      case 'read': {
+        const data = await ops.read(req.fh, req.offset, req.size)
+        if (data.length === 0) return replyDataHeader(unique, 0)
+        return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]
+      }
+      case 'write':
+        return replyWrite(unique, await ops.write(req.fh, req.offset, req.data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0))
+      case 'flush':
+        return replyEmpty(unique) // close(2): data is in the store already; durability is fsync's
+      case 'release':
+        await ops.release(req.fh)
+        return replyEmpty(unique)
+      case 'fsync':
+        await ops.fsync(req.fh)
+        return replyEmpty(unique)
+      case 'lseek': {
+        const found = await ops.lseek(nodeid, req.fh, req.offset, req.whence)
+        return found === null ? replyError(unique, ENXIO) : replyLseek(unique, found)
+      }
+      case 'statfs':
+        return replyStatfs(unique, await ops.statfs())
+      case 'setxattr':
+        await ops.setxattr(nodeid, utf8(req.name, 'attribute name'), req.value, req.flags)
+        return replyEmpty(unique)
+      case 'getxattr': {
+        const value = await ops.getxattr(nodeid, utf8(req.name, 'attribute name'))
+        if (req.size === 0) return replyXattrSize(unique, value.length)
+        if (value.length > req.size) return replyError(unique, ERANGE)
+        return replyData(unique, value)
+      }
+      case 'listxattr': {
+        const list = Buffer.from((await ops.listxattr(nodeid)).map((n) => `${n}\0`).join(''), 'utf8')
+        if (req.size === 0) return replyXattrSize(unique, list.length)
+        if (list.length > req.size) return replyError(unique, ERANGE)
+        return replyData(unique, list)
+      }
+      case 'removexattr':
+        await ops.removexattr(nodeid, utf8(req.name, 'attribute name'))
+        return replyEmpty(unique)
+      case 'opendir':
+        return replyOpen(unique, await ops.opendir(nodeid), OpenOut.KEEP_CACHE | OpenOut.CACHE_DIR)
+      case 'readdir': {
+        const out = new DirentWriter(req.size)
+        await ops.readdir(req.fh, req.offset, out)
+        return replyData(unique, out.buffer)
+      }
+      case 'releasedir':
+        await ops.releasedir(req.fh)
+        return replyEmpty(unique)
+      case 'fsyncdir':
+        await ops.sync()
+        return replyEmpty(unique)
+      default:
+        // ACCESS (default_permissions checks in the kernel), locks (the kernel's own), FALLOCATE,
+        // COPY_FILE_RANGE, IOCTL, POLL, BMAP, READDIRPLUS: ENOSYS tells the kernel to do without.
+        return replyError(unique, ENOSYS)
+    }
+  }
+}
+
+const NO_ATTR = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
+
+function utf8(bytes: Buffer, what: string): string {
+  const s = bytes.toString('utf8')
+  if (!Buffer.from(s, 'utf8').equals(bytes)) throw new PagecowError('EINVAL', `the ${what} is not valid UTF-8`)
+  return s
+}
+
+function checkLength(name: Buffer): void {
+  if (name.length > NAME_MAX) throw new PagecowError('ENAMETOOLONG', `a name of ${name.length} bytes is longer than ${NAME_MAX}`)
+}
+
+/** A name to look up: one the store cannot hold is simply not there. */
+function lookupName(name: Buffer): string | null {
+  checkLength(name)
+  const s = name.toString('utf8')
+  return Buffer.from(s, 'utf8').equals(name) ? s : null
+}
+
+function existingName(name: Buffer): string {
+  checkLength(name)
+  const s = lookupName(name)
+  if (s === null) throw new PagecowError('ENOENT', 'no such name (names in a store are UTF-8)')
+  return s
+}
+
+function newName(name: Buffer): string {
+  checkLength(name)
+  return utf8(name, 'name')
+}

@@ -1,0 +1,170 @@
+// An image store as a FUSE file system: a directory holding one file, the merged image, named
+// after the lower image. qemu and dd use it as a raw disk; its pages are the store's.
+import { basename } from 'node:path'
+import { PagecowError } from '../errors.js'
+import * as fs from '../fs.js'
+import type { ImageStore } from '../image/image-store.js'
+import type { AttrChanges, FuseOperations, Opened, Statfs } from './operations.js'
+import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
+import { DT, FUSE_ROOT_ID, type Attr, type DirentWriter, type EntryOut } from './protocol.js'
+
+const IMAGE_NODE = 2
+const SEEK_DATA = 3
+const O_ACCMODE = 3
+
+export class ImageFs implements FuseOperations {
+  readonly #store: ImageStore
+  /** The image's name in the mount's root directory. */
+  readonly fileName: string
+  readonly #mounted = Date.now()
+  #mtimeMs: number
+  #atimeMs: number
+  readonly #files = new Set<number>()
+  #nextFh = 1
+
+  constructor(store: ImageStore) {
+    this.#store = store
+    this.fileName = basename(store.info().lower.path) || 'image'
+    this.#mtimeMs = this.#atimeMs = this.#mounted
+  }
+
+  async lookup(parent: number, name: string): Promise<EntryOut | null> {
+    if (parent !== FUSE_ROOT_ID || name !== this.fileName) return null
+    return { nodeid: IMAGE_NODE, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: this.#imageAttr() }
+  }
+
+  forget(): void {
+    // Two fixed nodes: nothing to let go of.
+  }
+
+  async getattr(nodeid: number): Promise<Attr> {
+    return this.#attr(nodeid)
+  }
+
+  async setattr(nodeid: number, changes: AttrChanges): Promise<Attr> {
+    if (changes.mode !== undefined || changes.uid !== undefined || changes.gid !== undefined) {
+      throw new PagecowError('EPERM', 'an image store keeps no owner or mode for its image')
+    }
+    if (nodeid === IMAGE_NODE) {
+      if (changes.size !== undefined) await this.#store.truncate(changes.size)
+      // Times live as long as the mount: an image store records pages, not file metadata.
+      const now = Date.now()
+      if (changes.mtimeMs !== undefined) this.#mtimeMs = changes.mtimeMs === 'now' ? now : changes.mtimeMs
+      if (changes.atimeMs !== undefined) this.#atimeMs = changes.atimeMs === 'now' ? now : changes.atimeMs
+    }
+    return this.#attr(nodeid)
+  }
+
+  async open(nodeid: number, flags: number): Promise<Opened> {
+    if (nodeid !== IMAGE_NODE) throw new PagecowError('EISDIR', 'open: the mount root is a directory')
+    if ((flags & O_ACCMODE) !== 0 && this.#store.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
+    const fh = this.#nextFh++
+    this.#files.add(fh)
+    return { fh, keepCache: true }
+  }
+
+  read(_fh: number, offset: number, size: number): Promise<Uint8Array> {
+    return this.#store.read(offset, size)
+  }
+
+  async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {
+    await this.#store.write(offset, data)
+    this.#mtimeMs = Date.now()
+    return data.length
+  }
+
+  async release(fh: number): Promise<void> {
+    this.#files.delete(fh)
+  }
+
+  fsync(): Promise<void> {
+    return this.#store.flush()
+  }
+
+  async lseek(_nodeid: number, _fh: number, offset: number, whence: number): Promise<number | null> {
+    return whence === SEEK_DATA ? this.#store.nextData(offset) : this.#store.nextHole(offset)
+  }
+
+  async statfs(): Promise<Statfs> {
+    const s = fs.statfsSync(this.#store.path)
+    return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: 255, frsize: s.bsize }
+  }
+
+  async getxattr(): Promise<Buffer> {
+    throw new PagecowError('ENODATA', 'an image store keeps no extended attributes')
+  }
+
+  async listxattr(): Promise<string[]> {
+    return []
+  }
+
+  async opendir(nodeid: number): Promise<number> {
+    if (nodeid !== FUSE_ROOT_ID) throw new PagecowError('ENOTDIR', 'opendir: the image is not a directory')
+    return 0
+  }
+
+  async readdir(_fh: number, offset: number, out: DirentWriter): Promise<void> {
+    const entries: Array<[number, number, Buffer]> = [
+      [FUSE_ROOT_ID, DT.DIR, Buffer.from('.')],
+      [FUSE_ROOT_ID, DT.DIR, Buffer.from('..')],
+      [IMAGE_NODE, DT.REG, Buffer.from(this.fileName)],
+    ]
+    for (let i = offset; i < entries.length; i++) {
+      const [ino, type, name] = entries[i]!
+      if (!out.add(ino, i + 1, type, name)) return
+    }
+  }
+
+  async releasedir(): Promise<void> {}
+
+  sync(): Promise<void> {
+    return this.#store.flush()
+  }
+
+  // The root holds the image and nothing else.
+  readlink = refuse
+  symlink = refuse
+  mknod = refuse
+  mkdir = refuse
+  unlink = refuse
+  rmdir = refuse
+  rename = refuse
+  link = refuse
+  create = refuse
+  setxattr = refuse
+  removexattr = refuse
+
+  #attr(nodeid: number): Attr {
+    if (nodeid === IMAGE_NODE) return this.#imageAttr()
+    if (nodeid !== FUSE_ROOT_ID) throw new PagecowError('ESTALE', `node ${nodeid} is not known`)
+    const uid = process.getuid?.() ?? 0
+    const gid = process.getgid?.() ?? 0
+    const t = this.#mounted
+    return { ino: FUSE_ROOT_ID, size: 4096, blocks: 0, atimeMs: t, mtimeMs: t, ctimeMs: t, mode: 0o40755, nlink: 2, uid, gid, rdev: 0, blksize: 4096 }
+  }
+
+  #imageAttr(): Attr {
+    const info = this.#store.info()
+    const uid = process.getuid?.() ?? 0
+    const gid = process.getgid?.() ?? 0
+    return {
+      ino: IMAGE_NODE,
+      size: info.size,
+      // What the image costs on disk: the upper's allocation (the lower is shared, read-only).
+      blocks: Math.ceil(info.upper.allocatedBytes / 512),
+      atimeMs: this.#atimeMs,
+      mtimeMs: this.#mtimeMs,
+      ctimeMs: this.#mtimeMs,
+      mode: this.#store.readOnly ? 0o100444 : 0o100644,
+      nlink: 1,
+      uid,
+      gid,
+      rdev: 0,
+      blksize: info.pageSize,
+    }
+  }
+}
+
+async function refuse(): Promise<never> {
+  throw new PagecowError('EPERM', 'an image store mount holds the image and nothing else')
+}

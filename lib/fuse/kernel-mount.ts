@@ -1,0 +1,91 @@
+// Mounting and unmounting: the system calls behind `pagecow mount` and `pagecow umount`.
+// As root we open /dev/fuse ourselves and let mount(8) make the mount with that descriptor
+// (inherited as fd 3, named by the fd= option): no setuid helper, no native code.
+import { spawnSync } from 'node:child_process'
+import * as fs from '../fs.js'
+import { fromSystemError, PagecowError } from '../errors.js'
+
+export const FUSE_DEVICE = '/dev/fuse'
+export const FS_TYPE = 'fuse.pagecow'
+
+export interface KernelMountOptions {
+  readOnly: boolean
+  allowOther: boolean
+  /** What /proc/mounts shows as the source: the store's path. */
+  source: string
+}
+
+/** A mount of ours as /proc/self/mountinfo lists it. */
+export interface MountEntry {
+  mountpoint: string
+  source: string
+  fsType: string
+}
+
+/** Open /dev/fuse and mount it at `mountpoint`; the descriptor then serves that mount. */
+export function kernelMount(mountpoint: string, options: KernelMountOptions): number {
+  let fd: number
+  try {
+    fd = fs.openSync(FUSE_DEVICE, fs.constants.O_RDWR)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new PagecowError('ENOTSUP', `mount: ${FUSE_DEVICE} does not exist: load the fuse module (modprobe fuse) or install fuse3`)
+    if (code === 'EACCES' || code === 'EPERM') throw new PagecowError('EACCES', `mount: cannot open ${FUSE_DEVICE} (${code}); pagecow mounts as root`)
+    throw fromSystemError(err, `mount: opening ${FUSE_DEVICE}`)
+  }
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
+  const data = [`fd=3`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'default_permissions']
+  if (options.allowOther) data.push('allow_other')
+  // -i: no mount.fuse.pagecow helper; -n: no mtab; -r: read-only.
+  const args = ['-i', '-n', ...(options.readOnly ? ['-r'] : []), '-t', FS_TYPE, '-o', data.join(','), options.source, mountpoint]
+  const result = spawnSync('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd], encoding: 'utf8' })
+  if (result.error || result.status !== 0) {
+    fs.closeSync(fd)
+    const why = (result.error?.message ?? result.stderr ?? '').trim()
+    if (uid !== 0) throw new PagecowError('EACCES', `mount: only root can mount (${why || 'mount(8) failed'}); unprivileged mounting through fusermount3 is not supported`)
+    throw new PagecowError('EIO', `mount: mount(8) failed on ${mountpoint}: ${why || `exit ${result.status}`}`)
+  }
+  return fd
+}
+
+/** umount(8) `mountpoint`; `lazy` detaches it even while files on it are open. */
+export function kernelUnmount(mountpoint: string, lazy: boolean): void {
+  const result = spawnSync('umount', [...(lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+  if (result.error || result.status !== 0) {
+    const why = (result.error?.message ?? result.stderr ?? '').trim()
+    const code = /busy/i.test(why) ? 'EBUSY' : /not mounted|no mount point/i.test(why) ? 'EINVAL' : 'EIO'
+    throw new PagecowError(code, `umount ${mountpoint}: ${why || `exit ${result.status}`}`)
+  }
+}
+
+/** The pagecow mount at `mountpoint`, if there is one (a dead daemon's mount counts). */
+export function findMount(mountpoint: string): MountEntry | undefined {
+  let real: string
+  try {
+    real = fs.realpathSync(mountpoint)
+  } catch {
+    real = mountpoint // a dead FUSE mount fails stat with ENOTCONN; compare as given
+  }
+  return listMounts().find((m) => m.fsType === FS_TYPE && (m.mountpoint === real || m.mountpoint === mountpoint))
+}
+
+/** Mounts of this process's namespace. */
+export function listMounts(): MountEntry[] {
+  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8')
+  const out: MountEntry[] = []
+  for (const line of text.split('\n')) {
+    // id parent major:minor root mountpoint options [optional fields] - fstype source super-options
+    const [head, tail] = line.split(' - ')
+    if (!head || !tail) continue
+    const fields = head.split(' ')
+    const [fsType, source] = tail.split(' ')
+    out.push({ mountpoint: unescape(fields[4] ?? ''), source: unescape(source ?? ''), fsType: fsType ?? '' })
+  }
+  return out
+}
+
+/** mountinfo writes space, tab, newline and backslash as octal escapes. */
+function unescape(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+}

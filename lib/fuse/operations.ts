@@ -1,0 +1,86 @@
+// What a file system served over FUSE implements: the kernel's low-level operations, by node id,
+// with names already decoded and checked. The dispatcher turns requests into these calls and
+// their results (or PagecowErrors) into replies.
+import type { Attr, DirentWriter, EntryOut } from './protocol.js'
+
+/** Who asked: the calling process's fsuid, fsgid and pid. */
+export interface Caller {
+  uid: number
+  gid: number
+  pid: number
+}
+
+/** setattr's changes; a missing field is left as it is. Times in ms, or 'now'. */
+export interface AttrChanges {
+  mode?: number
+  uid?: number
+  gid?: number
+  size?: number
+  atimeMs?: number | 'now'
+  mtimeMs?: number | 'now'
+  /** Clear suid/sgid as a write would (the kernel asks when the caller lacks CAP_FSETID). */
+  killSuidgid?: boolean
+}
+
+/** An open file: our handle number, and whether the kernel may keep its cached pages. */
+export interface Opened {
+  fh: number
+  keepCache: boolean
+}
+
+export interface Statfs {
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  bsize: number
+  namelen: number
+  frsize: number
+}
+
+export interface FuseOperations {
+  /** The entry `name` of directory `parent`, or null if there is none (cached as a negative entry). */
+  lookup(parent: number, name: string): Promise<EntryOut | null>
+  forget(nodeid: number, nlookup: number): void
+  getattr(nodeid: number, fh: number | undefined): Promise<Attr>
+  setattr(nodeid: number, changes: AttrChanges, fh: number | undefined): Promise<Attr>
+  readlink(nodeid: number): Promise<string>
+  symlink(parent: number, name: string, target: string, caller: Caller): Promise<EntryOut>
+  mknod(parent: number, name: string, mode: number, rdev: number, caller: Caller): Promise<EntryOut>
+  mkdir(parent: number, name: string, mode: number, caller: Caller): Promise<EntryOut>
+  unlink(parent: number, name: string): Promise<void>
+  rmdir(parent: number, name: string): Promise<void>
+  rename(parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void>
+  link(nodeid: number, newParent: number, newName: string): Promise<EntryOut>
+  /** `killSuidgid`: an O_TRUNC open that must clear suid/sgid. */
+  open(nodeid: number, flags: number, killSuidgid: boolean): Promise<Opened>
+  create(parent: number, name: string, flags: number, mode: number, caller: Caller): Promise<{ entry: EntryOut; opened: Opened }>
+  read(fh: number, offset: number, size: number): Promise<Uint8Array>
+  /**
+   * Write through an open file. We handle privilege killing (HANDLE_KILLPRIV_V2): the first
+   * write through a handle drops security.capability, and `killSuidgid` clears suid/sgid.
+   */
+  write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number>
+  release(fh: number): Promise<void>
+  fsync(fh: number): Promise<void>
+  /** SEEK_DATA (3) / SEEK_HOLE (4): the offset found, or null for ENXIO (past the end, no data left). */
+  lseek(nodeid: number, fh: number, offset: number, whence: number): Promise<number | null>
+  statfs(): Promise<Statfs>
+  setxattr(nodeid: number, name: string, value: Uint8Array, flags: number): Promise<void>
+  getxattr(nodeid: number, name: string): Promise<Buffer>
+  listxattr(nodeid: number): Promise<string[]>
+  removexattr(nodeid: number, name: string): Promise<void>
+  opendir(nodeid: number): Promise<number>
+  /** Fill `out` with entries from `offset` (0 = the start; each entry carries the offset after it). */
+  readdir(fh: number, offset: number, out: DirentWriter): Promise<void>
+  releasedir(fh: number): Promise<void>
+  /** Make every completed write durable (fsyncdir, and the flush before unmounting). */
+  sync(): Promise<void>
+}
+
+/** How long the kernel may trust an entry or attributes we sent. The mount is the store's only
+ * writer (the writer lock), and the kernel updates its caches on its own changes, so these are
+ * about memory, not correctness. */
+export const ENTRY_VALID_MS = 1000
+export const ATTR_VALID_MS = 1000

@@ -1,0 +1,116 @@
+// A store mounted through FUSE: the library API behind `pagecow mount`. The process that holds
+// the mount serves it from its event loop, so it must never touch the mount itself (a
+// synchronous call into its own mount would wait for ever): the CLI runs it as a daemon.
+import { EventEmitter } from 'node:events'
+import { resolve } from 'node:path'
+import { z } from 'zod'
+import { parseWith, PagecowError } from '../errors.js'
+import * as fs from '../fs.js'
+import { ImageStore } from '../image/image-store.js'
+import type { TreeStore } from '../tree/tree-store.js'
+import { ImageFs } from './image-fs.js'
+import { findMount, kernelMount, kernelUnmount } from './kernel-mount.js'
+import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
+import { FuseSession } from './session.js'
+import { TreeFs } from './tree-fs.js'
+
+export const mountOptionsSchema = z.strictObject({
+  /** Let users other than the one who mounted use the mount (they still pass the modes' checks). */
+  allowOther: z.boolean().default(false),
+})
+export type MountOptions = z.input<typeof mountOptionsSchema>
+
+export class StoreMount extends EventEmitter {
+  readonly mountpoint: string
+  readonly store: TreeStore | ImageStore
+  /** Resolves when the kernel ends the mount (umount by anyone, or an abort). */
+  readonly ended: Promise<void>
+  readonly #fd: number
+  readonly #fs: TreeFs | ImageFs
+  #unmounting: Promise<void> | undefined
+
+  private constructor(mountpoint: string, store: TreeStore | ImageStore, fd: number, fs_: TreeFs | ImageFs) {
+    super()
+    this.mountpoint = mountpoint
+    this.store = store
+    this.#fd = fd
+    this.#fs = fs_
+    const session = new FuseSession(fd, fs_, (message) => this.emit('warning', new Error(message)))
+    this.ended = session.run().finally(() => this.#release())
+  }
+
+  /** Mount `store` at the directory `mountpoint`. A read-only store makes a read-only mount. */
+  static async mount(store: TreeStore | ImageStore, mountpoint: string, options: MountOptions = {}): Promise<StoreMount> {
+    const opts = parseWith(mountOptionsSchema, options, 'mount')
+    const target = resolve(mountpoint)
+    let st
+    try {
+      st = fs.statSync(target)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOTCONN') throw new PagecowError('EBUSY', `mount: ${target} is a mount whose server died; run \`pagecow umount ${target}\` first`)
+      throw new PagecowError('ENOENT', `mount: the mount point ${target} does not exist`)
+    }
+    if (!st.isDirectory()) throw new PagecowError('ENOTDIR', `mount: the mount point ${target} is not a directory`)
+    if (findMount(target)) throw new PagecowError('EBUSY', `mount: a pagecow store is already mounted at ${target}`)
+    const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store)
+    const fd = kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path })
+    return new StoreMount(target, store, fd, ops)
+  }
+
+  /** The image's path inside the mount, for an image store. */
+  get imagePath(): string | undefined {
+    return this.#fs instanceof ImageFs ? `${this.mountpoint}/${this.#fs.fileName}` : undefined
+  }
+
+  /**
+   * Flush, then unmount and wait for the kernel to end the session. If files on the mount are
+   * still open, the mount is detached lazily and ends when the last of them closes.
+   */
+  unmount(): Promise<void> {
+    this.#unmounting ??= (async () => {
+      if (!this.store.readOnly) await this.store.flush()
+      try {
+        kernelUnmount(this.mountpoint, false)
+      } catch (err) {
+        if (!(err instanceof PagecowError) || err.code !== 'EBUSY') throw err
+        this.emit('warning', new Error(`${this.mountpoint} is busy: detached lazily; it ends when the last open file on it closes`))
+        kernelUnmount(this.mountpoint, true)
+      }
+      await this.ended
+    })()
+    return this.#unmounting
+  }
+
+  async #release(): Promise<void> {
+    if (this.#fs instanceof TreeFs) await this.#fs.closeAll()
+    fs.closeSync(this.#fd)
+  }
+}
+
+export const unmountOptionsSchema = z.strictObject({
+  /** Detach even while files on the mount are open (umount -l). */
+  lazy: z.boolean().default(false),
+  /** How long to wait for the serving process to flush and let go of the store. */
+  waitMs: z.number().int().min(0).max(3_600_000).default(60_000),
+})
+export type UnmountOptions = z.input<typeof unmountOptionsSchema>
+
+/**
+ * Unmount the pagecow mount at `mountpoint` — served or left behind by a killed server — and wait
+ * until the store it showed is no longer held, so the next open of the store succeeds.
+ * Returns the store's path.
+ */
+export async function unmountStore(mountpoint: string, options: UnmountOptions = {}): Promise<string> {
+  const opts = parseWith(unmountOptionsSchema, options, 'umount')
+  const entry = findMount(resolve(mountpoint))
+  if (!entry) throw new PagecowError('EINVAL', `umount: ${resolve(mountpoint)} is not a pagecow mount`)
+  kernelUnmount(entry.mountpoint, opts.lazy)
+  const lock = `${entry.source}/${LOCK_FILE}`
+  const until = Date.now() + opts.waitMs
+  while (!WriterLock.isFree(lock)) {
+    if (Date.now() >= until) throw new PagecowError('EBUSY', `umount: ${entry.mountpoint} is unmounted, but ${entry.source} is still held after ${opts.waitMs} ms (files still open on a lazy unmount, or a slow flush)`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return entry.source
+}

@@ -1,0 +1,326 @@
+// A tree store as a FUSE file system: node ids turn into store paths through the inode table,
+// and every operation is the store's own, so the mount and the CLI see one namespace.
+import { constants } from '../fs.js'
+import { isPagecowError, PagecowError } from '../errors.js'
+import type { TreeFileHandle } from '../tree/file-handle.js'
+import { typeOfMode, type FileType } from '../tree/file-type.js'
+import type { TreeStat, DirEntry } from '../tree/tree-stat.js'
+import type { TreeStore } from '../tree/tree-store.js'
+import { InodeTable } from './inode-table.js'
+import type { AttrChanges, Caller, FuseOperations, Opened, Statfs } from './operations.js'
+import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
+import { DT, RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type DirentWriter, type EntryOut } from './protocol.js'
+
+const SEEK_DATA = 3
+const SEEK_HOLE = 4
+const XATTR_CREATE = 1
+const XATTR_REPLACE = 2
+const S_ISUID = 0o4000
+const S_ISGID = 0o2000
+const CAPABILITY_XATTR = 'security.capability'
+/** d_ino when a listing does not know it (libfuse's FUSE_UNKNOWN_INO): stat tells the truth. */
+const UNKNOWN_INO = 0xffffffff
+/** The open(2) bits the store acts on; the kernel already handled the rest. */
+const OPEN_BITS = 3 | constants.O_APPEND | constants.O_TRUNC | constants.O_CREAT | constants.O_EXCL
+
+const DIRENT_TYPE: Record<FileType, number> = {
+  file: DT.REG,
+  directory: DT.DIR,
+  symlink: DT.LNK,
+  fifo: DT.FIFO,
+  socket: DT.SOCK,
+  'char-device': DT.CHR,
+  'block-device': DT.BLK,
+}
+
+interface OpenFile {
+  nodeid: number
+  handle: TreeFileHandle
+  /** Whether a write went through (the first drops security.capability, as the VFS would). */
+  written: boolean
+}
+
+interface OpenDir {
+  ino: number
+  entries: readonly DirEntry[]
+}
+
+export class TreeFs implements FuseOperations {
+  readonly #store: TreeStore
+  readonly #nodes: InodeTable
+  readonly #files = new Map<number, OpenFile>()
+  readonly #dirs = new Map<number, OpenDir>()
+  #nextFh = 1
+
+  private constructor(store: TreeStore, rootIno: number) {
+    this.#store = store
+    this.#nodes = new InodeTable(rootIno)
+  }
+
+  static async over(store: TreeStore): Promise<TreeFs> {
+    return new TreeFs(store, (await store.stat('/')).ino)
+  }
+
+  /** Node ids the kernel holds (what the mount costs in memory grows with this, not the tree). */
+  get nodes(): number {
+    return this.#nodes.size
+  }
+
+  async lookup(parent: number, name: string): Promise<EntryOut | null> {
+    try {
+      return this.#entry(parent, name, await this.#store.stat(this.#nodes.childPath(parent, name)))
+    } catch (err) {
+      if (isPagecowError(err, 'ENOENT')) return null
+      throw err
+    }
+  }
+
+  forget(nodeid: number, nlookup: number): void {
+    this.#nodes.forget(nodeid, nlookup)
+  }
+
+  async getattr(nodeid: number, fh: number | undefined): Promise<Attr> {
+    const file = fh === undefined ? undefined : this.#files.get(fh)
+    if (file) return attrOf(await file.handle.stat())
+    return attrOf(await this.#store.stat(this.#nodes.path(nodeid)))
+  }
+
+  async setattr(nodeid: number, changes: AttrChanges, fh: number | undefined): Promise<Attr> {
+    const file = fh === undefined ? undefined : this.#files.get(fh)
+    if (changes.size !== undefined) {
+      if (file) await file.handle.truncate(changes.size)
+      else await this.#store.truncate(this.#nodes.path(nodeid), changes.size)
+    }
+    const chown = changes.uid !== undefined || changes.gid !== undefined
+    const hasMeta = changes.mode !== undefined || chown || changes.atimeMs !== undefined || changes.mtimeMs !== undefined || changes.killSuidgid
+    if (!hasMeta && file) return attrOf(await file.handle.stat())
+    const path = this.#nodes.path(nodeid)
+    if (changes.mode !== undefined) await this.#store.chmod(path, changes.mode)
+    if (chown) {
+      await this.#store.chown(path, changes.uid ?? -1, changes.gid ?? -1)
+      await this.#killPrivileges(path, true, true) // chown clears suid/sgid and capabilities, as in the VFS
+    } else if (changes.killSuidgid || changes.size !== undefined) {
+      await this.#killPrivileges(path, changes.killSuidgid === true, changes.size !== undefined)
+    }
+    if (changes.atimeMs !== undefined || changes.mtimeMs !== undefined) {
+      await this.#store.utimens(path, { atimeMs: changes.atimeMs, mtimeMs: changes.mtimeMs })
+    }
+    return attrOf(await this.#store.stat(path))
+  }
+
+  readlink(nodeid: number): Promise<string> {
+    return this.#store.readlink(this.#nodes.path(nodeid))
+  }
+
+  async symlink(parent: number, name: string, target: string, caller: Caller): Promise<EntryOut> {
+    const stat = await this.#store.symlink(target, this.#nodes.childPath(parent, name), { uid: caller.uid, gid: caller.gid })
+    return this.#entry(parent, name, stat)
+  }
+
+  async mknod(parent: number, name: string, mode: number, rdev: number, caller: Caller): Promise<EntryOut> {
+    const path = this.#nodes.childPath(parent, name)
+    const type = typeOfMode(mode)
+    const owner = { mode: mode & 0o7777, uid: caller.uid, gid: caller.gid }
+    let stat: TreeStat
+    if (type === 'file') stat = await this.#store.create(path, owner)
+    else if (type === 'fifo' || type === 'socket' || type === 'char-device' || type === 'block-device') stat = await this.#store.mknod(path, { ...owner, type, rdev })
+    else throw new PagecowError('EINVAL', `mknod: mode ${mode.toString(8)} is not a file, FIFO, socket or device`)
+    return this.#entry(parent, name, stat)
+  }
+
+  async mkdir(parent: number, name: string, mode: number, caller: Caller): Promise<EntryOut> {
+    const stat = await this.#store.mkdir(this.#nodes.childPath(parent, name), { mode: mode & 0o7777, uid: caller.uid, gid: caller.gid })
+    return this.#entry(parent, name, stat)
+  }
+
+  async unlink(parent: number, name: string): Promise<void> {
+    await this.#store.unlink(this.#nodes.childPath(parent, name))
+    this.#nodes.removed(parent, name)
+  }
+
+  async rmdir(parent: number, name: string): Promise<void> {
+    await this.#store.rmdir(this.#nodes.childPath(parent, name))
+    this.#nodes.removed(parent, name)
+  }
+
+  async rename(parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new PagecowError('EINVAL', `rename: flags ${flags} are not supported (RENAME_WHITEOUT is the store's own business)`)
+    const exchange = (flags & RENAME_EXCHANGE) !== 0
+    await this.#store.rename(this.#nodes.childPath(parent, name), this.#nodes.childPath(newParent, newName), {
+      noReplace: (flags & RENAME_NOREPLACE) !== 0,
+      exchange,
+    })
+    this.#nodes.renamed({ parent, name }, { parent: newParent, name: newName }, exchange)
+  }
+
+  async link(nodeid: number, newParent: number, newName: string): Promise<EntryOut> {
+    const stat = await this.#store.link(this.#nodes.path(nodeid), this.#nodes.childPath(newParent, newName))
+    return this.#entry(newParent, newName, stat)
+  }
+
+  async open(nodeid: number, flags: number, killSuidgid: boolean): Promise<Opened> {
+    const path = this.#nodes.path(nodeid)
+    const handle = await this.#store.open(path, flags & OPEN_BITS)
+    if (killSuidgid) await this.#killPrivileges(path, true, true)
+    return this.#opened(nodeid, handle)
+  }
+
+  async create(parent: number, name: string, flags: number, mode: number, caller: Caller): Promise<{ entry: EntryOut; opened: Opened }> {
+    const path = this.#nodes.childPath(parent, name)
+    const handle = await this.#store.open(path, (flags & OPEN_BITS) | constants.O_CREAT, { mode: mode & 0o7777, uid: caller.uid, gid: caller.gid })
+    const entry = this.#entry(parent, name, await handle.stat())
+    return { entry, opened: this.#opened(entry.nodeid, handle) }
+  }
+
+  read(fh: number, offset: number, size: number): Promise<Uint8Array> {
+    return this.#file(fh).handle.read(offset, size)
+  }
+
+  async write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number> {
+    const file = this.#file(fh)
+    if (!file.written || killSuidgid) {
+      file.written = true
+      // The handle's own path may be stale after a rename; the node's is current.
+      const path = this.#nodes.pathIfNamed(file.nodeid)
+      if (path !== undefined) await this.#killPrivileges(path, killSuidgid, true)
+    }
+    return file.handle.write(offset, data)
+  }
+
+  async release(fh: number): Promise<void> {
+    const file = this.#files.get(fh)
+    this.#files.delete(fh)
+    await file?.handle.close()
+  }
+
+  fsync(fh: number): Promise<void> {
+    return this.#file(fh).handle.fsync()
+  }
+
+  async lseek(nodeid: number, fh: number, offset: number, whence: number): Promise<number | null> {
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new PagecowError('EINVAL', `lseek: whence ${whence} is the kernel's to handle`)
+    const { size } = await this.#file(fh).handle.stat()
+    if (offset >= size) return null
+    for (const e of this.#store.extents(this.#nodes.path(nodeid), offset)) {
+      const isData = e.state === 'data' || e.state === 'lower'
+      if (isData === (whence === SEEK_DATA)) return Math.max(offset, e.start)
+    }
+    return whence === SEEK_DATA ? null : size // the end of the file is a hole
+  }
+
+  async statfs(): Promise<Statfs> {
+    const s = await this.#store.statfs()
+    return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: s.namemax, frsize: s.bsize }
+  }
+
+  setxattr(nodeid: number, name: string, value: Uint8Array, flags: number): Promise<void> {
+    return this.#store.setxattr(this.#nodes.path(nodeid), name, value, {
+      create: (flags & XATTR_CREATE) !== 0,
+      replace: (flags & XATTR_REPLACE) !== 0,
+    })
+  }
+
+  getxattr(nodeid: number, name: string): Promise<Buffer> {
+    return this.#store.getxattr(this.#nodes.path(nodeid), name)
+  }
+
+  listxattr(nodeid: number): Promise<string[]> {
+    return this.#store.listxattr(this.#nodes.path(nodeid))
+  }
+
+  removexattr(nodeid: number, name: string): Promise<void> {
+    return this.#store.removexattr(this.#nodes.path(nodeid), name)
+  }
+
+  async opendir(nodeid: number): Promise<number> {
+    const path = this.#nodes.path(nodeid)
+    const fh = this.#nextFh++
+    // One listing per open: offsets stay valid however the directory changes meanwhile.
+    this.#dirs.set(fh, { ino: this.#nodes.node(nodeid).ino, entries: await this.#store.readdir(path) })
+    return fh
+  }
+
+  async readdir(fh: number, offset: number, out: DirentWriter): Promise<void> {
+    const dir = this.#dirs.get(fh)
+    if (!dir) throw new PagecowError('EBADF', `readdir: no open directory ${fh}`)
+    // Offsets 0 and 1 are "." and ".."; entry i of the listing is offset i + 2.
+    for (let i = offset; i < dir.entries.length + 2; i++) {
+      const fits =
+        i === 0 ? out.add(dir.ino, 1, DT.DIR, DOT) : i === 1 ? out.add(UNKNOWN_INO, 2, DT.DIR, DOTDOT) : addEntry(out, dir.entries[i - 2]!, i + 1)
+      if (!fits) return
+    }
+  }
+
+  async releasedir(fh: number): Promise<void> {
+    this.#dirs.delete(fh)
+  }
+
+  sync(): Promise<void> {
+    return this.#store.flush()
+  }
+
+  /** Close what the kernel left open (a forced unmount sends no RELEASE). */
+  async closeAll(): Promise<void> {
+    for (const file of this.#files.values()) await file.handle.close()
+    this.#files.clear()
+    this.#dirs.clear()
+  }
+
+  #entry(parent: number, name: string, stat: TreeStat): EntryOut {
+    const node = this.#nodes.remember(parent, name, stat.ino)
+    return { nodeid: node.nodeid, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: attrOf(stat) }
+  }
+
+  #opened(nodeid: number, handle: TreeFileHandle): Opened {
+    const fh = this.#nextFh++
+    this.#files.set(fh, { nodeid, handle, written: false })
+    // Every change reaches the store through this mount, and the kernel keeps one page cache per
+    // inode (hard links are one node), so cached pages stay right across opens.
+    return { fh, keepCache: true }
+  }
+
+  /**
+   * What the VFS does on write, truncate and chown, and the kernel leaves to us under
+   * HANDLE_KILLPRIV_V2: clear suid (and sgid on a group-executable file), drop file capabilities.
+   */
+  async #killPrivileges(path: string, suidgid: boolean, capabilities: boolean): Promise<void> {
+    if (suidgid) {
+      const { mode, type } = await this.#store.stat(path)
+      const bits = S_ISUID | (mode & 0o010 ? S_ISGID : 0)
+      if (type === 'file' && mode & bits) await this.#store.chmod(path, mode & 0o7777 & ~bits)
+    }
+    if (capabilities && (await this.#store.listxattr(path)).includes(CAPABILITY_XATTR)) {
+      await this.#store.removexattr(path, CAPABILITY_XATTR)
+    }
+  }
+
+  #file(fh: number): OpenFile {
+    const file = this.#files.get(fh)
+    if (!file) throw new PagecowError('EBADF', `no open file ${fh}`)
+    return file
+  }
+}
+
+const DOT = Buffer.from('.')
+const DOTDOT = Buffer.from('..')
+
+function addEntry(out: DirentWriter, entry: DirEntry, next: number): boolean {
+  return out.add(UNKNOWN_INO, next, DIRENT_TYPE[entry.type], Buffer.from(entry.name, 'utf8'))
+}
+
+export function attrOf(s: TreeStat): Attr {
+  return {
+    ino: s.ino,
+    size: s.size,
+    blocks: s.blocks,
+    atimeMs: s.atimeMs,
+    mtimeMs: s.mtimeMs,
+    ctimeMs: s.ctimeMs,
+    mode: s.mode,
+    nlink: s.nlink,
+    uid: s.uid,
+    gid: s.gid,
+    rdev: s.rdev,
+    blksize: s.blksize,
+  }
+}
