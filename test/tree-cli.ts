@@ -83,6 +83,13 @@ t.test('read and write files; inspect, map, fsck, export', async (t) => {
   fails(t, await runCli(['read', s.store]), 'EINVAL', 'read without PATH on a tree')
   fails(t, await runCli(['read', s.store, '/etc']), 'EISDIR', 'read a directory')
   ok(t, await runCli(['rm', s.store, '/etc/passwd']), 'rm')
+  t.equal(ok(t, await runCli(['truncate', s.store, '/etc/motd', '--size', '3']), 'truncate PATH'), 'size 3 bytes, was 9 bytes\n')
+  t.equal(ok(t, await runCli(['read', s.store, '/etc/motd']), 'read the truncated file'), 'new')
+  ok(t, await runCli(['truncate', s.store, '/etc/motd', '--size', '9']), 'truncate up again')
+  t.equal(ok(t, await runCli(['read', s.store, '/etc/motd']), 'regrown bytes read zeros'), 'new\0\0\0\0\0\0')
+  fails(t, await runCli(['truncate', s.store, '--size', '3']), 'EINVAL', 'truncate without PATH on a tree')
+  fails(t, await runCli(['truncate', s.store, '/etc', '--size', '3']), 'EISDIR', 'truncate a directory')
+  t.match(ok(t, await runCli(['flush', s.store]), 'flush a tree store'), /^flushed .*store\n$/)
 
   const inspect = ok(t, await runCli(['inspect', s.store]), 'inspect')
   t.match(inspect, /^ {2}modified  \/big\.img  1 of 524288 pages copied \(4\.0 KiB\)$/m)

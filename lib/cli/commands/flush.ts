@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
-import { withStore } from '../with-store.js'
+import { withAnyStore } from '../with-any-store.js'
 
 const schema = z.strictObject({ store: z.string().min(1), ...commonFlags })
 
@@ -14,7 +14,7 @@ export function flushCommand(io: CliIo) {
     .argument('<STORE>', 'the store directory')
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
-      const path = await withStore(opts.store, {}, async (s) => {
+      const path = await withAnyStore(opts.store, {}, async (s) => {
         await s.flush()
         return s.path
       })
