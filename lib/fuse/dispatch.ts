@@ -5,6 +5,7 @@ import { NAME_MAX } from '../tree/names.js'
 import type { FuseOperations } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
 import {
+  DirentPlusWriter,
   DirentWriter,
   InitFlag,
   KERNEL_MAJOR,
@@ -44,7 +45,10 @@ export const REQUEST_BUFFER_BYTES = MAX_WRITE + 4096
 /** What we ask of the kernel if it offers it. */
 const WANTED_FLAGS =
   InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.PARALLEL_DIROPS | InitFlag.MAX_PAGES | InitFlag.CACHE_SYMLINKS | InitFlag.ATOMIC_O_TRUNC |
-  InitFlag.HANDLE_KILLPRIV_V2
+  InitFlag.HANDLE_KILLPRIV_V2 |
+  // READDIRPLUS when the kernel sees lookups follow a listing (a walk), plain READDIR otherwise.
+  InitFlag.DO_READDIRPLUS |
+  InitFlag.READDIRPLUS_AUTO
 
 export type Reply = Buffer | Buffer[] | null
 
@@ -57,6 +61,8 @@ export class Dispatcher {
   readonly #log: DispatchLog
   /** Set by DESTROY or INIT failure: the session ends after this reply. */
   ended = false
+  /** Set once INIT is answered. */
+  initialized = false
 
   constructor(ops: FuseOperations, log: DispatchLog) {
     this.#ops = ops
@@ -86,10 +92,12 @@ export class Dispatcher {
           this.ended = true
           return replyError(unique, EPROTO)
         }
+        this.initialized = true
         return replyInit(unique, {
           major: KERNEL_MAJOR,
           minor: Math.min(KERNEL_MINOR, req.minor),
-          maxReadahead: req.maxReadahead,
+          // The kernel takes the smaller of this and its default (128 KiB); the mount raises it after.
+          maxReadahead: MAX_WRITE,
           flags: req.flags & WANTED_FLAGS,
           maxBackground: 64,
           congestionThreshold: 48,
@@ -203,6 +211,12 @@ export class Dispatcher {
         await ops.readdir(req.fh, req.offset, out)
         return replyData(unique, out.buffer)
       }
+      case 'readdirplus': {
+        if (!ops.readdirplus) return replyError(unique, ENOSYS)
+        const out = new DirentPlusWriter(req.size)
+        await ops.readdirplus(req.fh, req.offset, out)
+        return replyData(unique, out.buffer)
+      }
       case 'releasedir':
         await ops.releasedir(req.fh)
         return replyEmpty(unique)
@@ -211,7 +225,7 @@ export class Dispatcher {
         return replyEmpty(unique)
       default:
         // ACCESS (default_permissions checks in the kernel), locks (the kernel's own), FALLOCATE,
-        // COPY_FILE_RANGE, IOCTL, POLL, BMAP, READDIRPLUS: ENOSYS tells the kernel to do without.
+        // COPY_FILE_RANGE, IOCTL, POLL, BMAP: ENOSYS tells the kernel to do without.
         return replyError(unique, ENOSYS)
     }
   }

@@ -1,7 +1,7 @@
 // What a file system served over FUSE implements: the kernel's low-level operations, by node id,
 // with names already decoded and checked. The dispatcher turns requests into these calls and
 // their results (or PagecowErrors) into replies.
-import type { Attr, DirentWriter, EntryOut } from './protocol.js'
+import type { Attr, DirentPlusWriter, DirentWriter, EntryOut } from './protocol.js'
 
 /** Who asked: the calling process's fsuid, fsgid and pid. */
 export interface Caller {
@@ -74,6 +74,8 @@ export interface FuseOperations {
   opendir(nodeid: number): Promise<number>
   /** Fill `out` with entries from `offset` (0 = the start; each entry carries the offset after it). */
   readdir(fh: number, offset: number, out: DirentWriter): Promise<void>
+  /** readdir with each entry's lookup (READDIRPLUS): a walk then needs no LOOKUP per name. Optional. */
+  readdirplus?(fh: number, offset: number, out: DirentPlusWriter): Promise<void>
   releasedir(fh: number): Promise<void>
   /** Make every completed write durable (fsyncdir, and the flush before unmounting). */
   sync(): Promise<void>

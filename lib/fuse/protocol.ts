@@ -942,6 +942,11 @@ export class DirentPlusWriter {
     this.#buf = Buffer.alloc(maxBytes)
   }
 
+  /** Whether a record for `name` still fits (check before looking the entry up: the kernel counts a lookup for every entry sent). */
+  fits(name: Buffer): boolean {
+    return this.#used + align8(DIRENTPLUS_NAME_OFFSET + name.length) <= this.#buf.length
+  }
+
   /** As DirentWriter.add, with the entry the kernel caches as if looked up. */
   add(entry: EntryOut, nextOffset: number, type: number, name: Buffer): boolean {
     checkDirentName(name)

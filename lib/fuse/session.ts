@@ -10,13 +10,16 @@ import { FuseProtocolError, IN_HEADER_BYTES, parseRequest, replyError } from './
 const EIO = 5
 
 /** Requests served at once. libuv's pool must have more threads than this (UV_THREADPOOL_SIZE). */
-export const READERS = 2
+export const READERS = 4
 
 export class FuseSession {
   readonly #fd: number
   readonly #dispatcher: Dispatcher
   readonly #log: DispatchLog
   #ended = false
+  #initialized: () => void = () => {}
+  /** Resolves once the kernel's INIT is answered: from then on the mount serves requests. */
+  readonly initialized = new Promise<void>((resolve) => (this.#initialized = resolve))
 
   constructor(fd: number, ops: FuseOperations, log: DispatchLog) {
     this.#fd = fd
@@ -53,6 +56,7 @@ export class FuseSession {
         reply = replyError(buffer.readBigUInt64LE(8), err instanceof FuseProtocolError ? err.errno : EIO)
       }
       if (reply) this.#write(reply)
+      if (this.#dispatcher.initialized) this.#initialized()
       if (this.#dispatcher.ended) this.#ended = true
     }
   }

@@ -9,7 +9,7 @@ import * as fs from '../fs.js'
 import { ImageStore } from '../image/image-store.js'
 import type { TreeStore } from '../tree/tree-store.js'
 import { ImageFs } from './image-fs.js'
-import { findMount, kernelMount, kernelUnmount } from './kernel-mount.js'
+import { findMount, kernelMount, kernelUnmount, setReadahead } from './kernel-mount.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { FuseSession } from './session.js'
 import { TreeFs } from './tree-fs.js'
@@ -20,6 +20,9 @@ export const mountOptionsSchema = z.strictObject({
 })
 export type MountOptions = z.input<typeof mountOptionsSchema>
 
+/** Readahead on the mount: 1 MiB, the largest READ the kernel sends us (MAX_WRITE). */
+const READAHEAD_KB = 1024
+
 export class StoreMount extends EventEmitter {
   readonly mountpoint: string
   readonly store: TreeStore | ImageStore
@@ -29,20 +32,19 @@ export class StoreMount extends EventEmitter {
   readonly #fs: TreeFs | ImageFs
   #unmounting: Promise<void> | undefined
 
-  private constructor(mountpoint: string, store: TreeStore | ImageStore, fd: number, fs_: TreeFs | ImageFs) {
+  private constructor(mountpoint: string, store: TreeStore | ImageStore, fd: number, fs_: TreeFs | ImageFs, session: FuseSession) {
     super()
     this.mountpoint = mountpoint
     this.store = store
     this.#fd = fd
     this.#fs = fs_
-    const session = new FuseSession(fd, fs_, (message) => this.emit('warning', new Error(message)))
     this.ended = session.run().finally(() => this.#release())
   }
 
   /** Mount `store` at the directory `mountpoint`. A read-only store makes a read-only mount. */
   static async mount(store: TreeStore | ImageStore, mountpoint: string, options: MountOptions = {}): Promise<StoreMount> {
     const opts = parseWith(mountOptionsSchema, options, 'mount')
-    const target = resolve(mountpoint)
+    let target = resolve(mountpoint)
     let st
     try {
       st = fs.statSync(target)
@@ -52,10 +54,26 @@ export class StoreMount extends EventEmitter {
       throw new PagecowError('ENOENT', `mount: the mount point ${target} does not exist`)
     }
     if (!st.isDirectory()) throw new PagecowError('ENOTDIR', `mount: the mount point ${target} is not a directory`)
+    // The real path, as mountinfo will show it; resolved now, since once mounted only the kernel may look.
+    target = fs.realpathSync(target)
     if (findMount(target)) throw new PagecowError('EBUSY', `mount: a pagecow store is already mounted at ${target}`)
     const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store)
     const fd = kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path })
-    return new StoreMount(target, store, fd, ops)
+    // Warnings before the caller could listen are handed on right after mount() returns.
+    const warnings: string[] = []
+    let mount: StoreMount | undefined
+    const session = new FuseSession(fd, ops, (message) => (mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
+    mount = new StoreMount(target, store, fd, ops, session)
+    // Usable once INIT is answered; only then does raising the readahead stick.
+    await Promise.race([session.initialized, mount.ended])
+    try {
+      setReadahead(target, READAHEAD_KB)
+    } catch (err) {
+      warnings.push(`reads stay at 128 KiB a request: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    const made = mount
+    process.nextTick(() => warnings.forEach((w) => made.emit('warning', new Error(w))))
+    return made
   }
 
   /** The image's path inside the mount, for an image store. */

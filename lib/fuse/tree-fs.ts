@@ -9,7 +9,7 @@ import type { TreeStore } from '../tree/tree-store.js'
 import { InodeTable } from './inode-table.js'
 import type { AttrChanges, Caller, FuseOperations, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
-import { DT, RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type DirentWriter, type EntryOut } from './protocol.js'
+import { DT, RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
 
 const SEEK_DATA = 3
 const SEEK_HOLE = 4
@@ -41,6 +41,7 @@ interface OpenFile {
 }
 
 interface OpenDir {
+  nodeid: number
   ino: number
   entries: readonly DirEntry[]
 }
@@ -213,7 +214,8 @@ export class TreeFs implements FuseOperations {
     return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: s.namemax, frsize: s.bsize }
   }
 
-  setxattr(nodeid: number, name: string, value: Uint8Array, flags: number): Promise<void> {
+  async setxattr(nodeid: number, name: string, value: Uint8Array, flags: number): Promise<void> {
+    refuseAcl(name, 'setxattr')
     return this.#store.setxattr(this.#nodes.path(nodeid), name, value, {
       create: (flags & XATTR_CREATE) !== 0,
       replace: (flags & XATTR_REPLACE) !== 0,
@@ -228,7 +230,8 @@ export class TreeFs implements FuseOperations {
     return this.#store.listxattr(this.#nodes.path(nodeid))
   }
 
-  removexattr(nodeid: number, name: string): Promise<void> {
+  async removexattr(nodeid: number, name: string): Promise<void> {
+    refuseAcl(name, 'removexattr')
     return this.#store.removexattr(this.#nodes.path(nodeid), name)
   }
 
@@ -236,7 +239,7 @@ export class TreeFs implements FuseOperations {
     const path = this.#nodes.path(nodeid)
     const fh = this.#nextFh++
     // One listing per open: offsets stay valid however the directory changes meanwhile.
-    this.#dirs.set(fh, { ino: this.#nodes.node(nodeid).ino, entries: await this.#store.readdir(path) })
+    this.#dirs.set(fh, { nodeid, ino: this.#nodes.node(nodeid).ino, entries: await this.#store.readdir(path) })
     return fh
   }
 
@@ -248,6 +251,30 @@ export class TreeFs implements FuseOperations {
       const fits =
         i === 0 ? out.add(dir.ino, 1, DT.DIR, DOT) : i === 1 ? out.add(UNKNOWN_INO, 2, DT.DIR, DOTDOT) : addEntry(out, dir.entries[i - 2]!, i + 1)
       if (!fits) return
+    }
+  }
+
+  async readdirplus(fh: number, offset: number, out: DirentPlusWriter): Promise<void> {
+    const dir = this.#dirs.get(fh)
+    if (!dir) throw new PagecowError('EBADF', `readdirplus: no open directory ${fh}`)
+    for (let i = offset; i < dir.entries.length + 2; i++) {
+      if (i < 2) {
+        // The kernel links no entry for "." and "..": node id 0, the attributes unused.
+        const dot = { nodeid: 0, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...NO_ATTR, ino: i === 0 ? dir.ino : UNKNOWN_INO } }
+        if (!out.add(dot, i + 1, DT.DIR, i === 0 ? DOT : DOTDOT)) return
+        continue
+      }
+      const entry = dir.entries[i - 2]!
+      const name = Buffer.from(entry.name, 'utf8')
+      if (!out.fits(name)) return // before the lookup: the kernel counts one for each entry sent
+      let stat: TreeStat
+      try {
+        stat = await this.#store.stat(this.#nodes.childPath(dir.nodeid, entry.name))
+      } catch (err) {
+        if (isPagecowError(err, 'ENOENT')) continue // removed since the listing was taken
+        throw err
+      }
+      out.add(this.#entry(dir.nodeid, entry.name, stat), i + 1, DIRENT_TYPE[stat.type], name)
     }
   }
 
@@ -301,6 +328,20 @@ export class TreeFs implements FuseOperations {
   }
 }
 
+/** The POSIX ACL attributes: without FUSE_POSIX_ACL the kernel hands them to us as plain xattrs. */
+const ACL_XATTRS = new Set(['system.posix_acl_access', 'system.posix_acl_default'])
+
+/**
+ * The mount does not do POSIX ACLs (the kernel checks modes only), so setting one is ENOTSUP, as
+ * on a file system mounted without ACL support. Storing it as a plain xattr would leave the mode
+ * as it was: `cp -a` and `tar -p` set the final mode through a minimal ACL and fall back to
+ * chmod only on ENOTSUP.
+ */
+function refuseAcl(name: string, what: string): void {
+  if (ACL_XATTRS.has(name)) throw new PagecowError('ENOTSUP', `${what}: ${name}: this mount does not support POSIX ACLs`)
+}
+
+const NO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
 const DOT = Buffer.from('.')
 const DOTDOT = Buffer.from('..')
 
