@@ -57,14 +57,16 @@ export class LowerTree {
    * this walk. Null if nothing is there.
    */
   lstat(rel: string): LowerObject | null {
-    let stat: Stats
+    let stat: Stats | undefined
     try {
-      stat = fs.lstatSync(this.full(rel))
+      // A missing name is common (every negative lookup): answered without building an error.
+      stat = fs.lstatSync(this.full(rel), { throwIfNoEntry: false })
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code === 'ENOENT' || code === 'ENOTDIR') return null
       throw fromSystemError(err, `reading the lower ${this.full(rel)}`)
     }
+    if (!stat) return null
     if (stat.dev !== this.#dev) {
       throw new PagecowError('EXDEV', `the lower ${this.full(rel)} is on another file system (a mount point inside the lower); tree mode overlays one file system`)
     }
@@ -84,8 +86,7 @@ export class LowerTree {
   /** Whether the lower directory `dir` has an entry `name`. */
   has(dir: string, name: string): boolean {
     try {
-      fs.lstatSync(this.full(dir === '' ? name : `${dir}/${name}`))
-      return true
+      return fs.lstatSync(this.full(dir === '' ? name : `${dir}/${name}`), { throwIfNoEntry: false }) !== undefined
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code === 'ENOENT' || code === 'ENOTDIR') return false

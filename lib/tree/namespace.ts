@@ -1,11 +1,13 @@
 // The namespace tables of a tree store (inodes, dirents, xattrs, counters, purge): typed reads and
 // writes, validated on the way in from disk. Callers group writes in one transaction per change.
+// Path resolution reads through a bounded cache of lookups (lookup-cache.ts) that every write drops.
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import { PagecowError } from '../errors.js'
 import { FILE_TYPES, type FileType } from './file-type.js'
 import { FIRST_FILE_ID, UPPER_INO_BASE } from './ino.js'
 import { dataVersion } from '../store/database.js'
+import { LOWER_ROWS_TRACKED, LookupCache, type LowerRows } from './lookup-cache.js'
 
 /** What the upper recorded about a lower file: checked before its data is read again. */
 export interface LowerPrint {
@@ -80,6 +82,9 @@ export class Namespace {
   readonly #db: Database.Database
   readonly #where: string
   readonly #statements = new Map<string, Database.Statement>()
+  readonly #cache = new LookupCache()
+  /** data_version at the last refresh(). */
+  #seenVersion: number | undefined
 
   constructor(db: Database.Database, where: string) {
     this.#db = db
@@ -95,9 +100,90 @@ export class Namespace {
     return `${dataVersion(this.#db)}:${own}`
   }
 
+  /**
+   * Drop the cached lookups if another connection committed since the last call (a read-only
+   * store following its writer) and return SQLite's data_version. Call it before each operation
+   * that resolves paths on a connection others write to; this connection's own writes keep the
+   * cache true by themselves (a writer's store has no other writer: the writer lock).
+   */
+  refresh(): number {
+    const version = dataVersion(this.#db)
+    if (version !== this.#seenVersion) {
+      this.#seenVersion = version
+      this.#cache.dropAll()
+    }
+    return version
+  }
+
   /** Run `fn` in one SQLite transaction (synchronous: no await inside). */
   transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)()
+    let result: T
+    try {
+      result = this.#db.transaction(fn)()
+    } catch (err) {
+      // Rolled back: what was read inside may never have been committed.
+      this.#cache.dropAll()
+      throw err
+    }
+    this.#cache.written()
+    return result
+  }
+
+  // ---- cached lookups, for path resolution ----
+  // The same answers as dirent(), inode() and inodeAtOrigin(), as of the last refresh() and this
+  // connection's writes. Rows handed out are frozen and shared: callers must not change them.
+
+  /** dirent(), cached; a directory known to have no upper entries answers without a query. */
+  cachedDirent(parent: number, name: string): { readonly ino: number | null } | undefined {
+    const cache = this.#cache
+    let may = cache.mayHaveDirents.get(parent)
+    if (may === undefined) {
+      may = this.hasDirents(parent)
+      cache.mayHaveDirents.set(parent, may)
+    }
+    if (!may) return undefined
+    const key = `${parent}/${name}`
+    const hit = cache.dirents.get(key)
+    if (hit !== undefined) return hit ?? undefined
+    const found = this.dirent(parent, name)
+    const frozen = found ? Object.freeze({ ino: found.ino }) : undefined
+    cache.dirents.set(key, frozen ?? null)
+    return frozen
+  }
+
+  /** inode(), cached; a lower inode number the upper never recorded answers without a query. */
+  cachedInode(ino: number): Readonly<InodeRow> | undefined {
+    if (ino < UPPER_INO_BASE && this.#lowerRows()?.inos.has(ino) === false) return undefined
+    const cache = this.#cache
+    const hit = cache.inodes.get(ino)
+    if (hit !== undefined) return hit ?? undefined
+    const row = this.inode(ino)
+    const frozen = row ? freezeRow(row) : undefined
+    cache.inodes.set(ino, frozen ?? null)
+    return frozen
+  }
+
+  /** inodeAtOrigin(), cached; a lower path the upper never recorded answers without a query. */
+  cachedInodeAtOrigin(origin: string): Readonly<InodeRow> | undefined {
+    if (this.#lowerRows()?.origins.has(origin) === false) return undefined
+    const cache = this.#cache
+    const hit = cache.origins.get(origin)
+    if (hit !== undefined) return hit ?? undefined
+    const row = this.inodeAtOrigin(origin)
+    const frozen = row ? freezeRow(row) : undefined
+    cache.origins.set(origin, frozen ?? null)
+    return frozen
+  }
+
+  /** The inode numbers and origins of the lower objects the upper records, if few enough to keep. */
+  #lowerRows(): LowerRows | null {
+    const cache = this.#cache
+    if (cache.lowerRows !== undefined) return cache.lowerRows
+    const limit = LOWER_ROWS_TRACKED + 1
+    const inos = this.#pluck('SELECT ino FROM inodes WHERE ino < ? LIMIT ?', UPPER_INO_BASE, limit) as number[]
+    const origins = inos.length < limit ? (this.#pluck('SELECT origin FROM inodes WHERE origin IS NOT NULL LIMIT ?', limit) as string[]) : []
+    cache.lowerRows = inos.length < limit && origins.length < limit ? { inos: new Set(inos), origins: new Set(origins) } : null
+    return cache.lowerRows
   }
 
   inode(ino: number): InodeRow | undefined {
@@ -117,6 +203,7 @@ export class Namespace {
   }
 
   insertInode(row: InodeRow): void {
+    this.#cache.inodeInserted(row.ino, row.origin, row.ino < UPPER_INO_BASE)
     this.#run(
       `INSERT INTO inodes (${INODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.ino, row.type, row.origin, row.nlink, row.mode, row.uid, row.gid, row.rdev, row.atimeMs, row.mtimeMs, row.ctimeMs,
@@ -160,14 +247,17 @@ export class Namespace {
   }
 
   setDirent(parent: number, name: string, ino: number | null): void {
+    this.#cache.direntSet(parent)
     this.#run('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino', parent, name, ino)
   }
 
   deleteDirent(parent: number, name: string): void {
+    this.#cache.direntsRemoved(parent)
     this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, name)
   }
 
   deleteDirentsOf(parent: number): void {
+    this.#cache.direntsRemoved(parent)
     this.#run('DELETE FROM dirents WHERE parent = ?', parent)
   }
 
@@ -313,7 +403,19 @@ export class Namespace {
     return this.#statement(sql).iterate(...params)
   }
 
+  /** The first column of every row (a statement used here is used for nothing else). */
+  #pluck(sql: string, ...params: unknown[]): unknown[] {
+    return this.#statement(sql).pluck().all(...params)
+  }
+
+  /** Every write goes through here: the exact cached lookups are dropped first. */
   #run(sql: string, ...params: unknown[]): void {
+    this.#cache.written()
     this.#statement(sql).run(...params)
   }
+}
+
+function freezeRow(row: InodeRow): Readonly<InodeRow> {
+  if (row.lowerPrint) Object.freeze(row.lowerPrint)
+  return Object.freeze(row)
 }

@@ -1059,10 +1059,10 @@ export class TreeStore extends EventEmitter {
     return this.#db.prepare('SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero FROM page_chunks WHERE file = ?').get(id) as { data: number; zero: number }
   }
 
-  /** A read-only store follows the writer: reload file data when the database changed. */
+  /** A read-only store follows the writer: reload file data (and drop cached lookups) when the database changed. */
   #refresh(): void {
     if (!this.readOnly) return
-    const version = dataVersion(this.#db)
+    const version = this.#ns.refresh()
     if (version === this.#dataVersion) return
     this.#dataVersion = version
     this.#nodes.reload()

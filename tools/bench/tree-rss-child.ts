@@ -1,5 +1,6 @@
 // Child process of the tree case: walks a tree (readdir + stat of everything) through a store
-// opened read-only (mode `store`) or through `fs` (mode `plain`), then prints its peak RSS.
+// opened read-only (mode `store`) or through `fs` (mode `plain`), then prints its peak RSS (VmHWM).
+import { readFileSync } from 'node:fs'
 import { TreeStore } from '../../lib/index.js'
 import { walkPlain, walkStore } from './tree-walk.js'
 
@@ -16,5 +17,18 @@ if (mode === 'store') {
   throw new Error(`tree-rss-child: unknown mode ${String(mode)}`)
 }
 const walkMs = Number(process.hrtime.bigint() - t0) / 1e6
-// ru_maxrss is in KiB on Linux.
-process.stdout.write(`${JSON.stringify({ mode, entries, walkMs, maxRssBytes: process.resourceUsage().maxRSS * 1024 })}\n`)
+process.stdout.write(`${JSON.stringify({ mode, entries, walkMs, maxRssBytes: peakRss() })}\n`)
+
+/**
+ * This process's peak RSS: VmHWM, which exec resets. ru_maxrss (resourceUsage().maxRSS, KiB) is
+ * not: it keeps the parent's RSS at fork, so a big parent hid the walk's own peak.
+ */
+function peakRss(): number {
+  try {
+    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]
+    if (kib !== undefined) return Number(kib) * 1024
+  } catch {
+    // Not Linux: fall back to ru_maxrss.
+  }
+  return process.resourceUsage().maxRSS * 1024
+}

@@ -1,5 +1,7 @@
 // `npx tsx tools/bench/tree.ts [--quick]`: the tree-mode benchmark on its own (issue 3): prints
 // the machine and a table of a TreeStore against `fs` on a plain copy of the same lower tree.
+// Default sizes: a lower of 100 dirs × 1000 files and 10 000 small-file creates (issue 3's count;
+// PAGECOW_BENCH_TREE_CREATES=N changes it); --quick: 20 dirs × 1000 files and 500 creates.
 import { DEFAULT_CONFIG, QUICK_CONFIG } from './config.js'
 import { BenchContext } from './context.js'
 import { describeMachine, formatMachine } from './machine.js'
@@ -8,7 +10,7 @@ import { formatTable } from './table.js'
 import { msSince, now } from './timing.js'
 import { treeCase } from './tree-case.js'
 
-const USAGE = 'usage: npx tsx tools/bench/tree.ts [--quick]'
+const USAGE = 'usage: [PAGECOW_BENCH_TREE_CREATES=N] npx tsx tools/bench/tree.ts [--quick]'
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((a) => a !== '--quick')
