@@ -119,6 +119,20 @@ t.test('xattrs: the lower’s merged with the upper’s; removing a lower one hi
   t.equal(treeChecksum(s.lower), s.sum, 'the lower keeps its xattrs')
 })
 
+t.test('statIfExists: the stat, or undefined for a missing name; a broken parent still throws', async (t) => {
+  const { store } = await setup(t)
+  t.same(await store.statIfExists('/etc/hosts'), await store.stat('/etc/hosts'), 'a lower file')
+  t.equal((await store.statIfExists('/'))?.type, 'directory', 'the root')
+  t.equal(await store.statIfExists('/etc/nope'), undefined, 'a missing name')
+  await store.unlink('/etc/hosts')
+  t.equal(await store.statIfExists('/etc/hosts'), undefined, 'a whiteout hides it')
+  await store.create('/etc/hosts')
+  t.equal((await store.statIfExists('/etc/hosts'))?.size, 0, 'created again over the whiteout')
+  await t.rejects(store.statIfExists('/nope/x'), { code: 'ENOENT' }, 'a missing parent')
+  await t.rejects(store.statIfExists('/etc/passwd/x'), { code: 'ENOTDIR' }, 'a file as parent')
+  await t.rejects(store.statIfExists('relative/../x'), { code: 'EINVAL' }, 'a bad path')
+})
+
 t.test('readdir is sorted by name bytes and resumable after a name', async (t) => {
   const { store } = await setup(t)
   await store.mkdir('/many')

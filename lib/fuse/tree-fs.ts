@@ -1,7 +1,7 @@
 // A tree store as a FUSE file system: node ids turn into store paths through the inode table,
 // and every operation is the store's own, so the mount and the CLI see one namespace.
 import { constants } from '../fs.js'
-import { isPagecowError, PagecowError } from '../errors.js'
+import { PagecowError } from '../errors.js'
 import type { TreeFileHandle } from '../tree/file-handle.js'
 import { typeOfMode, type FileType } from '../tree/file-type.js'
 import type { TreeStat, DirEntry } from '../tree/tree-stat.js'
@@ -68,12 +68,8 @@ export class TreeFs implements FuseOperations {
   }
 
   async lookup(parent: number, name: string): Promise<EntryOut | null> {
-    try {
-      return this.#entry(parent, name, await this.#store.stat(this.#nodes.childPath(parent, name)))
-    } catch (err) {
-      if (isPagecowError(err, 'ENOENT')) return null
-      throw err
-    }
+    const stat = await this.#store.statIfExists(this.#nodes.childPath(parent, name))
+    return stat ? this.#entry(parent, name, stat) : null
   }
 
   forget(nodeid: number, nlookup: number): void {
@@ -267,13 +263,8 @@ export class TreeFs implements FuseOperations {
       const entry = dir.entries[i - 2]!
       const name = Buffer.from(entry.name, 'utf8')
       if (!out.fits(name)) return // before the lookup: the kernel counts one for each entry sent
-      let stat: TreeStat
-      try {
-        stat = await this.#store.stat(this.#nodes.childPath(dir.nodeid, entry.name))
-      } catch (err) {
-        if (isPagecowError(err, 'ENOENT')) continue // removed since the listing was taken
-        throw err
-      }
+      const stat = await this.#store.statIfExists(this.#nodes.childPath(dir.nodeid, entry.name))
+      if (!stat) continue // removed since the listing was taken
       out.add(this.#entry(dir.nodeid, entry.name, stat), i + 1, DIRENT_TYPE[stat.type], name)
     }
   }

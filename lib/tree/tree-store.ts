@@ -233,6 +233,18 @@ export class TreeStore extends EventEmitter {
   }
 
   /**
+   * lstat of `path`, or undefined if nothing is there (a missing parent directory still throws).
+   * For callers that expect misses (a FUSE lookup): no error is built for one.
+   */
+  async statIfExists(path: string): Promise<TreeStat | undefined> {
+    const names = this.#begin(path, 'stat')
+    if (names.length === 0) return this.#statOf(this.#resolver.root())
+    const { dir, name } = this.#resolver.parent(names, 'stat')
+    const entry = this.#resolver.child(dir, name)
+    return entry && this.#statOf(entry)
+  }
+
+  /**
    * The entries of directory `path`, merged (upper over lower, whiteouts hidden), in byte order
    * of name. Resume a listing with `after`: the name of the last entry received.
    */
