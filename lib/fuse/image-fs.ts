@@ -6,7 +6,7 @@ import * as fs from '../fs.js'
 import type { ImageStore } from '../image/image-store.js'
 import type { AttrChanges, FuseOperations, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
-import { DT, FUSE_ROOT_ID, type Attr, type DirentWriter, type EntryOut } from './protocol.js'
+import { DT, FUSE_ROOT_ID, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
 
 const IMAGE_NODE = 2
 const SEEK_DATA = 3
@@ -112,6 +112,18 @@ export class ImageFs implements FuseOperations {
     for (let i = offset; i < entries.length; i++) {
       const [ino, type, name] = entries[i]!
       if (!out.add(ino, i + 1, type, name)) return
+    }
+  }
+
+  /** The kernel asks READDIRPLUS instead of READDIR once it is offered: without it `ls` gets ENOSYS. */
+  async readdirplus(_fh: number, offset: number, out: DirentPlusWriter): Promise<void> {
+    for (let i = offset; i < 3; i++) {
+      // "." and "..": node id 0, no lookup counted; the image: a lookup (forget is a no-op here).
+      const entry: EntryOut =
+        i < 2
+          ? { nodeid: 0, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: this.#attr(FUSE_ROOT_ID) }
+          : { nodeid: IMAGE_NODE, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: this.#imageAttr() }
+      if (!out.add(entry, i + 1, i < 2 ? DT.DIR : DT.REG, Buffer.from(i === 0 ? '.' : i === 1 ? '..' : this.fileName))) return
     }
   }
 

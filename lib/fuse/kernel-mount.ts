@@ -1,7 +1,7 @@
 // Mounting and unmounting: the system calls behind `pagecow mount` and `pagecow umount`.
 // As root we open /dev/fuse ourselves and let mount(8) make the mount with that descriptor
 // (inherited as fd 3, named by the fd= option): no setuid helper, no native code.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 
@@ -51,13 +51,23 @@ export function kernelMount(mountpoint: string, options: KernelMountOptions): nu
   return fd
 }
 
-/** umount(8) `mountpoint`; `lazy` detaches it even while files on it are open. */
-export function kernelUnmount(mountpoint: string, lazy: boolean): void {
-  const result = spawnSync('umount', [...(lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
-  if (result.error || result.status !== 0) {
-    const why = (result.error?.message ?? result.stderr ?? '').trim()
+/**
+ * umount(8) `mountpoint`; `lazy` detaches it even while files on it are open. Asynchronous on
+ * purpose: umount(8) looks at the mount point, and when the caller is the mount's own server, its
+ * event loop must stay free to answer.
+ */
+export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<void> {
+  const child = spawn('umount', [...(lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const status = await new Promise<number | string>((resolve) => {
+    child.once('error', (err) => resolve(err.message))
+    child.once('close', (code) => resolve(code ?? 'killed'))
+  })
+  if (status !== 0) {
+    const why = (typeof status === 'string' ? status : stderr).trim()
     const code = /busy/i.test(why) ? 'EBUSY' : /not mounted|no mount point/i.test(why) ? 'EINVAL' : 'EIO'
-    throw new PagecowError(code, `umount ${mountpoint}: ${why || `exit ${result.status}`}`)
+    throw new PagecowError(code, `umount ${mountpoint}: ${why || `exit ${status}`}`)
   }
 }
 

@@ -44,19 +44,7 @@ export class StoreMount extends EventEmitter {
   /** Mount `store` at the directory `mountpoint`. A read-only store makes a read-only mount. */
   static async mount(store: TreeStore | ImageStore, mountpoint: string, options: MountOptions = {}): Promise<StoreMount> {
     const opts = parseWith(mountOptionsSchema, options, 'mount')
-    let target = resolve(mountpoint)
-    let st
-    try {
-      st = fs.statSync(target)
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOTCONN') throw new PagecowError('EBUSY', `mount: ${target} is a mount whose server died; run \`pagecow umount ${target}\` first`)
-      throw new PagecowError('ENOENT', `mount: the mount point ${target} does not exist`)
-    }
-    if (!st.isDirectory()) throw new PagecowError('ENOTDIR', `mount: the mount point ${target} is not a directory`)
-    // The real path, as mountinfo will show it; resolved now, since once mounted only the kernel may look.
-    target = fs.realpathSync(target)
-    if (findMount(target)) throw new PagecowError('EBUSY', `mount: a pagecow store is already mounted at ${target}`)
+    const target = checkMountpoint(mountpoint)
     const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store)
     const fd = kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path })
     // Warnings before the caller could listen are handed on right after mount() returns.
@@ -89,11 +77,11 @@ export class StoreMount extends EventEmitter {
     this.#unmounting ??= (async () => {
       if (!this.store.readOnly) await this.store.flush()
       try {
-        kernelUnmount(this.mountpoint, false)
+        await kernelUnmount(this.mountpoint, false)
       } catch (err) {
         if (!(err instanceof PagecowError) || err.code !== 'EBUSY') throw err
         this.emit('warning', new Error(`${this.mountpoint} is busy: detached lazily; it ends when the last open file on it closes`))
-        kernelUnmount(this.mountpoint, true)
+        await kernelUnmount(this.mountpoint, true)
       }
       await this.ended
     })()
@@ -104,6 +92,27 @@ export class StoreMount extends EventEmitter {
     if (this.#fs instanceof TreeFs) await this.#fs.closeAll()
     fs.closeSync(this.#fd)
   }
+}
+
+/**
+ * The real path of `mountpoint` if a store can be mounted there: an existing directory that is
+ * not a pagecow mount already (a dead one included). Resolved before mounting: once mounted, only
+ * the kernel may look at it from the serving process.
+ */
+export function checkMountpoint(mountpoint: string): string {
+  const target = resolve(mountpoint)
+  let st
+  try {
+    st = fs.statSync(target)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') throw new PagecowError('EBUSY', `mount: ${target} is a mount whose server died; run \`pagecow umount ${target}\` first`)
+    throw new PagecowError('ENOENT', `mount: the mount point ${target} does not exist`)
+  }
+  if (!st.isDirectory()) throw new PagecowError('ENOTDIR', `mount: the mount point ${target} is not a directory`)
+  const real = fs.realpathSync(target)
+  if (findMount(real)) throw new PagecowError('EBUSY', `mount: a pagecow store is already mounted at ${real}`)
+  return real
 }
 
 export const unmountOptionsSchema = z.strictObject({
@@ -123,7 +132,7 @@ export async function unmountStore(mountpoint: string, options: UnmountOptions =
   const opts = parseWith(unmountOptionsSchema, options, 'umount')
   const entry = findMount(resolve(mountpoint))
   if (!entry) throw new PagecowError('EINVAL', `umount: ${resolve(mountpoint)} is not a pagecow mount`)
-  kernelUnmount(entry.mountpoint, opts.lazy)
+  await kernelUnmount(entry.mountpoint, opts.lazy)
   const lock = `${entry.source}/${LOCK_FILE}`
   const until = Date.now() + opts.waitMs
   while (!WriterLock.isFree(lock)) {

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { openStore, PagecowError, StoreMount, type ErrorCode } from '../../index.js'
+import { checkMountpoint, openStore, PagecowError, storeKind, StoreMount, type ErrorCode } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
@@ -49,6 +49,9 @@ export function mountCommand(io: CliIo) {
     .option('--json', 'print one JSON line describing the mount')
     .action(async (store: string, mountpoint: string) => {
       const opts = parseCommandLine(cmd, schema, { store, mountpoint })
+      // Before anything is opened or written: a missing store or a bad mount point says so.
+      await storeKind(opts.store)
+      checkMountpoint(opts.mountpoint)
       const readyFd = io.env[READY_FD_ENV]
       if (opts.foreground) return serve(io, opts, readyFd === undefined ? undefined : Number(readyFd))
       const ready = await startDaemon(io, opts)
