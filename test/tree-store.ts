@@ -206,6 +206,8 @@ t.test('info() and fileInfo() are plain data', async (t) => {
   await h.fsync()
   await h.close()
   await store.unlink('/etc/passwd')
+  t.equal(store.info().dirty, true, 'a namespace change is durable at the next flush, like data')
+  await store.flush()
   const info = store.info()
   t.match(info, {
     kind: 'tree',

@@ -85,6 +85,10 @@ export class Namespace {
   readonly #cache = new LookupCache()
   /** data_version at the last refresh(). */
   #seenVersion: number | undefined
+  #relaxed = false
+  /** Transactions committed by this connection, and how many of them are known durable. */
+  #commits = 0
+  #durableCommits = 0
 
   constructor(db: Database.Database, where: string) {
     this.#db = db
@@ -115,8 +119,28 @@ export class Namespace {
     return version
   }
 
-  /** Run `fn` in one SQLite transaction (synchronous: no await inside). */
-  transaction<T>(fn: () => T): T {
+  /**
+   * Commits are atomic but not each durable (synchronous=NORMAL): SPEC §3 asks durability of a
+   * change only at the next flush, which makes every earlier commit durable at once with one
+   * durable commit. A writable tree store turns this on; the default is every commit durable.
+   */
+  relax(): void {
+    this.#db.pragma('synchronous = NORMAL')
+    this.#relaxed = true
+  }
+
+  /** Whether every commit so far is durable. */
+  get synced(): boolean {
+    return this.#durableCommits === this.#commits
+  }
+
+  /**
+   * Run `fn` in one SQLite transaction (synchronous: no await inside). `durable`: the commit
+   * (and, the WAL being one sequence, every commit before it) is on disk when this returns.
+   */
+  transaction<T>(fn: () => T, durable = false): T {
+    const full = durable && this.#relaxed
+    if (full) this.#db.pragma('synchronous = FULL')
     let result: T
     try {
       result = this.#db.transaction(fn)()
@@ -124,9 +148,23 @@ export class Namespace {
       // Rolled back: what was read inside may never have been committed.
       this.#cache.dropAll()
       throw err
+    } finally {
+      if (full) this.#db.pragma('synchronous = NORMAL')
     }
     this.#cache.written()
+    this.#commits++
+    if (durable || !this.#relaxed) this.#durableCommits = this.#commits
     return result
+  }
+
+  /**
+   * Make every commit so far durable: one durable commit if any is not yet (a flush's last step).
+   * `force`: even if this connection committed nothing (what an earlier process left in the WAL
+   * may be in the page cache only).
+   */
+  sync(force = false): void {
+    if (this.synced && !force) return
+    this.transaction(() => this.#run(BUMP_COUNTER, 'syncs'), true)
   }
 
   // ---- cached lookups, for path resolution ----
@@ -414,6 +452,8 @@ export class Namespace {
     this.#statement(sql).run(...params)
   }
 }
+
+const BUMP_COUNTER = 'INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1'
 
 function freezeRow(row: InodeRow): Readonly<InodeRow> {
   if (row.lowerPrint) Object.freeze(row.lowerPrint)

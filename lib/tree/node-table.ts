@@ -251,6 +251,7 @@ export class NodeTable {
     if (work.length === 0) return
     const ctx = this.#ctx
     try {
+      // Durable: the flush's promise (and truncate's, before it punches holes) rests on it.
       ctx.ns.transaction(() => {
         for (const w of work) {
           if (w.chunks && w.record) {
@@ -259,7 +260,7 @@ export class NodeTable {
           }
           if (w.times) ctx.ns.setMeta(w.node.ino, w.times.times)
         }
-      })
+      }, true)
     } catch (err) {
       throw fromSystemError(err, 'committing file data')
     }
@@ -291,7 +292,7 @@ export class NodeTable {
     }
   }
 
-  /** Delete upper data files whose records are gone (after their commit, and at open). */
+  /** Delete upper data files whose records are gone (after their commit is durable, and at open). */
   purge(ids: number[]): void {
     if (ids.length === 0) return
     const done: number[] = []

@@ -110,6 +110,8 @@ export class TreeStore extends EventEmitter {
   #flushChain: Promise<void> = Promise.resolve()
   #dataVersion: number
   #closed = false
+  /** Upper files of removed records, deleted once that removal is durable (the next flush). */
+  readonly #pendingPurge: number[] = []
 
   private constructor(parts: {
     path: string
@@ -139,6 +141,7 @@ export class TreeStore extends EventEmitter {
       readOnly: parts.readOnly,
     })
     this.#autoFlushMs = parts.autoFlushMs
+    if (!parts.readOnly) this.#ns.relax()
     this.#dataVersion = dataVersion(this.#db)
     if (!parts.readOnly && parts.autoFlushMs > 0) {
       this.#timer = setInterval(() => this.#autoFlush(), parts.autoFlushMs)
@@ -405,7 +408,7 @@ export class TreeStore extends EventEmitter {
     }
   }
 
-  // ---- changing the namespace (each change is one SQLite transaction, durable when it returns) ----
+  // ---- changing the namespace (each change is one SQLite transaction, durable at the next flush) ----
 
   async mkdir(path: string, options: NewObjectOptions = {}): Promise<TreeStat> {
     const opts = parseWith(newObjectOptionsSchema, options, 'mkdir')
@@ -694,17 +697,20 @@ export class TreeStore extends EventEmitter {
       files: { withData: count('SELECT count(*) AS n FROM files'), dataPages: pages.data, zeroPages: pages.zero },
       upper: { allocatedBytes: allocated, apparentBytes: apparent, databaseBytes: databaseBytes(this.path) },
       written: { userBytes, upperBytes, amplification: userBytes > 0 ? upperBytes / userBytes : null },
-      dirty: this.#nodes.isDirty,
+      dirty: this.#dirty,
       autoFlushMs: this.#autoFlushMs,
       createdAt: this.#meta.createdAt,
     }
   }
 
-  /** Make every write completed before this call durable (namespace changes already are). */
+  /** Make every change completed before this call durable: data, metadata and names (SPEC §3). */
   flush(): Promise<void> {
     if (this.#closed) return Promise.reject(closedError())
     if (this.readOnly) return Promise.resolve()
-    return this.#chain(() => this.#nodes.flush())
+    return this.#chain(async () => {
+      await this.#nodes.flush()
+      this.#syncNamespace()
+    })
   }
 
   /** Flush, then release every file, the database and the writer lock. Open handles stop working. */
@@ -742,12 +748,15 @@ export class TreeStore extends EventEmitter {
   }
 
   #autoFlush(): void {
-    if (!this.#nodes.isDirty) return
+    if (!this.#dirty) return
     this.flush().catch((err: unknown) => this.emit('warning', err))
   }
 
   /** After a crash: drop inodes that only open handles kept, and upper files whose records are gone. */
   #recover(): void {
+    // A killed process's last commits may sit in the page cache only: make them durable before
+    // deleting files on their word.
+    this.#ns.sync(true)
     const fx: Effects = { after: [], purge: [] }
     this.#ns.transaction(() => {
       for (const row of this.#ns.orphans()) this.#destroy(row, fx)
@@ -788,8 +797,22 @@ export class TreeStore extends EventEmitter {
       throw fromSystemError(err, what)
     }
     for (const f of fx.after) f()
-    if (fx.purge.length > 0) this.#nodes.purge(fx.purge)
+    this.#pendingPurge.push(...fx.purge)
     return result
+  }
+
+  /** Whether anything is not durable yet: data, times, namespace commits or removals. */
+  get #dirty(): boolean {
+    return this.#nodes.isDirty || !this.#ns.synced || this.#pendingPurge.length > 0
+  }
+
+  /**
+   * The last step of a flush: every namespace commit durable (one fsync of the WAL, often done
+   * by the data commit just before), then the upper files of records removed before it deleted.
+   */
+  #syncNamespace(): void {
+    this.#ns.sync()
+    this.#nodes.purge(this.#pendingPurge.splice(0))
   }
 
   #newObject(
@@ -955,7 +978,10 @@ export class TreeStore extends EventEmitter {
       fsync: () => {
         check()
         if (this.readOnly) return Promise.resolve()
-        return this.#chain(() => this.#nodes.flush([node]))
+        return this.#chain(async () => {
+          await this.#nodes.flush([node])
+          this.#syncNamespace() // its name and metadata too: cheap once the data commit was durable
+        })
       },
       close: () => {
         if (!open) return
