@@ -70,10 +70,10 @@ export class Dispatcher {
   }
 
   /** The reply to `req` (null for requests that take none: FORGET, INTERRUPT). */
-  async handle(req: Request): Promise<Reply> {
+  async handle(req: Request, scratch: Buffer): Promise<Reply> {
     const unique = req.header.unique
     try {
-      return await this.#call(req)
+      return await this.#call(req, scratch)
     } catch (err) {
       if (isPagecowError(err)) return replyError(unique, err.errno)
       this.#log(`fuse: ${req.op} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
@@ -81,7 +81,7 @@ export class Dispatcher {
     }
   }
 
-  async #call(req: Request): Promise<Reply> {
+  async #call(req: Request, scratch: Buffer): Promise<Reply> {
     const ops = this.#ops
     const { unique, nodeid } = req.header
     const caller = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid }
@@ -166,7 +166,8 @@ export class Dispatcher {
         return replyCreate(unique, entry, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0)
       }
       case 'read': {
-        const data = await ops.read(req.fh, req.offset, req.size)
+        if (req.size > scratch.length) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${scratch.length}-byte limit negotiated`)
+        const data = await ops.read(req.fh, req.offset, req.size, scratch)
         if (data.length === 0) return replyDataHeader(unique, 0)
         return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]
       }

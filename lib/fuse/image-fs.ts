@@ -63,8 +63,9 @@ export class ImageFs implements FuseOperations {
     return { fh, keepCache: true }
   }
 
-  read(_fh: number, offset: number, size: number): Promise<Uint8Array> {
-    return this.#store.read(offset, size)
+  async read(_fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array> {
+    const into = scratch.subarray(0, size)
+    return into.subarray(0, await this.#store.readInto(into, offset))
   }
 
   async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {

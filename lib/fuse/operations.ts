@@ -56,7 +56,8 @@ export interface FuseOperations {
   /** `killSuidgid`: an O_TRUNC open that must clear suid/sgid. */
   open(nodeid: number, flags: number, killSuidgid: boolean): Promise<Opened>
   create(parent: number, name: string, flags: number, mode: number, caller: Caller): Promise<{ entry: EntryOut; opened: Opened }>
-  read(fh: number, offset: number, size: number): Promise<Uint8Array>
+  /** Up to `size` bytes at `offset`; may be a view of `scratch` (the caller's, at least `size` bytes, free until the reply is written). */
+  read(fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array>
   /**
    * Write through an open file. We handle privilege killing (HANDLE_KILLPRIV_V2): the first
    * write through a handle drops security.capability, and `killSuidgid` clears suid/sgid.

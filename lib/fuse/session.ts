@@ -3,7 +3,7 @@
 // not reused before the reply), handing it to the dispatcher and writing the reply back.
 // Reads block in libuv's thread pool: each reader holds one pool thread while it waits.
 import * as fs from '../fs.js'
-import { Dispatcher, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply } from './dispatch.js'
+import { Dispatcher, MAX_WRITE, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply } from './dispatch.js'
 import type { FuseOperations } from './operations.js'
 import { FuseProtocolError, IN_HEADER_BYTES, parseRequest, replyError } from './protocol.js'
 
@@ -35,6 +35,8 @@ export class FuseSession {
 
   async #reader(): Promise<void> {
     const buffer = Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
+    // READ replies are read into this, not into a new buffer each time: written before it is reused.
+    const scratch = Buffer.allocUnsafe(MAX_WRITE)
     while (!this.#ended) {
       let n: number
       try {
@@ -48,7 +50,7 @@ export class FuseSession {
       }
       let reply: Reply
       try {
-        reply = await this.#dispatcher.handle(parseRequest(buffer.subarray(0, n)))
+        reply = await this.#dispatcher.handle(parseRequest(buffer.subarray(0, n)), scratch)
       } catch (err) {
         // Answer what cannot be decoded, or the caller waits for ever.
         this.#log(`fuse: a request could not be decoded: ${String(err)}`)

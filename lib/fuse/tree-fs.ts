@@ -169,8 +169,9 @@ export class TreeFs implements FuseOperations {
     return { entry, opened: this.#opened(entry.nodeid, handle) }
   }
 
-  read(fh: number, offset: number, size: number): Promise<Uint8Array> {
-    return this.#file(fh).handle.read(offset, size)
+  async read(fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array> {
+    const into = scratch.subarray(0, size)
+    return into.subarray(0, await this.#file(fh).handle.readInto(into, offset))
   }
 
   async write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number> {

@@ -7,6 +7,7 @@ import type { TreeStat } from './tree-stat.js'
 /** What a handle asks of its store; the store validates state (open, writable) in each. */
 export interface HandleHost {
   read(length: number, offset: number): Buffer
+  readInto(target: Uint8Array, offset: number): number
   write(offset: number, data: Uint8Array, append: boolean): number
   truncate(size: number): void
   stat(): TreeStat
@@ -35,6 +36,14 @@ export class TreeFileHandle {
     this.#check('read')
     if (!this.flags.read) throw new PagecowError('EBADF', `read: ${this.path} is not open for reading`)
     return this.#host.read(length, offset)
+  }
+
+  /** Read into `target` from `offset`; returns the bytes read (fewer at the end of the file). */
+  async readInto(target: Uint8Array, offset: number): Promise<number> {
+    this.#check('read')
+    if (!this.flags.read) throw new PagecowError('EBADF', `read: ${this.path} is not open for reading`)
+    if (!(target instanceof Uint8Array)) throw new PagecowError('EINVAL', 'readInto: target must be a Buffer or Uint8Array')
+    return this.#host.readInto(target, offset)
   }
 
   /**

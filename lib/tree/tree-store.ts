@@ -951,6 +951,14 @@ export class TreeStore extends EventEmitter {
         node.readInto(target, offset)
         return target
       },
+      readInto: (target, offset) => {
+        check()
+        checkRange(offset, target.length, 'read')
+        this.#refresh()
+        const n = Math.max(0, Math.min(target.length, node.size - offset))
+        if (n > 0) node.readInto(target.subarray(0, n), offset)
+        return n
+      },
       write: (offset, data, append) => {
         check()
         if (this.readOnly) throw new PagecowError('EROFS', 'write: the store is open read-only')
