@@ -35,6 +35,8 @@ export const fdatasync = promisify(nodeFs.fdatasync)
 /** read(2) in libuv's thread pool: for descriptors that block, like /dev/fuse. */
 export const read = promisify(nodeFs.read)
 export const writevSync = nodeFs.writevSync
+/** write(2) in libuv's thread pool: for writes that may block, like FUSE notifications. */
+export const write = promisify(nodeFs.write)
 export const mkdirSync = nodeFs.mkdirSync
 export const readdirSync = nodeFs.readdirSync
 export const readFileSync = nodeFs.readFileSync

@@ -17,6 +17,8 @@ export interface FuseNode {
   lookups: number
   /** Names the kernel knows this object by, the most recent first. */
   names: Name[]
+  /** We asked the kernel to drop it; its FORGET is on the way (unless it is looked up again). */
+  shedding: boolean
 }
 
 export class InodeTable {
@@ -28,7 +30,7 @@ export class InodeTable {
 
   constructor(rootIno: number) {
     // The root is never forgotten: its count never drops to zero.
-    const root: FuseNode = { nodeid: FUSE_ROOT_ID, ino: rootIno, lookups: Infinity, names: [] }
+    const root: FuseNode = { nodeid: FUSE_ROOT_ID, ino: rootIno, lookups: Infinity, names: [], shedding: false }
     this.#byNodeid.set(FUSE_ROOT_ID, root)
     this.#byIno.set(rootIno, root)
   }
@@ -43,15 +45,23 @@ export class InodeTable {
     return node
   }
 
+  /** Nodes from the least recently looked up, the root left out. */
+  *coldest(): Generator<FuseNode> {
+    for (const node of this.#byNodeid.values()) if (node.nodeid !== FUSE_ROOT_ID) yield node
+  }
+
   /** A successful lookup (or create) of `name` in `parent`: count it and remember the name. */
   remember(parent: number, name: string, ino: number): FuseNode {
     let node = this.#byIno.get(ino)
     if (!node) {
-      node = { nodeid: this.#nextNodeid++, ino, lookups: 0, names: [] }
-      this.#byNodeid.set(node.nodeid, node)
+      node = { nodeid: this.#nextNodeid++, ino, lookups: 0, names: [], shedding: false }
       this.#byIno.set(ino, node)
+    } else {
+      this.#byNodeid.delete(node.nodeid) // to the recent end of the iteration order
     }
+    this.#byNodeid.set(node.nodeid, node)
     node.lookups++
+    node.shedding = false
     const key = nameKey(parent, name)
     const holder = this.#byName.get(key)
     if (holder !== node) {

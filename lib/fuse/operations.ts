@@ -39,7 +39,15 @@ export interface Statfs {
   frsize: number
 }
 
+/** Messages a file system may send the kernel unasked. */
+export interface Notifier {
+  /** Ask the kernel to drop its entry `name` of directory `parent` (and so, once unused, the inode). */
+  invalidateEntry(parent: number, name: string): void
+}
+
 export interface FuseOperations {
+  /** Called once by the session: how to reach the kernel unasked. Optional. */
+  bindNotifier?(notifier: Notifier): void
   /** The entry `name` of directory `parent`, or null if there is none (cached as a negative entry). */
   lookup(parent: number, name: string): Promise<EntryOut | null>
   forget(nodeid: number, nlookup: number): void

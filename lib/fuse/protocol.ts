@@ -968,3 +968,20 @@ export class DirentPlusWriter {
     return this.#count
   }
 }
+
+/** fuse_notify_code: messages the server sends unasked (unique 0, the code in `error`). */
+export const NotifyCode = { INVAL_INODE: 2, INVAL_ENTRY: 3, DELETE: 6 } as const
+
+/**
+ * FUSE_NOTIFY_INVAL_ENTRY: ask the kernel to drop its entry `name` of directory `parent`. An
+ * inode no longer referenced is then evicted and comes back to us as a FORGET.
+ */
+export function notifyInvalEntry(parent: number, name: Buffer): Buffer {
+  checkDirentName(name)
+  const b = Buffer.alloc(OUT_HEADER_BYTES + 16 + name.length + 1)
+  writeHeader(b, NotifyCode.INVAL_ENTRY, 0n)
+  writeU64(b, OUT_HEADER_BYTES, parent, 'parent')
+  b.writeUInt32LE(name.length, OUT_HEADER_BYTES + 8)
+  name.copy(b, OUT_HEADER_BYTES + 16)
+  return b
+}

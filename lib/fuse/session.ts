@@ -5,18 +5,30 @@
 import * as fs from '../fs.js'
 import { Dispatcher, MAX_WRITE, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply } from './dispatch.js'
 import type { FuseOperations } from './operations.js'
-import { FuseProtocolError, IN_HEADER_BYTES, parseRequest, replyError } from './protocol.js'
+import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, replyError } from './protocol.js'
 
 const EIO = 5
 
-/** Requests served at once. libuv's pool must have more threads than this (UV_THREADPOOL_SIZE). */
-export const READERS = 4
+/** Notifications being written at once: each may hold a pool thread while the kernel waits for a lock. */
+const NOTIFYING = 2
+
+/**
+ * Requests read at once. Each waiting reader holds one of libuv's pool threads (UV_THREADPOOL_SIZE,
+ * default 4; the CLI sets 8), and the store's fdatasyncs and our notifications need some too, or
+ * an idle mount would starve them: up to 4 readers, leaving 3 threads free.
+ */
+export function readerCount(poolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4): number {
+  return Math.max(1, Math.min(4, poolSize - 1 - NOTIFYING))
+}
 
 export class FuseSession {
   readonly #fd: number
   readonly #dispatcher: Dispatcher
   readonly #log: DispatchLog
   #ended = false
+  /** Notifications waiting for a free slot, and how many are being written. */
+  readonly #notices: Buffer[] = []
+  #notifying = 0
   #initialized: () => void = () => {}
   /** Resolves once the kernel's INIT is answered: from then on the mount serves requests. */
   readonly initialized = new Promise<void>((resolve) => (this.#initialized = resolve))
@@ -25,11 +37,12 @@ export class FuseSession {
     this.#fd = fd
     this.#dispatcher = new Dispatcher(ops, log)
     this.#log = log
+    ops.bindNotifier?.({ invalidateEntry: (parent, name) => this.#notify(notifyInvalEntry(parent, Buffer.from(name, 'utf8'))) })
   }
 
   /** Serve until the kernel ends the connection (unmount, abort) or DESTROY. */
   async run(): Promise<void> {
-    const readers = Array.from({ length: READERS }, () => this.#reader())
+    const readers = Array.from({ length: readerCount() }, () => this.#reader())
     await Promise.all(readers)
   }
 
@@ -60,6 +73,31 @@ export class FuseSession {
       if (reply) this.#write(reply)
       if (this.#dispatcher.initialized) this.#initialized()
       if (this.#dispatcher.ended) this.#ended = true
+    }
+  }
+
+  /**
+   * Send a notification without blocking the event loop: the kernel may have to wait for a
+   * request in flight (a directory lock) before it takes it, and only this loop answers those.
+   */
+  #notify(message: Buffer): void {
+    this.#notices.push(message)
+    this.#sendNotices()
+  }
+
+  #sendNotices(): void {
+    while (this.#notifying < NOTIFYING && this.#notices.length > 0 && !this.#ended) {
+      const message = this.#notices.shift()!
+      this.#notifying++
+      fs.write(this.#fd, message)
+        .catch((err: NodeJS.ErrnoException) => {
+          // ENOENT: the kernel had no such entry cached any more. ENODEV: unmounted meanwhile.
+          if (err.code !== 'ENOENT' && err.code !== 'ENODEV') this.#log(`fuse: a notification failed: ${String(err)}`)
+        })
+        .finally(() => {
+          this.#notifying--
+          this.#sendNotices()
+        })
     }
   }
 

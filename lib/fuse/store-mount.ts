@@ -14,9 +14,16 @@ import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { FuseSession } from './session.js'
 import { TreeFs } from './tree-fs.js'
 
+export const DEFAULT_MAX_NODES = 32_768
+
 export const mountOptionsSchema = z.strictObject({
   /** Let users other than the one who mounted use the mount (they still pass the modes' checks). */
   allowOther: z.boolean().default(false),
+  /**
+   * Inodes the kernel may hold through the mount before the server asks it to drop the least
+   * recently used: bounds the server's memory whatever the size of the tree (about 0.5 KiB each).
+   */
+  maxNodes: z.number().int().min(64).max(100_000_000).default(DEFAULT_MAX_NODES),
 })
 export type MountOptions = z.input<typeof mountOptionsSchema>
 
@@ -45,7 +52,7 @@ export class StoreMount extends EventEmitter {
   static async mount(store: TreeStore | ImageStore, mountpoint: string, options: MountOptions = {}): Promise<StoreMount> {
     const opts = parseWith(mountOptionsSchema, options, 'mount')
     const target = checkMountpoint(mountpoint)
-    const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store)
+    const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store, opts.maxNodes)
     const fd = kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path })
     // Warnings before the caller could listen are handed on right after mount() returns.
     const warnings: string[] = []
@@ -62,6 +69,11 @@ export class StoreMount extends EventEmitter {
     const made = mount
     process.nextTick(() => warnings.forEach((w) => made.emit('warning', new Error(w))))
     return made
+  }
+
+  /** Inodes the kernel holds through this mount now (for a tree store; an image store has two). */
+  get nodes(): number {
+    return this.#fs instanceof TreeFs ? this.#fs.nodes : 2
   }
 
   /** The image's path inside the mount, for an image store. */

@@ -7,7 +7,7 @@ import { typeOfMode, type FileType } from '../tree/file-type.js'
 import type { TreeStat, DirEntry } from '../tree/tree-stat.js'
 import type { TreeStore } from '../tree/tree-store.js'
 import { InodeTable } from './inode-table.js'
-import type { AttrChanges, Caller, FuseOperations, Opened, Statfs } from './operations.js'
+import type { AttrChanges, Caller, FuseOperations, Notifier, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
 import { DT, RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
 
@@ -51,15 +51,23 @@ export class TreeFs implements FuseOperations {
   readonly #nodes: InodeTable
   readonly #files = new Map<number, OpenFile>()
   readonly #dirs = new Map<number, OpenDir>()
+  readonly #maxNodes: number
+  #notifier: Notifier | undefined
   #nextFh = 1
 
-  private constructor(store: TreeStore, rootIno: number) {
+  private constructor(store: TreeStore, rootIno: number, maxNodes: number) {
     this.#store = store
     this.#nodes = new InodeTable(rootIno)
+    this.#maxNodes = maxNodes
   }
 
-  static async over(store: TreeStore): Promise<TreeFs> {
-    return new TreeFs(store, (await store.stat('/')).ino)
+  /** `maxNodes`: past this many inodes held by the kernel, ask it to drop the least recently looked up. */
+  static async over(store: TreeStore, maxNodes: number): Promise<TreeFs> {
+    return new TreeFs(store, (await store.stat('/')).ino, maxNodes)
+  }
+
+  bindNotifier(notifier: Notifier): void {
+    this.#notifier = notifier
   }
 
   /** Node ids the kernel holds (what the mount costs in memory grows with this, not the tree). */
@@ -287,7 +295,30 @@ export class TreeFs implements FuseOperations {
 
   #entry(parent: number, name: string, stat: TreeStat): EntryOut {
     const node = this.#nodes.remember(parent, name, stat.ino)
+    if (this.#nodes.size > this.#maxNodes) this.#shed()
     return { nodeid: node.nodeid, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: attrOf(stat) }
+  }
+
+  /**
+   * Keep the inode table (our memory) bounded whatever the size of the tree: the kernel would
+   * keep every inode a walk looked up until memory runs short, and each costs us a node. Ask it
+   * to drop the least recently looked-up entries down to 90% of the cap; their FORGETs shrink the
+   * table. Open files and directories are kept: the kernel could not let them go anyway.
+   */
+  #shed(): void {
+    const notifier = this.#notifier
+    if (!notifier) return
+    let excess = this.#nodes.size - Math.floor(this.#maxNodes * 0.9)
+    const busy = new Set<number>()
+    for (const f of this.#files.values()) busy.add(f.nodeid)
+    for (const d of this.#dirs.values()) busy.add(d.nodeid)
+    for (const node of this.#nodes.coldest()) {
+      if (excess <= 0) break
+      if (node.shedding || busy.has(node.nodeid)) continue
+      node.shedding = true
+      excess--
+      for (const n of node.names) notifier.invalidateEntry(n.parent, n.name)
+    }
   }
 
   #opened(nodeid: number, handle: TreeFileHandle): Opened {

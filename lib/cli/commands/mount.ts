@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { checkMountpoint, openStore, PagecowError, storeKind, StoreMount, type ErrorCode } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
-import { commonFlags, parseCommandLine } from '../options.js'
+import { commonFlags, countValue, parseCommandLine } from '../options.js'
 
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
@@ -16,6 +16,7 @@ const schema = z.strictObject({
   readOnly: z.boolean().optional(),
   allowOther: z.boolean().optional(),
   foreground: z.boolean().optional(),
+  maxNodes: countValue(64, 100_000_000).optional(),
   json: z.boolean().optional(),
   ...commonFlags,
 })
@@ -46,6 +47,7 @@ export function mountCommand(io: CliIo) {
     .option('--read-only', 'a read-only mount (the store is opened without the writer lock)')
     .option('--allow-other', 'let other users use the mount (permissions are still checked)')
     .option('--foreground', 'serve in this process until unmounted or interrupted')
+    .option('--max-nodes <N>', 'inodes the kernel may cache through the mount before the server asks it to drop some (bounds its memory, ~0.5 KiB each); default 32768')
     .option('--json', 'print one JSON line describing the mount')
     .action(async (store: string, mountpoint: string) => {
       const opts = parseCommandLine(cmd, schema, { store, mountpoint })
@@ -79,7 +81,7 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   let mount: StoreMount
   try {
     store = await openStore(opts.store, { readOnly: opts.readOnly === true })
-    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true })
+    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true, ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }) })
   } catch (err) {
     await store?.close().catch(() => {})
     report({ ok: false, code: err instanceof PagecowError ? err.code : 'EIO', message: err instanceof Error ? err.message : String(err) })
@@ -108,9 +110,13 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
 
 /** Start `pagecow mount --foreground` detached and wait for it to say the mount is usable. */
 async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
-  const args = [...process.execArgv, process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
+  // Every request allocates a little; V8's default young generation (up to 3 × 16 MiB) lets the
+  // server's RSS sit ~25 MiB higher than it needs to, for no measurable speed (a 10k-entry walk:
+  // 106 → 82 MiB peak, 1.46 → 1.50 s). It must be set at start.
+  const args = [...process.execArgv, '--max-semi-space-size=2', process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
   if (opts.readOnly) args.push('--read-only')
   if (opts.allowOther) args.push('--allow-other')
+  if (opts.maxNodes !== undefined) args.push('--max-nodes', String(opts.maxNodes))
   const log = openLog(opts)
   const child = spawn(process.execPath, args, {
     detached: true,
