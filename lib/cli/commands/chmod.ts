@@ -3,22 +3,36 @@ import { z } from 'zod'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
-import { modeValue } from '../tree-options.js'
+import { parseMode } from '../symbolic-mode.js'
 import { withTreeStore } from '../with-any-store.js'
 
-const schema = z.strictObject({ store: z.string().min(1), mode: modeValue, path: z.string().min(1), ...commonFlags })
+const modeChange = z.string().transform((text, ctx) => {
+  try {
+    return parseMode(text)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) })
+    return z.NEVER
+  }
+})
+
+const schema = z.strictObject({ store: z.string().min(1), mode: modeChange, path: z.string().min(1), ...commonFlags })
 
 export function chmodCommand(io: CliIo) {
   const cmd = newCommand('chmod', io)
     .summary('set the permission bits of an object of a tree store')
-    .description('set the mode of PATH to MODE (octal, e.g. 644 or 4755); a lower file is not copied, only its metadata is recorded')
+    .description('set the mode of PATH to MODE, octal (644, 4755) or symbolic as chmod(1) takes it with umask 0 (u+x, go-w, a=r, u=g, +X); a lower file is not copied, only its metadata is recorded')
     .argument('<STORE>', 'the store directory')
-    .argument('<MODE>', 'octal permission bits, 0 to 7777')
+    .argument('<MODE>', 'octal bits (0 to 7777) or symbolic clauses like u+x,go-w')
     .argument('<PATH>', 'the object')
     .action(async (store: string, mode: string, path: string) => {
       const opts = parseCommandLine(cmd, schema, { store, mode, path })
-      await withTreeStore(opts.store, {}, 'chmod', (s) => s.chmod(opts.path, opts.mode))
-      await writeTo(io.stdout, `mode of ${opts.path} set to 0${opts.mode.toString(8)}\n`)
+      const bits = await withTreeStore(opts.store, {}, 'chmod', async (s) => {
+        const { mode, type } = await s.stat(opts.path)
+        const next = opts.mode(mode & 0o7777, type === 'directory')
+        await s.chmod(opts.path, next)
+        return next
+      })
+      await writeTo(io.stdout, `mode of ${opts.path} set to 0${bits.toString(8)}\n`)
     })
-  return examples(cmd, ['pagecow chmod root.cow 600 /etc/shadow', 'pagecow chmod root.cow 4755 /usr/bin/tool'])
+  return examples(cmd, ['pagecow chmod root.cow 600 /etc/shadow', 'pagecow chmod root.cow 4755 /usr/bin/tool', 'pagecow chmod root.cow go-w,u+x /usr/bin/tool'])
 }
