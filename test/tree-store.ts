@@ -129,6 +129,32 @@ t.test('xattrs: the lower’s merged with the upper’s; removing a lower one hi
   t.equal(treeChecksum(s.lower), s.sum, 'the lower keeps its xattrs')
 })
 
+t.test('large reads (through the thread pool) give the same bytes as small ones, in every page state', async (t) => {
+  const { store, lower } = await setup(t)
+  // A lower file of random data with a hole in the middle, then upper DATA, ZERO (truncate down
+  // and up) and a cut past which the lower no longer shows.
+  const size = 3 * 1024 * 1024 + 123
+  const bytes = Buffer.alloc(size)
+  for (let i = 0; i < size; i += 4096) bytes.writeUInt32LE((i * 2654435761) >>> 0, i)
+  const fd = nodeFs.openSync(join(lower, 'big.bin'), 'w')
+  nodeFs.writeSync(fd, bytes, 0, 1024 * 1024, 0)
+  nodeFs.writeSync(fd, bytes, 2 * 1024 * 1024, size - 2 * 1024 * 1024, 2 * 1024 * 1024)
+  nodeFs.closeSync(fd)
+  const h = await store.open('/big.bin', 'r+')
+  await h.write(4096 * 3 + 7, Buffer.alloc(10_000, 0xab))
+  await h.write(1024 * 1024 + 512, Buffer.alloc(300_000, 0xcd))
+  await h.truncate(2 * 1024 * 1024 + 5000)
+  await h.truncate(size + 4096)
+  const whole = await h.read(0, size + 4096) // one allocation, read on the event loop
+  for (const [offset, length] of [[0, size + 4096], [4095, 200_000], [1024 * 1024 - 3, 70_000], [2 * 1024 * 1024, 1024 * 1024 + 5000], [size - 10, 65_536]] as Array<[number, number]>) {
+    const into = Buffer.alloc(length, 0x55)
+    const n = await h.readInto(into, offset)
+    t.equal(n, Math.min(length, size + 4096 - offset), `readInto ${offset}+${length}: the count`)
+    t.ok(into.subarray(0, n).equals(whole.subarray(offset, offset + n)), `readInto ${offset}+${length}: the bytes`)
+  }
+  await h.close()
+})
+
 t.test('statIfExists: the stat, or undefined for a missing name; a broken parent still throws', async (t) => {
   const { store } = await setup(t)
   t.same(await store.statIfExists('/etc/hosts'), await store.stat('/etc/hosts'), 'a lower file')

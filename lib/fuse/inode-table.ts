@@ -26,6 +26,10 @@ export class InodeTable {
   readonly #byIno = new Map<number, FuseNode>()
   /** `parent\0name` → the node known by that name. */
   readonly #byName = new Map<string, FuseNode>()
+  /** Nodes not being shed, least recently looked up first (the root is not in it). */
+  readonly #lru = new Map<number, FuseNode>()
+  /** Nodes we asked the kernel to drop whose FORGET has not come yet. */
+  #shedding = 0
   #nextNodeid = FUSE_ROOT_ID + 1
 
   constructor(rootIno: number) {
@@ -39,15 +43,34 @@ export class InodeTable {
     return this.#byNodeid.size
   }
 
+  /** Nodes the kernel holds that we have not asked it to drop. */
+  get active(): number {
+    return this.#byNodeid.size - 1 - this.#shedding
+  }
+
   node(nodeid: number): FuseNode {
     const node = this.#byNodeid.get(nodeid)
     if (!node) throw new PagecowError('ESTALE', `node ${nodeid} is not known (the kernel forgot it)`)
     return node
   }
 
-  /** Nodes from the least recently looked up, the root left out. */
-  *coldest(): Generator<FuseNode> {
-    for (const node of this.#byNodeid.values()) if (node.nodeid !== FUSE_ROOT_ID) yield node
+  /**
+   * Mark up to `count` of the least recently looked-up nodes (not `keep`) as being shed and
+   * return them: the caller asks the kernel to drop them. Cost: the nodes looked at, not the table.
+   */
+  shed(count: number, keep: (node: FuseNode) => boolean): FuseNode[] {
+    const out: FuseNode[] = []
+    for (const node of this.#lru.values()) {
+      if (out.length >= count) break
+      if (keep(node)) continue
+      out.push(node)
+    }
+    for (const node of out) {
+      this.#lru.delete(node.nodeid)
+      node.shedding = true
+      this.#shedding++
+    }
+    return out
   }
 
   /** A successful lookup (or create) of `name` in `parent`: count it and remember the name. */
@@ -56,12 +79,17 @@ export class InodeTable {
     if (!node) {
       node = { nodeid: this.#nextNodeid++, ino, lookups: 0, names: [], shedding: false }
       this.#byIno.set(ino, node)
-    } else {
-      this.#byNodeid.delete(node.nodeid) // to the recent end of the iteration order
+      this.#byNodeid.set(node.nodeid, node)
     }
-    this.#byNodeid.set(node.nodeid, node)
+    if (node.nodeid !== FUSE_ROOT_ID) {
+      this.#lru.delete(node.nodeid) // to the recent end
+      this.#lru.set(node.nodeid, node)
+    }
     node.lookups++
-    node.shedding = false
+    if (node.shedding) {
+      node.shedding = false // looked up again before its FORGET: keep it
+      this.#shedding--
+    }
     const key = nameKey(parent, name)
     const holder = this.#byName.get(key)
     if (holder !== node) {
@@ -81,6 +109,8 @@ export class InodeTable {
     if (node.lookups > 0) return
     this.#byNodeid.delete(nodeid)
     this.#byIno.delete(node.ino)
+    this.#lru.delete(nodeid)
+    if (node.shedding) this.#shedding--
     for (const n of node.names) this.#byName.delete(nameKey(n.parent, n.name))
   }
 

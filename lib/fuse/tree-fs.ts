@@ -295,7 +295,7 @@ export class TreeFs implements FuseOperations {
 
   #entry(parent: number, name: string, stat: TreeStat): EntryOut {
     const node = this.#nodes.remember(parent, name, stat.ino)
-    if (this.#nodes.size > this.#maxNodes) this.#shed()
+    if (this.#nodes.active > this.#maxNodes) this.#shed()
     return { nodeid: node.nodeid, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: attrOf(stat) }
   }
 
@@ -308,15 +308,11 @@ export class TreeFs implements FuseOperations {
   #shed(): void {
     const notifier = this.#notifier
     if (!notifier) return
-    let excess = this.#nodes.size - Math.floor(this.#maxNodes * 0.9)
     const busy = new Set<number>()
     for (const f of this.#files.values()) busy.add(f.nodeid)
     for (const d of this.#dirs.values()) busy.add(d.nodeid)
-    for (const node of this.#nodes.coldest()) {
-      if (excess <= 0) break
-      if (node.shedding || busy.has(node.nodeid)) continue
-      node.shedding = true
-      excess--
+    const excess = this.#nodes.active - Math.floor(this.#maxNodes * 0.9)
+    for (const node of this.#nodes.shed(excess, (n) => busy.has(n.nodeid))) {
       for (const n of node.names) notifier.invalidateEntry(n.parent, n.name)
     }
   }

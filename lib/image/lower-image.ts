@@ -64,6 +64,21 @@ export class LowerImage implements LowerSource {
     return done
   }
 
+  async readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
+    let done = 0
+    while (done < length && position + done < this.size) {
+      let n: number
+      try {
+        n = (await fs.read(this.#fd, target, targetOffset + done, length - done, position + done)).bytesRead
+      } catch (err) {
+        throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
+      }
+      if (n === 0) break
+      done += n
+    }
+    return done
+  }
+
   nextData(position: number): number | null {
     if (position >= this.size) return null
     const [holeStart, holeEnd] = this.#hole

@@ -6,6 +6,8 @@ export interface LowerSource {
   readonly size: number
   /** Read up to `length` bytes at `position` into `target` at `targetOffset`; short at the end. */
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number
+  /** readInto in libuv's thread pool: reads of several requests overlap on the disk. */
+  readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number>
   /** The first offset at or after `position` that holds data, or null if none before the end. */
   nextData(position: number): number | null
   /** The first hole at or after `position`; the end of the lower counts as one. */
@@ -17,6 +19,7 @@ export interface LowerSource {
 export const EMPTY_LOWER: LowerSource = {
   size: 0,
   readInto: () => 0,
+  readIntoAsync: async () => 0,
   nextData: () => null,
   nextHole: (position) => position,
   close: () => {},

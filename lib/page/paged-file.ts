@@ -74,6 +74,33 @@ export class PagedFile {
     return end - offset
   }
 
+  /**
+   * readInto with the upper's and the lower's bytes read in libuv's thread pool, all pieces at
+   * once: large reads overlap on the disk instead of queueing on the event loop. The pieces are
+   * planned from the page map as it is at the call; a write racing the read may or may not show,
+   * as with any read concurrent with a write.
+   */
+  async readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
+    const end = Math.min(offset + target.length, this.#state.size)
+    if (end <= offset) return 0
+    const g = this.geometry
+    const reads: Array<Promise<unknown>> = []
+    const lowerLimit = Math.min(this.lower.size, this.#state.lowerCut)
+    for (const run of this.map.runs(g.pageOf(offset), g.pagesFor(end))) {
+      const from = Math.max(offset, g.byteOf(run.start))
+      const to = Math.min(end, g.byteOf(run.end))
+      const at = from - offset
+      if (run.state === 'data') reads.push(this.upper.readIntoAsync(target, at, to - from, from))
+      else if (run.state === 'zero' || from >= lowerLimit) target.fill(0, at, at + to - from)
+      else {
+        const want = Math.min(to, lowerLimit) - from
+        reads.push(this.lower.readIntoAsync(target, at, want, from).then((n) => target.fill(0, at + n, at + to - from)))
+      }
+    }
+    await Promise.all(reads)
+    return end - offset
+  }
+
   /** Fill target[targetOffset…] with the merged bytes of [start, end), size not checked. */
   #readRange(target: Uint8Array, targetOffset: number, start: number, end: number): void {
     const g = this.geometry

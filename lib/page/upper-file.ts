@@ -53,6 +53,22 @@ export class UpperFile {
     if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
   }
 
+  /** readInto in libuv's thread pool. */
+  async readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<void> {
+    let done = 0
+    while (done < length) {
+      let n: number
+      try {
+        n = (await fs.read(this.#fd, target, targetOffset + done, length - done, position + done)).bytesRead
+      } catch (err) {
+        throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
+      }
+      if (n === 0) break
+      done += n
+    }
+    if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
+  }
+
   write(source: Uint8Array, position: number): void {
     this.#unsynced = true
     let done = 0

@@ -7,7 +7,7 @@ import type { TreeStat } from './tree-stat.js'
 /** What a handle asks of its store; the store validates state (open, writable) in each. */
 export interface HandleHost {
   read(length: number, offset: number): Buffer
-  readInto(target: Uint8Array, offset: number): number
+  readInto(target: Uint8Array, offset: number): Promise<number>
   write(offset: number, data: Uint8Array, append: boolean): number
   truncate(size: number): void
   stat(): TreeStat
@@ -23,6 +23,8 @@ export class TreeFileHandle {
   readonly flags: Readonly<OpenFlags>
   readonly #host: HandleHost
   #closed = false
+  /** Reads in flight: close() lets them finish before the file's descriptors may go. */
+  readonly #reads = new Set<Promise<number>>()
 
   constructor(path: string, ino: number, flags: OpenFlags, host: HandleHost) {
     this.path = path
@@ -43,7 +45,13 @@ export class TreeFileHandle {
     this.#check('read')
     if (!this.flags.read) throw new PagecowError('EBADF', `read: ${this.path} is not open for reading`)
     if (!(target instanceof Uint8Array)) throw new PagecowError('EINVAL', 'readInto: target must be a Buffer or Uint8Array')
-    return this.#host.readInto(target, offset)
+    const read = this.#host.readInto(target, offset)
+    this.#reads.add(read)
+    try {
+      return await read
+    } finally {
+      this.#reads.delete(read)
+    }
   }
 
   /**
@@ -78,6 +86,7 @@ export class TreeFileHandle {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await Promise.allSettled(this.#reads)
     this.#host.close()
   }
 

@@ -72,6 +72,16 @@ export class FileNode {
     return length
   }
 
+  /** readInto, reading in libuv's thread pool (see PagedFile.readIntoAsync). */
+  async readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
+    if (this.paged) return this.paged.readIntoAsync(target, offset)
+    if (!this.lower || offset >= this.lower.size) return 0
+    const length = Math.min(target.length, this.lower.size - offset)
+    const n = await this.lower.readIntoAsync(target, 0, length, offset)
+    if (n < length) target.fill(0, n, length)
+    return length
+  }
+
   close(): void {
     this.paged?.upper.close()
     this.lower?.close()

@@ -53,6 +53,9 @@ import { Resolver } from './resolver.js'
 import type { DirEntry, TreeStat, TreeStatfs } from './tree-stat.js'
 import { checkXattrName, checkXattrValue } from './xattr-name.js'
 
+/** Reads this large or larger go through libuv's thread pool. */
+const ASYNC_READ_BYTES = 64 * 1024
+
 /** st_size reported for a directory created in the upper. */
 const DIRECTORY_SIZE = 4096
 
@@ -110,6 +113,8 @@ export class TreeStore extends EventEmitter {
   #flushChain: Promise<void> = Promise.resolve()
   #dataVersion: number
   #closed = false
+  /** Reads in the thread pool: close() lets them finish before descriptors are closed. */
+  readonly #reads = new Set<Promise<number>>()
   /** Upper files of removed records, deleted once that removal is durable (the next flush). */
   readonly #pendingPurge: number[] = []
 
@@ -721,6 +726,7 @@ export class TreeStore extends EventEmitter {
       if (!this.readOnly) await this.flush()
     } finally {
       this.#closed = true
+      await Promise.allSettled(this.#reads) // a descriptor closed under a read could be reused by another file
       this.#nodes.closeAll()
       if (!this.readOnly) {
         try {
@@ -951,13 +957,22 @@ export class TreeStore extends EventEmitter {
         node.readInto(target, offset)
         return target
       },
-      readInto: (target, offset) => {
+      readInto: async (target, offset) => {
         check()
         checkRange(offset, target.length, 'read')
         this.#refresh()
         const n = Math.max(0, Math.min(target.length, node.size - offset))
-        if (n > 0) node.readInto(target.subarray(0, n), offset)
-        return n
+        if (n === 0) return 0
+        // Small reads stay on the event loop (a pool hop costs more than a cached 4 KiB read);
+        // large ones go to the pool, so several overlap on the disk.
+        if (n < ASYNC_READ_BYTES) return node.readInto(target.subarray(0, n), offset)
+        const read = node.readIntoAsync(target.subarray(0, n), offset)
+        this.#reads.add(read)
+        try {
+          return await read
+        } finally {
+          this.#reads.delete(read)
+        }
       },
       write: (offset, data, append) => {
         check()
