@@ -65,12 +65,21 @@ export class InodeTable {
       if (keep(node)) continue
       out.push(node)
     }
-    for (const node of out) {
-      this.#lru.delete(node.nodeid)
-      node.shedding = true
-      this.#shedding++
-    }
+    for (const node of out) this.markShedding(node)
     return out
+  }
+
+  /** The node `nodeid`, if the kernel holds it. */
+  find(nodeid: number): FuseNode | undefined {
+    return this.#byNodeid.get(nodeid)
+  }
+
+  /** We asked the kernel to drop `node` (or the directory it is in). */
+  markShedding(node: FuseNode): void {
+    if (node.shedding || node.nodeid === FUSE_ROOT_ID) return
+    this.#lru.delete(node.nodeid)
+    node.shedding = true
+    this.#shedding++
   }
 
   /** A successful lookup (or create) of `name` in `parent`: count it and remember the name. */

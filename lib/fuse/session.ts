@@ -10,7 +10,7 @@ import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, rep
 const EIO = 5
 
 /** Notifications being written at once: each may hold a pool thread while the kernel waits for a lock. */
-const NOTIFYING = 2
+const NOTIFYING = 3
 
 /**
  * Requests read at once. Each waiting reader holds one of libuv's pool threads (UV_THREADPOOL_SIZE,
@@ -26,8 +26,10 @@ export class FuseSession {
   readonly #dispatcher: Dispatcher
   readonly #log: DispatchLog
   #ended = false
-  /** Notifications waiting for a free slot, and how many are being written. */
-  readonly #notices: Buffer[] = []
+  /** Entries to invalidate, waiting for a free slot (kept small: encoded only when sent). */
+  readonly #noticeParents: number[] = []
+  readonly #noticeNames: string[] = []
+  #noticeNext = 0
   #notifying = 0
   #initialized: () => void = () => {}
   /** Resolves once the kernel's INIT is answered: from then on the mount serves requests. */
@@ -37,7 +39,7 @@ export class FuseSession {
     this.#fd = fd
     this.#dispatcher = new Dispatcher(ops, log)
     this.#log = log
-    ops.bindNotifier?.({ invalidateEntry: (parent, name) => this.#notify(notifyInvalEntry(parent, Buffer.from(name, 'utf8'))) })
+    ops.bindNotifier?.({ invalidateEntry: (parent, name) => this.#notify(parent, name) })
   }
 
   /** Serve until the kernel ends the connection (unmount, abort) or DESTROY. */
@@ -80,14 +82,24 @@ export class FuseSession {
    * Send a notification without blocking the event loop: the kernel may have to wait for a
    * request in flight (a directory lock) before it takes it, and only this loop answers those.
    */
-  #notify(message: Buffer): void {
-    this.#notices.push(message)
+  #notify(parent: number, name: string): void {
+    this.#noticeParents.push(parent)
+    this.#noticeNames.push(name)
     this.#sendNotices()
   }
 
   #sendNotices(): void {
-    while (this.#notifying < NOTIFYING && this.#notices.length > 0 && !this.#ended) {
-      const message = this.#notices.shift()!
+    while (this.#notifying < NOTIFYING && this.#noticeNext < this.#noticeParents.length && !this.#ended) {
+      const i = this.#noticeNext++
+      const message = notifyInvalEntry(this.#noticeParents[i]!, Buffer.from(this.#noticeNames[i]!, 'utf8'))
+      if (this.#noticeNext === this.#noticeParents.length) {
+        this.#noticeParents.length = this.#noticeNames.length = this.#noticeNext = 0
+      } else if (this.#noticeNext >= 4096) {
+        // Drop what was sent from the front now and then, not on every send.
+        this.#noticeParents.splice(0, this.#noticeNext)
+        this.#noticeNames.splice(0, this.#noticeNext)
+        this.#noticeNext = 0
+      }
       this.#notifying++
       fs.write(this.#fd, message)
         .catch((err: NodeJS.ErrnoException) => {

@@ -14,14 +14,14 @@ import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { FuseSession } from './session.js'
 import { TreeFs } from './tree-fs.js'
 
-export const DEFAULT_MAX_NODES = 32_768
+export const DEFAULT_MAX_NODES = 16_384
 
 export const mountOptionsSchema = z.strictObject({
   /** Let users other than the one who mounted use the mount (they still pass the modes' checks). */
   allowOther: z.boolean().default(false),
   /**
    * Inodes the kernel may hold through the mount before the server asks it to drop the least
-   * recently used: bounds the server's memory whatever the size of the tree (about 0.5 KiB each).
+   * recently used: bounds the server's memory whatever the size of the tree.
    */
   maxNodes: z.number().int().min(64).max(100_000_000).default(DEFAULT_MAX_NODES),
 })

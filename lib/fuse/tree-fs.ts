@@ -9,7 +9,7 @@ import type { TreeStore } from '../tree/tree-store.js'
 import { InodeTable } from './inode-table.js'
 import type { AttrChanges, Caller, FuseOperations, Notifier, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
-import { DT, RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
+import { DT, FUSE_ROOT_ID, RENAME_EXCHANGE, RENAME_NOREPLACE, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
 
 const SEEK_DATA = 3
 const SEEK_HOLE = 4
@@ -312,8 +312,22 @@ export class TreeFs implements FuseOperations {
     for (const f of this.#files.values()) busy.add(f.nodeid)
     for (const d of this.#dirs.values()) busy.add(d.nodeid)
     const excess = this.#nodes.active - Math.floor(this.#maxNodes * 0.9)
+    // One notification per directory where we can: dropping a directory's entry drops the
+    // entries under it, and a walk leaves whole directories cold (a thousand FORGETs for one
+    // message, where one message per name could not keep up with the walk).
+    const parents = new Set<number>()
     for (const node of this.#nodes.shed(excess, (n) => busy.has(n.nodeid))) {
-      for (const n of node.names) notifier.invalidateEntry(n.parent, n.name)
+      for (const n of node.names) {
+        const parent = this.#nodes.find(n.parent)
+        if (parent && parent.nodeid !== FUSE_ROOT_ID && !busy.has(parent.nodeid) && parent.names.length > 0) parents.add(parent.nodeid)
+        else notifier.invalidateEntry(n.parent, n.name)
+      }
+    }
+    for (const nodeid of parents) {
+      const parent = this.#nodes.find(nodeid)!
+      if (parent.shedding) continue // its own directory's message is on the way
+      this.#nodes.markShedding(parent)
+      for (const n of parent.names) notifier.invalidateEntry(n.parent, n.name)
     }
   }
 

@@ -47,7 +47,7 @@ export function mountCommand(io: CliIo) {
     .option('--read-only', 'a read-only mount (the store is opened without the writer lock)')
     .option('--allow-other', 'let other users use the mount (permissions are still checked)')
     .option('--foreground', 'serve in this process until unmounted or interrupted')
-    .option('--max-nodes <N>', 'inodes the kernel may cache through the mount before the server asks it to drop some (bounds its memory, ~0.5 KiB each); default 32768')
+    .option('--max-nodes <N>', 'inodes the kernel may cache through the mount before the server asks it to drop some (bounds its memory); default 16384')
     .option('--json', 'print one JSON line describing the mount')
     .action(async (store: string, mountpoint: string) => {
       const opts = parseCommandLine(cmd, schema, { store, mountpoint })
