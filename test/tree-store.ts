@@ -155,6 +155,21 @@ t.test('large reads (through the thread pool) give the same bytes as small ones,
   await h.close()
 })
 
+t.test('statChildren: the stats of names in one directory, undefined for missing ones', async (t) => {
+  const { store } = await setup(t)
+  await store.unlink('/etc/passwd')
+  await store.create('/etc/new')
+  const stats = await store.statChildren('/etc', ['hosts', 'passwd', 'new', 'nope'])
+  t.same(stats[0], await store.stat('/etc/hosts'), 'a lower file')
+  t.equal(stats[1], undefined, 'a whiteout')
+  t.same(stats[2], await store.stat('/etc/new'), 'an upper file')
+  t.equal(stats[3], undefined, 'a missing name')
+  await t.rejects(store.statChildren('/etc/hosts', ['x']), { code: 'ENOTDIR' })
+  await t.rejects(store.statChildren('/nope', ['x']), { code: 'ENOENT' })
+  await t.rejects(store.statChildren('/etc', ['a/b']), { code: 'EINVAL' }, 'a name with a slash')
+  await t.rejects(store.statChildren('/etc', ['..']), { code: 'EINVAL' })
+})
+
 t.test('statIfExists: the stat, or undefined for a missing name; a broken parent still throws', async (t) => {
   const { store } = await setup(t)
   t.same(await store.statIfExists('/etc/hosts'), await store.stat('/etc/hosts'), 'a lower file')

@@ -942,6 +942,18 @@ export class DirentPlusWriter {
     this.#buf = Buffer.alloc(maxBytes)
   }
 
+  /** How many of `names`, in order, still fit (look them up, then add them). */
+  fitting(names: readonly Buffer[]): number {
+    let used = this.#used
+    let n = 0
+    for (const name of names) {
+      used += align8(DIRENTPLUS_NAME_OFFSET + name.length)
+      if (used > this.#buf.length) break
+      n++
+    }
+    return n
+  }
+
   /** Whether a record for `name` still fits (check before looking the entry up: the kernel counts a lookup for every entry sent). */
   fits(name: Buffer): boolean {
     return this.#used + align8(DIRENTPLUS_NAME_OFFSET + name.length) <= this.#buf.length

@@ -262,19 +262,24 @@ export class TreeFs implements FuseOperations {
   async readdirplus(fh: number, offset: number, out: DirentPlusWriter): Promise<void> {
     const dir = this.#dirs.get(fh)
     if (!dir) throw new PagecowError('EBADF', `readdirplus: no open directory ${fh}`)
-    for (let i = offset; i < dir.entries.length + 2; i++) {
-      if (i < 2) {
-        // The kernel links no entry for "." and "..": node id 0, the attributes unused.
-        const dot = { nodeid: 0, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...NO_ATTR, ino: i === 0 ? dir.ino : UNKNOWN_INO } }
-        if (!out.add(dot, i + 1, DT.DIR, i === 0 ? DOT : DOTDOT)) return
-        continue
-      }
-      const entry = dir.entries[i - 2]!
-      const name = Buffer.from(entry.name, 'utf8')
-      if (!out.fits(name)) return // before the lookup: the kernel counts one for each entry sent
-      const stat = await this.#store.statIfExists(this.#nodes.childPath(dir.nodeid, entry.name))
+    let i = offset
+    for (; i < 2; i++) {
+      // The kernel links no entry for "." and "..": node id 0, the attributes unused.
+      const dot = { nodeid: 0, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...NO_ATTR, ino: i === 0 ? dir.ino : UNKNOWN_INO } }
+      if (!out.add(dot, i + 1, DT.DIR, i === 0 ? DOT : DOTDOT)) return
+    }
+    // The names that fit, looked up together (the directory resolved once), before any is
+    // added: the kernel counts a lookup for each entry sent, so none may be looked up in vain.
+    const from = i - 2
+    const candidates = dir.entries.slice(from, from + 512)
+    const names = candidates.map((e) => Buffer.from(e.name, 'utf8'))
+    const count = out.fitting(names)
+    if (count === 0) return
+    const stats = await this.#store.statChildren(this.#nodes.path(dir.nodeid), candidates.slice(0, count).map((e) => e.name))
+    for (let k = 0; k < count; k++) {
+      const stat = stats[k]
       if (!stat) continue // removed since the listing was taken
-      out.add(this.#entry(dir.nodeid, entry.name, stat), i + 1, DIRENT_TYPE[stat.type], name)
+      out.add(this.#entry(dir.nodeid, candidates[k]!.name, stat), from + k + 3, DIRENT_TYPE[stat.type], names[k]!)
     }
   }
 

@@ -253,6 +253,21 @@ export class TreeStore extends EventEmitter {
   }
 
   /**
+   * lstat of each of `names` in directory `path` (undefined for a name not there), resolving the
+   * directory once: what a listing with attributes (FUSE READDIRPLUS) needs.
+   */
+  async statChildren(path: string, names: readonly string[]): Promise<Array<TreeStat | undefined>> {
+    const dirNames = this.#begin(path, 'stat')
+    const dir = this.#resolver.resolve(dirNames, 'stat')
+    if (dir.type !== 'directory') throw new PagecowError('ENOTDIR', `stat: ${joinPath(dirNames)} is not a directory`)
+    return names.map((name) => {
+      checkName(name, 'stat')
+      const entry = this.#resolver.child(dir, name)
+      return entry && this.#statOf(entry)
+    })
+  }
+
+  /**
    * The entries of directory `path`, merged (upper over lower, whiteouts hidden), in byte order
    * of name. Resume a listing with `after`: the name of the last entry received.
    */
