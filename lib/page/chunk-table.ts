@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3'
 import type { ChunkRecord } from './chunk.js'
 import type { ChunkSnapshot, ChunkSource, PageCounts } from './page-map.js'
 import { PagecowError } from '../errors.js'
+import { prepared } from '../store/database.js'
 
 interface ChunkRow {
   data: Buffer
@@ -21,22 +22,22 @@ export class ChunkTable implements ChunkSource {
 
   constructor(db: Database.Database, file: number) {
     this.#file = file
-    this.#load = db.prepare('SELECT data, zero, data_count, zero_count FROM page_chunks WHERE file = ? AND chunk = ?')
-    this.#next = db.prepare('SELECT chunk FROM page_chunks WHERE file = ? AND chunk >= ? ORDER BY chunk LIMIT 1')
+    this.#load = prepared(db, 'SELECT data, zero, data_count, zero_count FROM page_chunks WHERE file = ? AND chunk = ?')
+    this.#next = prepared(db, 'SELECT chunk FROM page_chunks WHERE file = ? AND chunk >= ? ORDER BY chunk LIMIT 1')
     // The totals visit every row of the file anyway: check the column types on the way.
-    this.#totals = db.prepare(
+    this.#totals = prepared(db, 
       `SELECT coalesce(sum(data_count), 0) AS data, coalesce(sum(zero_count), 0) AS zero,
          coalesce(sum(typeof(chunk) != 'integer' OR chunk < 0 OR typeof(data) != 'blob' OR typeof(zero) != 'blob'
            OR typeof(data_count) != 'integer' OR typeof(zero_count) != 'integer'), 0) AS damaged
        FROM page_chunks WHERE file = ?`,
     )
     if (!db.readonly) {
-      this.#upsert = db.prepare(
+      this.#upsert = prepared(db, 
         `INSERT INTO page_chunks (file, chunk, data, zero, data_count, zero_count) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (file, chunk) DO UPDATE SET data = excluded.data, zero = excluded.zero,
            data_count = excluded.data_count, zero_count = excluded.zero_count`,
       )
-      this.#delete = db.prepare('DELETE FROM page_chunks WHERE file = ? AND chunk = ?')
+      this.#delete = prepared(db, 'DELETE FROM page_chunks WHERE file = ? AND chunk = ?')
     }
   }
 

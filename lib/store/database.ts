@@ -64,6 +64,21 @@ export function dataVersion(db: Database.Database): number {
   return statement.get()!
 }
 
+const statementCaches = new WeakMap<Database.Database, Map<string, Database.Statement>>()
+
+/**
+ * `db.prepare(sql)`, once per database: preparing costs tens of µs, and paths like a tree file's
+ * first write would otherwise prepare the same statements for every file. Only for statements
+ * run with get/run/all (an iterate in progress would make a shared statement busy).
+ */
+export function prepared<P extends unknown[] = unknown[], R = unknown>(db: Database.Database, sql: string): Database.Statement<P, R> {
+  let cache = statementCaches.get(db)
+  if (!cache) statementCaches.set(db, (cache = new Map()))
+  let statement = cache.get(sql)
+  if (!statement) cache.set(sql, (statement = db.prepare(sql)))
+  return statement as unknown as Database.Statement<P, R>
+}
+
 /** Bytes the store's database takes: the file and its WAL. */
 export function databaseBytes(storePath: string): number {
   let total = 0

@@ -2,6 +2,7 @@
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import { PagecowError } from '../errors.js'
+import { prepared } from './database.js'
 import { isValidPageSize } from '../geometry.js'
 import { fingerprintSchema } from '../image/fingerprint.js'
 import type { FileState } from '../page/paged-file.js'
@@ -71,7 +72,7 @@ export function writeMeta(db: Database.Database, meta: StoreMeta): void {
 }
 
 export function readFileState(db: Database.Database, id: number, where: string): FileState {
-  const row = db.prepare('SELECT size, lower_cut, bytes_written, upper_written FROM files WHERE id = ?').get(id)
+  const row = prepared(db, 'SELECT size, lower_cut, bytes_written, upper_written FROM files WHERE id = ?').get(id)
   if (!row) throw new PagecowError('ECORRUPT', `${where}: file ${id} has no record`)
   const result = fileRowSchema.safeParse(row)
   if (!result.success) throw new PagecowError('ECORRUPT', `${where}: file ${id} record is invalid (${result.error.issues[0]?.message})`)
@@ -80,7 +81,8 @@ export function readFileState(db: Database.Database, id: number, where: string):
 }
 
 export function writeFileState(db: Database.Database, id: number, state: FileState): void {
-  db.prepare(
+  prepared(
+    db,
     `INSERT INTO files (id, size, lower_cut, bytes_written, upper_written) VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET size = excluded.size, lower_cut = excluded.lower_cut,
        bytes_written = excluded.bytes_written, upper_written = excluded.upper_written`,

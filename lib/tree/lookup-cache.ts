@@ -31,7 +31,18 @@ export class LookupCache {
   /** Undefined: not read yet; null: more rows than LOWER_ROWS_TRACKED (stays so: always ask SQLite). */
   lowerRows: LowerRows | null | undefined = undefined
 
-  /** This connection changed a table: exact lookups may be wrong now. */
+  /** Inode `ino` changed (or went): its row, and any row cached by origin (it may be that one). */
+  inodeChanged(ino: number): void {
+    this.inodes.delete(ino)
+    this.origins.clear()
+  }
+
+  /** The entry `name` of directory `parent` changed (or went). */
+  direntChanged(parent: number, name: string): void {
+    this.dirents.delete(`${parent}/${name}`)
+  }
+
+  /** Exact lookups may be wrong now (every entry of a directory went, a rollback, another writer). */
   written(): void {
     this.dirents.clear()
     this.inodes.clear()

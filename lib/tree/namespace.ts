@@ -151,7 +151,6 @@ export class Namespace {
     } finally {
       if (full) this.#db.pragma('synchronous = NORMAL')
     }
-    this.#cache.written()
     this.#commits++
     if (durable || !this.#relaxed) this.#durableCommits = this.#commits
     return result
@@ -242,6 +241,7 @@ export class Namespace {
 
   insertInode(row: InodeRow): void {
     this.#cache.inodeInserted(row.ino, row.origin, row.ino < UPPER_INO_BASE)
+    this.#cache.inodeChanged(row.ino)
     this.#run(
       `INSERT INTO inodes (${INODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.ino, row.type, row.origin, row.nlink, row.mode, row.uid, row.gid, row.rdev, row.atimeMs, row.mtimeMs, row.ctimeMs,
@@ -258,19 +258,24 @@ export class Namespace {
       sets.push(`${columns[key]} = ?`)
       values.push(meta[key])
     }
-    if (sets.length > 0) this.#run(`UPDATE inodes SET ${sets.join(', ')} WHERE ino = ?`, ...values, ino)
+    if (sets.length === 0) return
+    this.#cache.inodeChanged(ino)
+    this.#run(`UPDATE inodes SET ${sets.join(', ')} WHERE ino = ?`, ...values, ino)
   }
 
   setNlink(ino: number, nlink: number): void {
+    this.#cache.inodeChanged(ino)
     this.#run('UPDATE inodes SET nlink = ? WHERE ino = ?', nlink, ino)
   }
 
   setFile(ino: number, file: number, lowerPrint: LowerPrint | null): void {
+    this.#cache.inodeChanged(ino)
     this.#run('UPDATE inodes SET file = ?, lower_fp = ? WHERE ino = ?', file, lowerPrint ? JSON.stringify(lowerPrint) : null, ino)
   }
 
   /** Delete an inode row and its xattrs. */
   deleteInode(ino: number): void {
+    this.#cache.inodeChanged(ino)
     this.#run('DELETE FROM inodes WHERE ino = ?', ino)
     this.#run('DELETE FROM xattrs WHERE ino = ?', ino)
   }
@@ -286,16 +291,19 @@ export class Namespace {
 
   setDirent(parent: number, name: string, ino: number | null): void {
     this.#cache.direntSet(parent)
+    this.#cache.direntChanged(parent, name)
     this.#run('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino', parent, name, ino)
   }
 
   deleteDirent(parent: number, name: string): void {
     this.#cache.direntsRemoved(parent)
+    this.#cache.direntChanged(parent, name)
     this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, name)
   }
 
   deleteDirentsOf(parent: number): void {
     this.#cache.direntsRemoved(parent)
+    this.#cache.written()
     this.#run('DELETE FROM dirents WHERE parent = ?', parent)
   }
 
@@ -446,9 +454,11 @@ export class Namespace {
     return this.#statement(sql).pluck().all(...params)
   }
 
-  /** Every write goes through here: the exact cached lookups are dropped first. */
+  /**
+   * Every write goes through here. The methods that change inodes or dirents tell the lookup
+   * cache exactly what changed before they call it; other tables are not cached.
+   */
   #run(sql: string, ...params: unknown[]): void {
-    this.#cache.written()
     this.#statement(sql).run(...params)
   }
 }
