@@ -1,7 +1,7 @@
 // What a file system served over FUSE implements: the kernel's low-level operations, by node id,
 // with names already decoded and checked. The dispatcher turns requests into these calls and
 // their results (or PagecowErrors) into replies.
-import type { Attr, DirentPlusWriter, DirentWriter, EntryOut } from './protocol.js'
+import type { Attr, DirentPlusWriter, DirentWriter, EntryOut, StatfsOut } from './protocol.js'
 
 /** Who asked: the calling process's fsuid, fsgid and pid. */
 export interface Caller {
@@ -28,16 +28,8 @@ export interface Opened {
   keepCache: boolean
 }
 
-export interface Statfs {
-  blocks: number
-  bfree: number
-  bavail: number
-  files: number
-  ffree: number
-  bsize: number
-  namelen: number
-  frsize: number
-}
+/** statfs as the kernel takes it. */
+export type Statfs = StatfsOut
 
 /** Messages a file system may send the kernel unasked. */
 export interface Notifier {
