@@ -9,7 +9,7 @@ import t from 'tap'
 import { checkStore, ImageStore } from '../lib/index.js'
 import { runCli } from './fixtures/cli-io.js'
 import { makeSparseLower } from './fixtures/cli-lower.js'
-import { checkNothingLeftMounted, fuseUsable, mountStore, mountTestDir, python, run, unmountAndWait } from './fixtures/fuse-mounted.js'
+import { checkNothingLeftMounted, fuseUsable, haveTools, mountStore, mountTestDir, python, run, unmountAndWait } from './fixtures/fuse-mounted.js'
 
 const MiB = 1024 * 1024
 const P = 4096
@@ -169,6 +169,37 @@ if (fuseUsable(t, ['qemu-img', 'qemu-io', 'python3', 'dd'])) {
     await unmountAndWait(t, ro)
     t.ok((await checkStore(storeDir)).clean, 'fsck: still clean')
     t.equal(sha(lower), lowerSum, 'the lower is untouched')
+  })
+
+  t.test('fallocate: punch-hole and zero-range make ZERO pages (discard from a guest); plain allocation is refused', async (t) => {
+    if (!haveTools(t, ['fallocate'], 'install util-linux')) return
+    const dir = mountTestDir(t)
+    const lower = join(dir, 'disk.raw')
+    const storeDir = join(dir, 'store')
+    const mnt = join(dir, 'mnt')
+    makeSparseLower(lower, SIZE, REGIONS)
+    const before = readFileSync(lower)
+    await (await ImageStore.create(storeDir, { lower })).close()
+    mkdirSync(mnt)
+    const m = await mountStore(t, storeDir, mnt)
+    const image = join(mnt, 'disk.raw')
+    const punch = await run('fallocate', ['-p', '-o', String(MiB + P), '-l', String(2 * P), image])
+    t.equal(punch.code, 0, `punch-hole over lower data: ${punch.stderr}`)
+    const zero = await run('fallocate', ['-z', '-o', String(MiB + 100), '-l', '50', image])
+    t.equal(zero.code, 0, `zero-range inside a page: ${zero.stderr}`)
+    const plain = await run('fallocate', ['-l', String(P), image])
+    t.not(plain.code, 0, 'plain allocation is refused (nothing can be reserved)')
+    t.match(plain.stderr, /not supported/)
+    const expected = Buffer.from(before)
+    expected.fill(0, MiB + P, MiB + 3 * P)
+    expected.fill(0, MiB + 100, MiB + 150)
+    t.ok(readFileSync(image).equals(expected), 'the punched and zeroed ranges read zeros; nothing else changed')
+    await unmountAndWait(t, m)
+    const map = JSON.parse((await runCli(['map', storeDir, '--output=json'])).stdout) as Array<{ start: number; length: number; depth: number; zero: boolean; data: boolean }>
+    const upper = map.filter((e) => e.depth === 0).map((e) => `${e.start}+${e.length} ${e.data ? 'data' : 'zero'}`)
+    t.same(upper, [`${MiB}+${P} data`, `${MiB + P}+${2 * P} zero`], 'the partial page is DATA (zeros written), the whole pages ZERO (no space)')
+    t.ok((await checkStore(storeDir)).clean, 'fsck: clean')
+    t.ok(readFileSync(lower).equals(before), 'the lower is untouched')
   })
 }
 

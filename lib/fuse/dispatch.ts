@@ -182,6 +182,11 @@ export class Dispatcher {
       case 'fsync':
         await ops.fsync(req.fh)
         return replyEmpty(unique)
+      case 'fallocate':
+        // Not ENOSYS: the kernel would stop asking for good, and a tree file may support it later.
+        if (!ops.fallocate) throw new PagecowError('ENOTSUP', 'fallocate is not supported here')
+        await ops.fallocate(req.fh, req.offset, req.length, req.mode)
+        return replyEmpty(unique)
       case 'lseek': {
         const found = await ops.lseek(nodeid, req.fh, req.offset, req.whence)
         return found === null ? replyError(unique, ENXIO) : replyLseek(unique, found)
@@ -226,7 +231,7 @@ export class Dispatcher {
         await ops.sync()
         return replyEmpty(unique)
       default:
-        // ACCESS (default_permissions checks in the kernel), locks (the kernel's own), FALLOCATE,
+        // ACCESS (default_permissions checks in the kernel), locks (the kernel's own),
         // COPY_FILE_RANGE, IOCTL, POLL, BMAP: ENOSYS tells the kernel to do without.
         return replyError(unique, ENOSYS)
     }

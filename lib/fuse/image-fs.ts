@@ -9,6 +9,9 @@ import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
 import { DT, FUSE_ROOT_ID, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
 
 const IMAGE_NODE = 2
+const FALLOC_FL_KEEP_SIZE = 0x01
+const FALLOC_FL_PUNCH_HOLE = 0x02
+const FALLOC_FL_ZERO_RANGE = 0x10
 const SEEK_DATA = 3
 const O_ACCMODE = 3
 
@@ -72,6 +75,19 @@ export class ImageFs implements FuseOperations {
     await this.#store.write(offset, data)
     this.#mtimeMs = Date.now()
     return data.length
+  }
+
+  async fallocate(_fh: number, offset: number, length: number, mode: number): Promise<void> {
+    const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) || !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+      throw new PagecowError('ENOTSUP', `fallocate: mode ${mode} is not supported (punch-hole and zero-range are)`)
+    }
+    if (mode & FALLOC_FL_PUNCH_HOLE && !keepSize) throw new PagecowError('EINVAL', 'fallocate: punch-hole needs keep-size')
+    const size = this.#store.size
+    const end = keepSize ? Math.min(offset + length, size) : offset + length
+    // zero(): whole pages become ZERO and give their space back; partial pages are written zeros.
+    if (end > offset) await this.#store.zero(offset, end - offset)
+    this.#mtimeMs = Date.now()
   }
 
   async release(fh: number): Promise<void> {

@@ -65,6 +65,12 @@ export interface FuseOperations {
   write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number>
   release(fh: number): Promise<void>
   fsync(fh: number): Promise<void>
+  /**
+   * fallocate(2): FALLOC_FL_PUNCH_HOLE and FALLOC_FL_ZERO_RANGE make the range read as zeros (and
+   * give whole pages back); plain allocation is ENOTSUP (nothing can be reserved), so callers
+   * fall back to writing. Optional: ENOTSUP when missing.
+   */
+  fallocate?(fh: number, offset: number, length: number, mode: number): Promise<void>
   /** SEEK_DATA (3) / SEEK_HOLE (4): the offset found, or null for ENXIO (past the end, no data left). */
   lseek(nodeid: number, fh: number, offset: number, whence: number): Promise<number | null>
   statfs(): Promise<Statfs>
