@@ -110,10 +110,12 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
 
 /** Start `pagecow mount --foreground` detached and wait for it to say the mount is usable. */
 async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
-  // Every request allocates a little; V8's default young generation (up to 3 × 16 MiB) lets the
-  // server's RSS sit ~25 MiB higher than it needs to, for no measurable speed (a 10k-entry walk:
-  // 106 → 82 MiB peak, 1.46 → 1.50 s). It must be set at start.
-  const args = [...process.execArgv, '--max-semi-space-size=2', process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
+  // A long-running server allocates a little per request and keeps little: V8's default young
+  // generation (up to 3 × 16 MiB) and old-space growth (the heap grows well past what is live
+  // before a full collection) let its RSS sit far above what it needs. A 10k-entry walk: 106 →
+  // 82 MiB peak at the same speed; three untars of 3 000 files: 123 → 99 MiB with 19 MiB live.
+  // V8 flags must be set at start.
+  const args = [...process.execArgv, '--max-semi-space-size=2', '--heap-growing-percent=20', process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
   if (opts.readOnly) args.push('--read-only')
   if (opts.allowOther) args.push('--allow-other')
   if (opts.maxNodes !== undefined) args.push('--max-nodes', String(opts.maxNodes))
