@@ -4,7 +4,7 @@
 // same and leave the same tree. Then what the store recorded: one page per small write, whiteouts,
 // opaque directories, renames; fsck clean, the lower untouched, inode numbers stable.
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync, ftruncateSync, lstatSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync, ftruncateSync, lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { checkTreeStore, TreeStore } from '../lib/index.js'
@@ -433,6 +433,28 @@ if (fuseUsable(t, ['python3', 'tar', 'dd', 'find', 'truncate', 'md5sum', 'awk'])
       const stf = await run('stat', ['-f', '-c', '%l %b', mnt])
       t.match(stf.stdout, /^255 \d+\n$/, '`stat -f` works on the mount')
       t.same(await snapshot(new PlainAdapter(mnt)), await snapshot(new PlainAdapter(plain)), 'the same tree')
+    })
+
+    await t.test('paths deeper than PATH_MAX: ENAMETOOLONG where the store path would pass 4096 bytes, and the mount carries on', async (t) => {
+      // mkdir + chdir one level at a time: the kernel never sees a long path, the server would.
+      const script = [
+        'import errno, json, os, sys',
+        'os.chdir(sys.argv[1]); os.mkdir("deep"); os.chdir("deep")',
+        'name = "d" * 200',
+        'depth = 0',
+        'try:',
+        '    while depth < 40:',
+        '        os.mkdir(name); os.chdir(name); depth += 1',
+        '    print(json.dumps([depth, "ok"]))',
+        'except OSError as e:',
+        '    print(json.dumps([depth, errno.errorcode[e.errno]]))',
+      ].join('\n')
+      const [depth, error] = await python<[number, string]>(t, script, mnt, [mnt])
+      // /deep is 5 bytes; each level adds 201: 20 levels make 4025, a 21st would make 4226.
+      t.same([depth, error], [20, 'ENAMETOOLONG'], 'refused at the first level whose store path would pass PATH_MAX')
+      t.same(readdirSync(join(mnt, 'deep')).length, 1, 'the mount still answers')
+      const rm = await run('rm', ['-rf', join(mnt, 'deep')])
+      t.equal(rm.code, 0, `and the deep tree can be removed (rm -r works level by level): ${rm.stderr}`)
     })
 
     await t.test('whiteouts, opaque directories and renames through rm, rmdir, mkdir, mv', async (t) => {
