@@ -208,6 +208,7 @@ print(json.dumps(out))`,
     t.teardown(() => void spawnSync('umount', [tmpfs]))
     writeFileSync(join(tmpfs, 'file'), 'on tmpfs\n')
 
+    await (await TreeStore.create(join(f.dir, 'store-self'), { lower: f.lower })).close()
     const rows: Array<{ name: string; args: string[]; code: string; message: RegExp; notMounted?: string }> = [
       { name: 'mount: the mount point does not exist', args: ['mount', await store(), join(f.dir, 'nowhere')], code: 'ENOENT', message: /does not exist/ },
       { name: 'mount: the mount point is a file', args: ['mount', await store(), file], code: 'ENOTDIR', message: /not a directory/, notMounted: file },
@@ -217,6 +218,9 @@ print(json.dumps(out))`,
       { name: 'mount: a directory that is not a store', args: ['mount', notStore, spare('m4')], code: 'ENOENT', message: /no pagecow store/, notMounted: join(f.dir, 'm4') },
       { name: 'mount: an unknown option', args: ['mount', await store(), spare('m5'), '--bogus'], code: 'EINVAL', message: /unknown option '--bogus'/, notMounted: join(f.dir, 'm5') },
       { name: 'mount: no mount point', args: ['mount', await store()], code: 'EINVAL', message: /missing required argument 'MOUNTPOINT'/ },
+      // Mounted over what the server reads, it would wait on itself for ever: refused.
+      { name: 'mount: over the store’s own lower', args: ['mount', await store(), f.lower], code: 'EINVAL', message: /overlaps .*which the store reads/, notMounted: f.lower },
+      { name: 'mount: over the store directory itself', args: ['mount', join(f.dir, 'store-self'), join(f.dir, 'store-self')], code: 'EINVAL', message: /overlaps/, notMounted: join(f.dir, 'store-self') },
       { name: 'umount: a directory that is not a mount', args: ['umount', notStore], code: 'EINVAL', message: /is not a pagecow mount/ },
       { name: 'umount: another file system’s mount', args: ['umount', tmpfs], code: 'EINVAL', message: /is not a pagecow mount/ },
       { name: 'umount: a path that does not exist', args: ['umount', join(f.dir, 'nowhere')], code: 'EINVAL', message: /is not a pagecow mount/ },

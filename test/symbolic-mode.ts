@@ -8,7 +8,7 @@ import { parseMode } from '../lib/cli/symbolic-mode.js'
 
 const SPECS = [
   '644', '0755', '4755', '7777', '0', 'u+x', 'go-w', 'a=r', 'u=rwx,g=rx,o=', '+x', '-x', '=r', 'a+X', 'u+X', 'g+s', 'u+s', 'o+s',
-  '+t', 'o+t', 'u+t', 'u=g', 'g=u', 'o=u', 'ug+rw', 'u-r,g+w,o=x', 'a-rwx', 'g=', 'u+rw-x', 'go=u-w', '=', 'a=rwX', 'u=s', 'g-s', '+st',
+  '+t', 'o+t', 'u+t', 'u=g', 'g=u', 'o=u', 'ug+rw', 'u-r,g+w,o=x', 'a-rwx', 'g=', 'u+rw-x', 'go=u-w', '=', 'a=rwX', 'u=s', 'g-s', '+st', 'a-x,a+X', 'a-x+X', 'u-x,g+X',
 ]
 const STARTS = [0o644, 0o755, 0o4755, 0o2750, 0o1777, 0o000, 0o600]
 

@@ -36,7 +36,7 @@ export function parseMode(text: string): ModeChange {
         } else {
           for (const c of perms) {
             if (c === 'X') {
-              if (isDirectory || (start & 0o111) !== 0 || (mode & 0o111) !== 0) bits |= PERM.x
+              if (isDirectory || (mode & 0o111) !== 0) bits |= PERM.x
             } else {
               bits |= PERM[c as keyof typeof PERM]
             }

@@ -212,7 +212,7 @@ export class Dispatcher {
         await ops.removexattr(nodeid, utf8(req.name, 'attribute name'))
         return replyEmpty(unique)
       case 'opendir':
-        return replyOpen(unique, await ops.opendir(nodeid), OpenOut.KEEP_CACHE | OpenOut.CACHE_DIR)
+        return replyOpen(unique, await ops.opendir(nodeid), ops.stable ? OpenOut.KEEP_CACHE | OpenOut.CACHE_DIR : 0)
       case 'readdir': {
         const out = new DirentWriter(req.size)
         await ops.readdir(req.fh, req.offset, out)

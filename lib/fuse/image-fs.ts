@@ -31,6 +31,10 @@ export class ImageFs implements FuseOperations {
     this.#mtimeMs = this.#atimeMs = this.#mounted
   }
 
+  get stable(): boolean {
+    return !this.#store.readOnly
+  }
+
   async lookup(parent: number, name: string): Promise<EntryOut | null> {
     if (parent !== FUSE_ROOT_ID || name !== this.fileName) return null
     return { nodeid: IMAGE_NODE, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: this.#imageAttr() }
@@ -61,9 +65,14 @@ export class ImageFs implements FuseOperations {
   async open(nodeid: number, flags: number): Promise<Opened> {
     if (nodeid !== IMAGE_NODE) throw new PagecowError('EISDIR', 'open: the mount root is a directory')
     if ((flags & O_ACCMODE) !== 0 && this.#store.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
+    // ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us (cp over the image).
+    if (flags & fs.constants.O_TRUNC && (flags & O_ACCMODE) !== 0) {
+      await this.#store.truncate(0)
+      this.#mtimeMs = Date.now()
+    }
     const fh = this.#nextFh++
     this.#files.add(fh)
-    return { fh, keepCache: true }
+    return { fh, keepCache: this.stable }
   }
 
   async read(_fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array> {

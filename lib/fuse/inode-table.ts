@@ -164,12 +164,19 @@ export class InodeTable {
     let bytes = 0
     let node = this.node(nodeid)
     while (node.nodeid !== FUSE_ROOT_ID) {
-      const first = node.names[0]
-      if (!first) throw new PagecowError('ENOENT', `node ${nodeid} has no name left (it was removed)`)
-      bytes += Buffer.byteLength(first.name) + 1
+      // A hard link's name may sit in a directory the kernel has since forgotten (it drops
+      // dentries, and tells us only when an inode goes): such names are dropped, the next used.
+      let name = node.names[0]
+      while (name && !this.#byNodeid.has(name.parent)) {
+        this.#byName.delete(nameKey(name.parent, name.name))
+        node.names.shift()
+        name = node.names[0]
+      }
+      if (!name) throw new PagecowError('ENOENT', `node ${nodeid} has no name left (it was removed)`)
+      bytes += Buffer.byteLength(name.name) + 1
       if (bytes > PATH_MAX) throw new PagecowError('ENAMETOOLONG', `the path of node ${nodeid} is longer than ${PATH_MAX} bytes`)
-      parts.push(first.name)
-      node = this.node(first.parent)
+      parts.push(name.name)
+      node = this.node(name.parent)
     }
     return '/' + parts.reverse().join('/')
   }

@@ -2,6 +2,7 @@
 // As root we open /dev/fuse ourselves and let mount(8) make the mount with that descriptor
 // (inherited as fd 3, named by the fd= option): no setuid helper, no native code.
 import { spawn, spawnSync } from 'node:child_process'
+import { basename, dirname, join, resolve } from 'node:path'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 
@@ -20,6 +21,7 @@ export interface MountEntry {
   /** major:minor of the mount's (anonymous) device, which names its backing device info. */
   device: string
   mountpoint: string
+  readOnly: boolean
   source: string
   fsType: string
 }
@@ -73,13 +75,15 @@ export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<
 
 /** The pagecow mount at `mountpoint`, if there is one (a dead daemon's mount counts). */
 export function findMount(mountpoint: string): MountEntry | undefined {
-  let real: string
+  // The parent resolved, not the mount point: looking at a mount whose server hangs would hang.
+  const absolute = resolve(mountpoint)
+  let real = absolute
   try {
-    real = fs.realpathSync(mountpoint)
+    real = join(fs.realpathSync(dirname(absolute)), basename(absolute))
   } catch {
-    real = mountpoint // a dead FUSE mount fails stat with ENOTCONN; compare as given
+    // Compare as given.
   }
-  return listMounts().find((m) => m.fsType === FS_TYPE && (m.mountpoint === real || m.mountpoint === mountpoint))
+  return listMounts().find((m) => m.fsType === FS_TYPE && (m.mountpoint === real || m.mountpoint === absolute))
 }
 
 /** Mounts of this process's namespace. */
@@ -92,7 +96,13 @@ export function listMounts(): MountEntry[] {
     if (!head || !tail) continue
     const fields = head.split(' ')
     const [fsType, source] = tail.split(' ')
-    out.push({ device: fields[2] ?? '', mountpoint: unescape(fields[4] ?? ''), source: unescape(source ?? ''), fsType: fsType ?? '' })
+    out.push({
+      device: fields[2] ?? '',
+      mountpoint: unescape(fields[4] ?? ''),
+      readOnly: (fields[5] ?? '').split(',').includes('ro'),
+      source: unescape(source ?? ''),
+      fsType: fsType ?? '',
+    })
   }
   return out
 }

@@ -38,6 +38,11 @@ export interface Notifier {
 }
 
 export interface FuseOperations {
+  /**
+   * Whether everything that changes the file system comes through this mount, so the kernel may
+   * keep pages and listings across opens. False for a read-only store (its writer may be elsewhere).
+   */
+  readonly stable: boolean
   /** Called once by the session: how to reach the kernel unasked. Optional. */
   bindNotifier?(notifier: Notifier): void
   /** The entry `name` of directory `parent`, or null if there is none (cached as a negative entry). */

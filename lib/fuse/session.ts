@@ -9,16 +9,25 @@ import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, rep
 
 const EIO = 5
 
-/** Notifications being written at once: each may hold a pool thread while the kernel waits for a lock. */
+/** Notifications written at once, at most: each may hold a pool thread while the kernel waits for a lock. */
 const NOTIFYING = 3
+
+function poolSize(): number {
+  return Number(process.env.UV_THREADPOOL_SIZE) || 4
+}
+
+/** Notifications in flight for the pool we have: at least one pool thread stays free for the store. */
+function notifyingCount(pool = poolSize()): number {
+  return Math.max(1, Math.min(NOTIFYING, pool - readerCount(pool) - 1))
+}
 
 /**
  * Requests read at once. Each waiting reader holds one of libuv's pool threads (UV_THREADPOOL_SIZE,
  * default 4; the CLI sets 8), and the store's fdatasyncs and our notifications need some too, or
  * an idle mount would starve them: up to 4 readers, leaving 3 threads free.
  */
-export function readerCount(poolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4): number {
-  return Math.max(1, Math.min(4, poolSize - 1 - NOTIFYING))
+export function readerCount(pool = poolSize()): number {
+  return Math.max(1, Math.min(4, pool - 1 - NOTIFYING))
 }
 
 export class FuseSession {
@@ -31,6 +40,7 @@ export class FuseSession {
   readonly #noticeNames: string[] = []
   #noticeNext = 0
   #notifying = 0
+  readonly #maxNotifying = notifyingCount()
   #initialized: () => void = () => {}
   /** Resolves once the kernel's INIT is answered: from then on the mount serves requests. */
   readonly initialized = new Promise<void>((resolve) => (this.#initialized = resolve))
@@ -89,7 +99,7 @@ export class FuseSession {
   }
 
   #sendNotices(): void {
-    while (this.#notifying < NOTIFYING && this.#noticeNext < this.#noticeParents.length && !this.#ended) {
+    while (this.#notifying < this.#maxNotifying && this.#noticeNext < this.#noticeParents.length && !this.#ended) {
       const i = this.#noticeNext++
       const message = notifyInvalEntry(this.#noticeParents[i]!, Buffer.from(this.#noticeNames[i]!, 'utf8'))
       if (this.#noticeNext === this.#noticeParents.length) {

@@ -51,7 +51,7 @@ export class StoreMount extends EventEmitter {
   /** Mount `store` at the directory `mountpoint`. A read-only store makes a read-only mount. */
   static async mount(store: TreeStore | ImageStore, mountpoint: string, options: MountOptions = {}): Promise<StoreMount> {
     const opts = parseWith(mountOptionsSchema, options, 'mount')
-    const target = checkMountpoint(mountpoint)
+    const target = checkMountpoint(mountpoint, store)
     const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store, opts.maxNodes)
     const fd = kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path })
     // Warnings before the caller could listen are handed on right after mount() returns.
@@ -111,7 +111,7 @@ export class StoreMount extends EventEmitter {
  * not a pagecow mount already (a dead one included). Resolved before mounting: once mounted, only
  * the kernel may look at it from the serving process.
  */
-export function checkMountpoint(mountpoint: string): string {
+export function checkMountpoint(mountpoint: string, store?: TreeStore | ImageStore): string {
   const target = resolve(mountpoint)
   let st
   try {
@@ -124,7 +124,22 @@ export function checkMountpoint(mountpoint: string): string {
   if (!st.isDirectory()) throw new PagecowError('ENOTDIR', `mount: the mount point ${target} is not a directory`)
   const real = fs.realpathSync(target)
   if (findMount(real)) throw new PagecowError('EBUSY', `mount: a pagecow store is already mounted at ${real}`)
+  if (store) {
+    // The server reaches the store and the lower by path: if the mount covered them, its own
+    // calls would come back to it and wait for ever.
+    const storePath = fs.realpathSync(store.path)
+    const lower = fs.realpathSync(store instanceof ImageStore ? store.info().lower.path : store.lowerPath)
+    const covered = overlaps(real, storePath) ? storePath : store instanceof ImageStore ? (lower.startsWith(`${real}/`) ? lower : undefined) : overlaps(real, lower) ? lower : undefined
+    if (covered !== undefined) {
+      throw new PagecowError('EINVAL', `mount: the mount point ${real} overlaps ${covered}, which the store reads; mount it elsewhere (a store is not mounted over its own lower: the lower stays readable where it is)`)
+    }
+  }
   return real
+}
+
+/** Whether one path is the other or under it. */
+function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`) || a === '/' || b === '/'
 }
 
 export const unmountOptionsSchema = z.strictObject({
@@ -145,6 +160,8 @@ export async function unmountStore(mountpoint: string, options: UnmountOptions =
   const entry = findMount(resolve(mountpoint))
   if (!entry) throw new PagecowError('EINVAL', `umount: ${resolve(mountpoint)} is not a pagecow mount`)
   await kernelUnmount(entry.mountpoint, opts.lazy)
+  // A read-only server holds no lock: nothing to wait for (and the lock may be another writer's).
+  if (entry.readOnly) return entry.source
   const lock = `${entry.source}/${LOCK_FILE}`
   const until = Date.now() + opts.waitMs
   while (!WriterLock.isFree(lock)) {

@@ -70,6 +70,10 @@ export class TreeFs implements FuseOperations {
     this.#notifier = notifier
   }
 
+  get stable(): boolean {
+    return !this.#store.readOnly
+  }
+
   /** Node ids the kernel holds (what the mount costs in memory grows with this, not the tree). */
   get nodes(): number {
     return this.#nodes.size
@@ -87,7 +91,11 @@ export class TreeFs implements FuseOperations {
   async getattr(nodeid: number, fh: number | undefined): Promise<Attr> {
     const file = fh === undefined ? undefined : this.#files.get(fh)
     if (file) return attrOf(await file.handle.stat())
-    return attrOf(await this.#store.stat(this.#nodes.path(nodeid)))
+    const path = this.#nodes.pathIfNamed(nodeid)
+    if (path !== undefined) return attrOf(await this.#store.stat(path))
+    // No name left (unlinked), but open: fstat comes without a handle.
+    for (const f of this.#files.values()) if (f.nodeid === nodeid) return attrOf(await f.handle.stat())
+    throw new PagecowError('ENOENT', `node ${nodeid} has no name left and no open handle`)
   }
 
   async setattr(nodeid: number, changes: AttrChanges, fh: number | undefined): Promise<Attr> {
@@ -270,16 +278,24 @@ export class TreeFs implements FuseOperations {
     }
     // The names that fit, looked up together (the directory resolved once), before any is
     // added: the kernel counts a lookup for each entry sent, so none may be looked up in vain.
-    const from = i - 2
-    const candidates = dir.entries.slice(from, from + 512)
-    const names = candidates.map((e) => Buffer.from(e.name, 'utf8'))
-    const count = out.fitting(names)
-    if (count === 0) return
-    const stats = await this.#store.statChildren(this.#nodes.path(dir.nodeid), candidates.slice(0, count).map((e) => e.name))
-    for (let k = 0; k < count; k++) {
-      const stat = stats[k]
-      if (!stat) continue // removed since the listing was taken
-      out.add(this.#entry(dir.nodeid, candidates[k]!.name, stat), from + k + 3, DIRENT_TYPE[stat.type], names[k]!)
+    // An empty reply ends the listing, so a batch whose names were all removed since the
+    // snapshot does not end the reply: the next batch follows.
+    let from = i - 2
+    let added = out.count
+    while (from < dir.entries.length) {
+      const candidates = dir.entries.slice(from, from + 512)
+      const names = candidates.map((e) => Buffer.from(e.name, 'utf8'))
+      const count = out.fitting(names)
+      if (count === 0) return
+      const stats = await this.#store.statChildren(this.#nodes.path(dir.nodeid), candidates.slice(0, count).map((e) => e.name))
+      for (let k = 0; k < count; k++) {
+        const stat = stats[k]
+        if (!stat) continue // removed since the listing was taken
+        out.add(this.#entry(dir.nodeid, candidates[k]!.name, stat), from + k + 3, DIRENT_TYPE[stat.type], names[k]!)
+      }
+      from += count
+      if (out.count > added) return
+      added = out.count
     }
   }
 
@@ -324,7 +340,9 @@ export class TreeFs implements FuseOperations {
     for (const node of this.#nodes.shed(excess, (n) => busy.has(n.nodeid))) {
       for (const n of node.names) {
         const parent = this.#nodes.find(n.parent)
-        if (parent && parent.nodeid !== FUSE_ROOT_ID && !busy.has(parent.nodeid) && parent.names.length > 0) parents.add(parent.nodeid)
+        // A parent already being shed whose FORGET has not come (a shell's current directory)
+        // may never go: its children get their own messages.
+        if (parent && parent.nodeid !== FUSE_ROOT_ID && !busy.has(parent.nodeid) && !parent.shedding && parent.names.length > 0) parents.add(parent.nodeid)
         else notifier.invalidateEntry(n.parent, n.name)
       }
     }
@@ -340,8 +358,9 @@ export class TreeFs implements FuseOperations {
     const fh = this.#nextFh++
     this.#files.set(fh, { nodeid, handle, written: false })
     // Every change reaches the store through this mount, and the kernel keeps one page cache per
-    // inode (hard links are one node), so cached pages stay right across opens.
-    return { fh, keepCache: true }
+    // inode (hard links are one node), so cached pages stay right across opens. Not for a
+    // read-only store: its writer may be another process.
+    return { fh, keepCache: this.stable }
   }
 
   /**

@@ -97,7 +97,10 @@ export class PagedFile {
         reads.push(this.lower.readIntoAsync(target, at, want, from).then((n) => target.fill(0, at + n, at + to - from)))
       }
     }
-    await Promise.all(reads)
+    // Every piece settles before this returns, failed or not: none may write into `target` later.
+    const settled = await Promise.allSettled(reads)
+    const failed = settled.find((r) => r.status === 'rejected')
+    if (failed) throw (failed as PromiseRejectedResult).reason
     return end - offset
   }
 

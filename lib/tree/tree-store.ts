@@ -779,9 +779,10 @@ export class TreeStore extends EventEmitter {
     // deleting files on their word.
     this.#ns.sync(true)
     const fx: Effects = { after: [], purge: [] }
+    // Durable: the orphans' upper files are deleted right after, on this commit's word.
     this.#ns.transaction(() => {
       for (const row of this.#ns.orphans()) this.#destroy(row, fx)
-    })
+    }, true)
     this.#nodes.purge([...new Set([...fx.purge, ...this.#ns.purgeList()])])
   }
 
