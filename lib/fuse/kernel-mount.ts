@@ -1,7 +1,7 @@
 // Mounting and unmounting: the system calls behind `pagecow mount` and `pagecow umount`.
 // As root we open /dev/fuse ourselves and let mount(8) make the mount with that descriptor
 // (inherited as fd 3, named by the fd= option): no setuid helper, no native code.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { basename, dirname, join, resolve } from 'node:path'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
@@ -26,8 +26,13 @@ export interface MountEntry {
   fsType: string
 }
 
-/** Open /dev/fuse and mount it at `mountpoint`; the descriptor then serves that mount. */
-export function kernelMount(mountpoint: string, options: KernelMountOptions): number {
+/**
+ * Open /dev/fuse and mount it at `mountpoint`; the descriptor then serves that mount.
+ * `serve(fd)` is called as soon as the mount exists, while mount(8) may still be running: newer
+ * mount(8)s look at the new mount (statx) before they exit, and only a server can answer that.
+ * Resolves once mount(8) succeeded; if it fails after the mount appeared, the mount is undone.
+ */
+export async function kernelMount(mountpoint: string, options: KernelMountOptions, serve: (fd: number) => void): Promise<number> {
   let fd: number
   try {
     fd = fs.openSync(FUSE_DEVICE, fs.constants.O_RDWR)
@@ -43,14 +48,32 @@ export function kernelMount(mountpoint: string, options: KernelMountOptions): nu
   if (options.allowOther) data.push('allow_other')
   // -i: no mount.fuse.pagecow helper; -n: no mtab; -r: read-only.
   const args = ['-i', '-n', ...(options.readOnly ? ['-r'] : []), '-t', FS_TYPE, '-o', data.join(','), options.source, mountpoint]
-  const result = spawnSync('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd], encoding: 'utf8' })
-  if (result.error || result.status !== 0) {
-    fs.closeSync(fd)
-    const why = (result.error?.message ?? result.stderr ?? '').trim()
-    if (uid !== 0) throw new PagecowError('EACCES', `mount: only root can mount (${why || 'mount(8) failed'}); unprivileged mounting through fusermount3 is not supported`)
-    throw new PagecowError('EIO', `mount: mount(8) failed on ${mountpoint}: ${why || `exit ${result.status}`}`)
+  const child = spawn('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd] })
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  let status: number | string | undefined
+  const exited = new Promise<void>((done) => {
+    child.once('error', (err) => ((status = err.message), done()))
+    child.once('close', (code) => ((status = code ?? 'killed'), done()))
+  })
+  let serving = false
+  const isMounted = () => listMounts().some((m) => m.fsType === FS_TYPE && m.mountpoint === mountpoint && m.source === options.source)
+  while (status === undefined) {
+    if (!serving && isMounted()) {
+      serving = true
+      serve(fd)
+    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2))])
   }
-  return fd
+  if (status === 0) {
+    if (!serving) serve(fd)
+    return fd
+  }
+  const why = (typeof status === 'string' ? status : stderr).trim()
+  if (serving) await kernelUnmount(mountpoint, true).catch(() => {}) // the session ends; its owner closes fd
+  else fs.closeSync(fd)
+  if (uid !== 0) throw new PagecowError('EACCES', `mount: only root can mount (${why || 'mount(8) failed'}); unprivileged mounting through fusermount3 is not supported`)
+  throw new PagecowError('EIO', `mount: mount(8) failed on ${mountpoint}: ${why || `exit ${status}`}`)
 }
 
 /**

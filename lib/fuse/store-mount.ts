@@ -53,12 +53,20 @@ export class StoreMount extends EventEmitter {
     const opts = parseWith(mountOptionsSchema, options, 'mount')
     const target = checkMountpoint(mountpoint, store)
     const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store, opts.maxNodes)
-    const fd = kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path })
     // Warnings before the caller could listen are handed on right after mount() returns.
     const warnings: string[] = []
     let mount: StoreMount | undefined
-    const session = new FuseSession(fd, ops, (message) => (mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
-    mount = new StoreMount(target, store, fd, ops, session)
+    let session: FuseSession | undefined
+    try {
+      await kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path }, (fd) => {
+        session = new FuseSession(fd, ops, (message) => (mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
+        mount = new StoreMount(target, store, fd, ops, session)
+      })
+    } catch (err) {
+      await mount?.ended // undone: the session ended and let go of the descriptor
+      throw err
+    }
+    if (!mount || !session) throw new PagecowError('EIO', `mount: ${target} was mounted but not served`)
     // Usable once INIT is answered; only then does raising the readahead stick.
     await Promise.race([session.initialized, mount.ended])
     try {
