@@ -241,6 +241,7 @@ t.test('a removed file stays usable through open handles, then its data is purge
   t.equal(nodeFs.readdirSync(join(s.dir, 'upper')).length, 1, 'kept until the removal is durable')
   await s.store.flush()
   t.equal(nodeFs.readdirSync(join(s.dir, 'upper')).length, 0, 'the flush made it durable: the upper data file is gone')
+  t.equal(s.store.info().dirty, false, 'and nothing is left to flush (forgetting the purge record is harmless)')
   t.equal(s.store.info().namespace.inodes, 1, 'only the directory record is left')
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
 })

@@ -174,14 +174,26 @@ export class TreeFs implements FuseOperations {
   async open(nodeid: number, flags: number, killSuidgid: boolean): Promise<Opened> {
     const path = this.#nodes.path(nodeid)
     const handle = await this.#store.open(path, flags & OPEN_BITS)
-    if (killSuidgid) await this.#killPrivileges(path, true, true)
+    try {
+      if (killSuidgid) await this.#killPrivileges(path, true, true)
+    } catch (err) {
+      await handle.close() // the kernel gets an error, not a handle: nothing would close it
+      throw err
+    }
     return this.#opened(nodeid, handle)
   }
 
   async create(parent: number, name: string, flags: number, mode: number, caller: Caller): Promise<{ entry: EntryOut; opened: Opened }> {
     const path = this.#nodes.childPath(parent, name)
     const handle = await this.#store.open(path, (flags & OPEN_BITS) | constants.O_CREAT, { mode: mode & 0o7777, uid: caller.uid, gid: caller.gid })
-    const entry = this.#entry(parent, name, await handle.stat())
+    let stat: TreeStat
+    try {
+      stat = await handle.stat()
+    } catch (err) {
+      await handle.close()
+      throw err
+    }
+    const entry = this.#entry(parent, name, stat)
     return { entry, opened: this.#opened(entry.nodeid, handle) }
   }
 

@@ -135,10 +135,13 @@ export class Namespace {
   }
 
   /**
-   * Run `fn` in one SQLite transaction (synchronous: no await inside). `durable`: the commit
-   * (and, the WAL being one sequence, every commit before it) is on disk when this returns.
+   * Run `fn` in one SQLite transaction (synchronous: no await inside). `durability`: 'flush'
+   * (made durable by the next flush), 'now' (on disk when this returns, with every commit before
+   * it: the WAL is one sequence), or 'optional' (losing it is harmless: a flush need not wait
+   * for it, and `synced` does not count it).
    */
-  transaction<T>(fn: () => T, durable = false): T {
+  transaction<T>(fn: () => T, durability: Durability = 'flush'): T {
+    const durable = durability === 'now'
     const full = durable && this.#relaxed
     if (full) this.#db.pragma('synchronous = FULL')
     let result: T
@@ -151,6 +154,7 @@ export class Namespace {
     } finally {
       if (full) this.#db.pragma('synchronous = NORMAL')
     }
+    if (durability === 'optional') return result
     this.#commits++
     if (durable || !this.#relaxed) this.#durableCommits = this.#commits
     return result
@@ -163,7 +167,7 @@ export class Namespace {
    */
   sync(force = false): void {
     if (this.synced && !force) return
-    this.transaction(() => this.#run(BUMP_COUNTER, 'syncs'), true)
+    this.transaction(() => this.#run(BUMP_COUNTER, 'syncs'), 'now')
   }
 
   // ---- cached lookups, for path resolution ----
@@ -462,6 +466,9 @@ export class Namespace {
     this.#statement(sql).run(...params)
   }
 }
+
+/** When a namespace commit must be on disk: see Namespace.transaction(). */
+export type Durability = 'flush' | 'now' | 'optional'
 
 const BUMP_COUNTER = 'INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1'
 

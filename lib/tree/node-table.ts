@@ -260,7 +260,7 @@ export class NodeTable {
           }
           if (w.times) ctx.ns.setMeta(w.node.ino, w.times.times)
         }
-      }, true)
+      }, 'now')
     } catch (err) {
       throw fromSystemError(err, 'committing file data')
     }
@@ -308,9 +308,10 @@ export class NodeTable {
       // The removals must be durable before their records go, or a power cut could bring back
       // files nothing accounts for.
       fs.syncDirectory(`${this.#ctx.path}/${UPPER_DIR}`)
+      // Losing this commit only means the next open deletes (absent) files again.
       this.#ctx.ns.transaction(() => {
         for (const id of done) this.#ctx.ns.removePurge(id)
-      })
+      }, 'optional')
     } catch {
       // As above: the next open finishes the job.
     }

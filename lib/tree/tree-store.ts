@@ -782,7 +782,7 @@ export class TreeStore extends EventEmitter {
     // Durable: the orphans' upper files are deleted right after, on this commit's word.
     this.#ns.transaction(() => {
       for (const row of this.#ns.orphans()) this.#destroy(row, fx)
-    }, true)
+    }, 'now')
     this.#nodes.purge([...new Set([...fx.purge, ...this.#ns.purgeList()])])
   }
 
