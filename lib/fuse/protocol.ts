@@ -805,9 +805,7 @@ export function replyCreate(unique: bigint, e: EntryOut, fh: number, openFlags: 
 
 /** fuse_write_out: how many bytes were written. */
 export function replyWrite(unique: bigint, size: number): Buffer {
-  const b = reply(unique, WRITE_OUT_BYTES)
-  b.writeUInt32LE(size, OUT_HEADER_BYTES)
-  return b
+  return replyU32(unique, WRITE_OUT_BYTES, size)
 }
 
 /** fuse_statfs_out. */
@@ -842,8 +840,13 @@ export function replyDataHeader(unique: bigint, dataLength: number): Buffer {
 
 /** fuse_getxattr_out: the size a GETXATTR or LISTXATTR with `size` 0 asks for. */
 export function replyXattrSize(unique: bigint, size: number): Buffer {
-  const b = reply(unique, GETXATTR_OUT_BYTES)
-  b.writeUInt32LE(size, OUT_HEADER_BYTES)
+  return replyU32(unique, GETXATTR_OUT_BYTES, size)
+}
+
+/** A reply whose body is one u32 and padding (fuse_write_out, fuse_getxattr_out). */
+function replyU32(unique: bigint, bodyBytes: number, value: number): Buffer {
+  const b = reply(unique, bodyBytes)
+  b.writeUInt32LE(value, OUT_HEADER_BYTES)
   return b
 }
 
