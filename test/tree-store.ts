@@ -362,3 +362,22 @@ t.test('rm removes files, and directories with recursive', async (t) => {
   t.same((await s.store.readdir('/')).map((e) => e.name), ['etc', 'etc-abs', 'home', 'var'])
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
 })
+
+t.test('a flush racing the unlink and last close of a file it is syncing succeeds', async (t) => {
+  const { store, dir } = await setup(t)
+  for (let round = 0; round < 20; round++) {
+    const path = `/race-${round}`
+    const h = await store.open(path, O_CREAT | O_RDWR)
+    await h.write(0, Buffer.alloc(1 << 20, round + 1))
+    const flushed = store.flush()
+    // Let the flush reach its fdatasync in the pool, then remove the file under it.
+    await new Promise((resolve) => setImmediate(resolve))
+    await store.unlink(path)
+    await h.close()
+    await t.resolves(flushed, `round ${round}: the flush`)
+    t.equal(await store.statIfExists(path), undefined, `round ${round}: the file is gone`)
+  }
+  await store.flush()
+  t.same([...store.changes()].filter((c) => c.path.startsWith('/race-')), [], 'nothing of the removed files is left')
+  t.same(nodeFs.readdirSync(join(dir, 'upper')), [], 'their upper data files were deleted')
+})

@@ -2,19 +2,20 @@
 // never written, never locked.
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
+import { HeldFd } from '../page/held-fd.js'
 import type { LowerSource } from '../page/lower-source.js'
 
 export class LowerImage implements LowerSource {
   readonly path: string
   readonly size: number
   readonly mtimeMs: number
-  readonly #fd: number
+  readonly #file: HeldFd
   /** The last hole found, [start, end): map() asks about the same hole many times. */
   #hole: [number, number] = [0, 0]
 
   private constructor(path: string, fd: number, size: number, mtimeMs: number) {
     this.path = path
-    this.#fd = fd
+    this.#file = new HeldFd(fd)
     this.size = size
     this.mtimeMs = mtimeMs
   }
@@ -46,7 +47,7 @@ export class LowerImage implements LowerSource {
   }
 
   get fd(): number {
-    return this.#fd
+    return this.#file.fd
   }
 
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {
@@ -54,7 +55,7 @@ export class LowerImage implements LowerSource {
     while (done < length && position + done < this.size) {
       let n: number
       try {
-        n = fs.readSync(this.#fd, target, targetOffset + done, length - done, position + done)
+        n = fs.readSync(this.#file.fd, target, targetOffset + done, length - done, position + done)
       } catch (err) {
         throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
       }
@@ -64,26 +65,28 @@ export class LowerImage implements LowerSource {
     return done
   }
 
-  async readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
-    let done = 0
-    while (done < length && position + done < this.size) {
-      let n: number
-      try {
-        n = (await fs.read(this.#fd, target, targetOffset + done, length - done, position + done)).bytesRead
-      } catch (err) {
-        throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
+  readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
+    return this.#file.hold(async (fd) => {
+      let done = 0
+      while (done < length && position + done < this.size) {
+        let n: number
+        try {
+          n = (await fs.read(fd, target, targetOffset + done, length - done, position + done)).bytesRead
+        } catch (err) {
+          throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
+        }
+        if (n === 0) break
+        done += n
       }
-      if (n === 0) break
-      done += n
-    }
-    return done
+      return done
+    })
   }
 
   nextData(position: number): number | null {
     if (position >= this.size) return null
     const [holeStart, holeEnd] = this.#hole
     if (position >= holeStart && position < holeEnd) return holeEnd < this.size ? holeEnd : null
-    const data = fs.seekData(this.#fd, position)
+    const data = fs.seekData(this.#file.fd, position)
     if (data === null || data >= this.size) {
       this.#hole = [position, this.size]
       return null
@@ -96,11 +99,12 @@ export class LowerImage implements LowerSource {
     if (position >= this.size) return position
     const [holeStart, holeEnd] = this.#hole
     if (position >= holeStart && position < holeEnd) return position
-    const hole = fs.seekHole(this.#fd, position)
+    const hole = fs.seekHole(this.#file.fd, position)
     return hole === null ? this.size : Math.min(hole, this.size)
   }
 
+  /** Close; a read in flight in the pool finishes first. */
   close(): void {
-    fs.closeSync(this.#fd)
+    this.#file.close()
   }
 }

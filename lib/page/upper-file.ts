@@ -2,17 +2,18 @@
 // sparse and takes about as many blocks as it has DATA pages.
 import * as fs from '../fs.js'
 import { fromSystemError } from '../errors.js'
+import { HeldFd } from './held-fd.js'
 
 export class UpperFile {
   readonly path: string
-  readonly #fd: number
+  readonly #file: HeldFd
   readonly #readOnly: boolean
   /** Written since the last fdatasync. */
   #unsynced = false
 
   private constructor(path: string, fd: number, readOnly: boolean) {
     this.path = path
-    this.#fd = fd
+    this.#file = new HeldFd(fd)
     this.#readOnly = readOnly
   }
 
@@ -33,7 +34,7 @@ export class UpperFile {
 
   /** Bytes the upper takes on disk. */
   diskUsage(): { allocated: number; apparent: number } {
-    const st = fs.fstatSync(this.#fd)
+    const st = fs.fstatSync(this.#file.fd)
     return { allocated: st.blocks * 512, apparent: st.size }
   }
 
@@ -43,7 +44,7 @@ export class UpperFile {
     while (done < length) {
       let n: number
       try {
-        n = fs.readSync(this.#fd, target, targetOffset + done, length - done, position + done)
+        n = fs.readSync(this.#file.fd, target, targetOffset + done, length - done, position + done)
       } catch (err) {
         throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
       }
@@ -54,19 +55,21 @@ export class UpperFile {
   }
 
   /** readInto in libuv's thread pool. */
-  async readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<void> {
-    let done = 0
-    while (done < length) {
-      let n: number
-      try {
-        n = (await fs.read(this.#fd, target, targetOffset + done, length - done, position + done)).bytesRead
-      } catch (err) {
-        throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
+  readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<void> {
+    return this.#file.hold(async (fd) => {
+      let done = 0
+      while (done < length) {
+        let n: number
+        try {
+          n = (await fs.read(fd, target, targetOffset + done, length - done, position + done)).bytesRead
+        } catch (err) {
+          throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
+        }
+        if (n === 0) break
+        done += n
       }
-      if (n === 0) break
-      done += n
-    }
-    if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
+      if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
+    })
   }
 
   write(source: Uint8Array, position: number): void {
@@ -74,7 +77,7 @@ export class UpperFile {
     let done = 0
     while (done < source.length) {
       try {
-        done += fs.writeSync(this.#fd, source, done, source.length - done, position + done)
+        done += fs.writeSync(this.#file.fd, source, done, source.length - done, position + done)
       } catch (err) {
         throw fromSystemError(err, `writing the upper ${this.path} at ${position + done}`)
       }
@@ -84,7 +87,7 @@ export class UpperFile {
   /** Give the blocks under [position, position + length) back; they read as zeros. */
   punch(position: number, length: number): void {
     try {
-      fs.punchHole(this.#fd, position, length)
+      fs.punchHole(this.#file.fd, position, length)
     } catch (err) {
       throw fromSystemError(err, `punching a hole in the upper ${this.path}`)
     }
@@ -92,7 +95,7 @@ export class UpperFile {
 
   truncate(size: number): void {
     try {
-      fs.ftruncateSync(this.#fd, size)
+      fs.ftruncateSync(this.#file.fd, size)
     } catch (err) {
       throw fromSystemError(err, `truncating the upper ${this.path}`)
     }
@@ -103,7 +106,7 @@ export class UpperFile {
     if (!this.#unsynced) return
     this.#unsynced = false
     try {
-      await fs.fdatasync(this.#fd)
+      await this.#file.hold((fd) => fs.fdatasync(fd))
     } catch (err) {
       this.#unsynced = true
       throw fromSystemError(err, `syncing the upper ${this.path}`)
@@ -113,14 +116,15 @@ export class UpperFile {
   /** sync(), blocking: for commits that must not interleave with other work. */
   syncNow(): void {
     try {
-      fs.fdatasyncSync(this.#fd)
+      fs.fdatasyncSync(this.#file.fd)
       this.#unsynced = false
     } catch (err) {
       throw fromSystemError(err, `syncing the upper ${this.path}`)
     }
   }
 
+  /** Close; a read or fdatasync in flight in the pool (a flush racing an unlink) finishes first. */
   close(): void {
-    fs.closeSync(this.#fd)
+    this.#file.close()
   }
 }
