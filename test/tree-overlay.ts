@@ -185,6 +185,65 @@ t.test('truncate: down then up reads zeros; to zero copies nothing (SPEC §4)', 
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
 })
 
+t.test('zero and discard: whole pages become ZERO and store nothing; partial pages (SPEC §2)', async (t) => {
+  const s = await setup(t, true)
+  const ps = s.store.pageSize
+  const want = Buffer.alloc(10_000, 'c') // /etc/ssl/cert.pem in the lower
+  // zero over [100, 2 pages + 50): page 0's tail and page 2's head are written, page 1 ZERO.
+  await s.store.zero('/etc/ssl/cert.pem', 100, 2 * ps - 50)
+  want.fill(0, 100, 2 * ps + 50)
+  t.ok((await readAll(s.store, '/etc/ssl/cert.pem')).equals(want), 'zero: the range reads zeros, the rest the lower')
+  t.match(await s.store.fileInfo('/etc/ssl/cert.pem'), { size: 10_000, pages: { data: 2, zero: 1 } }, 'the whole page ZERO, the partial ones copied up')
+  t.equal(upperBytes(s.dir), 2 * ps, 'only the partial pages take space')
+
+  // discard leaves partial pages as they are.
+  const h = await s.store.open('/big.img', 'r+')
+  await h.write(0, Buffer.alloc(4 * ps, 'w'))
+  await h.discard(ps / 2, 3 * ps) // pages 1 and 2 whole inside; 0 and 3 partial
+  const head = await h.read(0, 4 * ps)
+  t.ok(head.subarray(0, ps).equals(Buffer.alloc(ps, 'w')), 'discard: a partial page keeps its bytes')
+  t.ok(head.subarray(ps, 3 * ps).equals(Buffer.alloc(2 * ps)), 'whole pages read zeros')
+  t.ok(head.subarray(3 * ps).equals(Buffer.alloc(ps, 'w')), 'the partial page at the end too')
+  await h.discard(BIG_SIZE + ps, ps) // past the end: nothing, the size stays
+  t.equal((await h.stat()).size, BIG_SIZE, 'discard past the end does not grow the file')
+  await h.zero(BIG_SIZE - 10, 20)
+  t.equal((await h.stat()).size, BIG_SIZE + 10, 'zero past the end grows the file')
+  await h.close()
+  // Pages 1-2, and the page the zeroed range ends in: it reaches the end of the file.
+  t.match(await s.store.fileInfo('/big.img'), { pages: { zero: 3 } })
+
+  await reopen(s)
+  t.ok((await readAll(s.store, '/etc/ssl/cert.pem')).equals(want), 'zeroed ranges survive a reopen')
+  const big = await s.store.open('/big.img')
+  t.ok((await big.read(ps, 2 * ps)).equals(Buffer.alloc(2 * ps)), 'discarded pages too')
+  t.equal((await big.stat()).size, BIG_SIZE + 10)
+  await big.close()
+  t.ok([...s.store.extents('/etc/ssl/cert.pem')].some((e) => e.state === 'zero' && e.start === ps && e.length === ps), 'the map shows the ZERO page')
+  t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
+})
+
+t.test('zero and discard refuse what they cannot do', async (t) => {
+  const s = await setup(t)
+  const rejects: Array<[string, () => Promise<unknown>, string]> = [
+    ['a directory', () => s.store.zero('/etc', 0, 1), 'EISDIR'],
+    ['a missing file', () => s.store.discard('/etc/nope', 0, 1), 'ENOENT'],
+    ['a negative offset', () => s.store.zero('/etc/hosts', -1, 1), 'EINVAL'],
+    ['a fractional length', () => s.store.discard('/etc/hosts', 0, 1.5), 'EINVAL'],
+    ['a symlink to a file (never followed)', () => s.store.zero('/etc/hosts-link', 0, 1), 'ELOOP'],
+  ]
+  for (const [what, call, code] of rejects) await t.rejects(call(), { code }, what)
+  const h = await s.store.open('/etc/hosts', 'r')
+  await t.rejects(h.zero(0, 1), { code: 'EBADF' }, 'a handle not open for writing')
+  await h.close()
+  await t.rejects(h.discard(0, 1), { code: 'ECLOSED' }, 'a closed handle')
+  await s.store.close()
+  const ro = await TreeStore.open(s.dir, { readOnly: true })
+  await t.rejects(ro.zero('/etc/hosts', 0, 1), { code: 'EROFS' }, 'a read-only store')
+  await ro.close()
+  s.store = await TreeStore.open(s.dir, { autoFlushMs: 0 })
+  t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
+})
+
 t.test('inode numbers are stable across copy-up, rename and reopen', async (t) => {
   const s = await setup(t)
   const lowerIno = nodeFs.statSync(join(s.lower, 'etc/hosts')).ino

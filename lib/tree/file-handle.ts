@@ -10,6 +10,7 @@ export interface HandleHost {
   readInto(target: Uint8Array, offset: number): Promise<number>
   write(offset: number, data: Uint8Array, append: boolean): number
   truncate(size: number): void
+  zero(offset: number, length: number, how: 'zero' | 'discard'): void
   stat(): TreeStat
   fsync(): Promise<void>
   close(): void
@@ -69,6 +70,23 @@ export class TreeFileHandle {
     this.#check('truncate')
     if (!this.flags.write) throw new PagecowError('EBADF', `truncate: ${this.path} is not open for writing`)
     this.#host.truncate(size)
+  }
+
+  /**
+   * Make [offset, offset + length) read as zeros (the file grows if the range ends past it):
+   * whole pages become ZERO and store nothing (fallocate's zero-range and punch-hole).
+   */
+  async zero(offset: number, length: number): Promise<void> {
+    this.#check('zero')
+    if (!this.flags.write) throw new PagecowError('EBADF', `zero: ${this.path} is not open for writing`)
+    this.#host.zero(offset, length, 'zero')
+  }
+
+  /** Trim: the pages of the range wholly inside the file become ZERO; partial pages are left. */
+  async discard(offset: number, length: number): Promise<void> {
+    this.#check('discard')
+    if (!this.flags.write) throw new PagecowError('EBADF', `discard: ${this.path} is not open for writing`)
+    this.#host.zero(offset, length, 'discard')
   }
 
   async stat(): Promise<TreeStat> {

@@ -376,17 +376,24 @@ export class TreeStore extends EventEmitter {
   async truncate(path: string, size: number): Promise<void> {
     const names = this.#beginWrite(path, 'truncate')
     checkRange(size, 0, 'truncate')
-    const entry = this.#resolver.resolve(names, 'truncate')
-    if (entry.type !== 'file' && entry.type !== 'directory' && entry.type !== 'symlink') {
-      throw new PagecowError('EINVAL', `truncate: ${joinPath(names)} is a ${entry.type}, not a regular file`)
-    }
-    this.#checkRegular(entry, names, 'truncate')
-    const node = this.#acquire(entry)
-    try {
-      this.#truncateNode(node, size)
-    } finally {
-      this.#releaseNode(node)
-    }
+    this.#changeFile(names, 'truncate', (node) => this.#truncateNode(node, size))
+  }
+
+  /**
+   * Make [offset, offset + length) of regular file `path` read as zeros (the file grows if the
+   * range ends past it): whole pages become ZERO and store nothing, partial ones are written.
+   */
+  async zero(path: string, offset: number, length: number): Promise<void> {
+    const names = this.#beginWrite(path, 'zero')
+    checkRange(offset, length, 'zero')
+    this.#changeFile(names, 'zero', (node) => this.#zeroNode(node, offset, length, 'zero'))
+  }
+
+  /** Trim: the pages of [offset, offset + length) wholly inside file `path` become ZERO; partial ones are left. */
+  async discard(path: string, offset: number, length: number): Promise<void> {
+    const names = this.#beginWrite(path, 'discard')
+    checkRange(offset, length, 'discard')
+    this.#changeFile(names, 'discard', (node) => this.#zeroNode(node, offset, length, 'discard'))
   }
 
   /** The merged view of a regular file as extents (SPEC §5). */
@@ -948,6 +955,31 @@ export class TreeStore extends EventEmitter {
     this.#nodes.release(node)
   }
 
+  /** Run `change` on the node of the regular file at `names`, held for the call. */
+  #changeFile(names: string[], what: string, change: (node: FileNode) => void): void {
+    const entry = this.#resolver.resolve(names, what)
+    if (entry.type !== 'file' && entry.type !== 'directory' && entry.type !== 'symlink') {
+      throw new PagecowError('EINVAL', `${what}: ${joinPath(names)} is a ${entry.type}, not a regular file`)
+    }
+    this.#checkRegular(entry, names, what)
+    const node = this.#acquire(entry)
+    try {
+      change(node)
+    } finally {
+      this.#releaseNode(node)
+    }
+  }
+
+  /** zero(): the range reads zeros, the file grows to its end; discard(): whole pages inside the file only. */
+  #zeroNode(node: FileNode, offset: number, length: number, how: 'zero' | 'discard'): void {
+    if (length === 0 || (how === 'discard' && offset >= node.size)) return
+    const paged = this.#nodes.beginData(node)
+    if (how === 'zero') paged.zero(offset, length)
+    else paged.discard(offset, length)
+    const now = Date.now()
+    node.setTimes({ mtimeMs: now, ctimeMs: now })
+  }
+
   #truncateNode(node: FileNode, size: number): void {
     const paged = this.#nodes.beginData(node)
     paged.truncate(size)
@@ -1008,6 +1040,12 @@ export class TreeStore extends EventEmitter {
         if (this.readOnly) throw new PagecowError('EROFS', 'truncate: the store is open read-only')
         checkRange(size, 0, 'truncate')
         this.#truncateNode(node, size)
+      },
+      zero: (offset, length, how) => {
+        check()
+        if (this.readOnly) throw new PagecowError('EROFS', `${how}: the store is open read-only`)
+        checkRange(offset, length, how)
+        this.#zeroNode(node, offset, length, how)
       },
       stat: () => {
         check()
