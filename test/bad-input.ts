@@ -11,7 +11,9 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
+  statfsSync,
   truncateSync,
   utimesSync,
   writeFileSync,
@@ -23,6 +25,7 @@ import t, { type Test } from 'tap'
 import { MAX_FILE_SIZE, PAGES_PER_CHUNK } from '../lib/geometry.js'
 import { checkStore } from '../lib/image/fsck.js'
 import { ImageStore, MAX_IO_BYTES } from '../lib/image/image-store.js'
+import { checkTreeStore, TreeStore } from '../lib/index.js'
 import { SCHEMA_VERSION } from '../lib/store/migrations.js'
 import { pattern } from '../tools/crash/pattern.js'
 import { ImageModel } from './fixtures/image-model.js'
@@ -567,7 +570,8 @@ function skipUnlessRequired(t: Test, reason: string): void {
   t.pass('a real full disk', { skip: reason })
 }
 
-t.test('a real full disk (a 2 MiB tmpfs)', async (t) => {
+/** Run `work` on a fresh 2 MiB tmpfs mounted under the test's directory; skip (or fail under CI) where that cannot be done. */
+async function onSmallTmpfs(t: Test, work: (dir: string, mnt: string) => Promise<void>): Promise<void> {
   if (process.getuid?.() !== 0 || process.platform !== 'linux') {
     const reason = 'needs root on Linux to mount a tmpfs'
     return skipUnlessRequired(t, reason)
@@ -582,12 +586,76 @@ t.test('a real full disk (a 2 MiB tmpfs)', async (t) => {
     return skipUnlessRequired(t, reason)
   }
   try {
-    await fillTheDisk(t, dir, mnt)
+    await work(dir, mnt)
   } finally {
     // Unmount here, not in a teardown: the test directory is removed before teardowns run.
     execFileSync('umount', ['-l', mnt])
   }
-})
+}
+
+t.test('a real full disk (a 2 MiB tmpfs)', (t) => onSmallTmpfs(t, (dir, mnt) => fillTheDisk(t, dir, mnt)))
+
+t.test('a tree store on a full disk opens for writing, reads, and refuses writes with ENOSPC', (t) =>
+  onSmallTmpfs(t, async (dir, mnt) => {
+    const lower = `${dir}/lower`
+    mkdirSync(`${lower}/etc`, { recursive: true })
+    writeFileSync(`${lower}/etc/hosts`, 'lower hosts\n')
+    const storeDir = `${mnt}/store`
+    const store = await TreeStore.create(storeDir, { lower, autoFlushMs: 0 })
+    const h = await store.open('/etc/hosts', 'r+')
+    await h.write(0, Buffer.from('UPPER'))
+    await h.close()
+    await store.close()
+    // A writer killed while holding the store leaves its WAL and shared-memory files behind.
+    const holder = spawn(process.execPath, ['--import', 'tsx', HOLD_WRITER, storeDir], { stdio: ['pipe', 'pipe', 'inherit'] })
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.once('data', () => resolve())
+      holder.once('exit', (code) => reject(new Error(`the writer exited with ${code} before holding the store`)))
+    })
+    holder.kill('SIGKILL')
+    await new Promise((resolve) => holder.once('exit', resolve))
+    // Fill what is left of the disk, down to the last block.
+    const filler = openSync(`${mnt}/filler`, 'w')
+    try {
+      for (let chunk = 64 * 1024; chunk >= 512; ) {
+        try {
+          writeSync(filler, Buffer.alloc(chunk, 1))
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
+          chunk /= 2
+        }
+      }
+    } finally {
+      closeSync(filler)
+    }
+    t.equal(statfsSync(mnt).bavail, 0, 'the disk is full')
+    const full = await TreeStore.open(storeDir, { autoFlushMs: 0 })
+    t.pass('a writable open needs no space')
+    const r = await full.open('/etc/hosts')
+    t.equal((await r.read(0, 100)).toString(), 'UPPER hosts\n', 'what was flushed reads back')
+    await r.close()
+    await rejectsWith(t, () => full.create('/etc/new'), 'ENOSPC', 'creating a file on a full disk')
+    t.equal(await full.statIfExists('/etc/new'), undefined, 'the failed create left nothing')
+    const w = await full.open('/etc/hosts', 'r+')
+    let failure: unknown
+    try {
+      await w.write(0, Buffer.alloc(256 * 1024, 7))
+      await w.fsync()
+    } catch (err) {
+      failure = err
+    }
+    t.ok(hasCode(failure, 'ENOSPC'), 'a write that needs space fails with ENOSPC', { failure })
+    await w.close()
+    rmSync(`${mnt}/filler`)
+    await full.flush()
+    await full.close()
+    const again = await TreeStore.open(storeDir, { autoFlushMs: 0 })
+    const hosts = await again.open('/etc/hosts')
+    t.equal((await hosts.read(0, 5)).toString(), 'UPPER', 'the store opens again once space is back, its flushed data kept')
+    await hosts.close()
+    await again.close()
+    t.same((await checkTreeStore(storeDir)).problems, [], 'fsck is clean')
+  }))
 
 async function fillTheDisk(t: Test, dir: string, mnt: string): Promise<void> {
   const lower = makeLower(`${dir}/lower.img`, 2048 * P + 5, new Random(77), 0.9)

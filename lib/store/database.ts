@@ -48,6 +48,30 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
   }
 }
 
+/**
+ * Make what an earlier process committed durable, without writing: fsync the database file and
+ * its WAL. A process killed with commits in the page cache only left them there, and deleting
+ * files on their word needs them on disk; a durable commit would do it too, but fails on a full disk.
+ */
+export function syncDatabaseFiles(path: string): void {
+  for (const file of [path, `${path}-wal`]) {
+    let fd: number
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDONLY)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file !== path) continue // no WAL: nothing committed since the last checkpoint
+      throw fromSystemError(err, `opening ${file} to sync it`)
+    }
+    try {
+      fs.fsyncSync(fd)
+    } catch (err) {
+      throw fromSystemError(err, `syncing ${file}`)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+}
+
 const dataVersionStatements = new WeakMap<Database.Database, Database.Statement<[], number>>()
 
 /**

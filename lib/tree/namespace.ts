@@ -160,13 +160,9 @@ export class Namespace {
     return result
   }
 
-  /**
-   * Make every commit so far durable: one durable commit if any is not yet (a flush's last step).
-   * `force`: even if this connection committed nothing (what an earlier process left in the WAL
-   * may be in the page cache only).
-   */
-  sync(force = false): void {
-    if (this.synced && !force) return
+  /** Make every commit so far durable: one durable commit if any is not yet (a flush's last step). */
+  sync(): void {
+    if (this.synced) return
     this.transaction(() => this.#run(BUMP_COUNTER, 'syncs'), 'now')
   }
 

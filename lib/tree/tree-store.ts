@@ -12,7 +12,7 @@ import type { Extent } from '../page/extent.js'
 import { ExtentMerger } from '../page/extent.js'
 import { lowerPieces } from '../page/lower-pieces.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase } from '../store/database.js'
+import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase, syncDatabaseFiles } from '../store/database.js'
 import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { VERSION } from '../version.js'
@@ -784,7 +784,7 @@ export class TreeStore extends EventEmitter {
   #recover(): void {
     // A killed process's last commits may sit in the page cache only: make them durable before
     // deleting files on their word.
-    this.#ns.sync(true)
+    syncDatabaseFiles(`${this.path}/${DATABASE_FILE}`)
     const fx: Effects = { after: [], purge: [] }
     // Durable: the orphans' upper files are deleted right after, on this commit's word.
     this.#ns.transaction(() => {
