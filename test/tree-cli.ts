@@ -72,6 +72,39 @@ t.test('namespace commands', async (t) => {
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
 })
 
+t.test('chmod takes MODE as chmod(1) does: -w without --, octal with leading zeros', async (t) => {
+  const s = await setup(t)
+  const chmod = async (...argv: string[]) => ok(t, await runCli(['chmod', s.store, ...argv]), `chmod ${argv.join(' ')}`)
+  t.equal(await chmod('600', '/etc/passwd'), 'mode of /etc/passwd set to 0600\n')
+  t.equal(await chmod('-w', '/etc/passwd'), 'mode of /etc/passwd set to 0400\n', 'a MODE beginning with - is not an option')
+  t.equal(await chmod('-x,u+w', '/etc/passwd'), 'mode of /etc/passwd set to 0600\n')
+  t.equal(await chmod('-r', '/etc/passwd', '--debug'), 'mode of /etc/passwd set to 0200\n', 'options still parse after it')
+  t.equal(await chmod('--', '-w,+r', '/etc/passwd'), 'mode of /etc/passwd set to 0444\n', '-- still ends the options')
+  t.equal(await chmod('-r,u+rw', '--', '/etc/passwd'), 'mode of /etc/passwd set to 0600\n', '-- after the MODE')
+  t.equal(await chmod('-644', '/etc/passwd'), 'mode of /etc/passwd set to 00\n', 'octal after the operator, as chmod -644')
+  t.equal(await chmod('000644', '/etc/passwd'), 'mode of /etc/passwd set to 0644\n', 'leading zeros')
+  t.match(await chmod('-w', '--help'), /^Usage: pagecow chmod /, '--help still shows help')
+
+  t.equal(await chmod('g+s', '/etc'), 'mode of /etc set to 02755\n')
+  t.equal(await chmod('755', '/etc'), 'mode of /etc set to 02755\n', 'under five digits a directory keeps setgid')
+  t.equal(await chmod('00755', '/etc'), 'mode of /etc set to 0755\n', 'five digits clear it')
+  t.equal(await chmod('u=rwx,go=', '/etc'), 'mode of /etc set to 0700\n')
+  t.equal(await chmod('=', '/etc/passwd'), 'mode of /etc/passwd set to 00\n')
+  t.equal(await chmod('a+rwx,o=u,a-x', '/etc/passwd'), 'mode of /etc/passwd set to 0666\n')
+
+  // Modes chmod(1) refuses (test/symbolic-mode.ts checks each against it): EINVAL, mode unchanged.
+  for (const mode of ['017777', '0010000', '8', 'u+644', '+644x', 'u=gx', '-wq', 'u+x,', '', ' 644']) {
+    fails(t, await runCli(['chmod', s.store, mode, '/etc/passwd']), 'EINVAL', `chmod ${JSON.stringify(mode)}`)
+  }
+  t.equal(await chmod('+', '/etc/passwd'), 'mode of /etc/passwd set to 0666\n', 'unchanged by the refused ones')
+  // Options chmod(1) does not take as a mode stay unknown options.
+  for (const option of ['-q', '-R', '--json', '--reference=/etc/hosts']) {
+    const run = await runCli(['chmod', s.store, option, '/etc/passwd'])
+    t.equal(run.code, 1, `${option}: exit 1`)
+    t.match(run.stderr, new RegExp(`^pagecow: unknown option '${option.replace(/=.*/, '')}.* \\(EINVAL\\)\\n`), `${option} is an unknown option`)
+  }
+})
+
 t.test('read and write files; inspect, map, fsck, export', async (t) => {
   const s = await setup(t)
   t.equal(ok(t, await runCli(['read', s.store, '/etc/hosts']), 'read'), '127.0.0.1 localhost\n')
