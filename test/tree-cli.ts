@@ -168,3 +168,22 @@ t.test('tree commands refuse image stores and image commands name the kind', asy
   t.equal(ok(t, await runCli(['read', image, '--offset', '0', '--length', '2']), 'image read still works'), '\x01\x01')
   fails(t, await runCli(['create', join(dir, 's'), '--lower', join(dir, 'nope')]), 'ENOENT', 'a missing lower')
 })
+
+t.test('zero and discard on a tree file: whole pages become ZERO', async (t) => {
+  const s = await setup(t)
+  ok(t, await runCli(['write', s.store, '/big.img', '--offset', '0'], { stdin: 'x'.repeat(5 * 4096) }), 'write 5 pages')
+  t.equal(ok(t, await runCli(['zero', s.store, '/big.img', '--offset', '100', '--length', '8k']), 'zero PATH'), 'zeroed 8192 bytes (8.0 KiB) at offset 100\n')
+  t.equal(ok(t, await runCli(['discard', s.store, '/big.img', '--offset', '12k', '--length', '6k']), 'discard PATH'), 'discarded 6144 bytes (6.0 KiB) at offset 12288\n')
+  const head = Buffer.from(ok(t, await runCli(['read', s.store, '/big.img', '--length', String(5 * 4096)]), 'read back'), 'latin1')
+  const want = Buffer.alloc(5 * 4096, 'x')
+  want.fill(0, 100, 100 + 8192) // zero: the edges written, page 1 ZERO
+  want.fill(0, 3 * 4096, 4 * 4096) // discard: page 3 whole inside [12k, 18k); page 4 partial, kept
+  t.ok(head.equals(want), 'the zeroed and discarded ranges read zeros, partial discard edges keep their bytes')
+  const info = JSON.parse(ok(t, await runCli(['inspect', s.store, '/big.img', '--json']), 'inspect PATH --json'))
+  t.match(info, { info: { pages: { zero: 2 } } }, 'two ZERO pages')
+  fails(t, await runCli(['zero', s.store, '--offset', '0', '--length', '1']), 'EINVAL', 'zero without PATH on a tree')
+  fails(t, await runCli(['discard', s.store, '/etc', '--offset', '0', '--length', '1']), 'EISDIR', 'discard a directory')
+  fails(t, await runCli(['zero', s.store, '/nope', '--offset', '0', '--length', '1']), 'ENOENT', 'zero a missing file')
+  fails(t, await runCli(['zero', s.store, '/etc/hosts', '--offset', '-1', '--length', '1']), 'EINVAL', 'a negative offset')
+  t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
+})
