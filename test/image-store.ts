@@ -450,3 +450,43 @@ t.test('write amplification: whole pages cost what they write', async (t) => {
   t.same(store.info().written, { userBytes: 4 * P + 10, upperBytes: 4 * P + 10, amplification: 1 })
   await store.close()
 })
+
+t.test('large readInto (through the thread pool) gives the model’s bytes in every page state', async (t) => {
+  const P = 4096
+  const rng = new Random(31)
+  const { store, model } = await storeFixture(t, { pageSize: P, lowerSize: 300 * P + 123, rng, dataFraction: 0.6 })
+  // DATA, ZERO (zero and discard), LOWER and lower-hole pages, some flushed and some not.
+  for (let i = 0; i < 40; i++) {
+    const at = rng.int(0, 300 * P)
+    const length = rng.int(1, 9 * P)
+    const kind = rng.int(0, 3)
+    if (kind === 0) {
+      const data = pattern(100 + i, at, length)
+      await store.write(at, data)
+      model.write(at, data)
+    } else if (kind === 1) {
+      await store.zero(at, length)
+      model.zero(at, length)
+    } else {
+      await store.discard(at, length)
+      model.discard(at, length)
+    }
+    if (i % 10 === 9) await store.flush()
+  }
+  const reads: Array<Promise<void>> = []
+  for (let i = 0; i < 24; i++) {
+    const at = rng.int(0, model.size)
+    const target = Buffer.alloc(rng.int(64 * 1024, 512 * 1024), 0xee)
+    reads.push(
+      store.readInto(target, at).then((n) => {
+        const want = model.read(at, Math.min(target.length, model.size - at))
+        t.equal(n, want.length, `read ${i} at ${at}: length`)
+        t.ok(target.subarray(0, n).equals(want), `read ${i} at ${at}: the model's bytes`)
+      }),
+    )
+  }
+  await Promise.all(reads) // concurrent: they overlap in the pool
+  const inFlight = store.readInto(Buffer.alloc(1 << 20), 0)
+  await store.close()
+  t.equal(await inFlight, 1 << 20, 'a read in flight when close() is called finishes first')
+})

@@ -7,7 +7,7 @@ import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { Geometry } from '../geometry.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
-import { PagedFile } from '../page/paged-file.js'
+import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
@@ -62,6 +62,8 @@ export class ImageStore extends EventEmitter {
   #commits = 0
   #dataVersion: number
   #closed = false
+  /** Reads in flight in the thread pool: close() lets them finish. */
+  readonly #reads = new Set<Promise<number>>()
 
   private constructor(parts: {
     path: string
@@ -180,13 +182,25 @@ export class ImageStore extends EventEmitter {
     return target
   }
 
-  /** Read into `target` from `offset`; returns the bytes read (fewer at the end of the image). */
+  /**
+   * Read into `target` from `offset`; returns the bytes read (fewer at the end of the image).
+   * Reads of 64 KiB or more run in libuv's thread pool, so that several (an NBD client's queue)
+   * overlap on the disk; smaller ones stay on the event loop, where a cached page costs less
+   * than the hop to the pool.
+   */
   async readInto(target: Uint8Array, offset: number): Promise<number> {
     this.#checkOpen()
     if (!(target instanceof Uint8Array)) throw new PagecowError('EINVAL', 'readInto: target must be a Buffer or Uint8Array')
     checkRange(offset, target.length, 'read')
     this.#refresh()
-    return this.#file.readInto(target, offset)
+    if (target.length < ASYNC_READ_BYTES) return this.#file.readInto(target, offset)
+    const read = this.#file.readIntoAsync(target, offset)
+    this.#reads.add(read)
+    try {
+      return await read
+    } finally {
+      this.#reads.delete(read)
+    }
   }
 
   /** Write `data` at `offset`; the image grows if the write ends past it. */
@@ -238,6 +252,7 @@ export class ImageStore extends EventEmitter {
     if (!this.readOnly) await this.flush()
     clearInterval(this.#timer)
     this.#closed = true
+    await Promise.allSettled(this.#reads) // the reads' targets must not be written after close returns
     this.#file.upper.close()
     this.#file.lower.close()
     if (!this.readOnly) {

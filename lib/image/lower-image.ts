@@ -51,35 +51,16 @@ export class LowerImage implements LowerSource {
   }
 
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {
-    let done = 0
-    while (done < length && position + done < this.size) {
-      let n: number
-      try {
-        n = fs.readSync(this.#file.fd, target, targetOffset + done, length - done, position + done)
-      } catch (err) {
-        throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
-      }
-      if (n === 0) break
-      done += n
-    }
-    return done
+    return this.#file.readFully(target, targetOffset, this.#clip(length, position), position, `the lower ${this.path}`)
   }
 
   readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
-    return this.#file.hold(async (fd) => {
-      let done = 0
-      while (done < length && position + done < this.size) {
-        let n: number
-        try {
-          n = (await fs.read(fd, target, targetOffset + done, length - done, position + done)).bytesRead
-        } catch (err) {
-          throw fromSystemError(err, `reading the lower ${this.path} at ${position + done}`)
-        }
-        if (n === 0) break
-        done += n
-      }
-      return done
-    })
+    return this.#file.readFullyAsync(target, targetOffset, this.#clip(length, position), position, `the lower ${this.path}`)
+  }
+
+  /** Reads stop at the size the lower had when opened, should it have grown since. */
+  #clip(length: number, position: number): number {
+    return Math.max(0, Math.min(length, this.size - position))
   }
 
   nextData(position: number): number | null {

@@ -1,7 +1,9 @@
 // A file descriptor that async work (a read or an fdatasync in libuv's pool) can hold across its
 // await: close() while such work is in flight defers the close(2) until the work ends. Closing at
 // once would fail that work with EBADF, or worse, point it at whatever file reuses the number.
+// Also the full reads (pread until done or end of file) that the upper and lower files share.
 import * as fs from '../fs.js'
+import { fromSystemError } from '../errors.js'
 
 export class HeldFd {
   readonly #fd: number
@@ -26,6 +28,40 @@ export class HeldFd {
     } finally {
       if (--this.#inFlight === 0 && this.#closeAsked) this.#closeNow()
     }
+  }
+
+  /** pread until `length` bytes are read or the file ends; returns the bytes read. `what` names the file in errors. */
+  readFully(target: Uint8Array, targetOffset: number, length: number, position: number, what: string): number {
+    let done = 0
+    while (done < length) {
+      let n: number
+      try {
+        n = fs.readSync(this.#fd, target, targetOffset + done, length - done, position + done)
+      } catch (err) {
+        throw fromSystemError(err, `reading ${what} at ${position + done}`)
+      }
+      if (n === 0) break
+      done += n
+    }
+    return done
+  }
+
+  /** readFully in libuv's thread pool, holding the descriptor. */
+  readFullyAsync(target: Uint8Array, targetOffset: number, length: number, position: number, what: string): Promise<number> {
+    return this.hold(async (fd) => {
+      let done = 0
+      while (done < length) {
+        let n: number
+        try {
+          n = (await fs.read(fd, target, targetOffset + done, length - done, position + done)).bytesRead
+        } catch (err) {
+          throw fromSystemError(err, `reading ${what} at ${position + done}`)
+        }
+        if (n === 0) break
+        done += n
+      }
+      return done
+    })
   }
 
   close(): void {

@@ -21,6 +21,12 @@ export interface FileState {
   upperWritten: number
 }
 
+/**
+ * Reads this large or larger are worth readIntoAsync (libuv's thread pool, so that several overlap
+ * on the disk); below it a cached read on the event loop costs less than the hop to the pool.
+ */
+export const ASYNC_READ_BYTES = 64 * 1024
+
 export class PagedFile {
   readonly geometry: Geometry
   readonly lower: LowerSource

@@ -40,36 +40,14 @@ export class UpperFile {
 
   /** Read into `target`; bytes past the upper's end read as zeros. */
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): void {
-    let done = 0
-    while (done < length) {
-      let n: number
-      try {
-        n = fs.readSync(this.#file.fd, target, targetOffset + done, length - done, position + done)
-      } catch (err) {
-        throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
-      }
-      if (n === 0) break
-      done += n
-    }
+    const done = this.#file.readFully(target, targetOffset, length, position, `the upper ${this.path}`)
     if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
   }
 
   /** readInto in libuv's thread pool. */
-  readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<void> {
-    return this.#file.hold(async (fd) => {
-      let done = 0
-      while (done < length) {
-        let n: number
-        try {
-          n = (await fs.read(fd, target, targetOffset + done, length - done, position + done)).bytesRead
-        } catch (err) {
-          throw fromSystemError(err, `reading the upper ${this.path} at ${position + done}`)
-        }
-        if (n === 0) break
-        done += n
-      }
-      if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
-    })
+  async readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<void> {
+    const done = await this.#file.readFullyAsync(target, targetOffset, length, position, `the upper ${this.path}`)
+    if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
   }
 
   write(source: Uint8Array, position: number): void {

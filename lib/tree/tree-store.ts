@@ -49,12 +49,10 @@ import {
   type TreeOpenOptions,
   type UtimensOptions,
 } from './options.js'
+import { ASYNC_READ_BYTES } from '../page/paged-file.js'
 import { Resolver } from './resolver.js'
 import type { DirEntry, TreeStat, TreeStatfs } from './tree-stat.js'
 import { checkXattrName, checkXattrValue } from './xattr-name.js'
-
-/** Reads this large or larger go through libuv's thread pool. */
-const ASYNC_READ_BYTES = 64 * 1024
 
 /** st_size reported for a directory created in the upper. */
 const DIRECTORY_SIZE = 4096
