@@ -33,6 +33,19 @@ t.test('a hard link whose other name sits in a forgotten directory still has a p
   t.equal(table.size, 3, 'root, b and the file')
 })
 
+t.test('parent: the directory a node is named in, what its ".." shows', async (t) => {
+  const table = new InodeTable(100)
+  const a = table.remember(FUSE_ROOT_ID, 'a', 101)
+  const b = table.remember(a.nodeid, 'b', 102)
+  t.equal(table.parent(FUSE_ROOT_ID).ino, 100, 'the root’s is the root')
+  t.equal(table.parent(a.nodeid).ino, 100)
+  t.equal(table.parent(b.nodeid).ino, 101)
+  table.renamed({ parent: a.nodeid, name: 'b' }, { parent: FUSE_ROOT_ID, name: 'b' }, false)
+  t.equal(table.parent(b.nodeid).ino, 100, 'moved by a rename')
+  table.removed(FUSE_ROOT_ID, 'b')
+  t.throws(() => table.parent(b.nodeid), { code: 'ENOENT' }, 'removed: no name left')
+})
+
 t.test('paths longer than PATH_MAX are refused before they are built', async (t) => {
   const table = new InodeTable(100)
   let parent = FUSE_ROOT_ID

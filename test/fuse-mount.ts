@@ -295,6 +295,37 @@ os.close(ro)
 print(json.dumps(out, sort_keys=True))
 `
 
+/**
+ * d_ino of "." and ".." as readdir(3) gives them, with st_ino of the directory and of its "..",
+ * for each directory in argv. Through libc: os.scandir skips the dots, and ls -ai stats them.
+ */
+const PYTHON_DOTS = String.raw`
+import ctypes, ctypes.util, json, os, sys
+class Dirent(ctypes.Structure):
+    _fields_ = [('d_ino', ctypes.c_uint64), ('d_off', ctypes.c_int64), ('d_reclen', ctypes.c_ushort), ('d_type', ctypes.c_ubyte), ('d_name', ctypes.c_char * 256)]
+libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir64.restype = ctypes.POINTER(Dirent)
+libc.readdir64.argtypes = [ctypes.c_void_p]
+libc.closedir.argtypes = [ctypes.c_void_p]
+out = {}
+for path in sys.argv[1:]:
+    d = libc.opendir(os.fsencode(path))
+    if not d:
+        raise OSError(ctypes.get_errno(), 'opendir', path)
+    dots = {}
+    while True:
+        e = libc.readdir64(d)
+        if not e:
+            break
+        if e.contents.d_name in (b'.', b'..'):
+            dots[e.contents.d_name.decode()] = e.contents.d_ino
+    libc.closedir(d)
+    out[path] = {'dot': dots['.'], 'dotdot': dots['..'], 'ino': os.stat(path).st_ino, 'parent': os.stat(os.path.join(path, '..')).st_ino}
+print(json.dumps(out))
+`
+
 const C_PROJECT: Record<string, string> = {
   'proj/Makefile': 'CC ?= cc\nCFLAGS = -O1 -Wall\n\nhello: main.o util.o\n\t$(CC) -o $@ main.o util.o\n\n%.o: %.c util.h\n\t$(CC) $(CFLAGS) -c $<\n\nclean:\n\trm -f hello *.o\n',
   'proj/util.h': 'int triangle(int n);\n',
@@ -324,6 +355,25 @@ if (fuseUsable(t, ['python3', 'tar', 'dd', 'find', 'truncate', 'md5sum', 'awk'])
       const tool = statSync(join(mnt, 'usr/bin/tool'))
       t.equal(statSync(join(mnt, 'usr/bin/tool-link')).ino, tool.ino, 'a lower hard link pair is one inode')
       t.equal(tool.nlink, 2)
+    })
+
+    await t.test('readdir: "." and ".." carry the inode numbers stat shows; the root’s ".." is itself', async (t) => {
+      type Dots = Record<string, { dot: number; dotdot: number; ino: number; parent: number }>
+      // A directory made through the mount, then moved: its ".." follows it.
+      const setup = 'mkdir -p dots/a/b dots/c && mv dots/a/b dots/c/b'
+      const dirs = ['.', 'usr', 'usr/share/doc', 'dots', 'dots/c/b']
+      for (const [label, root] of [['mount', mnt], ['plain', plain]] as const) {
+        const made = await sh(setup, root)
+        t.equal(made.code, 0, made.stderr)
+        const seen = await python<Dots>(t, PYTHON_DOTS, root, dirs)
+        for (const d of dirs) {
+          t.equal(seen[d]?.dot, seen[d]?.ino, `${label}, ${d}: "." is the directory`)
+          // The mount's root is its file system's root: its ".." is itself, as on any file system.
+          const parent = label === 'mount' && d === '.' ? seen[d]?.ino : seen[d]?.parent
+          t.equal(seen[d]?.dotdot, parent, `${label}, ${d}: ".." is ${d === '.' && label === 'mount' ? 'the root itself' : 'the parent'}`)
+        }
+        t.equal((await sh('rm -r dots', root)).code, 0)
+      }
     })
 
     await t.test('a 1-byte write in the middle of a 1 GiB lower file copies one page', async (t) => {

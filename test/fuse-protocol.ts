@@ -479,4 +479,6 @@ t.test('DirentPlusWriter: fuse_entry_out then fuse_dirent, padded to 8 bytes', a
   t.equal(b.subarray(152, 155).toString(), 'abc')
   t.ok(b.subarray(155, 160).equals(Buffer.alloc(5)), 'zero padding')
   t.equal(b.readBigUInt64LE(160), 0n, 'second entry nodeid')
+  t.same([...w.nodeids()], [12], 'nodeids: the records that count a lookup, read back')
+  t.same([...new DirentPlusWriter(64).nodeids()], [], 'none in an empty listing')
 })

@@ -28,6 +28,7 @@ import {
   GETATTR_FH,
   OPEN_KILL_SUIDGID,
   WRITE_KILL_SUIDGID,
+  type EntryOut,
   type Request,
 } from './protocol.js'
 
@@ -51,7 +52,23 @@ const WANTED_FLAGS =
   // READDIR after the first page of each directory: 30k LOOKUPs in a 50k-entry walk.)
   InitFlag.DO_READDIRPLUS
 
-export type Reply = Buffer | Buffer[] | null
+/**
+ * A reply that hands the kernel something we count: a lookup of a node (which it FORGETs later)
+ * or an open handle (which it RELEASEs). If the reply never reaches it (the write to /dev/fuse
+ * fails: the request was interrupted, the connection aborted), nothing will ever give that back:
+ * `takeBack` does.
+ */
+export class Granting {
+  readonly reply: Buffer
+  readonly takeBack: () => Promise<void> | void
+
+  constructor(reply: Buffer, takeBack: () => Promise<void> | void) {
+    this.reply = reply
+    this.takeBack = takeBack
+  }
+}
+
+export type Reply = Buffer | Buffer[] | Granting | null
 
 export interface DispatchLog {
   (message: string): void
@@ -115,7 +132,7 @@ export class Dispatcher {
         const name = lookupName(req.name)
         const entry = name === null ? null : await ops.lookup(nodeid, name)
         // nodeid 0: a negative entry the kernel may cache like a positive one.
-        return replyEntry(unique, entry ?? { nodeid: 0, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: 0, attr: NO_ATTR })
+        return this.#entry(unique, entry ?? { nodeid: 0, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: 0, attr: NO_ATTR })
       }
       case 'forget':
         ops.forget(nodeid, req.nlookup)
@@ -142,11 +159,11 @@ export class Dispatcher {
       case 'readlink':
         return replyData(unique, Buffer.from(await ops.readlink(nodeid), 'utf8'))
       case 'symlink':
-        return replyEntry(unique, await ops.symlink(nodeid, newName(req.name), utf8(req.target, 'symlink target'), caller))
+        return this.#entry(unique, await ops.symlink(nodeid, newName(req.name), utf8(req.target, 'symlink target'), caller))
       case 'mknod':
-        return replyEntry(unique, await ops.mknod(nodeid, newName(req.name), req.mode, req.rdev, caller))
+        return this.#entry(unique, await ops.mknod(nodeid, newName(req.name), req.mode, req.rdev, caller))
       case 'mkdir':
-        return replyEntry(unique, await ops.mkdir(nodeid, newName(req.name), req.mode, caller))
+        return this.#entry(unique, await ops.mkdir(nodeid, newName(req.name), req.mode, caller))
       case 'unlink':
         await ops.unlink(nodeid, existingName(req.name))
         return replyEmpty(unique)
@@ -157,14 +174,20 @@ export class Dispatcher {
         await ops.rename(nodeid, existingName(req.name), req.newdir, newName(req.newname), req.flags)
         return replyEmpty(unique)
       case 'link':
-        return replyEntry(unique, await ops.link(req.oldnodeid, nodeid, newName(req.name)))
+        return this.#entry(unique, await ops.link(req.oldnodeid, nodeid, newName(req.name)))
       case 'open': {
         const opened = await ops.open(nodeid, req.flags, (req.openFlags & OPEN_KILL_SUIDGID) !== 0)
-        return replyOpen(unique, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0)
+        return new Granting(replyOpen(unique, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0), () => ops.release(opened.fh))
       }
       case 'create': {
         const { entry, opened } = await ops.create(nodeid, newName(req.name), req.flags, req.mode, caller)
-        return replyCreate(unique, entry, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0)
+        return new Granting(replyCreate(unique, entry, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0), async () => {
+          try {
+            await ops.release(opened.fh)
+          } finally {
+            ops.forget(entry.nodeid, 1)
+          }
+        })
       }
       case 'read': {
         if (req.size > scratch.length) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${scratch.length}-byte limit negotiated`)
@@ -211,8 +234,10 @@ export class Dispatcher {
       case 'removexattr':
         await ops.removexattr(nodeid, utf8(req.name, 'attribute name'))
         return replyEmpty(unique)
-      case 'opendir':
-        return replyOpen(unique, await ops.opendir(nodeid), ops.stable ? OpenOut.KEEP_CACHE | OpenOut.CACHE_DIR : 0)
+      case 'opendir': {
+        const fh = await ops.opendir(nodeid)
+        return new Granting(replyOpen(unique, fh, ops.stable ? OpenOut.KEEP_CACHE | OpenOut.CACHE_DIR : 0), () => ops.releasedir(fh))
+      }
       case 'readdir': {
         const out = new DirentWriter(req.size)
         await ops.readdir(req.fh, req.offset, out)
@@ -222,7 +247,9 @@ export class Dispatcher {
         if (!ops.readdirplus) return replyError(unique, ENOSYS)
         const out = new DirentPlusWriter(req.size)
         await ops.readdirplus(req.fh, req.offset, out)
-        return replyData(unique, out.buffer)
+        return new Granting(replyData(unique, out.buffer), () => {
+          for (const id of out.nodeids()) ops.forget(id, 1)
+        })
       }
       case 'releasedir':
         await ops.releasedir(req.fh)
@@ -235,6 +262,12 @@ export class Dispatcher {
         // COPY_FILE_RANGE, IOCTL, POLL, BMAP: ENOSYS tells the kernel to do without.
         return replyError(unique, ENOSYS)
     }
+  }
+
+  /** An entry reply: a positive one counts a lookup (node id 0 is a negative entry, counted by nobody). */
+  #entry(unique: bigint, entry: EntryOut): Reply {
+    const reply = replyEntry(unique, entry)
+    return entry.nodeid === 0 ? reply : new Granting(reply, () => this.#ops.forget(entry.nodeid, 1))
   }
 }
 

@@ -164,14 +164,7 @@ export class InodeTable {
     let bytes = 0
     let node = this.node(nodeid)
     while (node.nodeid !== FUSE_ROOT_ID) {
-      // A hard link's name may sit in a directory the kernel has since forgotten (it drops
-      // dentries, and tells us only when an inode goes): such names are dropped, the next used.
-      let name = node.names[0]
-      while (name && !this.#byNodeid.has(name.parent)) {
-        this.#byName.delete(nameKey(name.parent, name.name))
-        node.names.shift()
-        name = node.names[0]
-      }
+      const name = this.#liveName(node)
       if (!name) throw new PagecowError('ENOENT', `node ${nodeid} has no name left (it was removed)`)
       bytes += Buffer.byteLength(name.name) + 1
       if (bytes > PATH_MAX) throw new PagecowError('ENAMETOOLONG', `the path of node ${nodeid} is longer than ${PATH_MAX} bytes`)
@@ -179,6 +172,18 @@ export class InodeTable {
       node = this.node(name.parent)
     }
     return '/' + parts.reverse().join('/')
+  }
+
+  /**
+   * The directory holding the node's name: what its ".." is (the root's own for the root).
+   * ENOENT as path().
+   */
+  parent(nodeid: number): FuseNode {
+    const node = this.node(nodeid)
+    if (node.nodeid === FUSE_ROOT_ID) return node
+    const name = this.#liveName(node)
+    if (!name) throw new PagecowError('ENOENT', `node ${nodeid} has no name left (it was removed)`)
+    return this.node(name.parent)
   }
 
   /** The path of a node, or undefined if the kernel holds no name of it any more. */
@@ -197,6 +202,19 @@ export class InodeTable {
     const path = dir === '/' ? `/${name}` : `${dir}/${name}`
     if (Buffer.byteLength(path) > PATH_MAX) throw new PagecowError('ENAMETOOLONG', `${dir}/${name.slice(0, 32)}…: longer than ${PATH_MAX} bytes`)
     return path
+  }
+
+  /** The node's first name in a directory the kernel still holds, if it has one. */
+  #liveName(node: FuseNode): Name | undefined {
+    // A hard link's name may sit in a directory the kernel has since forgotten (it drops
+    // dentries, and tells us only when an inode goes): such names are dropped, the next used.
+    let name = node.names[0]
+    while (name && !this.#byNodeid.has(name.parent)) {
+      this.#byName.delete(nameKey(name.parent, name.name))
+      node.names.shift()
+      name = node.names[0]
+    }
+    return name
   }
 }
 

@@ -893,32 +893,14 @@ function writeDirent(b: Buffer, off: number, ino: number, nextOffset: number, ty
   name.copy(b, off + DIRENT_NAME_OFFSET)
 }
 
-/**
- * The body of a READDIR reply: struct fuse_dirent records, each padded to 8 bytes, up to the
- * `size` the request allows. Send with replyData(unique, writer.buffer).
- */
-export class DirentWriter {
+/** What a READDIR or READDIRPLUS reply body is: records packed from the front, up to the size the request allows. */
+class RecordBuffer {
   readonly #buf: Buffer
   #used = 0
   #count = 0
 
   constructor(maxBytes: number) {
     this.#buf = Buffer.alloc(maxBytes)
-  }
-
-  /**
-   * Append an entry; `nextOffset` is the READDIR offset that resumes after it, `type` a DT
-   * value. Returns false, adding nothing, when it would not fit. Throws RangeError for a name
-   * the kernel would reject (empty, over NAME_MAX_BYTES, holding '/' or NUL).
-   */
-  add(ino: number, nextOffset: number, type: number, name: Buffer): boolean {
-    checkDirentName(name)
-    const size = align8(DIRENT_NAME_OFFSET + name.length)
-    if (this.#used + size > this.#buf.length) return false
-    writeDirent(this.#buf, this.#used, ino, nextOffset, type, name)
-    this.#used += size
-    this.#count++
-    return true
   }
 
   /** The records added so far: a view, not a copy. */
@@ -928,6 +910,39 @@ export class DirentWriter {
 
   get count(): number {
     return this.#count
+  }
+
+  /** Bytes not used yet. */
+  protected get free(): number {
+    return this.#buf.length - this.#used
+  }
+
+  /**
+   * Append a record of `size` bytes that `write` puts at `at` in `buf`. Returns false, adding
+   * nothing, when it would not fit; a `write` that throws adds nothing either.
+   */
+  protected append(size: number, write: (buf: Buffer, at: number) => void): boolean {
+    if (size > this.free) return false
+    write(this.#buf, this.#used)
+    this.#used += size
+    this.#count++
+    return true
+  }
+}
+
+/**
+ * The body of a READDIR reply: struct fuse_dirent records, each padded to 8 bytes, up to the
+ * `size` the request allows. Send with replyData(unique, writer.buffer).
+ */
+export class DirentWriter extends RecordBuffer {
+  /**
+   * Append an entry; `nextOffset` is the READDIR offset that resumes after it, `type` a DT
+   * value. Returns false, adding nothing, when it would not fit. Throws RangeError for a name
+   * the kernel would reject (empty, over NAME_MAX_BYTES, holding '/' or NUL).
+   */
+  add(ino: number, nextOffset: number, type: number, name: Buffer): boolean {
+    checkDirentName(name)
+    return this.append(align8(DIRENT_NAME_OFFSET + name.length), (b, at) => writeDirent(b, at, ino, nextOffset, type, name))
   }
 }
 
@@ -936,22 +951,14 @@ export class DirentWriter {
  * fuse_dirent, padded to 8 bytes). The dirent's ino is `entry.attr.ino`. An entry with
  * nodeid 0 gives the name without a lookup (the kernel takes no reference).
  */
-export class DirentPlusWriter {
-  readonly #buf: Buffer
-  #used = 0
-  #count = 0
-
-  constructor(maxBytes: number) {
-    this.#buf = Buffer.alloc(maxBytes)
-  }
-
+export class DirentPlusWriter extends RecordBuffer {
   /** How many of `names`, in order, still fit (look them up, then add them). */
   fitting(names: readonly Buffer[]): number {
-    let used = this.#used
+    let free = this.free
     let n = 0
     for (const name of names) {
-      used += align8(DIRENTPLUS_NAME_OFFSET + name.length)
-      if (used > this.#buf.length) break
+      free -= align8(DIRENTPLUS_NAME_OFFSET + name.length)
+      if (free < 0) break
       n++
     }
     return n
@@ -959,28 +966,28 @@ export class DirentPlusWriter {
 
   /** Whether a record for `name` still fits (check before looking the entry up: the kernel counts a lookup for every entry sent). */
   fits(name: Buffer): boolean {
-    return this.#used + align8(DIRENTPLUS_NAME_OFFSET + name.length) <= this.#buf.length
+    return align8(DIRENTPLUS_NAME_OFFSET + name.length) <= this.free
   }
 
   /** As DirentWriter.add, with the entry the kernel caches as if looked up. */
   add(entry: EntryOut, nextOffset: number, type: number, name: Buffer): boolean {
     checkDirentName(name)
-    const size = align8(DIRENTPLUS_NAME_OFFSET + name.length)
-    if (this.#used + size > this.#buf.length) return false
-    writeEntry(this.#buf, this.#used, entry)
-    writeDirent(this.#buf, this.#used + ENTRY_OUT_BYTES, entry.attr.ino, nextOffset, type, name)
-    this.#used += size
-    this.#count++
-    return true
+    return this.append(align8(DIRENTPLUS_NAME_OFFSET + name.length), (b, at) => {
+      writeEntry(b, at, entry)
+      writeDirent(b, at + ENTRY_OUT_BYTES, entry.attr.ino, nextOffset, type, name)
+    })
   }
 
-  /** The records added so far: a view, not a copy. */
-  get buffer(): Buffer {
-    return this.#buf.subarray(0, this.#used)
-  }
-
-  get count(): number {
-    return this.#count
+  /**
+   * The node id of each record that counts a lookup (not the nodeid-0 ones), read back from the
+   * buffer: what to forget if the reply never reaches the kernel.
+   */
+  *nodeids(): Generator<number> {
+    const b = this.buffer
+    for (let at = 0; at < b.length; at += align8(DIRENTPLUS_NAME_OFFSET + b.readUInt32LE(at + ENTRY_OUT_BYTES + 16))) {
+      const nodeid = readU64(b, at, 'nodeid')
+      if (nodeid !== 0) yield nodeid
+    }
   }
 }
 

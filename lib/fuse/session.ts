@@ -3,7 +3,7 @@
 // not reused before the reply), handing it to the dispatcher and writing the reply back.
 // Reads block in libuv's thread pool: each reader holds one pool thread while it waits.
 import * as fs from '../fs.js'
-import { Dispatcher, MAX_WRITE, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply } from './dispatch.js'
+import { Dispatcher, Granting, MAX_WRITE, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply } from './dispatch.js'
 import type { FuseOperations } from './operations.js'
 import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, replyError } from './protocol.js'
 
@@ -41,9 +41,12 @@ export class FuseSession {
   #noticeNext = 0
   #notifying = 0
   readonly #maxNotifying = notifyingCount()
-  #initialized: () => void = () => {}
-  /** Resolves once the kernel's INIT is answered: from then on the mount serves requests. */
-  readonly initialized = new Promise<void>((resolve) => (this.#initialized = resolve))
+  #started: (initialized: boolean) => void = () => {}
+  /**
+   * True once the kernel's INIT is answered: from then on the mount serves requests. False if a
+   * reader stops first (the connection ended, or INIT failed), so a mount does not wait for ever.
+   */
+  readonly initialized = new Promise<boolean>((resolve) => (this.#started = resolve))
 
   constructor(fd: number, ops: FuseOperations, log: DispatchLog) {
     this.#fd = fd
@@ -59,6 +62,14 @@ export class FuseSession {
   }
 
   async #reader(): Promise<void> {
+    try {
+      await this.#serve()
+    } finally {
+      this.#started(false) // nothing once INIT was answered: a promise settles once
+    }
+  }
+
+  async #serve(): Promise<void> {
     const buffer = Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
     // READ replies are read into this, not into a new buffer each time: written before it is reused.
     const scratch = Buffer.allocUnsafe(MAX_WRITE)
@@ -82,8 +93,12 @@ export class FuseSession {
         if (n < IN_HEADER_BYTES) continue
         reply = replyError(buffer.readBigUInt64LE(8), err instanceof FuseProtocolError ? err.errno : EIO)
       }
-      if (reply) this.#write(reply)
-      if (this.#dispatcher.initialized) this.#initialized()
+      if (reply instanceof Granting) {
+        if (!this.#write(reply.reply)) await this.#takeBack(reply)
+      } else if (reply) {
+        this.#write(reply)
+      }
+      if (this.#dispatcher.initialized) this.#started(true)
       if (this.#dispatcher.ended) this.#ended = true
     }
   }
@@ -123,13 +138,25 @@ export class FuseSession {
     }
   }
 
-  #write(reply: Buffer | Buffer[]): void {
+  /** Whether the kernel took the reply. */
+  #write(reply: Buffer | Buffer[]): boolean {
     try {
       if (Array.isArray(reply)) fs.writevSync(this.#fd, reply)
       else fs.writeSync(this.#fd, reply)
+      return true
     } catch (err) {
       // ENOENT: the kernel gave up on the request (interrupted); nothing is waiting for it.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log(`fuse: writing a reply failed: ${String(err)}`)
+      return false
+    }
+  }
+
+  /** The kernel never got `granted`: give back what it would have held, or that stays counted (or open) until the unmount. */
+  async #takeBack(granted: Granting): Promise<void> {
+    try {
+      await granted.takeBack()
+    } catch (err) {
+      this.#log(`fuse: taking back an undelivered reply failed: ${String(err)}`)
     }
   }
 }

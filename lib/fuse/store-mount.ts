@@ -53,13 +53,15 @@ export class StoreMount extends EventEmitter {
     const opts = parseWith(mountOptionsSchema, options, 'mount')
     const target = checkMountpoint(mountpoint, store)
     const ops = store instanceof ImageStore ? new ImageFs(store) : await TreeFs.over(store, opts.maxNodes)
-    // Warnings before the caller could listen are handed on right after mount() returns.
+    // Warnings before the caller could listen are handed on right after mount() returns (or told
+    // in its error).
     const warnings: string[] = []
+    let listening = false
     let mount: StoreMount | undefined
     let session: FuseSession | undefined
     try {
       await kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path }, (fd) => {
-        session = new FuseSession(fd, ops, (message) => (mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
+        session = new FuseSession(fd, ops, (message) => (listening && mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
         mount = new StoreMount(target, store, fd, ops, session)
       })
     } catch (err) {
@@ -67,15 +69,27 @@ export class StoreMount extends EventEmitter {
       throw err
     }
     if (!mount || !session) throw new PagecowError('EIO', `mount: ${target} was mounted but not served`)
-    // Usable once INIT is answered; only then does raising the readahead stick.
-    await Promise.race([session.initialized, mount.ended])
+    // Usable once INIT is answered; only then does raising the readahead stick. A session that
+    // stops first (the mount undone or aborted meanwhile, a kernel whose protocol we do not speak)
+    // serves nothing: the caller would hold a dead mount it cannot tell from a live one.
+    if (!(await session.initialized)) {
+      // Unmounting ends the connection, and so the readers still waiting on it. A dead mount left
+      // behind would also make the next mount there fail.
+      if (findMount(target)?.source === store.path) await kernelUnmount(target, true).catch(() => {})
+      await mount.ended
+      const why = warnings.length > 0 ? `: ${warnings.join('; ')}` : ''
+      throw new PagecowError('EIO', `mount: the session at ${target} ended before the kernel's INIT was answered${why}; nothing is mounted`)
+    }
     try {
       setReadahead(target, READAHEAD_KB)
     } catch (err) {
       warnings.push(`reads stay at 128 KiB a request: ${err instanceof Error ? err.message : String(err)}`)
     }
     const made = mount
-    process.nextTick(() => warnings.forEach((w) => made.emit('warning', new Error(w))))
+    process.nextTick(() => {
+      listening = true
+      warnings.forEach((w) => made.emit('warning', new Error(w)))
+    })
     return made
   }
 
@@ -151,9 +165,12 @@ function overlaps(a: string, b: string): boolean {
 }
 
 export const unmountOptionsSchema = z.strictObject({
-  /** Detach even while files on the mount are open (umount -l). */
+  /**
+   * Detach even while files on the mount are open (umount -l). Default false: a busy mount is
+   * refused with EBUSY.
+   */
   lazy: z.boolean().default(false),
-  /** How long to wait for the serving process to flush and let go of the store. */
+  /** How long to wait for the serving process to flush and let go of the store; default 60 s. */
   waitMs: z.number().int().min(0).max(3_600_000).default(60_000),
 })
 export type UnmountOptions = z.input<typeof unmountOptionsSchema>
@@ -161,19 +178,28 @@ export type UnmountOptions = z.input<typeof unmountOptionsSchema>
 /**
  * Unmount the pagecow mount at `mountpoint` — served or left behind by a killed server — and wait
  * until the store it showed is no longer held, so the next open of the store succeeds.
+ * With `lazy`, a mount with files still open on it is detached instead, and this resolves at
+ * once: its server lets go of the store when the last of those files closes.
  * Returns the store's path.
  */
 export async function unmountStore(mountpoint: string, options: UnmountOptions = {}): Promise<string> {
   const opts = parseWith(unmountOptionsSchema, options, 'umount')
   const entry = findMount(resolve(mountpoint))
   if (!entry) throw new PagecowError('EINVAL', `umount: ${resolve(mountpoint)} is not a pagecow mount`)
-  await kernelUnmount(entry.mountpoint, opts.lazy)
+  try {
+    // Plainly first, even with `lazy`: only a mount that was not busy can be waited for.
+    await kernelUnmount(entry.mountpoint, false)
+  } catch (err) {
+    if (!opts.lazy || !(err instanceof PagecowError) || err.code !== 'EBUSY') throw err
+    await kernelUnmount(entry.mountpoint, true)
+    return entry.source // held until the open files close, which may be never: not waited for
+  }
   // A read-only server holds no lock: nothing to wait for (and the lock may be another writer's).
   if (entry.readOnly) return entry.source
   const lock = `${entry.source}/${LOCK_FILE}`
   const until = Date.now() + opts.waitMs
   while (!WriterLock.isFree(lock)) {
-    if (Date.now() >= until) throw new PagecowError('EBUSY', `umount: ${entry.mountpoint} is unmounted, but ${entry.source} is still held after ${opts.waitMs} ms (files still open on a lazy unmount, or a slow flush)`)
+    if (Date.now() >= until) throw new PagecowError('EBUSY', `umount: ${entry.mountpoint} is unmounted, but ${entry.source} is still held after ${opts.waitMs} ms (its server is still flushing, or hung)`)
     await new Promise((r) => setTimeout(r, 20))
   }
   return entry.source

@@ -18,7 +18,7 @@ const XATTR_REPLACE = 2
 const S_ISUID = 0o4000
 const S_ISGID = 0o2000
 const CAPABILITY_XATTR = 'security.capability'
-/** d_ino when a listing does not know it (libfuse's FUSE_UNKNOWN_INO): stat tells the truth. */
+/** d_ino of a plain READDIR entry, which is not looked up (libfuse's FUSE_UNKNOWN_INO): stat tells the truth. */
 const UNKNOWN_INO = 0xffffffff
 /** The open(2) bits the store acts on; the kernel already handled the rest. */
 const OPEN_BITS = 3 | constants.O_APPEND | constants.O_TRUNC | constants.O_CREAT | constants.O_EXCL
@@ -43,6 +43,8 @@ interface OpenFile {
 interface OpenDir {
   nodeid: number
   ino: number
+  /** What ".." shows: the directory's parent, as stat(dir/..) would show it (the root's own for the root). */
+  parentIno: number
   entries: readonly DirEntry[]
 }
 
@@ -262,37 +264,32 @@ export class TreeFs implements FuseOperations {
 
   async opendir(nodeid: number): Promise<number> {
     const path = this.#nodes.path(nodeid)
+    const ino = this.#nodes.node(nodeid).ino
+    const parentIno = this.#nodes.parent(nodeid).ino
     const fh = this.#nextFh++
     // One listing per open: offsets stay valid however the directory changes meanwhile.
-    this.#dirs.set(fh, { nodeid, ino: this.#nodes.node(nodeid).ino, entries: await this.#store.readdir(path) })
+    this.#dirs.set(fh, { nodeid, ino, parentIno, entries: await this.#store.readdir(path) })
     return fh
   }
 
   async readdir(fh: number, offset: number, out: DirentWriter): Promise<void> {
-    const dir = this.#dirs.get(fh)
-    if (!dir) throw new PagecowError('EBADF', `readdir: no open directory ${fh}`)
-    // Offsets 0 and 1 are "." and ".."; entry i of the listing is offset i + 2.
-    for (let i = offset; i < dir.entries.length + 2; i++) {
-      const fits =
-        i === 0 ? out.add(dir.ino, 1, DT.DIR, DOT) : i === 1 ? out.add(UNKNOWN_INO, 2, DT.DIR, DOTDOT) : addEntry(out, dir.entries[i - 2]!, i + 1)
-      if (!fits) return
+    const dir = this.#dir(fh, 'readdir')
+    if (!addDots(dir, offset, (ino, next, name) => out.add(ino, next, DT.DIR, name))) return
+    for (let i = Math.max(offset, 2); i < dir.entries.length + 2; i++) {
+      if (!addEntry(out, dir.entries[i - 2]!, i + 1)) return
     }
   }
 
   async readdirplus(fh: number, offset: number, out: DirentPlusWriter): Promise<void> {
-    const dir = this.#dirs.get(fh)
-    if (!dir) throw new PagecowError('EBADF', `readdirplus: no open directory ${fh}`)
-    let i = offset
-    for (; i < 2; i++) {
-      // The kernel links no entry for "." and "..": node id 0, the attributes unused.
-      const dot = { nodeid: 0, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...NO_ATTR, ino: i === 0 ? dir.ino : UNKNOWN_INO } }
-      if (!out.add(dot, i + 1, DT.DIR, i === 0 ? DOT : DOTDOT)) return
-    }
+    const dir = this.#dir(fh, 'readdirplus')
+    // The kernel links no entry for "." and "..": node id 0, the attributes unused but the ino.
+    const dot = (ino: number) => ({ nodeid: 0, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...NO_ATTR, ino } })
+    if (!addDots(dir, offset, (ino, next, name) => out.add(dot(ino), next, DT.DIR, name))) return
     // The names that fit, looked up together (the directory resolved once), before any is
     // added: the kernel counts a lookup for each entry sent, so none may be looked up in vain.
     // An empty reply ends the listing, so a batch whose names were all removed since the
     // snapshot does not end the reply: the next batch follows.
-    let from = i - 2
+    let from = Math.max(offset, 2) - 2
     let added = out.count
     while (from < dir.entries.length) {
       const candidates = dir.entries.slice(from, from + 512)
@@ -390,6 +387,12 @@ export class TreeFs implements FuseOperations {
     }
   }
 
+  #dir(fh: number, what: string): OpenDir {
+    const dir = this.#dirs.get(fh)
+    if (!dir) throw new PagecowError('EBADF', `${what}: no open directory ${fh}`)
+    return dir
+  }
+
   #file(fh: number): OpenFile {
     const file = this.#files.get(fh)
     if (!file) throw new PagecowError('EBADF', `no open file ${fh}`)
@@ -413,6 +416,17 @@ function refuseAcl(name: string, what: string): void {
 const NO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
 const DOT = Buffer.from('.')
 const DOTDOT = Buffer.from('..')
+
+/**
+ * "." and ".." from `offset` on (they are offsets 0 and 1; entry i of the listing is offset
+ * i + 2), each through `add`. False once one does not fit.
+ */
+function addDots(dir: OpenDir, offset: number, add: (ino: number, nextOffset: number, name: Buffer) => boolean): boolean {
+  for (let i = offset; i < 2; i++) {
+    if (!add(i === 0 ? dir.ino : dir.parentIno, i + 1, i === 0 ? DOT : DOTDOT)) return false
+  }
+  return true
+}
 
 function addEntry(out: DirentWriter, entry: DirEntry, next: number): boolean {
   return out.add(UNKNOWN_INO, next, DIRENT_TYPE[entry.type], Buffer.from(entry.name, 'utf8'))
