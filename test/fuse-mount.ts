@@ -4,7 +4,7 @@
 // same and leave the same tree. Then what the store recorded: one page per small write, whiteouts,
 // opaque directories, renames; fsck clean, the lower untouched, inode numbers stable.
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync, writeSync, ftruncateSync, lstatSync, readdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync, ftruncateSync, lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { checkTreeStore, TreeStore } from '../lib/index.js'
@@ -334,7 +334,7 @@ const C_PROJECT: Record<string, string> = {
   'proj/run.sh': '#!/bin/sh\nset -e\ncd "$(dirname "$0")"\ncat *.c | wc -l\n',
 }
 
-if (fuseUsable(t, ['python3', 'tar', 'dd', 'find', 'truncate', 'md5sum', 'awk'])) {
+if (fuseUsable(t, ['python3', 'tar', 'dd', 'find', 'truncate', 'md5sum', 'awk', 'fallocate'])) {
   t.test('a tree store mounted: real programs, page granularity, the namespace, remounting', async (t) => {
     const dir = mountTestDir(t)
     const lower = join(dir, 'lower')
@@ -404,6 +404,28 @@ if (fuseUsable(t, ['python3', 'tar', 'dd', 'find', 'truncate', 'md5sum', 'awk'])
       t.equal(statSync(big).size, GiB)
       const same = await run('dd', ['of=' + join(plain, 'data/big.bin'), 'bs=1', `seek=${BIG_WRITE_AT}`, 'conv=notrunc', 'status=none'], { input: 'X' })
       t.equal(same.code, 0, 'the same write on the plain copy')
+    })
+
+    await t.test('fallocate: punch-hole and zero-range read zeros, whole pages become ZERO; plain allocation is refused', async (t) => {
+      const cert = 'etc/ssl/cert.pem' // 10 000 bytes in the lower
+      const ops = [
+        ['-p', '-o', String(P), '-l', String(P)], // punch one whole page: ZERO
+        ['-z', '-o', '100', '-l', '50'], // zero part of page 0: written
+        ['-z', '-o', String(2 * P - 10), '-l', '20'], // across pages 1 and 2
+      ]
+      for (const root of [mnt, plain]) {
+        for (const args of ops) {
+          const r = await run('fallocate', [...args, join(root, cert)])
+          t.equal(r.code, 0, `fallocate ${args.join(' ')} on ${root === mnt ? 'the mount' : 'the plain copy'}${r.stderr ? `: ${r.stderr}` : ''}`)
+        }
+      }
+      t.ok(readFileSync(join(mnt, cert)).equals(readFileSync(join(plain, cert))), 'the file reads as on the plain copy')
+      const file = await inspectJson<FileReport>(t, [storeDir, '/' + cert])
+      t.match(file.info, { size: 10_000, pages: { zero: 1 } }, 'the punched page is ZERO')
+      t.equal(file.info.upper.allocatedBytes, 2 * P, 'only the two partly zeroed pages take space')
+      const plainAlloc = await run('fallocate', ['-n', '-o', '0', '-l', String(P), join(mnt, cert)])
+      t.not(plainAlloc.code, 0, 'plain allocation is refused: nothing can be reserved')
+      t.match(plainAlloc.stderr, /not supported|unsupported/)
     })
 
     await t.test('cp, dd, tar, ls, stat, mv, ln, chmod, truncate, rm, find: as on a plain directory', async (t) => {

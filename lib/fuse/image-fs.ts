@@ -4,14 +4,12 @@ import { basename } from 'node:path'
 import { PagecowError } from '../errors.js'
 import * as fs from '../fs.js'
 import type { ImageStore } from '../image/image-store.js'
+import { fallocateZeroRange } from './fallocate-range.js'
 import type { AttrChanges, FuseOperations, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
 import { DT, FUSE_ROOT_ID, type Attr, type DirentPlusWriter, type DirentWriter, type EntryOut } from './protocol.js'
 
 const IMAGE_NODE = 2
-const FALLOC_FL_KEEP_SIZE = 0x01
-const FALLOC_FL_PUNCH_HOLE = 0x02
-const FALLOC_FL_ZERO_RANGE = 0x10
 const SEEK_DATA = 3
 const O_ACCMODE = 3
 
@@ -87,15 +85,9 @@ export class ImageFs implements FuseOperations {
   }
 
   async fallocate(_fh: number, offset: number, length: number, mode: number): Promise<void> {
-    const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0
-    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) || !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
-      throw new PagecowError('ENOTSUP', `fallocate: mode ${mode} is not supported (punch-hole and zero-range are)`)
-    }
-    if (mode & FALLOC_FL_PUNCH_HOLE && !keepSize) throw new PagecowError('EINVAL', 'fallocate: punch-hole needs keep-size')
-    const size = this.#store.size
-    const end = keepSize ? Math.min(offset + length, size) : offset + length
+    const range = fallocateZeroRange(mode, offset, length, this.#store.size)
     // zero(): whole pages become ZERO and give their space back; partial pages are written zeros.
-    if (end > offset) await this.#store.zero(offset, end - offset)
+    if (range) await this.#store.zero(range.offset, range.length)
     this.#mtimeMs = Date.now()
   }
 

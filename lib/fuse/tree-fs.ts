@@ -6,6 +6,7 @@ import type { TreeFileHandle } from '../tree/file-handle.js'
 import { typeOfMode, type FileType } from '../tree/file-type.js'
 import type { TreeStat, DirEntry } from '../tree/tree-stat.js'
 import type { TreeStore } from '../tree/tree-store.js'
+import { fallocateZeroRange } from './fallocate-range.js'
 import { InodeTable } from './inode-table.js'
 import type { AttrChanges, Caller, FuseOperations, Notifier, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
@@ -213,6 +214,13 @@ export class TreeFs implements FuseOperations {
       if (path !== undefined) await this.#killPrivileges(path, killSuidgid, true)
     }
     return file.handle.write(offset, data)
+  }
+
+  async fallocate(fh: number, offset: number, length: number, mode: number): Promise<void> {
+    const { handle } = this.#file(fh)
+    const range = fallocateZeroRange(mode, offset, length, (await handle.stat()).size)
+    // zero(): whole pages become ZERO and store nothing; partial pages are written zeros.
+    if (range) await handle.zero(range.offset, range.length)
   }
 
   async release(fh: number): Promise<void> {
