@@ -33,6 +33,7 @@ import { makeLower, type Lower } from './fixtures/lower.js'
 import { actualFs, pagecowWithFs, systemError } from './fixtures/mock-fs.js'
 import { Random } from './fixtures/random.js'
 import { checkModel } from './fixtures/store.js'
+import { cannotRun } from './fixtures/cannot-run.js'
 
 const P = 4096
 /** A round mtime that utimes can set back exactly. */
@@ -560,21 +561,11 @@ t.test('a flush that fails with ENOSPC can be retried and loses nothing', async 
   await nothingLost(t, f, 'after the failed flushes')
 })
 
-/** A skip with its reason printed; under PAGECOW_REQUIRE_ALL=1 a failure instead. */
-function skipUnlessRequired(t: Test, reason: string): void {
-  if (process.env.PAGECOW_REQUIRE_ALL === '1') {
-    t.fail(`PAGECOW_REQUIRE_ALL=1 and this test cannot run: ${reason}`)
-    return
-  }
-  t.comment(`skipped: ${reason}`)
-  t.pass('a real full disk', { skip: reason })
-}
-
 /** Run `work` on a fresh 2 MiB tmpfs mounted under the test's directory; skip (or fail under CI) where that cannot be done. */
 async function onSmallTmpfs(t: Test, work: (dir: string, mnt: string) => Promise<void>): Promise<void> {
   if (process.getuid?.() !== 0 || process.platform !== 'linux') {
     const reason = 'needs root on Linux to mount a tmpfs'
-    return skipUnlessRequired(t, reason)
+    return void cannotRun(t, reason)
   }
   const dir = t.testdir()
   const mnt = `${dir}/mnt`
@@ -583,7 +574,7 @@ async function onSmallTmpfs(t: Test, work: (dir: string, mnt: string) => Promise
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'pipe' })
   } catch (err) {
     const reason = `mount -t tmpfs failed: ${String((err as { stderr?: unknown }).stderr ?? err).trim()}`
-    return skipUnlessRequired(t, reason)
+    return void cannotRun(t, reason)
   }
   try {
     await work(dir, mnt)

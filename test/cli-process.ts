@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { runCli } from './fixtures/cli-io.js'
 import { makeSparseLower } from './fixtures/cli-lower.js'
 import { childEnv } from './fixtures/child-env.js'
+import { cannotRunPart } from './fixtures/cannot-run.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
@@ -89,10 +90,7 @@ t.test('demo in a test dir finishes and prints the legend', async (t) => {
 
 const qemuImg = which('qemu-img')
 const qemuMissing = qemuImg ? undefined : 'qemu-img is not on PATH (install qemu-utils)'
-if (qemuMissing) {
-  if (process.env.PAGECOW_REQUIRE_ALL === '1') t.fail(`${qemuMissing}; PAGECOW_REQUIRE_ALL=1 forbids skipping`)
-  else t.comment(`skipping the qemu-img checks: ${qemuMissing}`)
-}
+if (qemuMissing) cannotRunPart(t, `the qemu-img checks: ${qemuMissing}`)
 
 interface QemuEntry {
   start: number

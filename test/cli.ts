@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { ImageStore } from '../lib/index.js'
 import { expectedLower, makeSparseLower } from './fixtures/cli-lower.js'
 import { runCli, type CliRun } from './fixtures/cli-io.js'
+import { cannotRunPart, REQUIRE_ALL } from './fixtures/cannot-run.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -422,8 +423,8 @@ t.test('bad input: exit 1 and one line naming the error code', async (t) => {
   const scratch = t.testdir()
   for (const bad of BAD_INPUTS) {
     const reason = bad.unsupported?.(scratch)
-    if (reason !== undefined && process.env.PAGECOW_REQUIRE_ALL === '1') {
-      t.fail(`${bad.name}: ${reason} (PAGECOW_REQUIRE_ALL=1 forbids skipping)`)
+    if (reason !== undefined && REQUIRE_ALL) {
+      cannotRunPart(t, `${bad.name}: ${reason}`)
       continue
     }
     await t.test(bad.name, reason === undefined ? {} : { skip: reason }, async (t) => {

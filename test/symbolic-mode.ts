@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseMode } from '../lib/cli/symbolic-mode.js'
 import type { TapTest } from './fixtures/tap-test.js'
+import { cannotRun } from './fixtures/cannot-run.js'
 
 const SPECS = [
   '644', '0755', '4755', '7777', '0', 'u+x', 'go-w', 'a=r', 'u=rwx,g=rx,o=', '+x', '-x', '=r', 'a+X', 'u+X', 'g+s', 'u+s', 'o+s',
@@ -21,13 +22,7 @@ const STARTS = [0o644, 0o755, 0o4755, 0o2750, 0o6755, 0o1777, 0o000, 0o600]
 
 /** Skip with the reason printed; under PAGECOW_REQUIRE_ALL=1 (CI) a failure instead. */
 function notRoot(t: TapTest): void {
-  const reason = 'the chmod(1) reference needs root (chmod g+s is silently dropped for non-members otherwise)'
-  if (process.env.PAGECOW_REQUIRE_ALL === '1') {
-    t.fail(`${reason}; PAGECOW_REQUIRE_ALL=1 forbids skipping`)
-  } else {
-    console.log(`# skip: ${reason}`)
-    t.plan(0, reason)
-  }
+  cannotRun(t, 'the chmod(1) reference needs root (chmod g+s is silently dropped for non-members otherwise)')
 }
 
 /** Set each object to its start mode, run chmod(1) with umask 0 on them all, return their new modes. Throws if chmod(1) refuses the mode. */
