@@ -195,6 +195,36 @@ print(json.dumps(out))`,
     t.ok(await waitFor(() => !pidAlive(m.pid)), 'the daemon exited')
   })
 
+  t.test('umount --abort frees what waits on a server that hangs; the server then flushes and lets go', async (t) => {
+    const f = await fixture(t)
+    const m = await mountStore(t, f.storeDir, f.mnt)
+    writeFileSync(join(f.mnt, 'before.txt'), 'written before the hang\n')
+    // A stopped server is a hung one: a stat on the mount waits for it (attributes are cached
+    // for a second, so ask about a name never looked up).
+    process.kill(m.pid, 'SIGSTOP')
+    t.teardown(() => {
+      if (pidAlive(m.pid)) process.kill(m.pid, 'SIGCONT')
+    })
+    const stuck = spawn('stat', [join(f.mnt, 'never-looked-up')], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stuckErr = ''
+    stuck.stderr.on('data', (d: Buffer) => (stuckErr += d.toString()))
+    const stuckExit = new Promise<number | null>((resolve) => stuck.once('close', (code) => resolve(code)))
+    t.notOk(await waitFor(() => stuck.exitCode !== null, 500), 'the stat hangs on the stopped server')
+    // Let the server run again once the connection is cut: it must then flush and exit.
+    const umount = unmount(f.mnt, ['--abort', '--json'])
+    t.ok(await waitFor(() => !isMounted(f.mnt), 10_000), 'the mount is gone')
+    t.not(await stuckExit, 0, 'the stuck stat returned with an error')
+    t.match(stuckErr, /connection abort|not connected/, `it says why: ${stuckErr.trim()}`)
+    process.kill(m.pid, 'SIGCONT')
+    const r = await umount
+    t.equal(r.code, 0, `umount --abort${r.stderr ? `: ${r.stderr}` : ''}`)
+    t.same(JSON.parse(r.stdout), { mountpoint: f.mnt, store: f.storeDir })
+    t.ok(await waitFor(() => !pidAlive(m.pid), 10_000), 'the daemon exited')
+    t.equal(await readInStore(f.storeDir, '/before.txt'), 'written before the hang\n', 'what it had was flushed')
+    t.ok((await checkTreeStore(f.storeDir)).clean, 'fsck: clean')
+    t.equal(treeChecksum(f.lower), f.lowerSum, 'the lower is untouched')
+  })
+
   t.test('bad inputs of mount and umount: a clear error, exit 1, nothing lost; a busy mount', async (t) => {
     const f = await fixture(t)
     const m = await mountStore(t, f.storeDir, f.mnt)

@@ -82,7 +82,36 @@ export async function kernelMount(mountpoint: string, options: KernelMountOption
  * event loop must stay free to answer.
  */
 export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<void> {
-  const child = spawn('umount', [...(lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await runTool('umount', [...(lazy ? ['-l'] : []), mountpoint], `umount ${mountpoint}`)
+}
+
+/** Where fusectl shows the kernel's FUSE connections, one directory per connection. */
+const FUSE_CONNECTIONS = '/sys/fs/fuse/connections'
+
+/**
+ * Abort the FUSE connection behind `entry` (fusectl's `abort` file): every request waiting on its
+ * server fails at once with ENOTCONN, and the server's reads of /dev/fuse end. The way out of a
+ * server that hangs, when its mount point cannot even be looked at.
+ */
+export async function abortConnection(entry: MountEntry): Promise<void> {
+  // A FUSE mount's anonymous device has the connection's number as its minor.
+  const connection = /^0:(\d+)$/.exec(entry.device)?.[1]
+  if (connection === undefined) throw new PagecowError('EIO', `umount --abort: ${entry.mountpoint} has device ${entry.device}, not a FUSE connection's`)
+  if (!listMounts().some((m) => m.fsType === 'fusectl' && m.mountpoint === FUSE_CONNECTIONS)) {
+    await runTool('mount', ['-t', 'fusectl', 'fusectl', FUSE_CONNECTIONS], 'mounting fusectl to abort the connection')
+  }
+  try {
+    fs.writeFileSync(`${FUSE_CONNECTIONS}/${connection}/abort`, '1')
+  } catch (err) {
+    // Gone already: the server ended (or another abort won) between the lookup and here.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw fromSystemError(err, `aborting FUSE connection ${connection} of ${entry.mountpoint}`)
+  }
+}
+
+/** Run mount(8) or umount(8); its complaint becomes a PagecowError (EBUSY, EINVAL or EIO). */
+async function runTool(command: string, args: string[], what: string): Promise<void> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const status = await new Promise<number | string>((resolve) => {
@@ -92,7 +121,7 @@ export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<
   if (status !== 0) {
     const why = (typeof status === 'string' ? status : stderr).trim()
     const code = /busy/i.test(why) ? 'EBUSY' : /not mounted|no mount point/i.test(why) ? 'EINVAL' : 'EIO'
-    throw new PagecowError(code, `umount ${mountpoint}: ${why || `exit ${status}`}`)
+    throw new PagecowError(code, `${what}: ${why || `exit ${status}`}`)
   }
 }
 

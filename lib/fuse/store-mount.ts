@@ -9,7 +9,7 @@ import * as fs from '../fs.js'
 import { ImageStore } from '../image/image-store.js'
 import type { TreeStore } from '../tree/tree-store.js'
 import { ImageFs } from './image-fs.js'
-import { findMount, kernelMount, kernelUnmount, setReadahead } from './kernel-mount.js'
+import { abortConnection, findMount, kernelMount, kernelUnmount, setReadahead } from './kernel-mount.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { FuseSession } from './session.js'
 import { TreeFs } from './tree-fs.js'
@@ -170,6 +170,12 @@ export const unmountOptionsSchema = z.strictObject({
    * refused with EBUSY.
    */
   lazy: z.boolean().default(false),
+  /**
+   * Abort the mount's FUSE connection first: for a server that hangs. Requests waiting on it fail
+   * with ENOTCONN (a write among them is lost, as in a crash: SPEC §3); the server, if it can
+   * still run, flushes what it had and lets go of the store.
+   */
+  abort: z.boolean().default(false),
   /** How long to wait for the serving process to flush and let go of the store; default 60 s. */
   waitMs: z.number().int().min(0).max(3_600_000).default(60_000),
 })
@@ -179,13 +185,15 @@ export type UnmountOptions = z.input<typeof unmountOptionsSchema>
  * Unmount the pagecow mount at `mountpoint` — served or left behind by a killed server — and wait
  * until the store it showed is no longer held, so the next open of the store succeeds.
  * With `lazy`, a mount with files still open on it is detached instead, and this resolves at
- * once: its server lets go of the store when the last of those files closes.
+ * once: its server lets go of the store when the last of those files closes. With `abort`, the
+ * connection is cut first (a hung server: see unmountOptionsSchema).
  * Returns the store's path.
  */
 export async function unmountStore(mountpoint: string, options: UnmountOptions = {}): Promise<string> {
   const opts = parseWith(unmountOptionsSchema, options, 'umount')
   const entry = findMount(resolve(mountpoint))
   if (!entry) throw new PagecowError('EINVAL', `umount: ${resolve(mountpoint)} is not a pagecow mount`)
+  if (opts.abort) await abortConnection(entry)
   try {
     // Plainly first, even with `lazy`: only a mount that was not busy can be waited for.
     await kernelUnmount(entry.mountpoint, false)
