@@ -3,13 +3,13 @@ import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError, type ErrorCode } from '../errors.js'
-import { Geometry, PAGES_PER_CHUNK, firstPageOfChunk } from '../geometry.js'
-import { Chunk } from '../page/chunk.js'
+import { Geometry } from '../geometry.js'
 import { DATABASE_FILE } from '../store/database.js'
+import { checkChunks } from '../store/fsck-chunks.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readMeta } from '../store/meta.js'
 import { describeChange, fingerprint } from './fingerprint.js'
-import { UPPER_FILE } from './image-store.js'
+import { IMAGE_FILE_ID, UPPER_FILE } from './image-store.js'
 import { LowerImage } from './lower-image.js'
 import { storeKind } from '../open-store.js'
 import { checkTreeStore } from '../tree/fsck.js'
@@ -26,15 +26,6 @@ export interface FsckReport {
   checked: { chunks: number; dataPages: number; zeroPages: number }
 }
 
-interface ChunkRow {
-  file: number
-  chunk: number
-  data: Buffer
-  zero: Buffer
-  data_count: number
-  zero_count: number
-}
-
 /** Check the store in `dir` (either kind) read-only. Throws only when there is no store there at all. */
 export async function checkStore(dir: string): Promise<FsckReport> {
   const path = resolve(dir)
@@ -47,7 +38,7 @@ export async function checkStore(dir: string): Promise<FsckReport> {
 
 function checkDatabase(db: Database.Database, path: string, report: FsckReport, problem: ReportProblem): void {
   const meta = readMeta(db, path)
-  const state = readFileState(db, 1, path)
+  const state = readFileState(db, IMAGE_FILE_ID, path)
   const geometry = new Geometry(meta.pageSize)
 
   try {
@@ -70,41 +61,5 @@ function checkDatabase(db: Database.Database, path: string, report: FsckReport, 
     problem('ECORRUPT', `the upper data file is missing: ${fromSystemError(err, 'upper').message}`)
   }
 
-  const endPage = geometry.pagesFor(state.size)
-  const upperPages = geometry.pageOf(upperSize)
-  const rows = db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').iterate() as IterableIterator<ChunkRow>
-  for (const row of rows) {
-    report.checked.chunks++
-    if (row.file !== 1) {
-      problem('ECORRUPT', `chunk ${row.chunk} belongs to unknown file ${row.file}`)
-      continue
-    }
-    if (!Number.isSafeInteger(row.chunk) || row.chunk < 0) {
-      problem('ECORRUPT', `a page map row has a damaged chunk index ${JSON.stringify(row.chunk)}`)
-      continue
-    }
-    let chunk: Chunk
-    try {
-      chunk = Chunk.decode({ data: row.data, zero: row.zero, dataCount: row.data_count, zeroCount: row.zero_count }, `chunk ${row.chunk}`)
-    } catch (err) {
-      problem('ECORRUPT', (err as Error).message)
-      continue
-    }
-    report.checked.dataPages += chunk.dataCount
-    report.checked.zeroPages += chunk.zeroCount
-    const base = firstPageOfChunk(row.chunk)
-    const pastEnd = localFrom(endPage, base)
-    if (chunk.count(pastEnd, PAGES_PER_CHUNK, 'data') + chunk.count(pastEnd, PAGES_PER_CHUNK, 'zero') > 0) {
-      problem('ECORRUPT', `chunk ${row.chunk} marks pages past the end of the image (${state.size} bytes)`)
-    }
-    const pastUpper = localFrom(upperPages, base)
-    if (chunk.count(pastUpper, PAGES_PER_CHUNK, 'data') > 0) {
-      problem('ECORRUPT', `chunk ${row.chunk} marks DATA pages past the end of the upper file (${upperSize} bytes)`)
-    }
-  }
-}
-
-/** Index within the chunk starting at `base` of global page `page`, clamped to the chunk. */
-function localFrom(page: number, base: number): number {
-  return Math.min(PAGES_PER_CHUNK, Math.max(0, page - base))
+  checkChunks(db, geometry, new Map([[IMAGE_FILE_ID, { name: 'the image', size: state.size, upperSize }]]), report.checked, problem)
 }

@@ -19,8 +19,8 @@ import { LowerImage } from './lower-image.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './options.js'
 import { VERSION } from '../version.js'
 
-/** The one file of an image store. */
-const IMAGE_FILE_ID = 1
+/** The one file of an image store: its id in the store's tables. */
+export const IMAGE_FILE_ID = 1
 /** Where that file's upper pages live inside the store directory. */
 export const UPPER_FILE = 'upper.img'
 /** Largest single read: bigger ones are split by the caller, not allocated here. */

@@ -4,11 +4,11 @@ import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
-import { Geometry, PAGES_PER_CHUNK, firstPageOfChunk } from '../geometry.js'
+import { Geometry } from '../geometry.js'
 import { fingerprint } from '../image/fingerprint.js'
 import type { FsckReport } from '../image/fsck.js'
-import { Chunk } from '../page/chunk.js'
 import { DATABASE_FILE } from '../store/database.js'
+import { checkChunks, type CheckedFile } from '../store/fsck-chunks.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readStoreMeta } from '../store/meta.js'
 import { UPPER_INO_BASE } from './ino.js'
@@ -31,15 +31,6 @@ export interface TreeFsckReport extends FsckReport {
 }
 
 type Problem = ReportProblem
-
-interface ChunkRow {
-  file: number
-  chunk: number
-  data: Buffer
-  zero: Buffer
-  data_count: number
-  zero_count: number
-}
 
 /** Check the tree store in `dir` read-only. Throws only when there is no store there at all. */
 export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
@@ -136,7 +127,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   checkCycles(rows, names, rootIno, problem)
 
   // Paged files: the same checks as an image, per file.
-  const sizes = new Map<number, { size: number; upperSize: number }>()
+  const sizes = new Map<number, CheckedFile>()
   for (const { id } of db.prepare('SELECT id FROM files ORDER BY id').all() as Array<{ id: number }>) {
     report.checked.files++
     const owner = fileOwners.get(id)
@@ -155,7 +146,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
     } catch (err) {
       problem('ECORRUPT', `the upper data file of paged file ${id} is missing: ${fromSystemError(err, 'upper').message}`)
     }
-    sizes.set(id, { size: state.size, upperSize })
+    sizes.set(id, { name: `paged file ${id}`, size: state.size, upperSize })
     const row = owner === undefined ? undefined : rows.get(owner)
     if (lower && row?.origin != null && state.lowerCut > 0 && row.lowerPrint?.sample !== undefined) {
       try {
@@ -172,31 +163,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
     }
   }
 
-  for (const row of db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').all() as ChunkRow[]) {
-    report.checked.chunks++
-    const file = sizes.get(row.file)
-    if (!file) {
-      problem('ECORRUPT', `chunk ${row.chunk} belongs to unknown paged file ${row.file}`)
-      continue
-    }
-    let chunk: Chunk
-    try {
-      chunk = Chunk.decode({ data: row.data, zero: row.zero, dataCount: row.data_count, zeroCount: row.zero_count }, `paged file ${row.file}, chunk ${row.chunk}`)
-    } catch (err) {
-      problem('ECORRUPT', (err as Error).message)
-      continue
-    }
-    report.checked.dataPages += chunk.dataCount
-    report.checked.zeroPages += chunk.zeroCount
-    const base = firstPageOfChunk(row.chunk)
-    const pastEnd = localFrom(geometry.pagesFor(file.size), base)
-    if (chunk.count(pastEnd, PAGES_PER_CHUNK, 'data') + chunk.count(pastEnd, PAGES_PER_CHUNK, 'zero') > 0) {
-      problem('ECORRUPT', `paged file ${row.file}, chunk ${row.chunk}: pages marked past the end of the file (${file.size} bytes)`)
-    }
-    if (chunk.count(localFrom(geometry.pageOf(file.upperSize), base), PAGES_PER_CHUNK, 'data') > 0) {
-      problem('ECORRUPT', `paged file ${row.file}, chunk ${row.chunk}: DATA pages past the end of its upper file (${file.upperSize} bytes)`)
-    }
-  }
+  checkChunks(db, geometry, sizes, report.checked, problem)
 
   // Upper data files: each has a record, is being purged, or is a not-yet-committed allocation.
   const purging = new Set(ns.purgeList())
@@ -252,7 +219,3 @@ function checkCycles(rows: Map<number, InodeRow>, names: Map<number, Array<{ par
   }
 }
 
-/** Index within the chunk starting at `base` of global page `page`, clamped to the chunk. */
-function localFrom(page: number, base: number): number {
-  return Math.min(PAGES_PER_CHUNK, Math.max(0, page - base))
-}
