@@ -1,7 +1,7 @@
 // Crash safety of the namespace (SPEC §3, §6): a child process makes random changes and is killed
 // with SIGKILL at a random moment. The store must then pass fsck, open, and show exactly the tree
 // the kernel makes from the logged operations: all completed ones, and the one in flight either
-// applied or not.
+// applied or not (a write in flight page by page: each of its pages old or new).
 import t from 'tap'
 import type { TapTest } from './fixtures/tap-test.js'
 import { spawn } from 'node:child_process'
