@@ -15,7 +15,7 @@ export class LowerImage implements LowerSource {
 
   private constructor(path: string, fd: number, size: number, mtimeMs: number) {
     this.path = path
-    this.#file = new HeldFd(fd)
+    this.#file = new HeldFd(fd, `the lower ${path}`)
     this.size = size
     this.mtimeMs = mtimeMs
   }
@@ -51,11 +51,11 @@ export class LowerImage implements LowerSource {
   }
 
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {
-    return this.#file.readFully(target, targetOffset, this.#clip(length, position), position, `the lower ${this.path}`)
+    return this.#file.readFully(target, targetOffset, this.#clip(length, position), position)
   }
 
   readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
-    return this.#file.readFullyAsync(target, targetOffset, this.#clip(length, position), position, `the lower ${this.path}`)
+    return this.#file.readFullyAsync(target, targetOffset, this.#clip(length, position), position)
   }
 
   /** Reads stop at the size the lower had when opened, should it have grown since. */

@@ -7,12 +7,15 @@ import { fromSystemError } from '../errors.js'
 
 export class HeldFd {
   readonly #fd: number
+  /** The file as errors name it: "the upper /store/upper/7". */
+  readonly #label: string
   #inFlight = 0
   #closeAsked = false
   #closed = false
 
-  constructor(fd: number) {
+  constructor(fd: number, label: string) {
     this.#fd = fd
+    this.#label = label
   }
 
   /** The descriptor for synchronous use. */
@@ -26,19 +29,25 @@ export class HeldFd {
     try {
       return await work(this.#fd)
     } finally {
-      if (--this.#inFlight === 0 && this.#closeAsked) this.#closeNow()
+      if (--this.#inFlight === 0 && this.#closeAsked) {
+        try {
+          this.#closeNow()
+        } catch {
+          // The close that was asked for earlier already returned; the work's own outcome stands.
+        }
+      }
     }
   }
 
-  /** pread until `length` bytes are read or the file ends; returns the bytes read. `what` names the file in errors. */
-  readFully(target: Uint8Array, targetOffset: number, length: number, position: number, what: string): number {
+  /** pread until `length` bytes are read or the file ends; returns the bytes read. */
+  readFully(target: Uint8Array, targetOffset: number, length: number, position: number): number {
     let done = 0
     while (done < length) {
       let n: number
       try {
         n = fs.readSync(this.#fd, target, targetOffset + done, length - done, position + done)
       } catch (err) {
-        throw fromSystemError(err, `reading ${what} at ${position + done}`)
+        throw fromSystemError(err, `reading ${this.#label} at ${position + done}`)
       }
       if (n === 0) break
       done += n
@@ -47,7 +56,7 @@ export class HeldFd {
   }
 
   /** readFully in libuv's thread pool, holding the descriptor. */
-  readFullyAsync(target: Uint8Array, targetOffset: number, length: number, position: number, what: string): Promise<number> {
+  readFullyAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
     return this.hold(async (fd) => {
       let done = 0
       while (done < length) {
@@ -55,7 +64,7 @@ export class HeldFd {
         try {
           n = (await fs.read(fd, target, targetOffset + done, length - done, position + done)).bytesRead
         } catch (err) {
-          throw fromSystemError(err, `reading ${what} at ${position + done}`)
+          throw fromSystemError(err, `reading ${this.#label} at ${position + done}`)
         }
         if (n === 0) break
         done += n

@@ -13,7 +13,7 @@ export class UpperFile {
 
   private constructor(path: string, fd: number, readOnly: boolean) {
     this.path = path
-    this.#file = new HeldFd(fd)
+    this.#file = new HeldFd(fd, `the upper ${path}`)
     this.#readOnly = readOnly
   }
 
@@ -40,13 +40,13 @@ export class UpperFile {
 
   /** Read into `target`; bytes past the upper's end read as zeros. */
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): void {
-    const done = this.#file.readFully(target, targetOffset, length, position, `the upper ${this.path}`)
+    const done = this.#file.readFully(target, targetOffset, length, position)
     if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
   }
 
   /** readInto in libuv's thread pool. */
   async readIntoAsync(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<void> {
-    const done = await this.#file.readFullyAsync(target, targetOffset, length, position, `the upper ${this.path}`)
+    const done = await this.#file.readFullyAsync(target, targetOffset, length, position)
     if (done < length) target.fill(0, targetOffset + done, targetOffset + length)
   }
 

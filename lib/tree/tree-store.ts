@@ -11,6 +11,7 @@ import { MAX_IO_BYTES } from '../image/image-store.js'
 import type { Extent } from '../page/extent.js'
 import { ExtentMerger } from '../page/extent.js'
 import { lowerPieces } from '../page/lower-pieces.js'
+import { ASYNC_READ_BYTES } from '../page/paged-file.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase, syncDatabaseFiles } from '../store/database.js'
 import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
@@ -49,7 +50,6 @@ import {
   type TreeOpenOptions,
   type UtimensOptions,
 } from './options.js'
-import { ASYNC_READ_BYTES } from '../page/paged-file.js'
 import { Resolver } from './resolver.js'
 import type { DirEntry, TreeStat, TreeStatfs } from './tree-stat.js'
 import { checkXattrName, checkXattrValue } from './xattr-name.js'
