@@ -381,3 +381,34 @@ t.test('a flush racing the unlink and last close of a file it is syncing succeed
   t.same([...store.changes()].filter((c) => c.path.startsWith('/race-')), [], 'nothing of the removed files is left')
   t.same(nodeFs.readdirSync(join(dir, 'upper')), [], 'their upper data files were deleted')
 })
+
+t.test('a writable open keeps the locks SQLite holds on its database file', async (t) => {
+  // Linux drops every POSIX lock of a process on a file when it closes any descriptor on it: an
+  // fsync of the database through a descriptor of our own, once SQLite has the file open, would
+  // leave another connection free to checkpoint or delete the WAL under this one.
+  const { store, dir } = await setup(t)
+  await store.close()
+  const reopened = await TreeStore.open(dir, { autoFlushMs: 0 })
+  t.teardown(() => reopened.close())
+  const ino = nodeFs.statSync(join(dir, 'pagecow.db')).ino
+  const held = nodeFs
+    .readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(' POSIX ') && line.split(/\s+/).some((f) => f.endsWith(`:${ino}`)) && line.split(/\s+/).includes(String(process.pid)))
+  t.ok(held.length > 0, `SQLite's lock on pagecow.db is held (${held.length} entries in /proc/locks)`)
+})
+
+t.test('every close() waits for the one close: the store can be opened again when any of them returns', async (t) => {
+  const { store, dir } = await setup(t)
+  const h = await store.open('/etc/hosts', 'r+')
+  await h.write(0, Buffer.from('CLOSE'))
+  const first = store.close()
+  await store.close()
+  const again = await TreeStore.open(dir, { autoFlushMs: 0 })
+  t.pass('opened for writing right after the second close() returned')
+  const r = await again.open('/etc/hosts')
+  t.equal((await r.read(0, 5)).toString(), 'CLOSE', 'with the write the close flushed')
+  await r.close()
+  await again.close()
+  await first
+})

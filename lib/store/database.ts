@@ -49,11 +49,14 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
 }
 
 /**
- * Make what an earlier process committed durable, without writing: fsync the database file and
- * its WAL. A process killed with commits in the page cache only left them there, and deleting
- * files on their word needs them on disk; a durable commit would do it too, but fails on a full disk.
+ * Make what an earlier process committed to the store in `dir` durable, without writing: fsync
+ * the database file, its WAL and the directory naming them. A writer killed with commits in the
+ * page cache only left them there. (A durable commit would do it too, but it writes: on a full
+ * disk the open would fail.) Call it before opening the database: closing a descriptor on a file
+ * drops every POSIX lock the process holds on it, SQLite's included.
  */
-export function syncDatabaseFiles(path: string): void {
+export function syncDatabaseFiles(dir: string): void {
+  const path = `${dir}/${DATABASE_FILE}`
   for (const file of [path, `${path}-wal`]) {
     let fd: number
     try {
@@ -69,6 +72,11 @@ export function syncDatabaseFiles(path: string): void {
     } finally {
       fs.closeSync(fd)
     }
+  }
+  try {
+    fs.syncDirectory(dir)
+  } catch (err) {
+    throw fromSystemError(err, `syncing the store directory ${dir}`)
   }
 }
 

@@ -110,6 +110,7 @@ export class TreeStore extends EventEmitter {
   #timer: NodeJS.Timeout | undefined
   #flushChain: Promise<void> = Promise.resolve()
   #dataVersion: number
+  #closing: Promise<void> | undefined
   #closed = false
   /** Reads in the thread pool: close() lets them finish before descriptors are closed. */
   readonly #reads = new Set<Promise<number>>()
@@ -205,6 +206,10 @@ export class TreeStore extends EventEmitter {
     const lock = opts.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
     let db: Database.Database | undefined
     try {
+      // A killed writer's last commits may sit in the page cache only, and recovery deletes
+      // files on their word: make them durable first. Before SQLite opens the file: closing any
+      // other descriptor on it would drop the POSIX locks SQLite holds there.
+      if (!opts.readOnly) syncDatabaseFiles(path)
       db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: opts.readOnly })
       const meta = readStoreMeta(db, path)
       if (meta.kind !== 'tree') {
@@ -739,7 +744,14 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Flush, then release every file, the database and the writer lock. Open handles stop working. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // Every caller waits for the one close: a second one returning early would find the writer
+    // lock still held.
+    this.#closing ??= this.#closeOnce()
+    return this.#closing
+  }
+
+  async #closeOnce(): Promise<void> {
     if (this.#closed) return
     clearInterval(this.#timer)
     try {
@@ -780,9 +792,6 @@ export class TreeStore extends EventEmitter {
 
   /** After a crash: drop inodes that only open handles kept, and upper files whose records are gone. */
   #recover(): void {
-    // A killed process's last commits may sit in the page cache only: make them durable before
-    // deleting files on their word.
-    syncDatabaseFiles(`${this.path}/${DATABASE_FILE}`)
     const fx: Effects = { after: [], purge: [] }
     // Durable: the orphans' upper files are deleted right after, on this commit's word.
     this.#ns.transaction(() => {
