@@ -490,3 +490,19 @@ t.test('large readInto (through the thread pool) gives the model’s bytes in ev
   await store.close()
   t.equal(await inFlight, 1 << 20, 'a read in flight when close() is called finishes first')
 })
+
+t.test('every close() waits for the one close: the store can be opened again when any of them returns', async (t) => {
+  const P = 4096
+  const { store, storeDir } = await storeFixture(t, { pageSize: P, lowerSize: 512 * P, rng: new Random(5) })
+  await store.write(0, pattern(1, 0, P))
+  const reading = store.readInto(Buffer.alloc(1 << 20), 0) // in the pool: the first close waits for it
+  const first = store.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  await store.close()
+  const again = await ImageStore.open(storeDir, { autoFlushMs: 0 })
+  t.pass('opened for writing right after the second close() returned')
+  t.ok((await again.read(0, P)).equals(pattern(1, 0, P)), 'with the write the close flushed')
+  await again.close()
+  await first
+  t.equal(await reading, 1 << 20)
+})

@@ -62,6 +62,7 @@ export class ImageStore extends EventEmitter {
   #commits = 0
   #dataVersion: number
   #closed = false
+  #closing: Promise<void> | undefined
   /** Reads in flight in the thread pool: close() lets them finish. */
   readonly #reads = new Set<Promise<number>>()
 
@@ -247,7 +248,18 @@ export class ImageStore extends EventEmitter {
    * Flush, then release the upper, the lower, the database and the writer lock. If the flush
    * fails (a full disk), the store stays open with its writes, so the caller can retry.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // Every caller waits for the one close: a second one returning early would find the writer
+    // lock still held.
+    if (!this.#closing) {
+      const closing = this.#closeOnce()
+      this.#closing = closing
+      closing.catch(() => (this.#closing = undefined)) // the flush failed: the store stays open, close() may be retried
+    }
+    return this.#closing
+  }
+
+  async #closeOnce(): Promise<void> {
     if (this.#closed) return
     if (!this.readOnly) await this.flush()
     clearInterval(this.#timer)
