@@ -195,10 +195,13 @@ print(json.dumps(out))`,
     t.ok(await waitFor(() => !pidAlive(m.pid)), 'the daemon exited')
   })
 
-  t.test('umount --abort frees what waits on a server that hangs; the server then flushes and lets go', async (t) => {
+  t.test('umount --abort frees what waits on a server that hangs, detaches the busy mount; the server then flushes and lets go', async (t) => {
     const f = await fixture(t)
     const m = await mountStore(t, f.storeDir, f.mnt)
     writeFileSync(join(f.mnt, 'before.txt'), 'written before the hang\n')
+    // A program with its working directory on the mount keeps it busy.
+    const resident = spawn('sleep', ['60'], { cwd: f.mnt, stdio: 'ignore' })
+    t.teardown(() => resident.kill())
     // A stopped server is a hung one: a stat on the mount waits for it (attributes are cached
     // for a second, so ask about a name never looked up).
     process.kill(m.pid, 'SIGSTOP')

@@ -172,8 +172,9 @@ export const unmountOptionsSchema = z.strictObject({
   lazy: z.boolean().default(false),
   /**
    * Abort the mount's FUSE connection first: for a server that hangs. Requests waiting on it fail
-   * with ENOTCONN (a write among them is lost, as in a crash: SPEC §3); the server, if it can
-   * still run, flushes what it had and lets go of the store.
+   * with ECONNABORTED (a write among them is lost, as in a crash: SPEC §3), later ones with
+   * ENOTCONN; a mount still busy is then detached as with `lazy`. The server, if it can still
+   * run, flushes what it had and lets go of the store.
    */
   abort: z.boolean().default(false),
   /** How long to wait for the serving process to flush and let go of the store; default 60 s. */
@@ -198,9 +199,12 @@ export async function unmountStore(mountpoint: string, options: UnmountOptions =
     // Plainly first, even with `lazy`: only a mount that was not busy can be waited for.
     await kernelUnmount(entry.mountpoint, false)
   } catch (err) {
-    if (!opts.lazy || !(err instanceof PagecowError) || err.code !== 'EBUSY') throw err
+    // A busy mount whose connection was cut serves nothing any more: detach it as --lazy would.
+    if (!(opts.lazy || opts.abort) || !(err instanceof PagecowError) || err.code !== 'EBUSY') throw err
     await kernelUnmount(entry.mountpoint, true)
-    return entry.source // held until the open files close, which may be never: not waited for
+    // Without an abort the server holds the store until the open files close, which may be
+    // never: not waited for. An aborted server gets no more requests and lets go at once.
+    if (!opts.abort) return entry.source
   }
   // A read-only server holds no lock: nothing to wait for (and the lock may be another writer's).
   if (entry.readOnly) return entry.source

@@ -22,7 +22,7 @@ export function umountCommand(io: CliIo) {
     .description('unmount a store mounted with `pagecow mount` and wait until its server has flushed and released the store; also clears the mount a killed server left behind')
     .argument('<MOUNTPOINT>', 'the mount point')
     .option('--lazy', 'detach even while files on the mount are open (umount -l) and return at once; the server lets go of the store when the last of them closes')
-    .option('--abort', 'first cut the FUSE connection (fusectl), for a server that hangs: whatever waits on it fails with ENOTCONN at once')
+    .option('--abort', 'first cut the FUSE connection (fusectl), for a server that hangs: whatever waits on it fails at once (ECONNABORTED), and a busy mount is detached as with --lazy')
     .option('--wait-ms <N>', 'how long to wait for the server to release the store (after an unmount that was not left to --lazy); default 60000')
     .option('--json', 'print one JSON line')
     .action(async (mountpoint: string) => {
@@ -30,5 +30,5 @@ export function umountCommand(io: CliIo) {
       const store = await unmountStore(mountpoint, { lazy: opts.lazy === true, abort: opts.abort === true, ...(opts.waitMs === undefined ? {} : { waitMs: opts.waitMs }) })
       await writeTo(io.stdout, opts.json ? `${JSON.stringify({ mountpoint, store })}\n` : `unmounted ${mountpoint} (${store})\n`)
     })
-  return examples(cmd, ['pagecow umount /mnt/rootfs', 'pagecow umount --lazy /mnt/rootfs', 'pagecow umount --abort --lazy /mnt/rootfs'])
+  return examples(cmd, ['pagecow umount /mnt/rootfs', 'pagecow umount --lazy /mnt/rootfs', 'pagecow umount --abort /mnt/rootfs'])
 }
