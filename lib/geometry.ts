@@ -54,6 +54,14 @@ export class Geometry {
     return endPage > startPage ? [startPage, endPage] : [startPage, startPage]
   }
 
+  /**
+   * Pages wholly inside [start, end) of a file of `size` bytes. A range that reaches the end of
+   * the file covers its last page whole: bytes past the end of a file always read as zeros.
+   */
+  wholePagesOfFile(start: number, end: number, size: number): [number, number] {
+    return this.wholePages(start, end >= size ? this.byteOf(this.pagesFor(end)) : end)
+  }
+
   /** Pages touched by the byte range [start, end): [startPage, endPage). */
   touchedPages(start: number, end: number): [number, number] {
     return end > start ? [this.pageOf(start), this.pagesFor(end)] : [this.pageOf(start), this.pageOf(start)]

@@ -3,7 +3,7 @@
 // gives back what it would have granted, the lookups it counted and the handles it opened.
 import t from 'tap'
 import { join } from 'node:path'
-import { TreeStore } from '../lib/index.js'
+import { PagecowError, TreeStore } from '../lib/index.js'
 import type { FuseOperations } from '../lib/fuse/operations.js'
 import { DIRENT_NAME_OFFSET, ENTRY_OUT_BYTES, FUSE_ROOT_ID, IN_HEADER_BYTES, OUT_HEADER_BYTES, Opcode } from '../lib/fuse/protocol.js'
 import { TreeFs } from '../lib/fuse/tree-fs.js'
@@ -198,4 +198,25 @@ t.test('a reply the kernel never takes gives back the lookups and handles it wou
   kernel.end()
   await running
   t.same(logged, [], 'ENOENT on a reply is the kernel’s to say, not an error to log')
+})
+
+t.test('a READDIRPLUS that fails after adding entries gives their lookups back', async (t) => {
+  const { Dispatcher } = await import('../lib/fuse/dispatch.js')
+  const forgotten: Array<[number, number]> = []
+  const attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0o100644, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096 }
+  const ops = {
+    stable: true,
+    forget: (nodeid: number, n: number) => void forgotten.push([nodeid, n]),
+    async readdirplus(_fh: number, _offset: number, out: { add(e: object, next: number, type: number, name: Buffer): boolean }) {
+      // Two entries counted and added, then the store fails.
+      out.add({ nodeid: 7, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...attr, ino: 70 } }, 1, 8, Buffer.from('a'))
+      out.add({ nodeid: 9, generation: 0, entryValidMs: 0, attrValidMs: 0, attr: { ...attr, ino: 90 } }, 2, 8, Buffer.from('b'))
+      throw new PagecowError('EIO', 'the disk went away')
+    },
+  } as unknown as FuseOperations
+  const d = new Dispatcher(ops, () => {})
+  const header = { len: 0, opcode: Opcode.READDIRPLUS, unique: 5n, nodeid: FUSE_ROOT_ID, uid: 0, gid: 0, pid: 1 }
+  const reply = await d.handle({ header, op: 'readdirplus', fh: 1, offset: 0, size: 4096 }, Buffer.alloc(0))
+  t.ok(Buffer.isBuffer(reply) && reply.readInt32LE(4) === -5, 'the reply is the error (EIO)')
+  t.same(forgotten, [[7, 1], [9, 1]], 'both lookups given back')
 })

@@ -222,6 +222,19 @@ t.test('zero and discard: whole pages become ZERO and store nothing; partial pag
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
 })
 
+t.test('a discard that covers no whole page changes nothing, as in image mode', async (t) => {
+  const s = await setup(t)
+  const before = await s.store.stat('/etc/ssl/cert.pem')
+  await s.store.discard('/etc/ssl/cert.pem', 100, 1000) // inside page 0
+  await s.store.discard('/etc/ssl/cert.pem', 20_000, 4096) // past the end
+  const after = await s.store.stat('/etc/ssl/cert.pem')
+  t.equal(after.mtimeMs, before.mtimeMs, 'mtime unchanged')
+  t.equal(after.ino, before.ino)
+  t.same([...s.store.changes()].filter((c) => c.path === '/etc/ssl/cert.pem'), [], 'no change recorded')
+  t.equal(upperBytes(s.dir), 0, 'nothing copied up')
+  t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
+})
+
 t.test('zero and discard refuse what they cannot do', async (t) => {
   const s = await setup(t)
   const rejects: Array<[string, () => Promise<unknown>, string]> = [

@@ -246,7 +246,13 @@ export class Dispatcher {
       case 'readdirplus': {
         if (!ops.readdirplus) return replyError(unique, ENOSYS)
         const out = new DirentPlusWriter(req.size)
-        await ops.readdirplus(req.fh, req.offset, out)
+        try {
+          await ops.readdirplus(req.fh, req.offset, out)
+        } catch (err) {
+          // The error reply carries no entries: the lookups counted for those added are given back.
+          for (const id of out.nodeids()) ops.forget(id, 1)
+          throw err
+        }
         return new Granting(replyData(unique, out.buffer), () => {
           for (const id of out.nodeids()) ops.forget(id, 1)
         })

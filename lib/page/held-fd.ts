@@ -3,7 +3,7 @@
 // once would fail that work with EBADF, or worse, point it at whatever file reuses the number.
 // Also the full reads (pread until done or end of file) that the upper and lower files share.
 import * as fs from '../fs.js'
-import { fromSystemError } from '../errors.js'
+import { fromSystemError, PagecowError } from '../errors.js'
 
 export class HeldFd {
   readonly #fd: number
@@ -25,6 +25,8 @@ export class HeldFd {
 
   /** Run `work` with the descriptor; a close() meanwhile waits for it. */
   async hold<T>(work: (fd: number) => Promise<T>): Promise<T> {
+    // After close() the number may already name another file.
+    if (this.#closeAsked) throw new PagecowError('ECLOSED', `${this.#label} is closed`)
     this.#inFlight++
     try {
       return await work(this.#fd)

@@ -265,18 +265,9 @@ export class PagedFile {
     this.#zeroWholePages(offset, end, this.#state.size)
   }
 
-  /**
-   * The pages wholly inside [offset, end). A range that reaches the end of the file covers its
-   * last page whole: bytes past the end of a file always read as zeros.
-   */
-  #wholePages(offset: number, end: number, size: number): [number, number] {
-    const g = this.geometry
-    return g.wholePages(offset, end >= size ? g.byteOf(g.pagesFor(end)) : end)
-  }
-
   #zeroWholePages(offset: number, end: number, size: number): void {
     const g = this.geometry
-    const [first, last] = this.#wholePages(offset, end, size)
+    const [first, last] = this.geometry.wholePagesOfFile(offset, end, size)
     if (first >= last) return
     this.map.set(first, last, 'zero')
     this.upper.punch(g.byteOf(first), g.byteOf(last - first))
@@ -286,7 +277,7 @@ export class PagedFile {
   /** The parts of [offset, end) outside its whole pages, each inside one page. */
   #partialPieces(offset: number, end: number, size: number): Array<[number, number]> {
     const g = this.geometry
-    const [first, last] = this.#wholePages(offset, end, size)
+    const [first, last] = this.geometry.wholePagesOfFile(offset, end, size)
     const pieces: Array<[number, number]> = []
     if (first < last) {
       if (offset < g.byteOf(first)) pieces.push([offset, g.byteOf(first)])

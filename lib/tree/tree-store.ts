@@ -111,6 +111,7 @@ export class TreeStore extends EventEmitter {
   #flushChain: Promise<void> = Promise.resolve()
   #dataVersion: number
   #closing: Promise<void> | undefined
+  readonly #geometry: Geometry
   #closed = false
   /** Reads in the thread pool: close() lets them finish before descriptors are closed. */
   readonly #reads = new Set<Promise<number>>()
@@ -136,12 +137,13 @@ export class TreeStore extends EventEmitter {
     this.#ns = new Namespace(parts.db, parts.path)
     this.#resolver = new Resolver(this.#ns, parts.lower, parts.meta.lower.rootIno)
     this.#dirs = new MergedDirs(this.#ns, parts.lower)
+    this.#geometry = new Geometry(parts.meta.pageSize)
     this.#nodes = new NodeTable({
       path: parts.path,
       db: parts.db,
       ns: this.#ns,
       lower: parts.lower,
-      geometry: new Geometry(parts.meta.pageSize),
+      geometry: this.#geometry,
       readOnly: parts.readOnly,
     })
     this.#autoFlushMs = parts.autoFlushMs
@@ -979,7 +981,12 @@ export class TreeStore extends EventEmitter {
 
   /** zero(): the range reads zeros, the file grows to its end; discard(): whole pages inside the file only. */
   #zeroNode(node: FileNode, offset: number, length: number, how: 'zero' | 'discard'): void {
-    if (length === 0 || (how === 'discard' && offset >= node.size)) return
+    if (length === 0) return
+    if (how === 'discard') {
+      // A discard that covers no whole page changes nothing: no copy-up record, no new times.
+      const [first, last] = this.#geometry.wholePagesOfFile(offset, Math.min(offset + length, node.size), node.size)
+      if (first >= last) return
+    }
     const paged = this.#nodes.beginData(node)
     if (how === 'zero') paged.zero(offset, length)
     else paged.discard(offset, length)
