@@ -37,7 +37,8 @@ export const nbdCase: BenchCase = {
     const { read, coldRead, write, space } = result.ratios
     return [
       row('sequential read of the unmodified image, nbdcopy to null:', `${fmt.bytes(pc.readBytesPerSecond)}/s`, `${fmt.bytes(kit.readBytesPerSecond)}/s`, read, 'throughput', '≥ 0.7×', (read ?? 0) >= 0.7),
-      row('the same read with the lower dropped from the page cache first', `${fmt.bytes(pc.coldReadBytesPerSecond)}/s`, `${fmt.bytes(kit.coldReadBytesPerSecond)}/s`, coldRead, 'throughput', '≥ 0.7×', (coldRead ?? 0) >= 0.7),
+      // No target of its own: shown beside the warm read (the issue's target is for that one).
+      { ...row('the same read with the lower dropped from the page cache first', `${fmt.bytes(pc.coldReadBytesPerSecond)}/s`, `${fmt.bytes(kit.coldReadBytesPerSecond)}/s`, coldRead, 'throughput', '', false), target: null, met: null },
       row(`random 4 KiB writes, ${result.servers[0]?.writeTool ?? 'fio'}`, `${pc.writeIops.toFixed(0)} IOPS`, `${kit.writeIops.toFixed(0)} IOPS`, write, 'throughput', '≥ 0.7×', (write ?? 0) >= 0.7),
       row('upper space after the writes', fmt.bytes(pc.upperBytes), fmt.bytes(kit.upperBytes), space, 'time', '≤ 1×', (space ?? Infinity) <= 1),
     ]

@@ -7,7 +7,7 @@
 // upper takes after those writes. Prints each server's numbers and pagecow's ratios.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -184,6 +184,13 @@ async function qemuTarget(dir: string, lower: string): Promise<Target> {
  * file), so that the next read of it comes from the disk.
  */
 async function dropFromCache(path: string): Promise<void> {
+  // Only clean pages can be dropped: a lower just written is synced first.
+  const fd = openSync(path, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
   await run('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'])
 }
 
