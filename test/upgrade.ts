@@ -1,0 +1,102 @@
+// Upgrades (STYLE §9, issue 9): the stores every earlier release made open with this pagecow,
+// read exactly what that release read, pass fsck, and take writes that survive a reopen.
+import { createHash } from 'node:crypto'
+import t from 'tap'
+import { checkStore, ImageStore, TreeStore } from '../lib/index.js'
+import { copyImageStore, mountTreeStore, releaseManifest, releasesWithStores, type ManifestEntry } from './fixtures/release-stores.js'
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex')
+
+for (const version of releasesWithStores()) {
+  const manifest = releaseManifest(version)
+
+  t.test(`an image store made by ${version}`, async (t) => {
+    const { storeDir } = copyImageStore(t, version)
+    const store = await ImageStore.open(storeDir, { autoFlushMs: 0 })
+    t.equal(store.size, manifest.image.size, 'same size')
+    t.equal(sha256(await store.read(0, store.size)), manifest.image.sha256, 'same bytes')
+    t.same([...store.extents()], manifest.image.extents, 'same map')
+    await store.write(1000, Buffer.from('written after the upgrade'))
+    await store.close()
+
+    const again = await ImageStore.open(storeDir, { readOnly: true })
+    t.equal((await again.read(1000, 25)).toString(), 'written after the upgrade', 'a write after the upgrade survives a reopen')
+    await again.close()
+    const report = await checkStore(storeDir)
+    t.ok(report.clean, 'fsck: clean', { problems: report.problems })
+  })
+
+  t.test(`a tree store made by ${version}`, async (t) => {
+    const fixture = mountTreeStore(t, version)
+    if (!fixture) return
+    const store = await TreeStore.open(fixture.storeDir, { autoFlushMs: 0 })
+    const seen = await walk(store)
+    for (const [path, expected] of Object.entries(manifest.tree.entries)) {
+      const got = seen.get(path)
+      if (!got) {
+        t.fail(`${path} is missing after the upgrade`)
+        continue
+      }
+      t.same(withoutTimes(got), withoutTimes(expected), `${path}: same type, mode, owner, links, size, xattrs, target, bytes, map`)
+      // Times: as read by the release, in milliseconds (it kept no more).
+      t.ok(Math.abs(got.mtimeMs - expected.mtimeMs) < 0.001 && Math.abs(got.atimeMs - expected.atimeMs) < 0.001, `${path}: same times`, {
+        got: [got.atimeMs, got.mtimeMs],
+        expected: [expected.atimeMs, expected.mtimeMs],
+      })
+    }
+    t.same([...store.changes()], manifest.tree.changes, 'same changes')
+
+    // Writable after the upgrade: data, names and metadata.
+    const h = await store.open('/data/big.bin', 'r+')
+    await h.write(60_000, Buffer.from('after the upgrade'))
+    await h.close()
+    await store.rename('/new-dir/new-file', '/new-dir/renamed')
+    await store.mkdir('/made-after')
+    await store.chmod('/etc/hosts', 0o640)
+    await store.close()
+
+    const again = await TreeStore.open(fixture.storeDir, { readOnly: true })
+    const big = await again.open('/data/big.bin')
+    t.equal((await big.read(60_000, 17)).toString(), 'after the upgrade', 'data written after the upgrade survives a reopen')
+    await big.close()
+    t.equal((await again.stat('/new-dir/renamed')).type, 'file', 'a rename after the upgrade survives')
+    t.equal((await again.stat('/made-after')).type, 'directory', 'a mkdir after the upgrade survives')
+    t.equal((await again.stat('/etc/hosts')).mode & 0o7777, 0o640, 'a chmod after the upgrade survives')
+    await again.close()
+    const report = await checkStore(fixture.storeDir)
+    t.ok(report.clean, 'fsck: clean', { problems: report.problems })
+  })
+}
+
+type Seen = Omit<ManifestEntry, never>
+
+async function walk(store: TreeStore): Promise<Map<string, Seen>> {
+  const out = new Map<string, Seen>()
+  const visit = async (path: string) => {
+    const st = await store.stat(path)
+    const entry: Seen = { type: st.type, mode: st.mode, uid: st.uid, gid: st.gid, nlink: st.nlink, size: st.size, mtimeMs: st.mtimeMs, atimeMs: st.atimeMs }
+    if (st.type !== 'symlink') {
+      const xattrs: Record<string, string> = {}
+      for (const name of await store.listxattr(path)) xattrs[name] = (await store.getxattr(path, name)).toString('hex')
+      entry.xattrs = xattrs
+    }
+    if (st.type === 'symlink') entry.target = await store.readlink(path)
+    if (st.type === 'file') {
+      const h = await store.open(path, 'r')
+      entry.sha256 = sha256(await h.read(0, st.size))
+      await h.close()
+      entry.extents = [...store.extents(path)]
+    }
+    out.set(path, entry)
+    if (st.type === 'directory') {
+      for (const e of await store.readdir(path)) await visit(path === '/' ? `/${e.name}` : `${path}/${e.name}`)
+    }
+  }
+  await visit('/')
+  return out
+}
+
+function withoutTimes(e: ManifestEntry): Omit<ManifestEntry, 'mtimeMs' | 'atimeMs'> {
+  const { mtimeMs: _m, atimeMs: _a, ...rest } = e
+  return rest
+}
