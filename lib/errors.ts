@@ -20,7 +20,10 @@ export const ERROR_CODES = {
   ECORRUPT: 117, // EUCLEAN, "structure needs cleaning"
   /** The lower changed since the store was created (size, mtime or sampled bytes). */
   ESTALE: 116,
-  /** The store was written by a newer pagecow than this one. */
+  /**
+   * The store's format is not one this pagecow reads: written by a newer pagecow, or by an older
+   * one and opened read-only (a writable open upgrades it; a read-only one never writes).
+   */
   EVERSION: 95, // EOPNOTSUPP
   /** A write to a store opened read-only. */
   EROFS: 30,

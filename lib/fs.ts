@@ -1,9 +1,9 @@
 // Every file-system call the library makes goes through this module, so tests can inject
 // EIO, ENOSPC and short reads with `t.mockImport` and the rest of the code stays honest.
-import { execFileSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
+import type { Timespec } from './time-ns.js'
 
 const require = createRequire(import.meta.url)
 // fs-native-extensions: OFD locks (per open file, so two opens in one process exclude each
@@ -17,6 +17,16 @@ const native = require('fs-native-extensions') as {
   listAttrsSync(fd: number): string[]
 }
 const fsExt = require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number }
+// Our own addon (native/pagecow.c, built by node-gyp at install): what Node's fs cannot do exactly.
+const own = require('../build/Release/pagecow.node') as {
+  utimensat(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
+  mknod(path: Buffer, mode: number, rdev: number): void
+}
+
+/** A path as C wants it: its bytes and a NUL. */
+function withNul(path: string | Buffer): Buffer {
+  return Buffer.concat([typeof path === 'string' ? Buffer.from(path, 'utf8') : path, Buffer.of(0)])
+}
 
 const SEEK_DATA = 3
 const SEEK_HOLE = 4
@@ -51,7 +61,6 @@ export const linkSync = nodeFs.linkSync
 export const rmdirSync = nodeFs.rmdirSync
 export const chmodSync = nodeFs.chmodSync
 export const lchownSync = nodeFs.lchownSync
-export const lutimesSync = nodeFs.lutimesSync
 export const realpathSync = nodeFs.realpathSync
 export const statfsSync = nodeFs.statfsSync
 
@@ -69,21 +78,10 @@ export function setXattr(fd: number, name: string, value: Uint8Array): void {
   native.setAttrSync(fd, name, value)
 }
 
-/**
- * mknod(2) for a FIFO or a device node (Node has no binding): runs mknod(1). Device nodes need
- * CAP_MKNOD.
- */
-export function mknod(path: string, type: 'fifo' | 'char' | 'block', mode: number, rdev = 0): void {
-  const args = ['-m', (mode & 0o7777).toString(8), '--', path]
-  if (type === 'fifo') args.push('p')
-  else args.push(type === 'char' ? 'c' : 'b', String(deviceMajor(rdev)), String(deviceMinor(rdev)))
-  try {
-    execFileSync('mknod', args, { stdio: ['ignore', 'ignore', 'pipe'] })
-  } catch (err) {
-    const stderr = String((err as { stderr?: unknown }).stderr ?? '')
-    const code = /exists/i.test(stderr) ? 'EEXIST' : /not permitted/i.test(stderr) ? 'EPERM' : 'EIO'
-    throw Object.assign(new Error(`mknod ${path}: ${stderr.trim() || (err as Error).message}`), { code })
-  }
+/** mknod(2) for a FIFO or a device node (Node has no binding). Device nodes need CAP_MKNOD. */
+export function mknod(path: string | Buffer, type: 'fifo' | 'char' | 'block', mode: number, rdev = 0): void {
+  const typeBits = type === 'fifo' ? nodeFs.constants.S_IFIFO : type === 'char' ? nodeFs.constants.S_IFCHR : nodeFs.constants.S_IFBLK
+  own.mknod(withNul(path), typeBits | (mode & 0o7777), type === 'fifo' ? 0 : rdev)
 }
 
 /** Linux's encoding of a device number (glibc gnu_dev_major / gnu_dev_minor). */
@@ -93,6 +91,14 @@ export function deviceMajor(rdev: number): number {
 
 export function deviceMinor(rdev: number): number {
   return Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn))
+}
+
+/**
+ * Set the access and modification times of `path` (a symlink itself, never its target) to the
+ * nanosecond: utimensat(2) with AT_SYMLINK_NOFOLLOW. fs.lutimes takes a double of seconds.
+ */
+export function lutimensSync(path: string | Buffer, atime: Timespec, mtime: Timespec): void {
+  own.utimensat(withNul(path), atime.sec, atime.nsec, mtime.sec, mtime.nsec)
 }
 
 /** fsync a directory, so that a file created in it survives a power cut. */

@@ -14,7 +14,9 @@ export { StoreMount, checkMountpoint, unmountStore, type MountOptions, type Unmo
 export { createStore, openStore, storeKind, type AnyStore } from './open-store.js'
 export { TreeStore, type TreeStoreInfo, type TreeFileInfo } from './tree/tree-store.js'
 export { TreeFileHandle } from './tree/file-handle.js'
-export type { TreeStat, TreeStatfs, DirEntry } from './tree/tree-stat.js'
+export type { TreeStat, TreeStatfs, DirEntry, DirEntryBytes } from './tree/tree-stat.js'
+export type { TreePath } from './tree/names.js'
+export { nameFromBytes, nameToBytes } from './name-bytes.js'
 export type { FileType } from './tree/file-type.js'
 export type { TreeChange } from './tree/changes.js'
 export type {

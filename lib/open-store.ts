@@ -17,7 +17,7 @@ export async function storeKind(dir: string): Promise<StoreKind> {
   if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
   let db
   try {
-    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true })
+    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true, anyOlderSchema: true }) // the store record reads the same in every schema
     return readStoreMeta(db, path).kind
   } catch (err) {
     throw fromSystemError(err, `opening the store ${path}`)

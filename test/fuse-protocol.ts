@@ -292,9 +292,9 @@ const ATTR: Attr = {
   ino: 2 ** 40 + 3,
   size: 2 ** 35 + 1,
   blocks: 67108865,
-  atimeMs: 1500.5,
-  mtimeMs: -1.5,
-  ctimeMs: 1_700_000_000_123.25,
+  atimeNs: 1_500_500_000n,
+  mtimeNs: -1_500_000n,
+  ctimeNs: 1_700_000_000_123_250_001n,
   mode: 0o100644,
   nlink: 2,
   uid: 1000,
@@ -313,7 +313,7 @@ function checkAttr(t: Test, b: Buffer, off: number): void {
   t.equal(b.readBigInt64LE(off + 32), -1n, 'mtime: -1.5 ms is -1 s')
   t.equal(b.readUInt32LE(off + 52), 998_500_000, '... + 998 500 000 ns')
   t.equal(b.readBigInt64LE(off + 40), 1_700_000_000n, 'ctime')
-  t.equal(b.readUInt32LE(off + 56), 123_250_000, 'ctime ns')
+  t.equal(b.readUInt32LE(off + 56), 123_250_001, 'ctime ns, to the nanosecond')
   t.equal(b.readUInt32LE(off + 60), 0o100644, 'mode')
   t.equal(b.readUInt32LE(off + 64), 2, 'nlink')
   t.equal(b.readUInt32LE(off + 68), 1000, 'uid')
@@ -432,7 +432,7 @@ t.test('replies: sizes and fields at the fuse.h offsets', async (t) => {
     t.throws(() => replyOpen(UNIQUE, 2 ** 53, 0), RangeError, 'fh past MAX_SAFE_INTEGER')
     t.throws(() => replyEntry(UNIQUE, { ...ENTRY, entryValidMs: -1 }), RangeError, 'a negative validity')
     t.throws(() => replyAttr(UNIQUE, 1, { ...ATTR, size: -1 }), RangeError, 'a negative size')
-    t.throws(() => replyAttr(UNIQUE, 1, { ...ATTR, mtimeMs: Infinity }), RangeError, 'an infinite time')
+    t.throws(() => replyAttr(UNIQUE, 1, { ...ATTR, mtimeNs: 2n ** 64n * 1_000_000_000n }), RangeError, 'a time past what s64 seconds hold')
   })
 })
 

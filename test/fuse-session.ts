@@ -203,7 +203,7 @@ t.test('a reply the kernel never takes gives back the lookups and handles it wou
 t.test('a READDIRPLUS that fails after adding entries gives their lookups back', async (t) => {
   const { Dispatcher } = await import('../lib/fuse/dispatch.js')
   const forgotten: Array<[number, number]> = []
-  const attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0o100644, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096 }
+  const attr = { ino: 0, size: 0, blocks: 0, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n, mode: 0o100644, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096 }
   const ops = {
     stable: true,
     forget: (nodeid: number, n: number) => void forgotten.push([nodeid, n]),

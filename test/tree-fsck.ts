@@ -65,17 +65,17 @@ t.test('a removed file left open by a writer that died is an orphan, dropped at 
 })
 
 const damages: Array<[string, (dir: string, db: Database.Database) => void, string, RegExp]> = [
-  ['an entry naming a missing inode', (_d, db) => db.prepare("INSERT INTO dirents (parent, name, ino) VALUES ((SELECT ino FROM inodes WHERE origin = 'home'), 'ghost', 999)").run(), 'ECORRUPT', /no record/],
+  ['an entry naming a missing inode', (_d, db) => db.prepare("INSERT INTO dirents (parent, name, ino) VALUES ((SELECT ino FROM inodes WHERE origin = CAST('home' AS BLOB)), CAST('ghost' AS BLOB), 999)").run(), 'ECORRUPT', /no record/],
   ['a missing upper data file', (dir) => nodeFs.rmSync(join(dir, 'upper', '1')), 'ECORRUPT', /missing/],
   ['a stray upper data file', (dir) => nodeFs.writeFileSync(join(dir, 'upper', '0'), 'x'), 'ECORRUPT', /belongs to no paged file/],
   ['a wrong link count', (_d, db) => db.prepare("UPDATE inodes SET nlink = 5 WHERE type = 'file' AND origin IS NULL").run(), 'ECORRUPT', /link count/],
-  ['a directory inside itself', (_d, db) => db.prepare("UPDATE dirents SET parent = (SELECT ino FROM inodes WHERE origin = 'usr/share') WHERE name = 'new'").run(), 'ECORRUPT', /inside itself/],
+  ['a directory inside itself', (_d, db) => db.prepare("UPDATE dirents SET parent = (SELECT ino FROM inodes WHERE origin = CAST('usr/share' AS BLOB)) WHERE name = CAST('new' AS BLOB)").run(), 'ECORRUPT', /inside itself/],
   ['page chunks of an unknown file', (_d, db) => db.prepare('INSERT INTO page_chunks (file, chunk, data, zero, data_count, zero_count) SELECT 77, chunk, data, zero, data_count, zero_count FROM page_chunks LIMIT 1').run(), 'ECORRUPT', /unknown paged file/],
   ['a damaged bitmap', (_d, db) => db.prepare('UPDATE page_chunks SET data = x\'00\' WHERE file = 1').run(), 'ECORRUPT', /cannot be decoded/],
   ['pages past the end of a file', (_d, db) => db.prepare('UPDATE files SET size = 100, lower_cut = 100 WHERE id = 1').run(), 'ECORRUPT', /past the end/],
-  ['an inode record that does not parse', (_d, db) => db.prepare("UPDATE inodes SET lower_fp = 'nope' WHERE origin = 'etc/hosts'").run(), 'ECORRUPT', /not JSON/],
-  ['a paged file no inode owns', (_d, db) => db.prepare("UPDATE inodes SET file = NULL WHERE origin = 'etc/hosts'").run(), 'ECORRUPT', /belongs to no inode/],
-  ['a whiteout in an upper directory', (_d, db) => db.prepare("INSERT INTO dirents (parent, name, ino) SELECT ino, 'w', NULL FROM dirents WHERE name = 'new'").run(), 'ECORRUPT', /whiteout/],
+  ['an inode record that does not parse', (_d, db) => db.prepare("UPDATE inodes SET lower_fp = 'nope' WHERE origin = CAST('etc/hosts' AS BLOB)").run(), 'ECORRUPT', /lower record is invalid/],
+  ['a paged file no inode owns', (_d, db) => db.prepare("UPDATE inodes SET file = NULL WHERE origin = CAST('etc/hosts' AS BLOB)").run(), 'ECORRUPT', /belongs to no inode/],
+  ['a whiteout in an upper directory', (_d, db) => db.prepare("INSERT INTO dirents (parent, name, ino) SELECT ino, CAST('w' AS BLOB), NULL FROM dirents WHERE name = CAST('new' AS BLOB)").run(), 'ECORRUPT', /whiteout/],
 ]
 
 for (const [what, damage, code, message] of damages) {
@@ -107,7 +107,7 @@ t.test('fsck reports a lower object the upper records that is gone from the lowe
 t.test('the store refuses a damaged record instead of serving it', async (t) => {
   const { dir } = await used(t)
   const db = new Database(join(dir, 'pagecow.db'))
-  db.prepare("INSERT INTO dirents (parent, name, ino) VALUES ((SELECT ino FROM inodes WHERE origin = 'home'), 'ghost', 999)").run()
+  db.prepare("INSERT INTO dirents (parent, name, ino) VALUES ((SELECT ino FROM inodes WHERE origin = CAST('home' AS BLOB)), CAST('ghost' AS BLOB), 999)").run()
   db.close()
   const store = await TreeStore.open(dir)
   t.teardown(() => store.close())

@@ -35,7 +35,7 @@ async function rawNamespace(t: TapTest) {
 }
 
 function upperRow(ino: number, origin: string | null): InodeRow {
-  return { ino, type: 'file', origin, nlink: 1, mode: 0o644, uid: 0, gid: 0, rdev: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, target: null, file: null, lowerPrint: null, opaque: false }
+  return { ino, type: 'file', origin, nlink: 1, mode: 0o644, uid: 0, gid: 0, rdev: 0, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n, target: null, file: null, lowerPrint: null, opaque: false }
 }
 
 t.test('BoundedCache keeps at most its size, dropping the least recently used', async (t) => {

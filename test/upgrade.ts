@@ -1,8 +1,11 @@
 // Upgrades (STYLE §9, issue 9): the stores every earlier release made open with this pagecow,
 // read exactly what that release read, pass fsck, and take writes that survive a reopen.
 import { createHash } from 'node:crypto'
+import * as nodeFs from 'node:fs'
 import t from 'tap'
-import { checkStore, ImageStore, TreeStore } from '../lib/index.js'
+import { checkStore, ImageStore, nameToBytes, openStore, TreeStore } from '../lib/index.js'
+import { SCHEMA_VERSION } from '../lib/store/migrations.js'
+import type { TapTest } from './fixtures/tap-test.js'
 import { copyImageStore, mountTreeStore, releaseManifest, releasesWithStores, type ManifestEntry } from './fixtures/release-stores.js'
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex')
@@ -12,6 +15,7 @@ for (const version of releasesWithStores()) {
 
   t.test(`an image store made by ${version}`, async (t) => {
     const { storeDir } = copyImageStore(t, version)
+    await refusedReadOnlyUntilUpgraded(t, storeDir)
     const store = await ImageStore.open(storeDir, { autoFlushMs: 0 })
     t.equal(store.size, manifest.image.size, 'same size')
     t.equal(sha256(await store.read(0, store.size)), manifest.image.sha256, 'same bytes')
@@ -29,7 +33,10 @@ for (const version of releasesWithStores()) {
   t.test(`a tree store made by ${version}`, async (t) => {
     const fixture = mountTreeStore(t, version)
     if (!fixture) return
-    const store = await TreeStore.open(fixture.storeDir, { autoFlushMs: 0 })
+    await refusedReadOnlyUntilUpgraded(t, fixture.storeDir)
+    const opened = await openStore(fixture.storeDir, { autoFlushMs: 0 })
+    t.equal(opened.kind, 'tree', 'openStore tells the kind of an old store')
+    const store = opened as TreeStore
     const seen = await walk(store)
     for (const [path, expected] of Object.entries(manifest.tree.entries)) {
       const got = seen.get(path)
@@ -45,6 +52,25 @@ for (const version of releasesWithStores()) {
       })
     }
     t.same([...store.changes()], manifest.tree.changes, 'same changes')
+
+    // What the release could not show: names that are not UTF-8, and times to the nanosecond.
+    const latin1 = '/data/caf\udce9-latin1.txt'
+    t.ok(seen.has(latin1), 'a lower name that is not UTF-8 appears after the upgrade')
+    const h1 = await store.open(latin1)
+    t.equal((await h1.read(0, 100)).toString(), 'a name in Latin-1\n', 'and reads its bytes')
+    await h1.close()
+    const changed = new Set(manifest.tree.changes.flatMap((c) => [c.path, c.from]))
+    const touched = (path: string) => [...changed].some((c) => c !== undefined && (path === c || path.startsWith(`${c}/`)))
+    for (const [path, entry] of seen) {
+      // Directories whose entries changed have new times of their own; renamed trees live elsewhere in the lower.
+      if (entry.type === 'directory' || touched(path)) continue
+      const st = await store.stat(path)
+      const real = nodeFs.lstatSync(Buffer.concat([Buffer.from(fixture.lower), nameToBytes(path)]), { bigint: true })
+      if (st.mtimeNs !== real.mtimeNs || st.atimeNs !== real.atimeNs) {
+        t.fail(`${path}: times differ from the kernel's (${st.mtimeNs} vs ${real.mtimeNs})`)
+      }
+    }
+    t.pass('every lower object the upper never touched has the kernel\'s atime and mtime, to the nanosecond')
 
     // Writable after the upgrade: data, names and metadata.
     const h = await store.open('/data/big.bin', 'r+')
@@ -66,6 +92,14 @@ for (const version of releasesWithStores()) {
     const report = await checkStore(fixture.storeDir)
     t.ok(report.clean, 'fsck: clean', { problems: report.problems })
   })
+}
+
+/** Before a writable open upgrades it, a store of an older schema is refused read-only (EVERSION). */
+async function refusedReadOnlyUntilUpgraded(t: TapTest, storeDir: string): Promise<void> {
+  await t.rejects(openStore(storeDir, { readOnly: true }), { code: 'EVERSION' }, 'a read-only open cannot upgrade: EVERSION')
+  const report = await checkStore(storeDir)
+  t.ok(report.problems.some((p) => p.code === 'EVERSION' && /open.*for writing/.test(p.message)), 'fsck says how to upgrade', { problems: report.problems })
+  t.ok(SCHEMA_VERSION > 20)
 }
 
 type Seen = Omit<ManifestEntry, never>

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `pagecow` executable: main() on the process's streams; the only place that calls process.exit.
+import { argvInNameForm } from './argv-bytes.js'
 import { main } from './main.js'
 
 // A FUSE server parks requests waiting on /dev/fuse in libuv's pool: give it room. Set before
@@ -10,7 +11,7 @@ process.env.UV_THREADPOOL_SIZE ??= '8'
 process.stdout.on('error', () => {})
 process.stderr.on('error', () => {})
 
-const code = await main(process.argv.slice(2), {
+const code = await main(argvInNameForm(process.argv.slice(2)), {
   get stdin() {
     return process.stdin // created on first use only: an unread stdin must not keep the process alive
   },

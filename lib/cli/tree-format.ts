@@ -1,5 +1,7 @@
 // How tree-mode commands print objects, listings and changes for people.
 import type { DirEntry, TreeChange, TreeStat } from '../index.js'
+import { formatNs } from '../time-ns.js'
+import { escapeName } from './escape-name.js'
 import { formatSize } from './format-size.js'
 
 const TYPE_CHARS: Record<TreeStat['type'], string> = {
@@ -31,17 +33,17 @@ function sizeColumn(stat: TreeStat): string {
   return String(stat.size)
 }
 
-/** One `ls -l` line; `target` for symlinks. */
+/** One `ls -l` line; `target` for symlinks. Names print as `ls -b` prints them. */
 export function formatListing(name: string, stat: TreeStat, target?: string): string {
   const when = new Date(stat.mtimeMs).toISOString().slice(0, 16).replace('T', ' ')
-  const link = target === undefined ? '' : ` -> ${target}`
-  return `${formatMode(stat)} ${String(stat.nlink).padStart(3)} ${String(stat.uid).padStart(5)} ${String(stat.gid).padStart(5)} ${sizeColumn(stat).padStart(12)} ${when} ${name}${link}\n`
+  const link = target === undefined ? '' : ` -> ${escapeName(target)}`
+  return `${formatMode(stat)} ${String(stat.nlink).padStart(3)} ${String(stat.uid).padStart(5)} ${String(stat.gid).padStart(5)} ${sizeColumn(stat).padStart(12)} ${when} ${escapeName(name)}${link}\n`
 }
 
 /** `pagecow stat` for people. */
 export function formatStat(path: string, stat: TreeStat, target?: string): string {
   const lines = [
-    `  path  ${path}${target === undefined ? '' : ` -> ${target}`}`,
+    `  path  ${escapeName(path)}${target === undefined ? '' : ` -> ${escapeName(target)}`}`,
     `  type  ${stat.type}`,
     `  size  ${stat.size} (${formatSize(stat.size)}), ${stat.blocks} blocks of 512 B`,
     `   ino  ${stat.ino}`,
@@ -50,8 +52,8 @@ export function formatStat(path: string, stat: TreeStat, target?: string): strin
     ` owner  ${stat.uid}:${stat.gid}`,
   ]
   if (stat.rdev !== 0) lines.push(`  rdev  ${sizeColumn(stat)}`)
-  for (const [label, ms] of [['access', stat.atimeMs], ['modify', stat.mtimeMs], ['change', stat.ctimeMs]] as const) {
-    lines.push(`${label.padStart(6)}  ${new Date(ms).toISOString()}`)
+  for (const [label, ns] of [['access', stat.atimeNs], ['modify', stat.mtimeNs], ['change', stat.ctimeNs]] as const) {
+    lines.push(`${label.padStart(6)}  ${formatNs(ns)}`)
   }
   return lines.join('\n') + '\n'
 }
@@ -70,15 +72,15 @@ const STATUS_LABELS: Record<TreeChange['status'], string> = {
 /** One line of `pagecow inspect` on a tree store, like `git status --short` but in words. */
 export function formatChange(c: TreeChange, pageSize: number): string {
   const notes: string[] = []
-  if (c.from !== undefined) notes.push(`from ${c.from}`)
+  if (c.from !== undefined) notes.push(`from ${escapeName(c.from)}`)
   if (c.pages) notes.push(`${c.pages.copied} of ${c.pages.total} pages copied (${formatSize(c.pages.copied * pageSize)})${c.pages.zero ? `, ${c.pages.zero} zeroed` : ''}`)
   if (c.metadata && c.status !== 'metadata') notes.push('metadata changed')
   if (c.status === 'opaque') notes.push('hides the lower directory')
   const kind = c.type === 'file' ? '' : ` (${c.type})`
-  return `${STATUS_LABELS[c.status].padEnd(9)} ${c.path}${kind}${notes.length > 0 ? `  ${notes.join('; ')}` : ''}\n`
+  return `${STATUS_LABELS[c.status].padEnd(9)} ${escapeName(c.path)}${kind}${notes.length > 0 ? `  ${notes.join('; ')}` : ''}\n`
 }
 
 /** `ls` of a directory entry name with its type marker, for the short listing. */
 export function formatName(entry: DirEntry): string {
-  return entry.type === 'directory' ? `${entry.name}/` : entry.name
+  return entry.type === 'directory' ? `${escapeName(entry.name)}/` : escapeName(entry.name)
 }

@@ -4,6 +4,7 @@ import type { TreeChange, TreeFileInfo, TreeStore, TreeStoreInfo } from '../inde
 import { formatSize } from './format-size.js'
 import { buildPageMapView, pageMapSection, type PageMapView } from './page-map-view.js'
 import { formatChange } from './tree-format.js'
+import { escapeName } from './escape-name.js'
 
 /** `pagecow inspect TREE --json`: the store info and every change. */
 export interface TreeInspectReport {
@@ -56,7 +57,7 @@ function count(n: number, one: string, many = `${one}s`): string {
 
 export function formatTreeFile({ info, map }: TreeFileReport): string {
   const lines = [
-    `file   ${info.path} (inode ${info.ino})`,
+    `file   ${escapeName(info.path)} (inode ${info.ino})`,
     `       ${formatSize(info.size)} (${info.size} bytes), page size ${formatSize(info.pageSize)}, ${info.pages.total} pages`,
     `lower  ${info.lowerPath ?? 'none (created in the upper, or truncated to nothing)'}`,
     '',

@@ -2,6 +2,8 @@
 // Errors become errno replies: a PagecowError's own errno, EIO (logged) for anything else.
 import { isPagecowError, PagecowError } from '../errors.js'
 import { NAME_MAX } from '../tree/names.js'
+import { nameFromBytes, nameToBytes } from '../name-bytes.js'
+import { joinNs } from '../time-ns.js'
 import type { FuseOperations } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
 import {
@@ -129,8 +131,7 @@ export class Dispatcher {
         this.ended = true
         return replyEmpty(unique)
       case 'lookup': {
-        const name = lookupName(req.name)
-        const entry = name === null ? null : await ops.lookup(nodeid, name)
+        const entry = await ops.lookup(nodeid, lookupName(req.name))
         // nodeid 0: a negative entry the kernel may cache like a positive one.
         return this.#entry(unique, entry ?? { nodeid: 0, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: 0, attr: NO_ATTR })
       }
@@ -151,15 +152,15 @@ export class Dispatcher {
         if (v & SetattrValid.UID) changes.uid = req.uid
         if (v & SetattrValid.GID) changes.gid = req.gid
         if (v & SetattrValid.SIZE) changes.size = req.size
-        if (v & SetattrValid.ATIME) changes.atimeMs = v & SetattrValid.ATIME_NOW ? 'now' : req.atime.sec * 1000 + req.atime.nsec / 1e6
+        if (v & SetattrValid.ATIME) changes.atimeNs = v & SetattrValid.ATIME_NOW ? 'now' : joinNs(req.atime.sec, req.atime.nsec)
         if (v & SetattrValid.KILL_SUIDGID) changes.killSuidgid = true
-        if (v & SetattrValid.MTIME) changes.mtimeMs = v & SetattrValid.MTIME_NOW ? 'now' : req.mtime.sec * 1000 + req.mtime.nsec / 1e6
+        if (v & SetattrValid.MTIME) changes.mtimeNs = v & SetattrValid.MTIME_NOW ? 'now' : joinNs(req.mtime.sec, req.mtime.nsec)
         return replyAttr(unique, ATTR_VALID_MS, await ops.setattr(nodeid, changes, v & SetattrValid.FH ? req.fh : undefined))
       }
       case 'readlink':
-        return replyData(unique, Buffer.from(await ops.readlink(nodeid), 'utf8'))
+        return replyData(unique, nameToBytes(await ops.readlink(nodeid)))
       case 'symlink':
-        return this.#entry(unique, await ops.symlink(nodeid, newName(req.name), utf8(req.target, 'symlink target'), caller))
+        return this.#entry(unique, await ops.symlink(nodeid, newName(req.name), nameFromBytes(req.target), caller))
       case 'mknod':
         return this.#entry(unique, await ops.mknod(nodeid, newName(req.name), req.mode, req.rdev, caller))
       case 'mkdir':
@@ -277,7 +278,7 @@ export class Dispatcher {
   }
 }
 
-const NO_ATTR = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
+const NO_ATTR = { ino: 0, size: 0, blocks: 0, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
 
 function utf8(bytes: Buffer, what: string): string {
   const s = bytes.toString('utf8')
@@ -289,21 +290,11 @@ function checkLength(name: Buffer): void {
   if (name.length > NAME_MAX) throw new PagecowError('ENAMETOOLONG', `a name of ${name.length} bytes is longer than ${NAME_MAX}`)
 }
 
-/** A name to look up: one the store cannot hold is simply not there. */
-function lookupName(name: Buffer): string | null {
+/** Names are bytes (SPEC §6): every name the kernel sends is one the store can hold, in name form. */
+function lookupName(name: Buffer): string {
   checkLength(name)
-  const s = name.toString('utf8')
-  return Buffer.from(s, 'utf8').equals(name) ? s : null
+  return nameFromBytes(name)
 }
 
-function existingName(name: Buffer): string {
-  checkLength(name)
-  const s = lookupName(name)
-  if (s === null) throw new PagecowError('ENOENT', 'no such name (names in a store are UTF-8)')
-  return s
-}
-
-function newName(name: Buffer): string {
-  checkLength(name)
-  return utf8(name, 'name')
-}
+const existingName = lookupName
+const newName = lookupName

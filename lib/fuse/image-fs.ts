@@ -4,6 +4,7 @@ import { basename } from 'node:path'
 import { PagecowError } from '../errors.js'
 import * as fs from '../fs.js'
 import type { ImageStore } from '../image/image-store.js'
+import { nowNs } from '../time-ns.js'
 import { fallocateZeroRange } from './fallocate-range.js'
 import type { AttrChanges, FuseOperations, Opened, Statfs } from './operations.js'
 import { ATTR_VALID_MS, ENTRY_VALID_MS } from './operations.js'
@@ -17,16 +18,16 @@ export class ImageFs implements FuseOperations {
   readonly #store: ImageStore
   /** The image's name in the mount's root directory. */
   readonly fileName: string
-  readonly #mounted = Date.now()
-  #mtimeMs: number
-  #atimeMs: number
+  readonly #mounted = nowNs()
+  #mtimeNs: bigint
+  #atimeNs: bigint
   readonly #files = new Set<number>()
   #nextFh = 1
 
   constructor(store: ImageStore) {
     this.#store = store
     this.fileName = basename(store.info().lower.path) || 'image'
-    this.#mtimeMs = this.#atimeMs = this.#mounted
+    this.#mtimeNs = this.#atimeNs = this.#mounted
   }
 
   get stable(): boolean {
@@ -53,20 +54,21 @@ export class ImageFs implements FuseOperations {
     if (nodeid === IMAGE_NODE) {
       if (changes.size !== undefined) await this.#store.truncate(changes.size)
       // Times live as long as the mount: an image store records pages, not file metadata.
-      const now = Date.now()
-      if (changes.mtimeMs !== undefined) this.#mtimeMs = changes.mtimeMs === 'now' ? now : changes.mtimeMs
-      if (changes.atimeMs !== undefined) this.#atimeMs = changes.atimeMs === 'now' ? now : changes.atimeMs
+      const now = nowNs()
+      if (changes.mtimeNs !== undefined) this.#mtimeNs = changes.mtimeNs === 'now' ? now : changes.mtimeNs
+      if (changes.atimeNs !== undefined) this.#atimeNs = changes.atimeNs === 'now' ? now : changes.atimeNs
     }
     return this.#attr(nodeid)
   }
 
   async open(nodeid: number, flags: number): Promise<Opened> {
     if (nodeid !== IMAGE_NODE) throw new PagecowError('EISDIR', 'open: the mount root is a directory')
-    if ((flags & O_ACCMODE) !== 0 && this.#store.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
-    // ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us (cp over the image).
-    if (flags & fs.constants.O_TRUNC && (flags & O_ACCMODE) !== 0) {
+    if (((flags & O_ACCMODE) !== 0 || flags & fs.constants.O_TRUNC) && this.#store.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
+    // ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us (cp over the image); Linux truncates
+    // whatever the access mode (the kernel checked write permission).
+    if (flags & fs.constants.O_TRUNC) {
       await this.#store.truncate(0)
-      this.#mtimeMs = Date.now()
+      this.#mtimeNs = nowNs()
     }
     const fh = this.#nextFh++
     this.#files.add(fh)
@@ -80,7 +82,7 @@ export class ImageFs implements FuseOperations {
 
   async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {
     await this.#store.write(offset, data)
-    this.#mtimeMs = Date.now()
+    this.#mtimeNs = nowNs()
     return data.length
   }
 
@@ -88,7 +90,7 @@ export class ImageFs implements FuseOperations {
     const range = fallocateZeroRange(mode, offset, length, this.#store.size)
     // zero(): whole pages become ZERO and give their space back; partial pages are written zeros.
     if (range) await this.#store.zero(range.offset, range.length)
-    this.#mtimeMs = Date.now()
+    this.#mtimeNs = nowNs()
   }
 
   async release(fh: number): Promise<void> {
@@ -170,7 +172,7 @@ export class ImageFs implements FuseOperations {
     const uid = process.getuid?.() ?? 0
     const gid = process.getgid?.() ?? 0
     const t = this.#mounted
-    return { ino: FUSE_ROOT_ID, size: 4096, blocks: 0, atimeMs: t, mtimeMs: t, ctimeMs: t, mode: 0o40755, nlink: 2, uid, gid, rdev: 0, blksize: 4096 }
+    return { ino: FUSE_ROOT_ID, size: 4096, blocks: 0, atimeNs: t, mtimeNs: t, ctimeNs: t, mode: 0o40755, nlink: 2, uid, gid, rdev: 0, blksize: 4096 }
   }
 
   #imageAttr(): Attr {
@@ -182,9 +184,9 @@ export class ImageFs implements FuseOperations {
       size: info.size,
       // What the image costs on disk: the upper's allocation (the lower is shared, read-only).
       blocks: Math.ceil(info.upper.allocatedBytes / 512),
-      atimeMs: this.#atimeMs,
-      mtimeMs: this.#mtimeMs,
-      ctimeMs: this.#mtimeMs,
+      atimeNs: this.#atimeNs,
+      mtimeNs: this.#mtimeNs,
+      ctimeNs: this.#mtimeNs,
       mode: this.#store.readOnly ? 0o100444 : 0o100644,
       nlink: 1,
       uid,

@@ -10,14 +10,14 @@ export interface Caller {
   pid: number
 }
 
-/** setattr's changes; a missing field is left as it is. Times in ms, or 'now'. */
+/** setattr's changes; a missing field is left as it is. Times in ns since the epoch, or 'now'. */
 export interface AttrChanges {
   mode?: number
   uid?: number
   gid?: number
   size?: number
-  atimeMs?: number | 'now'
-  mtimeMs?: number | 'now'
+  atimeNs?: bigint | 'now'
+  mtimeNs?: bigint | 'now'
   /** Clear suid/sgid as a write would (the kernel asks when the caller lacks CAP_FSETID). */
   killSuidgid?: boolean
 }

@@ -3,6 +3,7 @@
 //
 // We speak 7.33 (the 7.31 layouts plus the suid/sgid-killing flags). Struct layouts are the ones valid at minor 33 (fuse_setxattr_in is its 8-byte
 // form, FUSE_SETXATTR_EXT is never negotiated). All integers are little-endian (x86-64 host order).
+import { splitNs } from '../time-ns.js'
 
 /** Kernel protocol version we speak. */
 export const KERNEL_MAJOR = 7
@@ -631,14 +632,14 @@ export function parseRequest(buf: Buffer): Request {
   }
 }
 
-/** struct fuse_attr, in Node's stat units (times in fractional milliseconds). */
+/** struct fuse_attr (times in nanoseconds since the epoch, exact). */
 export interface Attr {
   ino: number
   size: number
   blocks: number
-  atimeMs: number
-  mtimeMs: number
-  ctimeMs: number
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
   mode: number
   nlink: number
   uid: number
@@ -723,8 +724,8 @@ function writeValid(b: Buffer, secOff: number, nsecOff: number, ms: number, fiel
   b.writeUInt32LE(t.nsec, nsecOff)
 }
 
-function writeTime(b: Buffer, secOff: number, nsecOff: number, ms: number, field: string): void {
-  const t = splitMs(ms)
+function writeTime(b: Buffer, secOff: number, nsecOff: number, ns: bigint, field: string): void {
+  const t = splitNs(ns)
   writeI64(b, secOff, t.sec, field)
   b.writeUInt32LE(t.nsec, nsecOff)
 }
@@ -734,9 +735,9 @@ function writeAttr(b: Buffer, off: number, a: Attr): void {
   writeU64(b, off, a.ino, 'ino')
   writeU64(b, off + 8, a.size, 'size')
   writeU64(b, off + 16, a.blocks, 'blocks')
-  writeTime(b, off + 24, off + 48, a.atimeMs, 'atime')
-  writeTime(b, off + 32, off + 52, a.mtimeMs, 'mtime')
-  writeTime(b, off + 40, off + 56, a.ctimeMs, 'ctime')
+  writeTime(b, off + 24, off + 48, a.atimeNs, 'atime')
+  writeTime(b, off + 32, off + 52, a.mtimeNs, 'mtime')
+  writeTime(b, off + 40, off + 56, a.ctimeNs, 'ctime')
   b.writeUInt32LE(a.mode, off + 60)
   b.writeUInt32LE(a.nlink, off + 64)
   b.writeUInt32LE(a.uid, off + 68)

@@ -3,6 +3,7 @@
 // not reused before the reply), handing it to the dispatcher and writing the reply back.
 // Reads block in libuv's thread pool: each reader holds one pool thread while it waits.
 import * as fs from '../fs.js'
+import { nameToBytes } from '../name-bytes.js'
 import { Dispatcher, Granting, MAX_WRITE, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply } from './dispatch.js'
 import type { FuseOperations } from './operations.js'
 import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, replyError } from './protocol.js'
@@ -116,7 +117,7 @@ export class FuseSession {
   #sendNotices(): void {
     while (this.#notifying < this.#maxNotifying && this.#noticeNext < this.#noticeParents.length && !this.#ended) {
       const i = this.#noticeNext++
-      const message = notifyInvalEntry(this.#noticeParents[i]!, Buffer.from(this.#noticeNames[i]!, 'utf8'))
+      const message = notifyInvalEntry(this.#noticeParents[i]!, nameToBytes(this.#noticeNames[i]!))
       if (this.#noticeNext === this.#noticeParents.length) {
         this.#noticeParents.length = this.#noticeNames.length = this.#noticeNext = 0
       } else if (this.#noticeNext >= 4096) {

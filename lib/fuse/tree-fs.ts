@@ -1,6 +1,7 @@
 // A tree store as a FUSE file system: node ids turn into store paths through the inode table,
 // and every operation is the store's own, so the mount and the CLI see one namespace.
 import { constants } from '../fs.js'
+import { nameToBytes } from '../name-bytes.js'
 import { PagecowError } from '../errors.js'
 import type { TreeFileHandle } from '../tree/file-handle.js'
 import { typeOfMode, type FileType } from '../tree/file-type.js'
@@ -108,7 +109,7 @@ export class TreeFs implements FuseOperations {
       else await this.#store.truncate(this.#nodes.path(nodeid), changes.size)
     }
     const chown = changes.uid !== undefined || changes.gid !== undefined
-    const hasMeta = changes.mode !== undefined || chown || changes.atimeMs !== undefined || changes.mtimeMs !== undefined || changes.killSuidgid
+    const hasMeta = changes.mode !== undefined || chown || changes.atimeNs !== undefined || changes.mtimeNs !== undefined || changes.killSuidgid
     if (!hasMeta && file) return attrOf(await file.handle.stat())
     const path = this.#nodes.path(nodeid)
     if (changes.mode !== undefined) await this.#store.chmod(path, changes.mode)
@@ -118,8 +119,8 @@ export class TreeFs implements FuseOperations {
     } else if (changes.killSuidgid || changes.size !== undefined) {
       await this.#killPrivileges(path, changes.killSuidgid === true, changes.size !== undefined)
     }
-    if (changes.atimeMs !== undefined || changes.mtimeMs !== undefined) {
-      await this.#store.utimens(path, { atimeMs: changes.atimeMs, mtimeMs: changes.mtimeMs })
+    if (changes.atimeNs !== undefined || changes.mtimeNs !== undefined) {
+      await this.#store.utimens(path, { atimeNs: changes.atimeNs, mtimeNs: changes.mtimeNs })
     }
     return attrOf(await this.#store.stat(path))
   }
@@ -301,7 +302,7 @@ export class TreeFs implements FuseOperations {
     let added = out.count
     while (from < dir.entries.length) {
       const candidates = dir.entries.slice(from, from + 512)
-      const names = candidates.map((e) => Buffer.from(e.name, 'utf8'))
+      const names = candidates.map((e) => nameToBytes(e.name))
       const count = out.fitting(names)
       if (count === 0) return
       const stats = await this.#store.statChildren(this.#nodes.path(dir.nodeid), candidates.slice(0, count).map((e) => e.name))
@@ -388,7 +389,8 @@ export class TreeFs implements FuseOperations {
     if (suidgid) {
       const { mode, type } = await this.#store.stat(path)
       const bits = S_ISUID | (mode & 0o010 ? S_ISGID : 0)
-      if (type === 'file' && mode & bits) await this.#store.chmod(path, mode & 0o7777 & ~bits)
+      // Every type but directories, as the VFS does (fifos, sockets and device nodes included).
+      if (type !== 'directory' && type !== 'symlink' && mode & bits) await this.#store.chmod(path, mode & 0o7777 & ~bits)
     }
     if (capabilities && (await this.#store.listxattr(path)).includes(CAPABILITY_XATTR)) {
       await this.#store.removexattr(path, CAPABILITY_XATTR)
@@ -421,7 +423,7 @@ function refuseAcl(name: string, what: string): void {
   if (ACL_XATTRS.has(name)) throw new PagecowError('ENOTSUP', `${what}: ${name}: this mount does not support POSIX ACLs`)
 }
 
-const NO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
+const NO_ATTR: Attr = { ino: 0, size: 0, blocks: 0, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
 const DOT = Buffer.from('.')
 const DOTDOT = Buffer.from('..')
 
@@ -437,7 +439,7 @@ function addDots(dir: OpenDir, offset: number, add: (ino: number, nextOffset: nu
 }
 
 function addEntry(out: DirentWriter, entry: DirEntry, next: number): boolean {
-  return out.add(UNKNOWN_INO, next, DIRENT_TYPE[entry.type], Buffer.from(entry.name, 'utf8'))
+  return out.add(UNKNOWN_INO, next, DIRENT_TYPE[entry.type], nameToBytes(entry.name))
 }
 
 export function attrOf(s: TreeStat): Attr {
@@ -445,9 +447,9 @@ export function attrOf(s: TreeStat): Attr {
     ino: s.ino,
     size: s.size,
     blocks: s.blocks,
-    atimeMs: s.atimeMs,
-    mtimeMs: s.mtimeMs,
-    ctimeMs: s.ctimeMs,
+    atimeNs: s.atimeNs,
+    mtimeNs: s.mtimeNs,
+    ctimeNs: s.ctimeNs,
     mode: s.mode,
     nlink: s.nlink,
     uid: s.uid,

@@ -4,42 +4,48 @@ import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { HeldFd } from '../page/held-fd.js'
 import type { LowerSource } from '../page/lower-source.js'
+import { fsPath } from '../name-bytes.js'
+import { msOfNs } from '../time-ns.js'
 
 export class LowerImage implements LowerSource {
   readonly path: string
   readonly size: number
   readonly mtimeMs: number
+  /** The mtime exactly, in nanoseconds. */
+  readonly mtimeNs: bigint
   readonly #file: HeldFd
   /** The last hole found, [start, end): map() asks about the same hole many times. */
   #hole: [number, number] = [0, 0]
 
-  private constructor(path: string, fd: number, size: number, mtimeMs: number) {
+  private constructor(path: string, fd: number, size: number, mtimeMs: number, mtimeNs: bigint) {
     this.path = path
     this.#file = new HeldFd(fd, `the lower ${path}`)
     this.size = size
     this.mtimeMs = mtimeMs
+    this.mtimeNs = mtimeNs
   }
 
   /**
-   * Open `path` read-only. `noFollow` (tree mode, for any lower regular file) refuses a symlink
+   * Open `path` (a name-form string: name-bytes.ts) read-only. `noFollow` (tree mode, for any lower regular file) refuses a symlink
    * as the last component (ELOOP) and never blocks on a FIFO swapped in underneath.
    */
   static open(path: string, options: { noFollow?: boolean } = {}): LowerImage {
     let fd: number
     const flags = fs.constants.O_RDONLY | (options.noFollow ? fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK : 0)
     try {
-      fd = fs.openSync(path, flags)
+      fd = fs.openSync(fsPath(path), flags)
     } catch (err) {
       const e = fromSystemError(err, `opening the lower ${path}`)
       if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower image ${path} does not exist`, { cause: err })
       throw e
     }
     try {
-      const st = fs.fstatSync(fd)
+      const st = fs.fstatSync(fd, { bigint: true })
       if (!st.isFile() && !st.isBlockDevice()) {
         throw new PagecowError('EINVAL', `the lower ${path} is not a regular file`)
       }
-      return new LowerImage(path, fd, st.size, st.mtimeMs)
+      // mtimeMs as node:fs's plain stat gives it (fractional): image fingerprints record that.
+      return new LowerImage(path, fd, Number(st.size), msOfNs(st.mtimeNs), st.mtimeNs)
     } catch (err) {
       fs.closeSync(fd)
       throw fromSystemError(err, `reading the lower ${path}`)

@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
-import { checkSchemaVersion, migrate } from './migrations.js'
+import { checkReadableVersion, checkSchemaVersion, migrate } from './migrations.js'
 
 export const DATABASE_FILE = 'pagecow.db'
 
@@ -10,6 +10,11 @@ export interface DatabaseOptions {
   readOnly: boolean
   /** Create the file; fails if it exists. */
   create?: boolean
+  /**
+   * Read-only: accept a schema older than this code (only the `meta` table, the same in every
+   * version, may be read then). Default false.
+   */
+  anyOlderSchema?: boolean
 }
 
 /**
@@ -39,7 +44,8 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
     if (!options.create && checkSchemaVersion(db, path) === 0) {
       throw new PagecowError('ECORRUPT', `${path} holds no pagecow schema (an empty or truncated database); run \`pagecow fsck\``)
     }
-    if (options.readOnly) checkSchemaVersion(db, path)
+    if (options.readOnly && options.anyOlderSchema) checkSchemaVersion(db, path)
+    else if (options.readOnly) checkReadableVersion(db, path)
     else migrate(db, path)
     return db
   } catch (err) {

@@ -45,14 +45,35 @@ export function checkSchemaVersion(db: Database.Database, what: string): number 
   return version
 }
 
-/** Apply every migration newer than the database, each in its own transaction. */
+/**
+ * A read-only open never writes, so it cannot upgrade: a database older than this code is refused
+ * (the tables it reads have changed), with the way to upgrade it.
+ */
+export function checkReadableVersion(db: Database.Database, what: string): void {
+  const version = checkSchemaVersion(db, what)
+  if (version < SCHEMA_VERSION) {
+    throw new PagecowError(
+      'EVERSION',
+      `${what} has schema version ${version}, written by an older pagecow; this one (${SCHEMA_VERSION}) upgrades it when it opens the store for writing (e.g. \`pagecow flush STORE\`), which a read-only open never does`,
+    )
+  }
+}
+
+/**
+ * Apply every migration newer than the database, each in its own transaction, then VACUUM: a
+ * migration that rebuilds a table leaves its old pages free, and a free page's content is checked
+ * by nothing (fsck could not tell garbage there from a page in use).
+ */
 export function migrate(db: Database.Database, what: string): void {
   const current = checkSchemaVersion(db, what)
+  let applied = 0
   for (const migration of MIGRATIONS) {
     if (migration.version <= current) continue
     db.transaction(() => {
       db.exec(migration.sql)
       db.pragma(`user_version = ${migration.version}`)
     })()
+    applied++
   }
+  if (applied > 0) db.exec('VACUUM')
 }

@@ -90,7 +90,7 @@ export function* listChanges(ctx: ChangesContext): Generator<TreeChange> {
     if (!st) return true
     if ((st.mode & 0o7777) !== row.mode || st.uid !== row.uid || st.gid !== row.gid) return true
     // A directory's mtime moves with every entry change; only a file's counts as its own.
-    return row.type !== 'directory' && row.file === null && st.mtimeMs !== row.mtimeMs
+    return row.type !== 'directory' && row.file === null && st.mtimeNs !== row.mtimeNs
   }
 
   for (const d of [...ns.allDirents()]) {

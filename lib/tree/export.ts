@@ -1,9 +1,12 @@
-// Writing the merged tree out as a plain directory: sparse files stay sparse; owners, modes,
-// times, xattrs, hard links, symlinks and special files are kept. Uses the public API only.
+// Writing the merged tree out as a plain directory: sparse files stay sparse; names (bytes, UTF-8
+// or not), owners, modes, times (to the nanosecond), xattrs, hard links, symlinks and special
+// files are kept. Uses the public API only; output paths are name-form strings (name-bytes.ts).
 import { basename, dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
+import { fsPath } from '../name-bytes.js'
+import { splitNs } from '../time-ns.js'
 import { childPath } from './names.js'
 import type { TreeStat } from './tree-stat.js'
 import type { TreeStore } from './tree-store.js'
@@ -55,7 +58,7 @@ export async function exportTree(store: TreeStore, outdir: string, options: Expo
     if (st.type !== 'symlink') await copyXattrs(store, path, out, st, result)
     if (opts.owners && !ownersDenied) {
       try {
-        fs.lchownSync(out, st.uid, st.gid)
+        fs.lchownSync(fsPath(out), st.uid, st.gid)
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code !== 'EPERM') throw fromSystemError(err, `setting the owner of ${out}`)
@@ -63,8 +66,8 @@ export async function exportTree(store: TreeStore, outdir: string, options: Expo
         result.skipped.push({ path, reason: 'owners not set: changing owners needs privilege (the first refusal stops further attempts)' })
       }
     }
-    if (st.type !== 'symlink') fs.chmodSync(out, st.mode & 0o7777)
-    fs.lutimesSync(out, st.atimeMs / 1000, st.mtimeMs / 1000)
+    if (st.type !== 'symlink') fs.chmodSync(fsPath(out), st.mode & 0o7777)
+    fs.lutimensSync(fsPath(out), splitNs(st.atimeNs), splitNs(st.mtimeNs))
   }
 
   const walk = async (dir: string, outDir: string): Promise<void> => {
@@ -78,19 +81,19 @@ export async function exportTree(store: TreeStore, outdir: string, options: Expo
         const out = `${outDir}/${entry.name}`
         const st = await store.stat(path)
         if (st.type === 'directory') {
-          fs.mkdirSync(out, { mode: 0o700 })
+          fs.mkdirSync(fsPath(out), { mode: 0o700 })
           await walk(path, out)
           await finishObject(path, out, st)
         } else if (st.nlink > 1 && links.has(st.ino)) {
-          fs.linkSync(links.get(st.ino)!, out)
+          fs.linkSync(fsPath(links.get(st.ino)!), fsPath(out))
         } else {
           if (st.type === 'socket') {
             result.skipped.push({ path, reason: 'sockets cannot be created by an export (the listening process makes them)' })
             continue
           }
           if (st.type === 'file') await copyData(store, path, out, st, result)
-          else if (st.type === 'symlink') fs.symlinkSync(await store.readlink(path), out)
-          else fs.mknod(out, st.type === 'fifo' ? 'fifo' : st.type === 'char-device' ? 'char' : 'block', 0o600, st.rdev)
+          else if (st.type === 'symlink') fs.symlinkSync(fsPath(await store.readlink(path)), fsPath(out))
+          else fs.mknod(fsPath(out), st.type === 'fifo' ? 'fifo' : st.type === 'char-device' ? 'char' : 'block', 0o600, st.rdev)
           await finishObject(path, out, st)
           if (st.nlink > 1) links.set(st.ino, out)
         }
@@ -138,7 +141,7 @@ function realpathOfNearest(path: string): string {
 
 /** Copy a regular file's data: only its data and lower extents, leaving holes and zero blocks out. */
 async function copyData(store: TreeStore, path: string, out: string, st: TreeStat, result: ExportTreeResult): Promise<void> {
-  const fd = fs.openSync(out, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
+  const fd = fs.openSync(fsPath(out), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
   const handle = await store.open(path, 'r')
   try {
     fs.ftruncateSync(fd, st.size)
@@ -168,7 +171,7 @@ async function copyXattrs(store: TreeStore, path: string, out: string, st: TreeS
     return
   }
   const flags = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW
-  const fd = fs.openSync(out, flags)
+  const fd = fs.openSync(fsPath(out), flags)
   try {
     for (const name of names) fs.setXattr(fd, name, await store.getxattr(path, name))
   } finally {

@@ -5,8 +5,8 @@ import type { ChunkTable } from '../page/chunk-table.js'
 import type { PagedFile } from '../page/paged-file.js'
 
 export interface NodeTimes {
-  mtimeMs: number
-  ctimeMs: number
+  mtimeNs: bigint
+  ctimeNs: bigint
 }
 
 export class FileNode {

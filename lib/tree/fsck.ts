@@ -13,7 +13,9 @@ import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readStoreMeta } from '../store/meta.js'
 import { UPPER_INO_BASE } from './ino.js'
 import { LowerTree } from './lower-tree.js'
+import { printChanges } from './lower-print.js'
 import { Namespace, type InodeRow } from './namespace.js'
+import { nameFromBytes } from '../name-bytes.js'
 import { checkName } from './names.js'
 import { UPPER_DIR } from './node-table.js'
 
@@ -74,8 +76,13 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   const nextFile = ns.counter('next_file')
   const names = new Map<number, Array<{ parent: number; name: string }>>()
 
-  for (const d of db.prepare('SELECT parent, name, ino FROM dirents ORDER BY parent, name').all() as Array<{ parent: number; name: string; ino: number | null }>) {
-    const where = `entry "${d.name}" of directory ${d.parent}`
+  for (const raw of db.prepare('SELECT parent, name, ino FROM dirents ORDER BY parent, name').all() as Array<{ parent: number; name: unknown; ino: number | null }>) {
+    if (!Buffer.isBuffer(raw.name)) {
+      problem('ECORRUPT', `an entry of directory ${raw.parent} has a name stored as ${typeof raw.name}, not bytes`)
+      continue
+    }
+    const d = { parent: raw.parent, name: nameFromBytes(raw.name), ino: raw.ino }
+    const where = `entry ${JSON.stringify(d.name)} of directory ${d.parent}`
     try {
       checkName(d.name, where)
     } catch (err) {
@@ -193,8 +200,9 @@ function checkLowerObject(lower: LowerTree, row: InodeRow, problem: Problem): vo
   if (!found) problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} is gone`)
   else if (found.stat.ino !== row.ino || found.type !== row.type) {
     problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} was replaced (now inode ${found.stat.ino}, a ${found.type})`)
-  } else if (row.type === 'file' && row.lowerPrint && (found.stat.size !== row.lowerPrint.size || found.stat.mtimeMs !== row.lowerPrint.mtimeMs)) {
-    problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} changed (size ${row.lowerPrint.size} → ${found.stat.size}, mtime ${row.lowerPrint.mtimeMs} → ${found.stat.mtimeMs})`)
+  } else if (row.type === 'file' && row.lowerPrint) {
+    const changes = printChanges(row.lowerPrint, found.stat.size, found.stat.mtimeNs)
+    if (changes.length > 0) problem('ESTALE', `inode ${row.ino}: its lower ${lower.full(row.origin!)} changed (${changes.join(', ')})`)
   }
 }
 

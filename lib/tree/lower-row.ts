@@ -1,10 +1,10 @@
 // The inode row a lower object gets when the upper first records something about it: a copy of
 // its metadata (metadata-only copy-up; its data stays in the lower).
-import type { Stats } from 'node:fs'
 import type { FileType } from './file-type.js'
+import type { LowerStat } from './lower-tree.js'
 import type { InodeRow } from './namespace.js'
 
-export function rowFromLower(type: FileType, path: string, stat: Stats): InodeRow {
+export function rowFromLower(type: FileType, path: string, stat: LowerStat): InodeRow {
   return {
     ino: stat.ino,
     type,
@@ -14,12 +14,12 @@ export function rowFromLower(type: FileType, path: string, stat: Stats): InodeRo
     uid: stat.uid,
     gid: stat.gid,
     rdev: stat.rdev,
-    atimeMs: stat.atimeMs,
-    mtimeMs: stat.mtimeMs,
-    ctimeMs: stat.ctimeMs,
+    atimeNs: stat.atimeNs,
+    mtimeNs: stat.mtimeNs,
+    ctimeNs: stat.ctimeNs,
     target: null,
     file: null,
-    lowerPrint: { size: stat.size, mtimeMs: stat.mtimeMs, blocks: stat.blocks },
+    lowerPrint: { size: stat.size, mtime: { ns: stat.mtimeNs }, blocks: stat.blocks },
     opaque: false,
   }
 }

@@ -1,17 +1,52 @@
 // The lower directory tree, read lazily and never written: one lstat per path component, never
-// following a symlink, never leaving the lower's file system.
-import type { Stats } from 'node:fs'
+// following a symlink, never leaving the lower's file system. Paths relative to the lower root are
+// strings in name form (name-bytes.ts): every name the lower holds, UTF-8 or not, is reachable.
+import type { BigIntStats } from 'node:fs'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { LowerImage } from '../image/lower-image.js'
 import { typeOfStats, type FileType } from './file-type.js'
 import { UPPER_INO_BASE } from './ino.js'
+import { fsPath, nameFromBytes } from '../name-bytes.js'
+
+/** The lstat of a lower object, exact: times in nanoseconds. */
+export interface LowerStat {
+  ino: number
+  /** st_mode: type and permission bits. */
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blocks: number
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
+}
 
 /** One object of the lower: its path relative to the lower root ('' is the root) and its lstat. */
 export interface LowerObject {
   path: string
   type: FileType
-  stat: Stats
+  stat: LowerStat
+}
+
+/** A LowerStat from node:fs's bigint stat. */
+export function lowerStatOf(st: BigIntStats): LowerStat {
+  return {
+    ino: Number(st.ino),
+    mode: Number(st.mode),
+    nlink: Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    rdev: Number(st.rdev),
+    size: Number(st.size),
+    blocks: Number(st.blocks),
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+  }
 }
 
 /** A name in a lower directory, typed from the directory entry (no lstat). */
@@ -32,7 +67,7 @@ export class LowerTree {
 
   /** Open the lower at `root`; `rootIno` (from the store record) must match its root directory. */
   static open(root: string, rootIno?: number): LowerTree {
-    let st: Stats
+    let st: import('node:fs').Stats
     try {
       st = fs.lstatSync(root)
     } catch (err) {
@@ -57,26 +92,26 @@ export class LowerTree {
    * this walk. Null if nothing is there.
    */
   lstat(rel: string): LowerObject | null {
-    let stat: Stats | undefined
+    let stat: BigIntStats | undefined
     try {
       // A missing name is common (every negative lookup): answered without building an error.
-      stat = fs.lstatSync(this.full(rel), { throwIfNoEntry: false })
+      stat = fs.lstatSync(fsPath(this.full(rel)), { bigint: true, throwIfNoEntry: false })
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code === 'ENOENT' || code === 'ENOTDIR') return null
       throw fromSystemError(err, `reading the lower ${this.full(rel)}`)
     }
     if (!stat) return null
-    if (stat.dev !== this.#dev) {
+    if (Number(stat.dev) !== this.#dev) {
       throw new PagecowError('EXDEV', `the lower ${this.full(rel)} is on another file system (a mount point inside the lower); tree mode overlays one file system`)
     }
-    if (stat.ino >= UPPER_INO_BASE) {
+    if (stat.ino >= BigInt(UPPER_INO_BASE)) {
       throw new PagecowError('EIO', `the lower ${this.full(rel)} has inode number ${stat.ino}, past the ${UPPER_INO_BASE} tree mode keeps for the lower`)
     }
     const type = typeOfStats(stat)
     /* c8 ignore next -- every Linux file system object has one of the seven types */
     if (!type) throw new PagecowError('EIO', `the lower ${this.full(rel)} has an unknown file type`)
-    return { path: rel, type, stat }
+    return { path: rel, type, stat: lowerStatOf(stat) }
   }
 
   child(dir: string, name: string): LowerObject | null {
@@ -86,7 +121,7 @@ export class LowerTree {
   /** Whether the lower directory `dir` has an entry `name`. */
   has(dir: string, name: string): boolean {
     try {
-      return fs.lstatSync(this.full(dir === '' ? name : `${dir}/${name}`), { throwIfNoEntry: false }) !== undefined
+      return fs.lstatSync(fsPath(this.full(dir === '' ? name : `${dir}/${name}`)), { throwIfNoEntry: false }) !== undefined
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code === 'ENOENT' || code === 'ENOTDIR') return false
@@ -94,14 +129,11 @@ export class LowerTree {
     }
   }
 
-  /**
-   * The entries of lower directory `dir`, unsorted. Names that are not valid UTF-8 are left out:
-   * the API speaks strings and could not name them again.
-   */
+  /** The entries of lower directory `dir`, unsorted; every name, in name form. */
   list(dir: string): LowerName[] {
     let entries: Array<import('node:fs').Dirent<Buffer>>
     try {
-      entries = fs.readdirSync(this.full(dir), { withFileTypes: true, encoding: 'buffer' })
+      entries = fs.readdirSync(fsPath(this.full(dir)), { withFileTypes: true, encoding: 'buffer' })
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code === 'ENOENT' || code === 'ENOTDIR') return []
@@ -109,18 +141,17 @@ export class LowerTree {
     }
     const out: LowerName[] = []
     for (const entry of entries) {
-      const raw = entry.name
-      const name = raw.toString('utf8')
-      if (!Buffer.from(name, 'utf8').equals(raw)) continue
+      const name = nameFromBytes(entry.name)
       const type = typeOfStats(entry) ?? this.child(dir, name)?.type
       if (type) out.push({ name, type })
     }
     return out
   }
 
+  /** The target of the lower symlink at `rel`, its bytes in name form. */
   readlink(rel: string): string {
     try {
-      return fs.readlinkSync(this.full(rel), 'utf8')
+      return nameFromBytes(fs.readlinkSync(fsPath(this.full(rel)), 'buffer'))
     } catch (err) {
       throw fromSystemError(err, `reading the lower symlink ${this.full(rel)}`)
     }
@@ -137,7 +168,7 @@ export class LowerTree {
     if (type === 'symlink' || type === 'char-device' || type === 'block-device' || type === 'socket') return out
     let fd: number
     try {
-      fd = fs.openSync(this.full(rel), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
+      fd = fs.openSync(fsPath(this.full(rel)), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
     } catch (err) {
       throw fromSystemError(err, `reading the attributes of the lower ${this.full(rel)}`)
     }

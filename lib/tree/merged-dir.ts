@@ -25,7 +25,7 @@ export class MergedDirs {
    * and its entries are shared with the cache: callers must not change them.
    */
   list(dir: Entry): readonly DirEntry[] {
-    const key = `${this.#ns.version()}|${dir.lowerPath ?? ''}|${dir.lower?.stat.mtimeMs ?? ''}|${mergesLower(dir)}`
+    const key = `${this.#ns.version()}|${dir.lowerPath ?? ''}|${dir.lower?.stat.mtimeNs ?? ''}|${mergesLower(dir)}`
     const cached = this.#listings.get(dir.ino)
     if (cached && cached.key === key) return cached.entries
     const entries = this.#read(dir)

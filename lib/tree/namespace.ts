@@ -7,29 +7,16 @@ import { PagecowError } from '../errors.js'
 import { FILE_TYPES, type FileType } from './file-type.js'
 import { FIRST_FILE_ID, UPPER_INO_BASE } from './ino.js'
 import { dataVersion } from '../store/database.js'
+import { joinNs, splitNs } from '../time-ns.js'
 import { LOWER_ROWS_TRACKED, LookupCache, type LowerRows } from './lookup-cache.js'
-
-/** What the upper recorded about a lower file: checked before its data is read again. */
-export interface LowerPrint {
-  size: number
-  mtimeMs: number
-  blocks: number
-  /** Hash of sampled blocks, taken when the first page was copied up. */
-  sample?: string
-}
-
-const lowerPrintSchema = z.strictObject({
-  size: z.number().int().nonnegative(),
-  mtimeMs: z.number(),
-  blocks: z.number().int().nonnegative(),
-  sample: z.string().optional(),
-})
+import { nameFromBytes, nameToBytes } from '../name-bytes.js'
+import { decodePrint, encodePrint, type LowerPrint } from './lower-print.js'
 
 /** An inode row: the whole metadata of an object the upper knows about. */
 export interface InodeRow {
   ino: number
   type: FileType
-  /** Path in the lower ('' = its root); null for objects created in the upper. */
+  /** Path in the lower ('' = its root), names in their byte form (name-bytes.ts); null for objects created in the upper. */
   origin: string | null
   nlink: number
   /** Permission bits (07777). */
@@ -37,10 +24,11 @@ export interface InodeRow {
   uid: number
   gid: number
   rdev: number
-  atimeMs: number
-  mtimeMs: number
-  ctimeMs: number
-  /** Target of an upper-created symlink. */
+  /** Times in nanoseconds since the epoch. */
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
+  /** Target of an upper-created symlink (its bytes in name form). */
   target: string | null
   /** Paged file id holding the data, or null while the data is all the lower's. */
   file: number | null
@@ -48,21 +36,28 @@ export interface InodeRow {
   opaque: boolean
 }
 
-export type InodeMeta = Pick<InodeRow, 'mode' | 'uid' | 'gid' | 'atimeMs' | 'mtimeMs' | 'ctimeMs'>
+export type InodeMeta = Pick<InodeRow, 'mode' | 'uid' | 'gid' | 'atimeNs' | 'mtimeNs' | 'ctimeNs'>
+
+const bytes = z.instanceof(Buffer)
+const sec = z.number().int()
+const nsec = z.number().int().min(0).max(999_999_999)
 
 const inodeRowSchema = z.strictObject({
   ino: z.number().int().nonnegative(),
   type: z.enum(FILE_TYPES as [FileType, ...FileType[]]),
-  origin: z.string().nullable(),
+  origin: bytes.nullable(),
   nlink: z.number().int().nonnegative(),
   mode: z.number().int().min(0).max(0o7777),
   uid: z.number().int(),
   gid: z.number().int(),
   rdev: z.number().int(),
-  atime_ms: z.number(),
-  mtime_ms: z.number(),
-  ctime_ms: z.number(),
-  target: z.string().nullable(),
+  atime_sec: sec,
+  atime_nsec: nsec,
+  mtime_sec: sec,
+  mtime_nsec: nsec,
+  ctime_sec: sec,
+  ctime_nsec: nsec,
+  target: bytes.nullable(),
   file: z.number().int().positive().nullable(),
   lower_fp: z.string().nullable(),
   opaque: z.number().int(),
@@ -76,7 +71,8 @@ export interface DirentRow {
   type: FileType | null
 }
 
-const INODE_COLUMNS = 'ino, type, origin, nlink, mode, uid, gid, rdev, atime_ms, mtime_ms, ctime_ms, target, file, lower_fp, opaque'
+const INODE_COLUMNS =
+  'ino, type, origin, nlink, mode, uid, gid, rdev, atime_sec, atime_nsec, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, target, file, lower_fp, opaque'
 
 export class Namespace {
   readonly #db: Database.Database
@@ -218,7 +214,7 @@ export class Namespace {
     if (cache.lowerRows !== undefined) return cache.lowerRows
     const limit = LOWER_ROWS_TRACKED + 1
     const inos = this.#pluck('SELECT ino FROM inodes WHERE ino < ? LIMIT ?', UPPER_INO_BASE, limit) as number[]
-    const origins = inos.length < limit ? (this.#pluck('SELECT origin FROM inodes WHERE origin IS NOT NULL LIMIT ?', limit) as string[]) : []
+    const origins = inos.length < limit ? (this.#pluck('SELECT origin FROM inodes WHERE origin IS NOT NULL LIMIT ?', limit) as Buffer[]).map(nameFromBytes) : []
     cache.lowerRows = inos.length < limit && origins.length < limit ? { inos: new Set(inos), origins: new Set(origins) } : null
     return cache.lowerRows
   }
@@ -230,7 +226,7 @@ export class Namespace {
 
   /** A linked inode recorded at lower path `origin` (an object of the lower the upper knows). */
   inodeAtOrigin(origin: string): InodeRow | undefined {
-    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE origin = ? AND nlink > 0 LIMIT 1`, origin)
+    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE origin = ? AND nlink > 0 LIMIT 1`, nameToBytes(origin))
     return row === undefined ? undefined : this.#decode(row)
   }
 
@@ -242,21 +238,31 @@ export class Namespace {
   insertInode(row: InodeRow): void {
     this.#cache.inodeInserted(row.ino, row.origin, row.ino < UPPER_INO_BASE)
     this.#cache.inodeChanged(row.ino)
+    const a = splitNs(row.atimeNs)
+    const m = splitNs(row.mtimeNs)
+    const c = splitNs(row.ctimeNs)
     this.#run(
-      `INSERT INTO inodes (${INODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      row.ino, row.type, row.origin, row.nlink, row.mode, row.uid, row.gid, row.rdev, row.atimeMs, row.mtimeMs, row.ctimeMs,
-      row.target, row.file, row.lowerPrint ? JSON.stringify(row.lowerPrint) : null, row.opaque ? 1 : 0,
+      `INSERT INTO inodes (${INODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.ino, row.type, row.origin === null ? null : nameToBytes(row.origin), row.nlink, row.mode, row.uid, row.gid, row.rdev,
+      a.sec, a.nsec, m.sec, m.nsec, c.sec, c.nsec,
+      row.target === null ? null : nameToBytes(row.target), row.file, row.lowerPrint ? encodePrint(row.lowerPrint) : null, row.opaque ? 1 : 0,
     )
   }
 
   setMeta(ino: number, meta: Partial<InodeMeta>): void {
     const sets: string[] = []
     const values: unknown[] = []
-    const columns: Record<keyof InodeMeta, string> = { mode: 'mode', uid: 'uid', gid: 'gid', atimeMs: 'atime_ms', mtimeMs: 'mtime_ms', ctimeMs: 'ctime_ms' }
-    for (const key of Object.keys(columns) as Array<keyof InodeMeta>) {
+    for (const key of ['mode', 'uid', 'gid'] as const) {
       if (meta[key] === undefined) continue
-      sets.push(`${columns[key]} = ?`)
+      sets.push(`${key} = ?`)
       values.push(meta[key])
+    }
+    for (const [key, column] of [['atimeNs', 'atime'], ['mtimeNs', 'mtime'], ['ctimeNs', 'ctime']] as const) {
+      const ns = meta[key]
+      if (ns === undefined) continue
+      const t = splitNs(ns)
+      sets.push(`${column}_sec = ?`, `${column}_nsec = ?`)
+      values.push(t.sec, t.nsec)
     }
     if (sets.length === 0) return
     this.#cache.inodeChanged(ino)
@@ -270,7 +276,7 @@ export class Namespace {
 
   setFile(ino: number, file: number, lowerPrint: LowerPrint | null): void {
     this.#cache.inodeChanged(ino)
-    this.#run('UPDATE inodes SET file = ?, lower_fp = ? WHERE ino = ?', file, lowerPrint ? JSON.stringify(lowerPrint) : null, ino)
+    this.#run('UPDATE inodes SET file = ?, lower_fp = ? WHERE ino = ?', file, lowerPrint ? encodePrint(lowerPrint) : null, ino)
   }
 
   /** Delete an inode row and its xattrs. */
@@ -286,19 +292,19 @@ export class Namespace {
   }
 
   dirent(parent: number, name: string): { ino: number | null } | undefined {
-    return this.#get('SELECT ino FROM dirents WHERE parent = ? AND name = ?', parent, name) as { ino: number | null } | undefined
+    return this.#get('SELECT ino FROM dirents WHERE parent = ? AND name = ?', parent, nameToBytes(name)) as { ino: number | null } | undefined
   }
 
   setDirent(parent: number, name: string, ino: number | null): void {
     this.#cache.direntSet(parent)
     this.#cache.direntChanged(parent, name)
-    this.#run('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino', parent, name, ino)
+    this.#run('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino', parent, nameToBytes(name), ino)
   }
 
   deleteDirent(parent: number, name: string): void {
     this.#cache.direntsRemoved(parent)
     this.#cache.direntChanged(parent, name)
-    this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, name)
+    this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, nameToBytes(name))
   }
 
   deleteDirentsOf(parent: number): void {
@@ -309,7 +315,7 @@ export class Namespace {
 
   /** The upper entries of a directory (whiteouts included), in byte order of name. */
   direntsOf(parent: number): DirentRow[] {
-    return [...this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name', parent)] as DirentRow[]
+    return [...this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name', parent)].map(decodeDirent)
   }
 
   hasDirents(parent: number): boolean {
@@ -318,12 +324,15 @@ export class Namespace {
 
   /** The entries naming `ino`. */
   namesOf(ino: number): Array<{ parent: number; name: string }> {
-    return [...this.#iterate('SELECT parent, name FROM dirents WHERE ino = ? ORDER BY parent, name', ino)] as Array<{ parent: number; name: string }>
+    return [...(this.#iterate('SELECT parent, name FROM dirents WHERE ino = ? ORDER BY parent, name', ino) as Iterable<{ parent: number; name: Buffer }>)].map((r) => ({
+      parent: r.parent,
+      name: nameFromBytes(r.name),
+    }))
   }
 
   /** Every upper entry (fsck, changes), whiteouts included. */
   *allDirents(): Generator<DirentRow> {
-    yield* this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino ORDER BY d.parent, d.name') as Iterable<DirentRow>
+    for (const raw of this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino ORDER BY d.parent, d.name')) yield decodeDirent(raw)
   }
 
   /** The upper's xattrs of `ino`: value null means "removed from the lower's". */
@@ -403,29 +412,22 @@ export class Namespace {
     const r = result.data
     let lowerPrint: LowerPrint | null = null
     if (r.lower_fp !== null) {
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(r.lower_fp)
-      } catch (err) {
-        throw new PagecowError('ECORRUPT', `${this.#where}: inode ${r.ino} lower record is not JSON; run \`pagecow fsck\``, { cause: err })
-      }
-      const fp = lowerPrintSchema.safeParse(parsed)
-      if (!fp.success) throw new PagecowError('ECORRUPT', `${this.#where}: inode ${r.ino} lower record is invalid; run \`pagecow fsck\``)
-      lowerPrint = fp.data.sample === undefined ? { size: fp.data.size, mtimeMs: fp.data.mtimeMs, blocks: fp.data.blocks } : (fp.data as LowerPrint)
+      lowerPrint = decodePrint(r.lower_fp)
+      if (!lowerPrint) throw new PagecowError('ECORRUPT', `${this.#where}: inode ${r.ino} lower record is invalid; run \`pagecow fsck\``)
     }
     return {
       ino: r.ino,
       type: r.type,
-      origin: r.origin,
+      origin: r.origin === null ? null : nameFromBytes(r.origin),
       nlink: r.nlink,
       mode: r.mode,
       uid: r.uid,
       gid: r.gid,
       rdev: r.rdev,
-      atimeMs: r.atime_ms,
-      mtimeMs: r.mtime_ms,
-      ctimeMs: r.ctime_ms,
-      target: r.target,
+      atimeNs: joinNs(r.atime_sec, r.atime_nsec),
+      mtimeNs: joinNs(r.mtime_sec, r.mtime_nsec),
+      ctimeNs: joinNs(r.ctime_sec, r.ctime_nsec),
+      target: r.target === null ? null : nameFromBytes(r.target),
       file: r.file,
       lowerPrint,
       opaque: r.opaque !== 0,
@@ -467,6 +469,11 @@ export class Namespace {
 export type Durability = 'flush' | 'now' | 'optional'
 
 const BUMP_COUNTER = 'INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1'
+
+function decodeDirent(raw: unknown): DirentRow {
+  const r = raw as { parent: number; name: Buffer; ino: number | null; type: FileType | null }
+  return { parent: r.parent, name: nameFromBytes(r.name), ino: r.ino, type: r.type }
+}
 
 function freezeRow(row: InodeRow): Readonly<InodeRow> {
   if (row.lowerPrint) Object.freeze(row.lowerPrint)

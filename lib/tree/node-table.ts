@@ -15,9 +15,10 @@ import { UpperFile } from '../page/upper-file.js'
 import { readFileState, writeFileState } from '../store/meta.js'
 import type { Entry } from './entry.js'
 import { FileNode, type NodeTimes } from './file-node.js'
-import type { LowerTree } from './lower-tree.js'
+import { printChanges, type LowerPrint } from './lower-print.js'
+import { lowerStatOf, type LowerStat, type LowerTree } from './lower-tree.js'
 import { rowFromLower } from './lower-row.js'
-import type { LowerPrint, Namespace } from './namespace.js'
+import type { Namespace } from './namespace.js'
 
 /** Where the upper data files live inside the store directory: `upper/<file id>`. */
 export const UPPER_DIR = 'upper'
@@ -137,8 +138,7 @@ export class NodeTable {
       const st = fs.fstatSync(lower.fd)
       if (st.ino !== node.ino) changes.push(`inode ${node.ino} → ${st.ino}`)
       if (print) {
-        if (print.size !== lower.size) changes.push(`size ${print.size} → ${lower.size} bytes`)
-        if (print.mtimeMs !== lower.mtimeMs) changes.push(`mtime ${new Date(print.mtimeMs).toISOString()} → ${new Date(lower.mtimeMs).toISOString()}`)
+        changes.push(...printChanges(print, lower.size, lower.mtimeNs))
         if (sampled && print.sample !== undefined && changes.length === 0 && fingerprint(lower).sample !== print.sample) changes.push('sampled bytes differ')
       }
     } catch (err) {
@@ -173,10 +173,10 @@ export class NodeTable {
       const lower = node.lower
       const size = lower?.size ?? 0
       let print: LowerPrint | null = null
-      let lowerStat: import('node:fs').Stats | undefined
+      let lowerStat: LowerStat | undefined
       if (lower) {
-        lowerStat = fs.fstatSync(lower.fd)
-        print = { size: lower.size, mtimeMs: lower.mtimeMs, blocks: lowerStat.blocks, sample: fingerprint(lower).sample }
+        lowerStat = lowerStatOf(fs.fstatSync(lower.fd, { bigint: true }))
+        print = { size: lower.size, mtime: { ns: lower.mtimeNs }, blocks: lowerStat.blocks, sample: fingerprint(lower).sample }
       }
       const state: FileState = { size, lowerCut: size, bytesWritten: 0, upperWritten: 0 }
       ctx.ns.transaction(() => {

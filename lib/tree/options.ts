@@ -41,19 +41,33 @@ export const renameOptionsSchema = z.strictObject({
 })
 export type RenameOptions = z.input<typeof renameOptionsSchema>
 
-/** `readdir(path, { after, limit })`: entries whose name sorts after `after` (the cookie), at most `limit`. */
+/**
+ * `readdir(path, { after, limit, encoding = 'utf8' })`: entries whose name sorts after `after` (the
+ * cookie: a name, or its bytes), at most `limit`; names as strings in name form, or as Buffers
+ * with `encoding: 'buffer'`.
+ */
 export const readdirOptionsSchema = z.strictObject({
-  after: z.string().optional(),
+  after: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
   limit: z.number().int().positive().optional(),
+  encoding: z.enum(['utf8', 'buffer']).default('utf8'),
 })
 export type ReaddirOptions = z.input<typeof readdirOptionsSchema>
 
-const time = z.union([z.number().finite(), z.literal('now')])
-/** `utimens(path, { atimeMs, mtimeMs })`: milliseconds or 'now'; a missing one is left as it is (UTIME_OMIT). */
-export const utimensOptionsSchema = z.strictObject({
-  atimeMs: time.optional(),
-  mtimeMs: time.optional(),
-})
+const ms = z.union([z.number().finite(), z.literal('now')])
+const ns = z.union([z.bigint(), z.literal('now')])
+/**
+ * `utimens(path, { atimeNs, mtimeNs })`: nanoseconds since the epoch (exact) or 'now'; or
+ * `{ atimeMs, mtimeMs }` in milliseconds. A missing one is left as it is (UTIME_OMIT).
+ */
+export const utimensOptionsSchema = z
+  .strictObject({
+    atimeNs: ns.optional(),
+    mtimeNs: ns.optional(),
+    atimeMs: ms.optional(),
+    mtimeMs: ms.optional(),
+  })
+  .refine((o) => o.atimeNs === undefined || o.atimeMs === undefined, 'give atimeNs or atimeMs, not both')
+  .refine((o) => o.mtimeNs === undefined || o.mtimeMs === undefined, 'give mtimeNs or mtimeMs, not both')
 export type UtimensOptions = z.input<typeof utimensOptionsSchema>
 
 /** `setxattr(path, name, value, { create, replace })`: XATTR_CREATE (EEXIST if set), XATTR_REPLACE (ENODATA if not). */

@@ -18,6 +18,11 @@ export interface TreeStat {
   blocks: number
   /** Preferred I/O size: the store's page size. */
   blksize: number
+  /** Times, exact: nanoseconds since the epoch (as node:fs's `{ bigint: true }` stat gives them). */
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
+  /** The same times in milliseconds, as node:fs derives `mtimeMs` (not exact: a double). */
   atimeMs: number
   mtimeMs: number
   ctimeMs: number
@@ -34,8 +39,17 @@ export interface TreeStatfs {
   namemax: number
 }
 
-/** An entry of a merged directory listing. `name` is also the cookie to resume after it. */
+/**
+ * An entry of a merged directory listing. `name` (in name form: see nameToBytes) is also the
+ * cookie to resume after it.
+ */
 export interface DirEntry {
   name: string
+  type: FileType
+}
+
+/** A listing entry with its name as bytes: `readdir(path, { encoding: 'buffer' })`. */
+export interface DirEntryBytes {
+  name: Buffer
   type: FileType
 }

@@ -17,17 +17,19 @@ import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase, syncDatabaseFi
 import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { VERSION } from '../version.js'
+import { byteLength, isNameForm, nameFromBytes, nameToBytes } from '../name-bytes.js'
+import { msOfNs, nowNs, nsOfMs } from '../time-ns.js'
 import { listChanges, type TreeChange } from './changes.js'
 import type { Entry } from './entry.js'
 import { mergesLower } from './entry.js'
 import { TreeFileHandle, type HandleHost } from './file-handle.js'
 import type { FileNode } from './file-node.js'
 import { modeOf, type FileType } from './file-type.js'
-import { LowerTree } from './lower-tree.js'
+import { LowerTree, lowerStatOf } from './lower-tree.js'
 import { rowFromLower } from './lower-row.js'
 import { MergedDirs } from './merged-dir.js'
 import { Namespace, type InodeMeta, type InodeRow } from './namespace.js'
-import { checkName, compareNames, joinPath, PATH_MAX, splitPath } from './names.js'
+import { checkName, compareNames, joinPath, PATH_MAX, splitPath, type TreePath } from './names.js'
 import { NodeTable, UPPER_DIR } from './node-table.js'
 import { parseOpenFlags } from './open-flags.js'
 import {
@@ -51,7 +53,7 @@ import {
   type UtimensOptions,
 } from './options.js'
 import { Resolver } from './resolver.js'
-import type { DirEntry, TreeStat, TreeStatfs } from './tree-stat.js'
+import type { DirEntry, DirEntryBytes, TreeStat, TreeStatfs } from './tree-stat.js'
 import { checkXattrName, checkXattrValue } from './xattr-name.js'
 
 /** st_size reported for a directory created in the upper. */
@@ -240,7 +242,7 @@ export class TreeStore extends EventEmitter {
   // ---- reading the namespace ----
 
   /** lstat of `path` in the merged view (a symlink is not followed). */
-  async stat(path: string): Promise<TreeStat> {
+  async stat(path: TreePath): Promise<TreeStat> {
     const names = this.#begin(path, 'stat')
     return this.#statOf(this.#resolver.resolve(names, 'stat'))
   }
@@ -249,7 +251,7 @@ export class TreeStore extends EventEmitter {
    * lstat of `path`, or undefined if nothing is there (a missing parent directory still throws).
    * For callers that expect misses (a FUSE lookup): no error is built for one.
    */
-  async statIfExists(path: string): Promise<TreeStat | undefined> {
+  async statIfExists(path: TreePath): Promise<TreeStat | undefined> {
     const names = this.#begin(path, 'stat')
     if (names.length === 0) return this.#statOf(this.#resolver.root())
     const { dir, name } = this.#resolver.parent(names, 'stat')
@@ -261,7 +263,7 @@ export class TreeStore extends EventEmitter {
    * lstat of each of `names` in directory `path` (undefined for a name not there), resolving the
    * directory once: what a listing with attributes (FUSE READDIRPLUS) needs.
    */
-  async statChildren(path: string, names: readonly string[]): Promise<Array<TreeStat | undefined>> {
+  async statChildren(path: TreePath, names: readonly string[]): Promise<Array<TreeStat | undefined>> {
     const dirNames = this.#begin(path, 'stat')
     const dir = this.#resolver.resolve(dirNames, 'stat')
     if (dir.type !== 'directory') throw new PagecowError('ENOTDIR', `stat: ${joinPath(dirNames)} is not a directory`)
@@ -274,31 +276,39 @@ export class TreeStore extends EventEmitter {
 
   /**
    * The entries of directory `path`, merged (upper over lower, whiteouts hidden), in byte order
-   * of name. Resume a listing with `after`: the name of the last entry received.
+   * of name. Resume a listing with `after`: the name of the last entry received. Names come in
+   * name form (see nameToBytes), or as Buffers with `encoding: 'buffer'`.
    */
-  async readdir(path: string, options: ReaddirOptions = {}): Promise<DirEntry[]> {
+  async readdir(path: TreePath, options?: ReaddirOptions & { encoding?: 'utf8' }): Promise<DirEntry[]>
+  async readdir(path: TreePath, options: ReaddirOptions & { encoding: 'buffer' }): Promise<DirEntryBytes[]>
+  async readdir(path: TreePath, options: ReaddirOptions = {}): Promise<DirEntry[] | DirEntryBytes[]> {
     const opts = parseWith(readdirOptionsSchema, options, 'readdir')
     const names = this.#begin(path, 'readdir')
+    let after: string | undefined
+    if (opts.after instanceof Uint8Array) after = nameFromBytes(opts.after)
+    else if (opts.after !== undefined) after = checkCookie(opts.after)
     const dir = this.#resolver.resolve(names, 'readdir')
     if (dir.type === 'symlink') throw new PagecowError('ELOOP', `readdir: ${joinPath(names)} is a symlink; it is not followed`)
     if (dir.type !== 'directory') throw new PagecowError('ENOTDIR', `readdir: ${joinPath(names)} is not a directory`)
     const entries = this.#dirs.list(dir)
     // The listing is sorted: find the first name after `after` by binary search, not by a scan.
     let from = 0
-    if (opts.after !== undefined) {
+    if (after !== undefined) {
       let hi = entries.length
       while (from < hi) {
         const mid = (from + hi) >>> 1
-        if (compareNames(entries[mid]!.name, opts.after) <= 0) from = mid + 1
+        if (compareNames(entries[mid]!.name, after) <= 0) from = mid + 1
         else hi = mid
       }
     }
     const to = opts.limit === undefined ? entries.length : Math.min(entries.length, from + opts.limit)
-    return entries.slice(from, to).map((e) => ({ ...e }))
+    const page = entries.slice(from, to)
+    if (opts.encoding === 'buffer') return page.map((e) => ({ name: nameToBytes(e.name), type: e.type }))
+    return page.map((e) => ({ ...e }))
   }
 
   /** The target of symlink `path`, verbatim (never resolved). EINVAL if it is not a symlink. */
-  async readlink(path: string): Promise<string> {
+  async readlink(path: TreePath): Promise<string> {
     const names = this.#begin(path, 'readlink')
     const entry = this.#resolver.resolve(names, 'readlink')
     if (entry.type !== 'symlink') throw new PagecowError('EINVAL', `readlink: ${joinPath(names)} is not a symlink`)
@@ -306,7 +316,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** The value of extended attribute `name`; ENODATA if it has none. */
-  async getxattr(path: string, name: string): Promise<Buffer> {
+  async getxattr(path: TreePath, name: string): Promise<Buffer> {
     const names = this.#begin(path, 'getxattr')
     checkXattrName(name, 'getxattr')
     const value = this.#xattrsOf(this.#resolver.resolve(names, 'getxattr')).get(name)
@@ -315,7 +325,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** The names of the extended attributes of `path`, sorted. */
-  async listxattr(path: string): Promise<string[]> {
+  async listxattr(path: TreePath): Promise<string[]> {
     const names = this.#begin(path, 'listxattr')
     return [...this.#xattrsOf(this.#resolver.resolve(names, 'listxattr')).keys()].sort()
   }
@@ -339,15 +349,16 @@ export class TreeStore extends EventEmitter {
    * Nothing is copied: the first write copies only its pages. Every handle on one inode shares
    * one view. A symlink is not followed (ELOOP); a directory is EISDIR.
    */
-  async open(path: string, flags: number | string = 'r', options: NewObjectOptions = {}): Promise<TreeFileHandle> {
+  async open(path: TreePath, flags: number | string = 'r', options: NewObjectOptions = {}): Promise<TreeFileHandle> {
     const f = parseOpenFlags(flags)
     const opts = parseWith(newObjectOptionsSchema, options, 'open')
     const names = this.#begin(path, 'open')
-    if ((f.write || f.create) && this.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
+    if ((f.write || f.create || f.truncate) && this.readOnly) throw new PagecowError('EROFS', 'open: the store is open read-only')
     if (names.length === 0) throw new PagecowError('EISDIR', 'open: / is a directory')
     const shown = joinPath(names)
     const { dir, name } = this.#resolver.parent(names, 'open')
     let entry = this.#resolver.child(dir, name)
+    const existed = entry !== undefined
     if (entry) {
       if (f.create && f.exclusive) throw new PagecowError('EEXIST', `open: ${shown} exists`)
       if (entry.type === 'directory') throw new PagecowError('EISDIR', `open: ${shown} is a directory; list it with readdir()`)
@@ -361,7 +372,12 @@ export class TreeStore extends EventEmitter {
     }
     const node = this.#acquire(entry)
     try {
-      if (f.truncate && f.write && node.size > 0) this.#truncateNode(node, 0)
+      // O_TRUNC truncates whatever the access mode, as Linux does (the kernel checked write
+      // permission), and marks mtime and ctime even when the file is already empty (POSIX).
+      if (f.truncate && existed) {
+        if (node.size > 0) this.#truncateNode(node, 0)
+        else this.#touchFile(entry)
+      }
     } catch (err) {
       this.#releaseNode(node)
       throw err
@@ -370,7 +386,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Create an empty regular file (EEXIST if `path` exists). */
-  async create(path: string, options: NewObjectOptions = {}): Promise<TreeStat> {
+  async create(path: TreePath, options: NewObjectOptions = {}): Promise<TreeStat> {
     const opts = parseWith(newObjectOptionsSchema, options, 'create')
     const { dir, name } = this.#newName(path, 'create')
     const entry = this.#mutate('create', () => this.#newObject(dir, name, 'file', { mode: opts.mode ?? 0o644, uid: opts.uid, gid: opts.gid }))
@@ -378,7 +394,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Set the size of regular file `path` (commits at once; a lower file's data is not copied). */
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(path: TreePath, size: number): Promise<void> {
     const names = this.#beginWrite(path, 'truncate')
     checkRange(size, 0, 'truncate')
     this.#changeFile(names, 'truncate', (node) => this.#truncateNode(node, size))
@@ -388,21 +404,21 @@ export class TreeStore extends EventEmitter {
    * Make [offset, offset + length) of regular file `path` read as zeros (the file grows if the
    * range ends past it): whole pages become ZERO and store nothing, partial ones are written.
    */
-  async zero(path: string, offset: number, length: number): Promise<void> {
+  async zero(path: TreePath, offset: number, length: number): Promise<void> {
     const names = this.#beginWrite(path, 'zero')
     checkRange(offset, length, 'zero')
     this.#changeFile(names, 'zero', (node) => this.#zeroNode(node, offset, length, 'zero'))
   }
 
   /** Trim: the pages of [offset, offset + length) wholly inside file `path` become ZERO; partial ones are left. */
-  async discard(path: string, offset: number, length: number): Promise<void> {
+  async discard(path: TreePath, offset: number, length: number): Promise<void> {
     const names = this.#beginWrite(path, 'discard')
     checkRange(offset, length, 'discard')
     this.#changeFile(names, 'discard', (node) => this.#zeroNode(node, offset, length, 'discard'))
   }
 
   /** The merged view of a regular file as extents (SPEC §5). */
-  *extents(path: string, offset = 0, length?: number): Generator<Extent> {
+  *extents(path: TreePath, offset = 0, length?: number): Generator<Extent> {
     const names = this.#begin(path, 'map')
     checkRange(offset, length ?? 0, 'map')
     const entry = this.#resolver.resolve(names, 'map')
@@ -418,7 +434,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Size and page totals of regular file `path`. */
-  async fileInfo(path: string): Promise<TreeFileInfo> {
+  async fileInfo(path: TreePath): Promise<TreeFileInfo> {
     const names = this.#begin(path, 'inspect')
     const entry = this.#resolver.resolve(names, 'inspect')
     this.#checkRegular(entry, names, 'inspect')
@@ -442,7 +458,7 @@ export class TreeStore extends EventEmitter {
 
   // ---- changing the namespace (each change is one SQLite transaction, durable at the next flush) ----
 
-  async mkdir(path: string, options: NewObjectOptions = {}): Promise<TreeStat> {
+  async mkdir(path: TreePath, options: NewObjectOptions = {}): Promise<TreeStat> {
     const opts = parseWith(newObjectOptionsSchema, options, 'mkdir')
     const { dir, name } = this.#newName(path, 'mkdir')
     // A directory made where the lower has an entry (removed before) hides the lower's content.
@@ -452,7 +468,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Make a FIFO, socket or device node: metadata only, no data. */
-  async mknod(path: string, options: MknodOptions): Promise<TreeStat> {
+  async mknod(path: TreePath, options: MknodOptions): Promise<TreeStat> {
     const opts = parseWith(mknodOptionsSchema, options, 'mknod')
     const { dir, name } = this.#newName(path, 'mknod')
     const rdev = opts.type === 'char-device' || opts.type === 'block-device' ? opts.rdev : 0
@@ -461,11 +477,13 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Make symlink `path` holding `target` verbatim (the store never follows it). */
-  async symlink(target: string, path: string, options: Omit<NewObjectOptions, 'mode'> = {}): Promise<TreeStat> {
-    if (typeof target !== 'string' || target === '' || target.includes('\0')) {
-      throw new PagecowError('EINVAL', 'symlink: the target must be a non-empty string without NUL')
+  async symlink(target: string | Uint8Array, path: TreePath, options: Omit<NewObjectOptions, 'mode'> = {}): Promise<TreeStat> {
+    const bytes = target instanceof Uint8Array ? target : typeof target === 'string' && isNameForm(target) ? nameToBytes(target) : undefined
+    if (bytes === undefined || bytes.length === 0 || bytes.includes(0)) {
+      throw new PagecowError('EINVAL', 'symlink: the target must be a non-empty string (name form) or Buffer without NUL')
     }
-    if (Buffer.byteLength(target) >= PATH_MAX) throw new PagecowError('ENAMETOOLONG', `symlink: the target is over ${PATH_MAX - 1} bytes`)
+    if (bytes.length >= PATH_MAX) throw new PagecowError('ENAMETOOLONG', `symlink: the target is over ${PATH_MAX - 1} bytes`)
+    target = nameFromBytes(bytes)
     const opts = parseWith(newObjectOptionsSchema.omit({ mode: true }), options, 'symlink')
     const { dir, name } = this.#newName(path, 'symlink')
     const entry = this.#mutate('symlink', () => this.#newObject(dir, name, 'symlink', { mode: 0o777, uid: opts.uid, gid: opts.gid, target }))
@@ -473,16 +491,16 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Add name `newPath` for the non-directory `existing` (one inode, whatever was copied up). */
-  async link(existing: string, newPath: string): Promise<TreeStat> {
+  async link(existing: TreePath, newPath: TreePath): Promise<TreeStat> {
     const from = this.#beginWrite(existing, 'link')
     const src = this.#resolver.resolve(from, 'link')
     const { dir, name } = this.#newName(newPath, 'link')
     if (src.type === 'directory') throw new PagecowError('EPERM', `link: ${joinPath(from)} is a directory; directories cannot be hard-linked`)
     this.#mutate('link', (fx) => {
-      const now = Date.now()
+      const now = nowNs()
       const row = this.#ensureRow(src)
       this.#ns.setNlink(src.ino, row.nlink + 1)
-      this.#setMeta(src.ino, { ctimeMs: now }, fx)
+      this.#setMeta(src.ino, { ctimeNs: now }, fx)
       this.#ns.setDirent(dir.ino, name, src.ino)
       this.#touchDir(dir, now)
     })
@@ -490,7 +508,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Remove the non-directory `path`; a lower one is hidden by a whiteout, the lower untouched. */
-  async unlink(path: string): Promise<void> {
+  async unlink(path: TreePath): Promise<void> {
     const names = this.#beginWrite(path, 'unlink')
     if (names.length === 0) throw new PagecowError('EISDIR', 'unlink: / is a directory')
     const { dir, name } = this.#resolver.parent(names, 'unlink')
@@ -498,7 +516,7 @@ export class TreeStore extends EventEmitter {
     if (!entry) throw new PagecowError('ENOENT', `unlink: ${joinPath(names)} does not exist`)
     if (entry.type === 'directory') throw new PagecowError('EISDIR', `unlink: ${joinPath(names)} is a directory; use rmdir`)
     this.#mutate('unlink', (fx) => {
-      const now = Date.now()
+      const now = nowNs()
       this.#removeName(dir, name)
       this.#dropLink(entry, fx, now)
       this.#touchDir(dir, now)
@@ -509,7 +527,7 @@ export class TreeStore extends EventEmitter {
    * Remove `path`: a non-directory, or with `recursive` a directory and everything in it (one
    * transaction per object, deepest first). Returns how many objects were removed.
    */
-  async rm(path: string, options: RmOptions = {}): Promise<number> {
+  async rm(path: TreePath, options: RmOptions = {}): Promise<number> {
     const opts = parseWith(rmOptionsSchema, options, 'rm')
     const names = this.#beginWrite(path, 'rm')
     if (names.length === 0) throw new PagecowError('EBUSY', 'rm: the root cannot be removed')
@@ -528,7 +546,7 @@ export class TreeStore extends EventEmitter {
   }
 
   /** Remove the directory `path`, empty in the merged view (ENOTEMPTY otherwise). */
-  async rmdir(path: string): Promise<void> {
+  async rmdir(path: TreePath): Promise<void> {
     const names = this.#beginWrite(path, 'rmdir')
     if (names.length === 0) throw new PagecowError('EBUSY', 'rmdir: the root cannot be removed')
     const { dir, name } = this.#resolver.parent(names, 'rmdir')
@@ -539,7 +557,7 @@ export class TreeStore extends EventEmitter {
     this.#mutate('rmdir', () => {
       this.#removeName(dir, name)
       this.#removeDirectory(entry)
-      this.#touchDir(dir, Date.now())
+      this.#touchDir(dir, nowNs())
     })
   }
 
@@ -548,7 +566,7 @@ export class TreeStore extends EventEmitter {
    * `noReplace`: EEXIST if `to` exists. `exchange`: swap the two (both must exist). Lower files
    * and directories move without copying data; a moved lower directory keeps its lower entries.
    */
-  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
+  async rename(from: TreePath, to: TreePath, options: RenameOptions = {}): Promise<void> {
     const opts = parseWith(renameOptionsSchema, options, 'rename')
     const fromNames = this.#beginWrite(from, 'rename')
     const toNames = splitPath(to, 'rename')
@@ -579,39 +597,39 @@ export class TreeStore extends EventEmitter {
       }
     }
     this.#mutate('rename', (fx) => {
-      const now = Date.now()
+      const now = nowNs()
       this.#ensureRow(srcEntry)
       if (opts.exchange) {
         this.#ensureRow(dstEntry!)
         this.#ns.setDirent(src.dir.ino, src.name, dstEntry!.ino)
         this.#ns.setDirent(dst.dir.ino, dst.name, srcEntry.ino)
-        this.#setMeta(dstEntry!.ino, { ctimeMs: now }, fx)
+        this.#setMeta(dstEntry!.ino, { ctimeNs: now }, fx)
       } else {
         this.#removeName(src.dir, src.name)
         if (dstEntry?.type === 'directory') this.#removeDirectory(dstEntry)
         else if (dstEntry) this.#dropLink(dstEntry, fx, now)
         this.#ns.setDirent(dst.dir.ino, dst.name, srcEntry.ino)
       }
-      this.#setMeta(srcEntry.ino, { ctimeMs: now }, fx)
+      this.#setMeta(srcEntry.ino, { ctimeNs: now }, fx)
       this.#touchDir(src.dir, now)
       this.#touchDir(dst.dir, now)
     })
   }
 
   /** Set the permission bits (07777). Metadata only: a lower file's data stays in the lower. */
-  async chmod(path: string, mode: number): Promise<void> {
+  async chmod(path: TreePath, mode: number): Promise<void> {
     const names = this.#beginWrite(path, 'chmod')
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new PagecowError('EINVAL', `chmod: mode must be an integer from 0 to 0o7777, got ${String(mode)}`)
     const entry = this.#resolver.resolve(names, 'chmod')
     if (entry.type === 'symlink') throw new PagecowError('ENOTSUP', `chmod: ${joinPath(names)} is a symlink; symlinks have no mode of their own`)
     this.#mutate('chmod', (fx) => {
       this.#ensureRow(entry)
-      this.#setMeta(entry.ino, { mode, ctimeMs: Date.now() }, fx)
+      this.#setMeta(entry.ino, { mode, ctimeNs: nowNs() }, fx)
     })
   }
 
   /** Set owner and group; -1 leaves one as it is. Metadata only. */
-  async chown(path: string, uid: number, gid: number): Promise<void> {
+  async chown(path: TreePath, uid: number, gid: number): Promise<void> {
     const names = this.#beginWrite(path, 'chown')
     for (const [what, v] of [['uid', uid], ['gid', gid]] as const) {
       if (!Number.isInteger(v) || v < -1 || v > 2 ** 32 - 2) throw new PagecowError('EINVAL', `chown: ${what} must be an integer from -1 to ${2 ** 32 - 2}, got ${String(v)}`)
@@ -619,25 +637,26 @@ export class TreeStore extends EventEmitter {
     const entry = this.#resolver.resolve(names, 'chown')
     this.#mutate('chown', (fx) => {
       this.#ensureRow(entry)
-      this.#setMeta(entry.ino, { uid: uid === -1 ? undefined : uid, gid: gid === -1 ? undefined : gid, ctimeMs: Date.now() }, fx)
+      this.#setMeta(entry.ino, { uid: uid === -1 ? undefined : uid, gid: gid === -1 ? undefined : gid, ctimeNs: nowNs() }, fx)
     })
   }
 
   /** Set access and modification times (ms, or 'now'); a missing one is left as it is. Metadata only. */
-  async utimens(path: string, times: UtimensOptions): Promise<void> {
+  async utimens(path: TreePath, times: UtimensOptions): Promise<void> {
     const opts = parseWith(utimensOptionsSchema, times, 'utimens')
     const names = this.#beginWrite(path, 'utimens')
     const entry = this.#resolver.resolve(names, 'utimens')
-    const now = Date.now()
-    const at = (t: number | 'now' | undefined) => (t === 'now' ? now : t)
+    const now = nowNs()
+    const at = (ns: bigint | 'now' | undefined, ms: number | 'now' | undefined) =>
+      ns === 'now' || ms === 'now' ? now : ns !== undefined ? ns : ms !== undefined ? nsOfMs(ms) : undefined
     this.#mutate('utimens', (fx) => {
       this.#ensureRow(entry)
-      this.#setMeta(entry.ino, { atimeMs: at(opts.atimeMs), mtimeMs: at(opts.mtimeMs), ctimeMs: now }, fx)
+      this.#setMeta(entry.ino, { atimeNs: at(opts.atimeNs, opts.atimeMs), mtimeNs: at(opts.mtimeNs, opts.mtimeMs), ctimeNs: now }, fx)
     })
   }
 
   /** Set extended attribute `name` (user., trusted., security., system.). Metadata only. */
-  async setxattr(path: string, name: string, value: Uint8Array, options: SetxattrOptions = {}): Promise<void> {
+  async setxattr(path: TreePath, name: string, value: Uint8Array, options: SetxattrOptions = {}): Promise<void> {
     const opts = parseWith(setxattrOptionsSchema, options, 'setxattr')
     const names = this.#beginWrite(path, 'setxattr')
     checkXattrName(name, 'setxattr')
@@ -649,12 +668,12 @@ export class TreeStore extends EventEmitter {
     this.#mutate('setxattr', (fx) => {
       this.#ensureRow(entry)
       this.#ns.setXattr(entry.ino, name, Buffer.from(value))
-      this.#setMeta(entry.ino, { ctimeMs: Date.now() }, fx)
+      this.#setMeta(entry.ino, { ctimeNs: nowNs() }, fx)
     })
   }
 
   /** Remove extended attribute `name` (ENODATA if it has none); a lower one is hidden. */
-  async removexattr(path: string, name: string): Promise<void> {
+  async removexattr(path: TreePath, name: string): Promise<void> {
     const names = this.#beginWrite(path, 'removexattr')
     checkXattrName(name, 'removexattr')
     const entry = this.#resolver.resolve(names, 'removexattr')
@@ -664,7 +683,7 @@ export class TreeStore extends EventEmitter {
       this.#ensureRow(entry)
       if (inLower) this.#ns.setXattr(entry.ino, name, null)
       else this.#ns.deleteXattr(entry.ino, name)
-      this.#setMeta(entry.ino, { ctimeMs: Date.now() }, fx)
+      this.#setMeta(entry.ino, { ctimeNs: nowNs() }, fx)
     })
   }
 
@@ -802,21 +821,21 @@ export class TreeStore extends EventEmitter {
     this.#nodes.purge([...new Set([...fx.purge, ...this.#ns.purgeList()])])
   }
 
-  #begin(path: string, what: string): string[] {
+  #begin(path: TreePath, what: string): string[] {
     this.#checkOpen()
     const names = splitPath(path, what)
     this.#refresh()
     return names
   }
 
-  #beginWrite(path: string, what: string): string[] {
+  #beginWrite(path: TreePath, what: string): string[] {
     this.#checkOpen()
     if (this.readOnly) throw new PagecowError('EROFS', `${what}: the store is open read-only`)
     return splitPath(path, what)
   }
 
   /** The parent of a name about to be created, walked; EEXIST if the name is taken. */
-  #newName(path: string, what: string): { dir: Entry; name: string } {
+  #newName(path: TreePath, what: string): { dir: Entry; name: string } {
     const names = this.#beginWrite(path, what)
     if (names.length === 0) throw new PagecowError('EEXIST', `${what}: / exists`)
     const { dir, name } = this.#resolver.parent(names, what)
@@ -859,7 +878,7 @@ export class TreeStore extends EventEmitter {
     type: FileType,
     o: { mode: number; uid?: number | undefined; gid?: number | undefined; rdev?: number; target?: string; opaque?: boolean },
   ): Entry {
-    const now = Date.now()
+    const now = nowNs()
     const row: InodeRow = {
       ino: this.#ns.allocateIno(),
       type,
@@ -869,9 +888,9 @@ export class TreeStore extends EventEmitter {
       uid: o.uid ?? process.getuid?.() ?? 0,
       gid: o.gid ?? process.getgid?.() ?? 0,
       rdev: o.rdev ?? 0,
-      atimeMs: now,
-      mtimeMs: now,
-      ctimeMs: now,
+      atimeNs: now,
+      mtimeNs: now,
+      ctimeNs: now,
       target: o.target ?? null,
       file: null,
       lowerPrint: null,
@@ -898,13 +917,22 @@ export class TreeStore extends EventEmitter {
     fx.after.push(() => {
       const node = this.#nodes.get(ino)
       const times = node?.times
-      if (node && times) node.setTimes({ mtimeMs: meta.mtimeMs ?? times.mtimeMs, ctimeMs: meta.ctimeMs ?? times.ctimeMs })
+      if (node && times) node.setTimes({ mtimeNs: meta.mtimeNs ?? times.mtimeNs, ctimeNs: meta.ctimeNs ?? times.ctimeNs })
     })
   }
 
-  #touchDir(dir: Entry, now: number): void {
+  /** mtime and ctime of a regular file to now, its data unchanged. */
+  #touchFile(entry: Entry): void {
+    this.#mutate('open', (fx) => {
+      const now = nowNs()
+      this.#ensureRow(entry)
+      this.#setMeta(entry.ino, { mtimeNs: now, ctimeNs: now }, fx)
+    })
+  }
+
+  #touchDir(dir: Entry, now: bigint): void {
     this.#ensureRow(dir)
-    this.#ns.setMeta(dir.ino, { mtimeMs: now, ctimeMs: now })
+    this.#ns.setMeta(dir.ino, { mtimeNs: now, ctimeNs: now })
   }
 
   /** Take `name` out of `dir`: a whiteout where the lower has the name, else no entry at all. */
@@ -914,13 +942,13 @@ export class TreeStore extends EventEmitter {
   }
 
   /** One name fewer for a non-directory; the last one removes it (once no handle holds it). */
-  #dropLink(entry: Entry, fx: Effects, now: number): void {
+  #dropLink(entry: Entry, fx: Effects, now: bigint): void {
     if (!entry.row && (entry.lower?.stat.nlink ?? 1) <= 1 && !this.#nodes.isOpen(entry.ino) && !this.#ns.inode(entry.ino)) return
     const row = this.#ensureRow(entry)
     const nlink = Math.max(0, row.nlink - 1)
     if (nlink > 0 || this.#nodes.isOpen(entry.ino)) {
       this.#ns.setNlink(entry.ino, nlink)
-      this.#setMeta(entry.ino, { ctimeMs: now }, fx)
+      this.#setMeta(entry.ino, { ctimeNs: now }, fx)
       return
     }
     this.#destroy(row, fx)
@@ -990,15 +1018,15 @@ export class TreeStore extends EventEmitter {
     const paged = this.#nodes.beginData(node)
     if (how === 'zero') paged.zero(offset, length)
     else paged.discard(offset, length)
-    const now = Date.now()
-    node.setTimes({ mtimeMs: now, ctimeMs: now })
+    const now = nowNs()
+    node.setTimes({ mtimeNs: now, ctimeNs: now })
   }
 
   #truncateNode(node: FileNode, size: number): void {
     const paged = this.#nodes.beginData(node)
     paged.truncate(size)
-    const now = Date.now()
-    node.setTimes({ mtimeMs: now, ctimeMs: now })
+    const now = nowNs()
+    node.setTimes({ mtimeNs: now, ctimeNs: now })
     this.#nodes.commitNow(node)
     paged.trimUpper()
   }
@@ -1045,8 +1073,8 @@ export class TreeStore extends EventEmitter {
         if (data.length === 0) return 0
         const paged = this.#nodes.beginData(node)
         paged.write(at, data)
-        const now = Date.now()
-        node.setTimes({ mtimeMs: now, ctimeMs: now })
+        const now = nowNs()
+        node.setTimes({ mtimeNs: now, ctimeNs: now })
         return data.length
       },
       truncate: (size) => {
@@ -1086,7 +1114,7 @@ export class TreeStore extends EventEmitter {
   #entryOfNode(node: FileNode): Entry {
     const row = this.#ns.inode(node.ino)
     if (row) return { ino: node.ino, type: 'file', row, lower: undefined, lowerPath: row.origin ?? undefined }
-    const stat = fs.fstatSync(node.lower!.fd)
+    const stat = lowerStatOf(fs.fstatSync(node.lower!.fd, { bigint: true }))
     return { ino: node.ino, type: 'file', row: undefined, lower: { path: node.lowerPath!, type: 'file', stat }, lowerPath: node.lowerPath }
   }
 
@@ -1107,15 +1135,13 @@ export class TreeStore extends EventEmitter {
         size: node ? node.size : st.size,
         blocks: st.blocks,
         blksize,
-        atimeMs: st.atimeMs,
-        mtimeMs: st.mtimeMs,
-        ctimeMs: st.ctimeMs,
+        ...times(st.atimeNs, st.mtimeNs, st.ctimeNs),
       }
     }
     let size = 0
     let blocks = 0
-    let mtimeMs = row.mtimeMs
-    let ctimeMs = row.ctimeMs
+    let mtimeNs = row.mtimeNs
+    let ctimeNs = row.ctimeNs
     if (row.type === 'file') {
       const node = this.#nodes.get(row.ino)
       let lowerCut = row.lowerPrint?.size ?? 0
@@ -1133,11 +1159,11 @@ export class TreeStore extends EventEmitter {
       if (row.lowerPrint && lowerCut > 0) blocks += row.lowerPrint.blocks
       const times = node?.times
       if (times) {
-        mtimeMs = times.mtimeMs
-        ctimeMs = times.ctimeMs
+        mtimeNs = times.mtimeNs
+        ctimeNs = times.ctimeNs
       }
     } else if (row.type === 'symlink') {
-      size = row.target !== null ? Buffer.byteLength(row.target) : (row.lowerPrint?.size ?? 0)
+      size = row.target !== null ? byteLength(row.target) : (row.lowerPrint?.size ?? 0)
       blocks = row.lowerPrint?.blocks ?? 0
     } else if (row.type === 'directory') {
       size = row.lowerPrint?.size ?? DIRECTORY_SIZE
@@ -1154,9 +1180,7 @@ export class TreeStore extends EventEmitter {
       size,
       blocks,
       blksize,
-      atimeMs: row.atimeMs,
-      mtimeMs,
-      ctimeMs,
+      ...times(row.atimeNs, mtimeNs, ctimeNs),
     }
   }
 
@@ -1200,6 +1224,17 @@ export class TreeStore extends EventEmitter {
   #checkOpen(): void {
     if (this.#closed) throw closedError()
   }
+}
+
+/** A readdir cookie given as a string must be a name form (it is compared as bytes). */
+function checkCookie(after: string): string {
+  if (!isNameForm(after)) throw new PagecowError('EINVAL', 'readdir: `after` holds a lone surrogate that escapes no byte')
+  return after
+}
+
+/** A stat's times: exact nanoseconds, and milliseconds as node:fs derives them. */
+function times(atimeNs: bigint, mtimeNs: bigint, ctimeNs: bigint): Pick<TreeStat, 'atimeNs' | 'mtimeNs' | 'ctimeNs' | 'atimeMs' | 'mtimeMs' | 'ctimeMs'> {
+  return { atimeNs, mtimeNs, ctimeNs, atimeMs: msOfNs(atimeNs), mtimeMs: msOfNs(mtimeNs), ctimeMs: msOfNs(ctimeNs) }
 }
 
 /** Extents of a file all of whose bytes are the lower's: its data and its holes. */

@@ -6,6 +6,7 @@ import { configureCommand, examples } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { parseMode } from '../symbolic-mode.js'
 import { withTreeStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const modeChange = z.string().transform((text, ctx) => {
   try {
@@ -60,7 +61,7 @@ export function chmodCommand(io: CliIo) {
         await s.chmod(opts.path, next)
         return next
       })
-      await writeTo(io.stdout, `mode of ${opts.path} set to 0${bits.toString(8)}\n`)
+      await writeTo(io.stdout, `mode of ${escapeName(opts.path)} set to 0${bits.toString(8)}\n`)
     })
   return examples(cmd, ['pagecow chmod root.cow 600 /etc/shadow', 'pagecow chmod root.cow 4755 /usr/bin/tool', 'pagecow chmod root.cow go-w,u+x /usr/bin/tool', 'pagecow chmod root.cow -w /etc/hosts'])
 }

@@ -8,6 +8,7 @@ import { formatSize } from '../format-size.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { startProgress } from '../progress.js'
 import { withAnyStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const schema = z.strictObject({
   store: z.string().min(1),
@@ -64,7 +65,7 @@ async function exportOneTree(s: TreeStore, opts: ExportFlags, io: CliIo): Promis
     progress.stop()
   }
   if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
-  const skipped = result.skipped.map((k) => `skipped ${k.path}: ${k.reason}\n`).join('')
+  const skipped = result.skipped.map((k) => `skipped ${escapeName(k.path)}: ${k.reason}\n`).join('')
   return `${skipped}exported ${result.entries} objects to ${opts.output}: ${formatSize(result.bytesCopied)} of file data copied, holes left sparse\n`
 }
 

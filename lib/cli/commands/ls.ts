@@ -4,6 +4,7 @@ import type { TreeStat, TreeStore } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
+import { formatJson } from '../json.js'
 import { formatListing } from '../tree-format.js'
 import { withTreeStore } from '../with-any-store.js'
 
@@ -25,7 +26,7 @@ export function lsCommand(io: CliIo) {
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
       const listed = await withTreeStore(opts.store, { readOnly: true }, 'ls', (s) => list(s, opts.path))
-      await writeTo(io.stdout, opts.json ? `${JSON.stringify(listed, null, 2)}\n` : listed.map((e) => formatListing(e.name, e, e.target)).join(''))
+      await writeTo(io.stdout, opts.json ? formatJson(listed, 2) : listed.map((e) => formatListing(e.name, e, e.target)).join(''))
     })
   return examples(cmd, ['pagecow ls root.cow', 'pagecow ls root.cow /etc', 'pagecow ls root.cow /etc --json | jq ".[].name"'])
 }

@@ -5,6 +5,7 @@ import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { modeValue } from '../tree-options.js'
 import { withTreeStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const schema = z.strictObject({ store: z.string().min(1), path: z.string().min(1), mode: modeValue.optional(), ...commonFlags })
 
@@ -18,7 +19,7 @@ export function mkdirCommand(io: CliIo) {
     .action(async (store: string, path: string) => {
       const opts = parseCommandLine(cmd, schema, { store, path })
       await withTreeStore(opts.store, {}, 'mkdir', (s) => s.mkdir(opts.path, opts.mode === undefined ? {} : { mode: opts.mode }))
-      await writeTo(io.stdout, `made ${opts.path}\n`)
+      await writeTo(io.stdout, `made ${escapeName(opts.path)}\n`)
     })
   return examples(cmd, ['pagecow mkdir root.cow /srv/www', 'pagecow mkdir root.cow /private --mode 700'])
 }

@@ -4,6 +4,7 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { withTreeStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const schema = z
   .strictObject({
@@ -29,7 +30,7 @@ export function mvCommand(io: CliIo) {
     .action(async (store: string, from: string, to: string) => {
       const opts = parseCommandLine(cmd, schema, { store, from, to })
       await withTreeStore(opts.store, {}, 'mv', (s) => s.rename(opts.from, opts.to, { noReplace: opts.clobber === false, exchange: opts.exchange === true }))
-      await writeTo(io.stdout, `${opts.exchange ? 'exchanged' : 'renamed'} ${opts.from} ${opts.exchange ? 'and' : 'to'} ${opts.to}\n`)
+      await writeTo(io.stdout, `${opts.exchange ? 'exchanged' : 'renamed'} ${escapeName(opts.from)} ${opts.exchange ? 'and' : 'to'} ${escapeName(opts.to)}\n`)
     })
   return examples(cmd, ['pagecow mv root.cow /etc/motd /etc/motd.old', 'pagecow mv root.cow /usr/local /opt/local -n', 'pagecow mv root.cow /a /b --exchange'])
 }

@@ -4,6 +4,7 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { withTreeStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const schema = z.strictObject({ store: z.string().min(1), path: z.string().min(1), recursive: z.boolean().optional(), ...commonFlags })
 
@@ -17,7 +18,7 @@ export function rmCommand(io: CliIo) {
     .action(async (store: string, path: string) => {
       const opts = parseCommandLine(cmd, schema, { store, path })
       const removed = await withTreeStore(opts.store, {}, 'rm', (s) => s.rm(opts.path, { recursive: opts.recursive === true }))
-      await writeTo(io.stdout, `removed ${opts.path}${removed > 1 ? ` (${removed} objects)` : ''}\n`)
+      await writeTo(io.stdout, `removed ${escapeName(opts.path)}${removed > 1 ? ` (${removed} objects)` : ''}\n`)
     })
   return examples(cmd, ['pagecow rm root.cow /etc/motd', 'pagecow rm root.cow /usr/share/doc -r'])
 }

@@ -4,6 +4,7 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { withTreeStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const schema = z.strictObject({ store: z.string().min(1), path: z.string().min(1), ...commonFlags })
 
@@ -16,7 +17,7 @@ export function rmdirCommand(io: CliIo) {
     .action(async (store: string, path: string) => {
       const opts = parseCommandLine(cmd, schema, { store, path })
       await withTreeStore(opts.store, {}, 'rmdir', (s) => s.rmdir(opts.path))
-      await writeTo(io.stdout, `removed ${opts.path}\n`)
+      await writeTo(io.stdout, `removed ${escapeName(opts.path)}\n`)
     })
   return examples(cmd, ['pagecow rmdir root.cow /var/cache/old'])
 }

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
+import { formatJson } from '../json.js'
 import { formatStat } from '../tree-format.js'
 import { withTreeStore } from '../with-any-store.js'
 
@@ -21,7 +22,7 @@ export function statCommand(io: CliIo) {
         const stat = await s.stat(opts.path)
         return { stat, target: stat.type === 'symlink' ? await s.readlink(opts.path) : undefined }
       })
-      await writeTo(io.stdout, opts.json ? `${JSON.stringify(target === undefined ? stat : { ...stat, target }, null, 2)}\n` : formatStat(opts.path, stat, target))
+      await writeTo(io.stdout, opts.json ? formatJson(target === undefined ? stat : { ...stat, target }, 2) : formatStat(opts.path, stat, target))
     })
   return examples(cmd, ['pagecow stat root.cow /etc/hosts', 'pagecow stat root.cow /bin/sh --json'])
 }

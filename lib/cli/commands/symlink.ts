@@ -4,6 +4,7 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { withTreeStore } from '../with-any-store.js'
+import { escapeName } from '../escape-name.js'
 
 const schema = z.strictObject({ store: z.string().min(1), target: z.string().min(1), path: z.string().min(1), ...commonFlags })
 
@@ -17,7 +18,7 @@ export function symlinkCommand(io: CliIo) {
     .action(async (store: string, target: string, path: string) => {
       const opts = parseCommandLine(cmd, schema, { store, target, path })
       await withTreeStore(opts.store, {}, 'symlink', (s) => s.symlink(opts.target, opts.path))
-      await writeTo(io.stdout, `made ${opts.path} -> ${opts.target}\n`)
+      await writeTo(io.stdout, `made ${escapeName(opts.path)} -> ${escapeName(opts.target)}\n`)
     })
   return examples(cmd, ['pagecow symlink root.cow /usr/bin/python3 /usr/bin/python'])
 }
