@@ -16,6 +16,11 @@ export type Fingerprint = z.infer<typeof fingerprintSchema>
 
 /** Hash SAMPLES blocks spread evenly over the lower, first and last included. */
 export function fingerprint(lower: LowerSource & { mtimeMs: number }): Fingerprint {
+  return { size: lower.size, mtimeMs: lower.mtimeMs, sample: sampleHash(lower) }
+}
+
+/** The hash of SAMPLES blocks spread evenly over `lower` (what a lower file's print records). */
+export function sampleHash(lower: LowerSource): string {
   const hash = createHash('sha256')
   const block = Buffer.alloc(SAMPLE_BYTES)
   const span = Math.max(0, lower.size - SAMPLE_BYTES)
@@ -24,7 +29,7 @@ export function fingerprint(lower: LowerSource & { mtimeMs: number }): Fingerpri
     const n = lower.readInto(block, 0, SAMPLE_BYTES, position)
     hash.update(block.subarray(0, n))
   }
-  return { size: lower.size, mtimeMs: lower.mtimeMs, sample: hash.digest('hex') }
+  return hash.digest('hex')
 }
 
 /** What differs between the recorded and the current fingerprint, or null if nothing. */

@@ -6,6 +6,7 @@ import { HeldFd } from '../page/held-fd.js'
 import type { LowerSource } from '../page/lower-source.js'
 import { fsPath } from '../name-bytes.js'
 import { msOfNs } from '../time-ns.js'
+import { lowerStatOf, type LowerStat } from '../lower-stat.js'
 
 export class LowerImage implements LowerSource {
   readonly path: string
@@ -54,6 +55,15 @@ export class LowerImage implements LowerSource {
 
   get fd(): number {
     return this.#file.fd
+  }
+
+  /** The open file's stat now, exact. */
+  stat(): LowerStat {
+    try {
+      return lowerStatOf(fs.fstatSync(this.#file.fd, { bigint: true }))
+    } catch (err) {
+      throw fromSystemError(err, `reading the lower ${this.path}`)
+    }
   }
 
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {

@@ -1,6 +1,6 @@
 // One open regular file of a tree store, shared by every handle on its inode (SPEC §6 "one
 // view"): the lower file it reads through and, once a page was written, its PagedFile.
-import type { LowerImage } from '../image/lower-image.js'
+import type { LowerFile } from './lower-tree.js'
 import type { ChunkTable } from '../page/chunk-table.js'
 import type { PagedFile } from '../page/paged-file.js'
 
@@ -16,7 +16,7 @@ export class FileNode {
   /** Handles open on this node. */
   refs = 0
   /** The lower file, open while any of its bytes can still be read. */
-  lower: LowerImage | undefined
+  lower: LowerFile | undefined
   /** The file's pages, from its first write on (or from open, when it has upper data). */
   paged: PagedFile | undefined
   chunks: ChunkTable | undefined

@@ -5,14 +5,15 @@ import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { Geometry } from '../geometry.js'
-import { fingerprint } from '../image/fingerprint.js'
+import { sampleHash } from '../image/fingerprint.js'
 import type { FsckReport } from '../image/fsck.js'
 import { DATABASE_FILE } from '../store/database.js'
 import { checkChunks, type CheckedFile } from '../store/fsck-chunks.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readStoreMeta } from '../store/meta.js'
 import { UPPER_INO_BASE } from './ino.js'
-import { LowerTree } from './lower-tree.js'
+import { LowerDir } from './lower-dir.js'
+import type { LowerTree } from './lower-tree.js'
 import { printChanges } from './lower-print.js'
 import { Namespace, type InodeRow } from './namespace.js'
 import { nameFromBytes } from '../name-bytes.js'
@@ -56,7 +57,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   const rootIno = meta.lower.rootIno
   let lower: LowerTree | undefined
   try {
-    lower = LowerTree.open(meta.lower.path, rootIno)
+    lower = LowerDir.open(meta.lower.path, rootIno)
   } catch (err) {
     const e = fromSystemError(err, 'opening the lower')
     problem(e.code, e.message)
@@ -159,7 +160,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
       try {
         const file = lower.openFile(row.origin)
         try {
-          if (fingerprint(file).sample !== row.lowerPrint.sample) problem('ESTALE', `the lower file ${lower.full(row.origin)} changed after pages of it were copied up (sampled bytes differ)`)
+          if (sampleHash(file) !== row.lowerPrint.sample) problem('ESTALE', `the lower file ${lower.full(row.origin)} changed after pages of it were copied up (sampled bytes differ)`)
         } finally {
           file.close()
         }

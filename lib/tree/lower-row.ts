@@ -1,7 +1,7 @@
 // The inode row a lower object gets when the upper first records something about it: a copy of
 // its metadata (metadata-only copy-up; its data stays in the lower).
 import type { FileType } from './file-type.js'
-import type { LowerStat } from './lower-tree.js'
+import type { LowerStat } from '../lower-stat.js'
 import type { InodeRow } from './namespace.js'
 
 export function rowFromLower(type: FileType, path: string, stat: LowerStat): InodeRow {

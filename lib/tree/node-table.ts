@@ -5,8 +5,7 @@ import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import type { Geometry } from '../geometry.js'
-import { fingerprint } from '../image/fingerprint.js'
-import type { LowerImage } from '../image/lower-image.js'
+import { sampleHash } from '../image/fingerprint.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { EMPTY_LOWER } from '../page/lower-source.js'
 import { PagedFile, type FileState } from '../page/paged-file.js'
@@ -16,7 +15,8 @@ import { readFileState, writeFileState } from '../store/meta.js'
 import type { Entry } from './entry.js'
 import { FileNode, type NodeTimes } from './file-node.js'
 import { printChanges, type LowerPrint } from './lower-print.js'
-import { lowerStatOf, type LowerStat, type LowerTree } from './lower-tree.js'
+import type { LowerStat } from '../lower-stat.js'
+import type { LowerFile, LowerTree } from './lower-tree.js'
 import { rowFromLower } from './lower-row.js'
 import type { Namespace } from './namespace.js'
 
@@ -123,9 +123,9 @@ export class NodeTable {
    * size and mtime, and (once pages were copied up) the same sampled bytes. ESTALE otherwise:
    * pages of one file are never mixed with a different lower.
    */
-  #openLower(node: FileNode, print: LowerPrint | null, sampled: boolean): LowerImage {
+  #openLower(node: FileNode, print: LowerPrint | null, sampled: boolean): LowerFile {
     const path = this.#ctx.lower.full(node.lowerPath!)
-    let lower: LowerImage
+    let lower: LowerFile
     try {
       lower = this.#ctx.lower.openFile(node.lowerPath!)
     } catch (err) {
@@ -135,11 +135,11 @@ export class NodeTable {
     }
     const changes: string[] = []
     try {
-      const st = fs.fstatSync(lower.fd)
+      const st = lower.stat()
       if (st.ino !== node.ino) changes.push(`inode ${node.ino} → ${st.ino}`)
       if (print) {
         changes.push(...printChanges(print, lower.size, lower.mtimeNs))
-        if (sampled && print.sample !== undefined && changes.length === 0 && fingerprint(lower).sample !== print.sample) changes.push('sampled bytes differ')
+        if (sampled && print.sample !== undefined && changes.length === 0 && sampleHash(lower) !== print.sample) changes.push('sampled bytes differ')
       }
     } catch (err) {
       lower.close()
@@ -175,8 +175,8 @@ export class NodeTable {
       let print: LowerPrint | null = null
       let lowerStat: LowerStat | undefined
       if (lower) {
-        lowerStat = lowerStatOf(fs.fstatSync(lower.fd, { bigint: true }))
-        print = { size: lower.size, mtime: { ns: lower.mtimeNs }, blocks: lowerStat.blocks, sample: fingerprint(lower).sample }
+        lowerStat = lower.stat()
+        print = { size: lower.size, mtime: { ns: lower.mtimeNs }, blocks: lowerStat.blocks, sample: sampleHash(lower) }
       }
       const state: FileState = { size, lowerCut: size, bytesWritten: 0, upperWritten: 0 }
       ctx.ns.transaction(() => {

@@ -25,7 +25,8 @@ import { mergesLower } from './entry.js'
 import { TreeFileHandle, type HandleHost } from './file-handle.js'
 import type { FileNode } from './file-node.js'
 import { modeOf, type FileType } from './file-type.js'
-import { LowerTree, lowerStatOf } from './lower-tree.js'
+import { LowerDir } from './lower-dir.js'
+import type { LowerTree } from './lower-tree.js'
 import { rowFromLower } from './lower-row.js'
 import { MergedDirs } from './merged-dir.js'
 import { Namespace, type InodeMeta, type InodeRow } from './namespace.js'
@@ -170,7 +171,7 @@ export class TreeStore extends EventEmitter {
       throw e
     }
     const rootIno = fs.lstatSync(lowerPath).ino
-    LowerTree.open(lowerPath, rootIno)
+    LowerDir.open(lowerPath, rootIno)
     const created = prepareEmptyDirectory(path)
     const real = fs.realpathSync(path)
     if (real === lowerPath || real.startsWith(lowerPath + '/') || lowerPath.startsWith(real + '/')) {
@@ -219,7 +220,7 @@ export class TreeStore extends EventEmitter {
       if (meta.kind !== 'tree') {
         throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store, not a tree store; open it with openStore() or ImageStore.open()`)
       }
-      const lower = LowerTree.open(meta.lower.path, meta.lower.rootIno)
+      const lower = LowerDir.open(meta.lower.path, meta.lower.rootIno)
       const store = new TreeStore({ path, readOnly: opts.readOnly, meta, db, lock, lower, autoFlushMs: opts.autoFlushMs })
       if (!opts.readOnly) store.#recover()
       return store
@@ -1114,7 +1115,7 @@ export class TreeStore extends EventEmitter {
   #entryOfNode(node: FileNode): Entry {
     const row = this.#ns.inode(node.ino)
     if (row) return { ino: node.ino, type: 'file', row, lower: undefined, lowerPath: row.origin ?? undefined }
-    const stat = lowerStatOf(fs.fstatSync(node.lower!.fd, { bigint: true }))
+    const stat = node.lower!.stat()
     return { ino: node.ino, type: 'file', row: undefined, lower: { path: node.lowerPath!, type: 'file', stat }, lowerPath: node.lowerPath }
   }
 
