@@ -15,6 +15,8 @@ const schema = z.strictObject({
   mountpoint: z.string().min(1, 'the mount point is required'),
   readOnly: z.boolean().optional(),
   allowOther: z.boolean().optional(),
+  suid: z.boolean().optional(),
+  dev: z.boolean().optional(),
   foreground: z.boolean().optional(),
   maxNodes: countValue(64, 100_000_000).optional(),
   json: z.boolean().optional(),
@@ -46,6 +48,8 @@ export function mountCommand(io: CliIo) {
     .argument('<MOUNTPOINT>', 'an existing directory to mount on')
     .option('--read-only', 'a read-only mount (the store is opened without the writer lock)')
     .option('--allow-other', 'let other users use the mount (permissions are still checked)')
+    .option('--suid', 'honour set-user-ID and set-group-ID bits (default: the mount is nosuid)')
+    .option('--dev', 'let device nodes be opened as devices (default: the mount is nodev)')
     .option('--foreground', 'serve in this process until unmounted or interrupted')
     .option('--max-nodes <N>', 'inodes the kernel may cache through the mount before the server asks it to drop some (bounds its memory); default 16384')
     .option('--json', 'print one JSON line describing the mount')
@@ -81,7 +85,7 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   let mount: StoreMount
   try {
     store = await openStore(opts.store, { readOnly: opts.readOnly === true })
-    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true, ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }) })
+    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true, suid: opts.suid === true, dev: opts.dev === true, ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }) })
   } catch (err) {
     await store?.close().catch(() => {})
     report({ ok: false, code: err instanceof PagecowError ? err.code : 'EIO', message: err instanceof Error ? err.message : String(err) })
@@ -118,6 +122,8 @@ async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
   const args = [...process.execArgv, '--max-semi-space-size=2', '--heap-growing-percent=20', process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
   if (opts.readOnly) args.push('--read-only')
   if (opts.allowOther) args.push('--allow-other')
+  if (opts.suid) args.push('--suid')
+  if (opts.dev) args.push('--dev')
   if (opts.maxNodes !== undefined) args.push('--max-nodes', String(opts.maxNodes))
   const log = openLog(opts)
   const child = spawn(process.execPath, args, {
