@@ -54,6 +54,12 @@ export const ERROR_CODES = {
   E2BIG: 7,
   /** Tree mode: a handle used for what it was not opened for (reading a write-only handle). */
   EBADF: 9,
+  /**
+   * A file of the store is not what the store made: a symlink, a directory, a FIFO or another
+   * non-regular file, or a file owned by someone other than the owner of the store directory.
+   * The store is refused rather than follow or trust it.
+   */
+  EUNSAFE: 1, // EPERM
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -2,6 +2,7 @@
 // sparse and takes about as many blocks as it has DATA pages.
 import * as fs from '../fs.js'
 import { fromSystemError } from '../errors.js'
+import { openStoreFile } from '../store/store-file.js'
 import { HeldFd } from './held-fd.js'
 
 export class UpperFile {
@@ -18,11 +19,9 @@ export class UpperFile {
   }
 
   static open(path: string, options: { readOnly: boolean; create?: boolean }): UpperFile {
-    const flags = options.readOnly
-      ? fs.constants.O_RDONLY
-      : fs.constants.O_RDWR | (options.create ? fs.constants.O_CREAT | fs.constants.O_EXCL : 0)
     try {
-      return new UpperFile(path, fs.openSync(path, flags, 0o600), options.readOnly)
+      const fd = openStoreFile(path, options.readOnly ? 'r' : 'rw', { exclusive: !options.readOnly && options.create === true })
+      return new UpperFile(path, fd, options.readOnly)
     } catch (err) {
       throw fromSystemError(err, `opening the upper ${path}`)
     }

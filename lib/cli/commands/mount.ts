@@ -145,15 +145,41 @@ async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
   return JSON.parse(line) as Ready
 }
 
-/** The daemon's output goes to STORE/mount.log (a read-only mount's store may not take it). */
+/**
+ * The daemon's output goes to STORE/mount.log (a read-only mount's store may not take it). Like
+ * every store file it is never reached through a symlink, nor opened if it is not a regular file
+ * (a FIFO would block the daemon's output): EUNSAFE.
+ */
 function openLog(opts: Options): number | 'ignore' {
   const path = logPath(opts)
   if (!path) return 'ignore'
+  const c = nodeFs.constants
+  const flags = c.O_WRONLY | c.O_APPEND | c.O_NOFOLLOW | c.O_NONBLOCK
+  const owner = nodeFs.statSync(opts.store)
+  let fd: number
+  let created = true
   try {
-    return nodeFs.openSync(path, 'a', 0o644)
-  } catch {
+    try {
+      fd = nodeFs.openSync(path, flags | c.O_CREAT | c.O_EXCL, 0o644)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      created = false
+      fd = nodeFs.openSync(path, flags)
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ELOOP') throw new PagecowError('EUNSAFE', `${path} is a symlink; pagecow never follows one inside a store (remove it)`)
+    if (code === 'ENXIO') throw new PagecowError('EUNSAFE', `${path} is a FIFO, not a regular file; remove it`)
     return 'ignore'
   }
+  const st = nodeFs.fstatSync(fd)
+  // Root starting a mount of a user's store: the new log is the user's, as the store is.
+  if (created && st.uid !== owner.uid && process.geteuid?.() === 0) nodeFs.fchownSync(fd, owner.uid, owner.gid)
+  else if (!st.isFile() || st.uid !== owner.uid) {
+    nodeFs.closeSync(fd)
+    throw new PagecowError('EUNSAFE', `${path} is ${st.isFile() ? `owned by uid ${st.uid}, not by the store's owner (uid ${owner.uid})` : 'not a regular file'}; remove it`)
+  }
+  return fd
 }
 
 function logPath(opts: Options): string | undefined {
