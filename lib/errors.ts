@@ -60,6 +60,8 @@ export const ERROR_CODES = {
    * The store is refused rather than follow or trust it.
    */
   EUNSAFE: 1, // EPERM
+  /** Interrupted (a signal, an AbortSignal) before it finished; nothing of it was kept. */
+  EINTR: 4,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
