@@ -12,7 +12,7 @@ const native = require('fs-native-extensions') as {
   tryLock(fd: number, options?: { shared?: boolean }): boolean
   tryLock(fd: number, offset: number, length: number, options?: { shared?: boolean }): boolean
   tryDowngradeLock(fd: number, offset: number, length: number): boolean
-  unlock(fd: number): void
+  unlock(fd: number, offset?: number, length?: number): void
   trimSync(fd: number, offset: number, length: number): void
   getAttrSync(fd: number, name: string): Buffer | null
   setAttrSync(fd: number, name: string, value: Uint8Array): void
@@ -129,6 +129,11 @@ export function unlock(fd: number): void {
  */
 export function tryLockRange(fd: number, offset: number, length: number, shared: boolean): boolean {
   return native.tryLock(fd, offset, length, { shared })
+}
+
+/** Drop the OFD lock on the range (POSIX locks, SQLite's, are not touched). */
+export function unlockRange(fd: number, offset: number, length: number): void {
+  native.unlock(fd, offset, length)
 }
 
 /** Turn an exclusive OFD lock on the range into a shared one, atomically. */

@@ -68,16 +68,18 @@ t.test('no command dies by a signal on a full disk; the store opens again once s
         let outputs = 0
         for (const free of levels) {
           filler.leave(free)
-          for (const [name, args] of [
+          // The commands that only look run side by side, as they may in real use (and in half
+          // the time); whichever comes first sets the store's shared memory up for the others.
+          const looking = [
             ['read', ['read', store, '--offset', '0', '--length', String(P), '--output', '/dev/null']],
             ['fsck', ['fsck', store]],
             ['inspect', ['inspect', store]],
             ['map', ['map', store, '--output=json']],
             ['export', ['export', store, join(dir, `out-${++outputs}.img`)]],
-            ['write', ['write', store, '--offset', String(P), '--input', join(dir, 'more.bin')]],
-          ] as const) {
-            judge(t, `${kind}, ${free / KiB} KiB free: pagecow ${name}`, await pagecow([...args]))
-          }
+          ] as const
+          const ran = await Promise.all(looking.map(([, args]) => pagecow([...args])))
+          looking.forEach(([name], i) => judge(t, `${kind}, ${free / KiB} KiB free: pagecow ${name}`, ran[i]!))
+          judge(t, `${kind}, ${free / KiB} KiB free: pagecow write`, await pagecow(['write', store, '--offset', String(P), '--input', join(dir, 'more.bin')]))
           judge(t, `${kind}, ${free / KiB} KiB free: pagecow serve`, await serveBriefly(store))
         }
         filler.remove()

@@ -96,6 +96,7 @@ function openOnce(path: string, options: DatabaseOptions, mayRetry: boolean): Da
       }
       throw new PagecowError('EBUSY', `${path}: its shared-memory file kept being replaced while opening; retry`)
     }
+    shm?.settle()
     // Creation sets a schema version; an existing store without one was emptied or never finished.
     if (!options.create && checkSchemaVersion(db, path) === 0) {
       throw new PagecowError('ECORRUPT', `${path} holds no pagecow schema (an empty or truncated database); run \`pagecow fsck\``)

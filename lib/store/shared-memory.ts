@@ -5,7 +5,7 @@
 // cannot allocate its block, so the kernel kills the process with SIGBUS: `pagecow read`, `fsck`
 // or a mount server died that way after a write had filled the disk. Here the first process to
 // open a store writes the file out whole (zeros, as SQLite's own start-up truncation leaves it) and
-// holds a shared lock on SQLite's "DMS" byte for as long as it has the database open, so SQLite
+// holds a shared lock on SQLite's "DMS" byte until its SQLite connection holds its own, so SQLite
 // sees another user and never truncates it back into holes. A full disk then fails the open with
 // ENOSPC instead. A writer also reserves room for the index to grow (best effort).
 import { dirname } from 'node:path'
@@ -30,6 +30,8 @@ const SETUP_WAIT_MS = 5000
 
 interface Held {
   fd: number
+  /** Our lock on the DMS byte is still held (until SQLite holds its own). */
+  locked: boolean
   /** The -shm file this process prepared or joined, to tell if it was replaced meanwhile. */
   ino: number
   refs: number
@@ -93,12 +95,25 @@ export class SharedMemory {
     }
     try {
       prepare(fd, path)
-      held.set(key, { fd, ino: fs.fstatSync(fd).ino, refs: 1, path })
+      held.set(key, { fd, locked: true, ino: fs.fstatSync(fd).ino, refs: 1, path })
     } catch (err) {
       fs.closeSync(fd)
       throw err
     }
     return new SharedMemory(key)
+  }
+
+  /**
+   * Once SQLite has the file open (it then holds its own lock on the DMS byte, for as long as it
+   * keeps it): drop ours, which would otherwise tell every SQLite closing the store that someone
+   * still uses the file, and it would never delete it. The descriptor stays open (see release()).
+   */
+  settle(): void {
+    const h = held.get(this.#key)
+    if (h?.locked) {
+      fs.unlockRange(h.fd, DMS_BYTE, 1)
+      h.locked = false
+    }
   }
 
   /** Whether SQLite opened the file this hold prepared (a process closing the store last deletes it). */
@@ -120,7 +135,11 @@ export class SharedMemory {
   reserve(db: Database.Database): void {
     const h = held.get(this.#key)
     if (!h) return
-    db.exec('BEGIN IMMEDIATE')
+    try {
+      db.exec('BEGIN IMMEDIATE')
+    } catch {
+      return // busy past the timeout: the reserve is a precaution, not a condition of opening
+    }
     try {
       const size = fs.fstatSync(h.fd).size
       for (let pos = fs.seekHole(h.fd, HEADER_BYTES); pos !== null && pos < size; ) {
