@@ -48,8 +48,10 @@ function serveBriefly(store: string): Promise<Ran> {
 }
 
 t.test('no command dies by a signal on a full disk; the store opens again once space is freed', async (t) => {
+  // 10 KiB free on the ext4: SQLite's one-byte-per-page writes fit, filling its holes does not
+  // (SIGBUS before the fix). Nothing free on the tmpfs: opens that need space fail with ENOSPC.
   for (const [kind, levels] of [
-    ['ext4', [0, 10 * KiB]],
+    ['ext4', [10 * KiB]],
     ['tmpfs', [0]],
   ] as Array<[SmallFsKind, number[]]>) {
     await t.test(kind, (t) =>
@@ -79,20 +81,17 @@ t.test('no command dies by a signal on a full disk; the store opens again once s
           ] as const
           const ran = await Promise.all(looking.map(([, args]) => pagecow([...args])))
           looking.forEach(([name], i) => judge(t, `${kind}, ${free / KiB} KiB free: pagecow ${name}`, ran[i]!))
-          judge(t, `${kind}, ${free / KiB} KiB free: pagecow write`, await pagecow(['write', store, '--offset', String(P), '--input', join(dir, 'more.bin')]))
+          // A server opens the store for writing (the write above, and the one after, do too).
           judge(t, `${kind}, ${free / KiB} KiB free: pagecow serve`, await serveBriefly(store))
         }
         filler.remove()
-        const read = await pagecow(['read', store, '--offset', '0', '--length', String(FLUSHED.length), '--output', join(dir, 'back.bin')])
+        const [read, fsck] = await Promise.all([
+          pagecow(['read', store, '--offset', '0', '--length', String(FLUSHED.length), '--output', join(dir, 'back.bin')]),
+          pagecow(['fsck', store]),
+        ])
         t.equal(read.code, 0, `space freed: pagecow read works${read.stderr ? `: ${read.stderr}` : ''}`)
-        const back = readFileSync(join(dir, 'back.bin'))
-        // Page 1 on may hold the writes above that went through (whole, per call); page 0 was never written after the flush.
-        t.same(back.subarray(0, P), FLUSHED.subarray(0, P), 'what was flushed reads back')
-        const more = readFileSync(join(dir, 'more.bin'))
-        const at = back.subarray(P, P + more.length)
-        t.ok(at.equals(more) || at.equals(FLUSHED.subarray(P, P + more.length)), 'the overwritten range holds the old or the new bytes, whole')
-        const fsck = await pagecow(['fsck', store])
         t.equal(fsck.code, 0, `space freed: fsck is clean${fsck.stderr ? `: ${fsck.stderr}` : ''}`)
+        t.ok(readFileSync(join(dir, 'back.bin')).equals(FLUSHED), 'what was flushed reads back')
         const write = await pagecow(['write', store, '--offset', String(100 * P), '--input', join(dir, 'more.bin')])
         t.equal(write.code, 0, `space freed: the write that failed works${write.stderr ? `: ${write.stderr}` : ''}`)
       }),
@@ -112,14 +111,14 @@ t.test('a tree store on a nearly full ext4: no signal, typed errors, opens again
     await s.close()
     const filler = new Filler(mnt)
     filler.leave(10 * KiB)
-    for (const [name, args] of [
+    const looking = [
       ['read', ['read', store, '/f', '--length', String(P)]],
       ['fsck', ['fsck', store]],
       ['ls', ['ls', store, '/']],
       ['inspect', ['inspect', store, '/f']],
-    ] as const) {
-      judge(t, `10 KiB free: pagecow ${name}`, await pagecow([...args]))
-    }
+    ] as const
+    const ran = await Promise.all(looking.map(([, args]) => pagecow([...args])))
+    looking.forEach(([name], i) => judge(t, `10 KiB free: pagecow ${name}`, ran[i]!))
     filler.remove()
     const read = await pagecow(['read', store, '/f', '--length', String(P)])
     t.equal(read.code, 0, 'space freed: read works')
