@@ -59,7 +59,7 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
 /** One try; undefined when the shared-memory file changed under it and `mayRetry`. */
 function openOnce(path: string, options: DatabaseOptions, mayRetry: boolean): Database.Database | undefined {
   checkDatabaseFiles(path)
-  const shm = SharedMemory.acquire(path)
+  const shm = SharedMemory.acquire(path, options.create === true)
   let db: Database.Database
   try {
     db = new Database(path, { readonly: options.readOnly, fileMustExist: !options.create })

@@ -63,9 +63,10 @@ export class SharedMemory {
   /**
    * Prepare (or join) the -shm file of the database at `dbPath` before SQLite opens it.
    * Undefined where the file cannot be written (a reader without write access to the store):
-   * SQLite then keeps the index in its own memory.
+   * SQLite then keeps the index in its own memory; and where there is no database to open
+   * (unless `create`), so that a failed open leaves nothing behind.
    */
-  static acquire(dbPath: string): SharedMemory | undefined {
+  static acquire(dbPath: string, create = false): SharedMemory | undefined {
     const dir = dirname(dbPath)
     let key: string
     try {
@@ -84,7 +85,8 @@ export class SharedMemory {
     try {
       mode = fs.lstatSync(dbPath).mode & 0o666
     } catch {
-      // A new database: SQLite's own default.
+      if (!create) return undefined
+      // A new database: SQLite's own default mode.
     }
     let fd: number
     try {
