@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { checkStore, ImageStore, isPagecowError, openStore, TreeStore } from '../lib/index.js'
+import { checkStore, createStore, ImageStore, isPagecowError, openStore, TreeStore } from '../lib/index.js'
 import { runCli } from './fixtures/cli-io.js'
 import { cannotRun } from './fixtures/cannot-run.js'
 
@@ -196,7 +196,8 @@ t.test('root creating a store in a user’s directory gives every file to that u
     const store = join(dir, `${name}.cow`)
     mkdirSync(store)
     chownSync(store, OTHER_UID, OTHER_UID)
-    const s = await openStore(await (await import('../lib/index.js')).createStore(store, { lower }).then(async (x) => (await x.close(), store)))
+    await (await createStore(store, { lower })).close()
+    const s = await openStore(store)
     if (s.kind === 'image') await s.write(0, Buffer.from('x'))
     else await (await s.open('/f', 'r+')).write(0, Buffer.from('x'))
     await s.flush()
