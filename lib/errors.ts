@@ -57,6 +57,14 @@ export const ERROR_CODES = {
   E2BIG: 7,
   /** Tree mode: a handle used for what it was not opened for (reading a write-only handle). */
   EBADF: 9,
+  /**
+   * A file of the store is not what the store made: a symlink, a directory, a FIFO or another
+   * non-regular file, or a file owned by someone other than the owner of the store directory.
+   * The store is refused rather than follow or trust it.
+   */
+  EUNSAFE: 1, // EPERM
+  /** Interrupted (a signal, an AbortSignal) before it finished; nothing of it was kept. */
+  EINTR: 4,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -116,13 +124,13 @@ export function fromSystemError(err: unknown, what: string): PagecowError {
   const detail = typeof e?.message === 'string' ? e.message : String(err)
   if (sysCode.startsWith('SQLITE_')) return fromSqliteError(sysCode, detail, what, err)
   const code = FS_CODES[sysCode] ?? 'EIO'
-  const hint = code === 'ENOSPC' ? ' (the disk is full; nothing was changed, free space and retry)' : ''
+  const hint = code === 'ENOSPC' ? ' (the disk is full; free space and retry)' : ''
   return new PagecowError(code, `${what}: ${detail}${hint}`, { cause: err })
 }
 
 function fromSqliteError(sysCode: string, detail: string, what: string, cause: unknown) {
   if (sysCode === 'SQLITE_FULL') {
-    return new PagecowError('ENOSPC', `${what}: the disk is full (${detail}); nothing was changed`, { cause })
+    return new PagecowError('ENOSPC', `${what}: the disk is full (${detail}); this change was not committed (writes not yet flushed stay pending, not durable); free space and retry`, { cause })
   }
   if (sysCode === 'SQLITE_BUSY' || sysCode.startsWith('SQLITE_BUSY_')) {
     return new PagecowError('EBUSY', `${what}: the database is busy (${detail})`, { cause })

@@ -10,7 +10,9 @@ const require = createRequire(import.meta.url)
 // other too) and hole punching with fallocate(PUNCH_HOLE). fs-ext: lseek with SEEK_DATA/SEEK_HOLE.
 const native = require('fs-native-extensions') as {
   tryLock(fd: number, options?: { shared?: boolean }): boolean
-  unlock(fd: number): void
+  tryLock(fd: number, offset: number, length: number, options?: { shared?: boolean }): boolean
+  tryDowngradeLock(fd: number, offset: number, length: number): boolean
+  unlock(fd: number, offset?: number, length?: number): void
   trimSync(fd: number, offset: number, length: number): void
   getAttrSync(fd: number, name: string): Buffer | null
   setAttrSync(fd: number, name: string, value: Uint8Array): void
@@ -61,6 +63,7 @@ export const linkSync = nodeFs.linkSync
 export const rmdirSync = nodeFs.rmdirSync
 export const chmodSync = nodeFs.chmodSync
 export const lchownSync = nodeFs.lchownSync
+export const fchownSync = nodeFs.fchownSync
 export const realpathSync = nodeFs.realpathSync
 export const statfsSync = nodeFs.statfsSync
 
@@ -123,6 +126,25 @@ export function tryLockExclusive(fd: number): boolean {
 
 export function unlock(fd: number): void {
   native.unlock(fd)
+}
+
+/**
+ * An OFD lock on bytes [offset, offset + length) of `fd` without waiting, shared or exclusive;
+ * false if another open file holds a conflicting one. OFD and POSIX locks conflict, so this also
+ * sees (and is seen by) SQLite's locks, its own process's included.
+ */
+export function tryLockRange(fd: number, offset: number, length: number, shared: boolean): boolean {
+  return native.tryLock(fd, offset, length, { shared })
+}
+
+/** Drop the OFD lock on the range (POSIX locks, SQLite's, are not touched). */
+export function unlockRange(fd: number, offset: number, length: number): void {
+  native.unlock(fd, offset, length)
+}
+
+/** Turn an exclusive OFD lock on the range into a shared one, atomically. */
+export function downgradeLockRange(fd: number, offset: number, length: number): void {
+  if (!native.tryDowngradeLock(fd, offset, length)) throw Object.assign(new Error('EAGAIN: could not downgrade a lock'), { code: 'EAGAIN' })
 }
 
 /** lseek(SEEK_DATA): the next offset at or after `offset` holding data, or null past the last. */

@@ -4,7 +4,7 @@ import * as fs from './fs.js'
 import { fromSystemError, isPagecowError, parseWith, PagecowError } from './errors.js'
 import { ImageStore } from './image/image-store.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './image/options.js'
-import { DATABASE_FILE, openDatabase } from './store/database.js'
+import { DATABASE_FILE, hasDatabase, openDatabase } from './store/database.js'
 import { readStoreMeta, type StoreKind } from './store/meta.js'
 import { TreeStore } from './tree/tree-store.js'
 
@@ -14,7 +14,7 @@ export type AnyStore = ImageStore | TreeStore
 /** The kind of the store in `dir` ('image' or 'tree'), read without taking its lock. */
 export async function storeKind(dir: string): Promise<StoreKind> {
   const path = resolve(dir)
-  if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+  if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
   let db
   try {
     db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true, anyOlderSchema: true }) // the store record reads the same in every schema
@@ -52,7 +52,7 @@ export async function openStore(dir: string, options: OpenOptions = {}): Promise
   } catch (err) {
     // No kind to read (a missing store, a damaged or unreadable database): the full open says
     // precisely what is wrong (the writer lock, permissions, the database), as it always did.
-    if (isPagecowError(err, 'ENOENT') && !fs.existsSync(`${resolve(dir)}/${DATABASE_FILE}`)) throw err
+    if ((isPagecowError(err, 'ENOENT') && !hasDatabase(resolve(dir))) || isPagecowError(err, 'EUNSAFE')) throw err
     return ImageStore.open(dir, opts)
   }
   return kind === 'tree' ? TreeStore.open(dir, opts) : ImageStore.open(dir, opts)

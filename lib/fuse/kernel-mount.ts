@@ -12,6 +12,10 @@ export const FS_TYPE = 'fuse.pagecow'
 export interface KernelMountOptions {
   readOnly: boolean
   allowOther: boolean
+  /** Honour set-user-ID and set-group-ID bits (no `nosuid`). */
+  suid: boolean
+  /** Let device nodes on the mount be opened as devices (no `nodev`). */
+  dev: boolean
   /** What /proc/mounts shows as the source: the store's path. */
   source: string
 }
@@ -44,7 +48,10 @@ export async function kernelMount(mountpoint: string, options: KernelMountOption
   }
   const uid = process.getuid?.() ?? 0
   const gid = process.getgid?.() ?? 0
-  const data = [`fd=3`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'default_permissions']
+  // nosuid and nodev unless asked, as fusermount does: a set-user-ID program or a device node in
+  // a lower (or written through the mount) must not become one the mounting user never had.
+  const flags = [options.suid ? 'suid' : 'nosuid', options.dev ? 'dev' : 'nodev']
+  const data = [...flags, `fd=3`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'default_permissions']
   if (options.allowOther) data.push('allow_other')
   // -i: no mount.fuse.pagecow helper; -n: no mtab; -r: read-only.
   const args = ['-i', '-n', ...(options.readOnly ? ['-r'] : []), '-t', FS_TYPE, '-o', data.join(','), options.source, mountpoint]

@@ -20,6 +20,16 @@ export const mountOptionsSchema = z.strictObject({
   /** Let users other than the one who mounted use the mount (they still pass the modes' checks). */
   allowOther: z.boolean().default(false),
   /**
+   * Honour set-user-ID and set-group-ID bits of files on the mount. Default false: the mount is
+   * `nosuid`, so a set-user-ID program in the lower runs with its caller's rights.
+   */
+  suid: z.boolean().default(false),
+  /**
+   * Let device nodes on the mount be opened as devices. Default false: the mount is `nodev`, so
+   * opening one fails with EACCES.
+   */
+  dev: z.boolean().default(false),
+  /**
    * Inodes the kernel may hold through the mount before the server asks it to drop the least
    * recently used: bounds the server's memory whatever the size of the tree.
    */
@@ -60,7 +70,7 @@ export class StoreMount extends EventEmitter {
     let mount: StoreMount | undefined
     let session: FuseSession | undefined
     try {
-      await kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, source: store.path }, (fd) => {
+      await kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, suid: opts.suid, dev: opts.dev, source: store.path }, (fd) => {
         session = new FuseSession(fd, ops, (message) => (listening && mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
         mount = new StoreMount(target, store, fd, ops, session)
       })

@@ -1,9 +1,12 @@
-// Writing the merged image out as a plain raw file, sparse where the merged view reads zeros.
+// Writing the merged image out as a plain raw file, sparse where the merged view reads zeros; or
+// as a stream of all its bytes (standard output).
+import type { Writable } from 'node:stream'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { z } from 'zod'
 import type { ImageStore } from './image-store.js'
 import { checkOutputPath } from './output-guard.js'
+import { checkAborted, discardTemporary, publishFile, temporaryBeside } from './temp-output.js'
 
 const BLOCK = 1024 * 1024
 
@@ -19,52 +22,98 @@ const exportOptionsSchema = z.strictObject({
   overwrite: z.boolean().default(false),
   /** Called as the export advances. */
   onProgress: z.custom<(progress: ExportProgress) => void>((v) => typeof v === 'function').optional(),
+  /** Stop the export (EINTR, nothing kept at the output) when this is aborted. */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'signal must be an AbortSignal').optional(),
 })
 
 export type ExportOptions = z.input<typeof exportOptionsSchema>
 
+const streamOptionsSchema = exportOptionsSchema.omit({ overwrite: true })
+export type ExportStreamOptions = z.input<typeof streamOptionsSchema>
+
 /**
  * Write the merged image to `output`: holes, ZERO pages and all-zero blocks are left as holes,
- * everything else is copied. The file is fsynced before this returns.
+ * everything else is copied. Never half done: the image is written to a temporary file beside
+ * `output`, synced, then renamed into place; on failure or abort the temporary is removed and
+ * nothing is at `output` (an existing file there stays as it was).
  */
 export async function exportImage(store: ImageStore, output: string, options: ExportOptions = {}): Promise<{ bytesCopied: number; size: number }> {
   const opts = parseWith(exportOptionsSchema, options, 'export')
   checkOutputPath(store, output)
+  // Refused before any work: an hour-long export must not fail only at its end.
+  const existing = statOrUndefined(output)
+  if (existing && !opts.overwrite) throw new PagecowError('EEXIST', `${output} exists; choose another name or overwrite it`)
+  if (existing && !existing.isFile()) {
+    throw new PagecowError('EINVAL', `${output} is not a regular file; an export makes a file and renames it into place (for a device: pagecow export STORE - | dd of=${output})`)
+  }
+  checkAborted(opts.signal, output)
   const size = store.size
+  const temp = temporaryBeside(output)
   let fd: number
   try {
-    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.overwrite ? fs.constants.O_TRUNC : fs.constants.O_EXCL)
-    fd = fs.openSync(output, flags, 0o644)
+    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644)
   } catch (err) {
-    const e = fromSystemError(err, `creating ${output}`)
-    if (e.code === 'EEXIST') throw new PagecowError('EEXIST', `${output} exists; choose another name or overwrite it`, { cause: err })
-    throw e
+    throw fromSystemError(err, `creating ${output}`)
   }
   const block = Buffer.alloc(BLOCK)
   const zeros = Buffer.alloc(BLOCK)
   let bytesCopied = 0
   try {
-    fs.ftruncateSync(fd, size)
-    for (const extent of store.extents()) {
-      if (extent.state === 'hole' || extent.state === 'zero') continue
-      const end = extent.start + extent.length
-      for (let pos = extent.start; pos < end; pos += BLOCK) {
-        const n = Math.min(BLOCK, end - pos)
-        const chunk = block.subarray(0, n)
-        await store.readInto(chunk, pos)
-        if (!chunk.equals(zeros.subarray(0, n))) {
-          fs.writeSync(fd, chunk, 0, n, pos)
-          bytesCopied += n
+    try {
+      fs.ftruncateSync(fd, size)
+      for (const extent of store.extents()) {
+        if (extent.state === 'hole' || extent.state === 'zero') continue
+        const end = extent.start + extent.length
+        for (let pos = extent.start; pos < end; pos += BLOCK) {
+          checkAborted(opts.signal, output)
+          const n = Math.min(BLOCK, end - pos)
+          const chunk = block.subarray(0, n)
+          await store.readInto(chunk, pos)
+          if (!chunk.equals(zeros.subarray(0, n))) {
+            for (let done = 0; done < n; ) done += fs.writeSync(fd, chunk, done, n - done, pos + done)
+            bytesCopied += n
+          }
+          opts.onProgress?.({ done: pos + n, total: size })
         }
-        opts.onProgress?.({ done: pos + n, total: size })
       }
+      checkAborted(opts.signal, output)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
     }
-    fs.fsyncSync(fd)
-    opts.onProgress?.({ done: size, total: size })
+    publishFile(temp, output, opts.overwrite)
   } catch (err) {
+    discardTemporary(temp)
     throw fromSystemError(err, `exporting to ${output}`)
-  } finally {
-    fs.closeSync(fd)
   }
+  opts.onProgress?.({ done: size, total: size })
   return { bytesCopied, size }
+}
+
+/**
+ * Write every byte of the merged image to `stream` (zeros included: a pipe has no holes), in
+ * blocks, waiting for the stream to take each. For `pagecow export STORE -`.
+ */
+export async function exportImageToStream(store: ImageStore, stream: Writable, options: ExportStreamOptions = {}): Promise<{ bytesCopied: number; size: number }> {
+  const opts = parseWith(streamOptionsSchema, options, 'export')
+  const size = store.size
+  for (let pos = 0; pos < size; ) {
+    checkAborted(opts.signal, 'standard output')
+    const n = Math.min(BLOCK, size - pos)
+    // A new buffer each block: the stream may still hold the previous one.
+    const chunk = Buffer.allocUnsafe(n)
+    await store.readInto(chunk, pos)
+    await new Promise<void>((resolve, reject) => stream.write(chunk, (err) => (err ? reject(fromSystemError(err, 'writing the image to standard output')) : resolve())))
+    pos += n
+    opts.onProgress?.({ done: pos, total: size })
+  }
+  return { bytesCopied: size, size }
+}
+
+function statOrUndefined(path: string) {
+  try {
+    return fs.statSync(path)
+  } catch {
+    return undefined
+  }
 }

@@ -1,10 +1,10 @@
 // `pagecow fsck`: check a store without changing it and report every problem found.
 import { resolve } from 'node:path'
 import type Database from 'better-sqlite3'
-import * as fs from '../fs.js'
 import { fromSystemError, PagecowError, type ErrorCode } from '../errors.js'
 import { Geometry } from '../geometry.js'
-import { DATABASE_FILE } from '../store/database.js'
+import { hasDatabase } from '../store/database.js'
+import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { checkChunks } from '../store/fsck-chunks.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readMeta } from '../store/meta.js'
@@ -29,7 +29,7 @@ export interface FsckReport {
 /** Check the store in `dir` (either kind) read-only. Throws only when there is no store there at all. */
 export async function checkStore(dir: string): Promise<FsckReport> {
   const path = resolve(dir)
-  if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+  if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
   // A tree store has its own checks; a store whose kind cannot be read is checked (and reported) as an image.
   if ((await storeKind(path).catch(() => 'image')) === 'tree') return checkTreeStore(path)
   const report: FsckReport = { path, clean: true, problems: [], checked: { chunks: 0, dataPages: 0, zeroPages: 0 } }
@@ -56,9 +56,12 @@ function checkDatabase(db: Database.Database, path: string, report: FsckReport, 
 
   let upperSize = 0
   try {
-    upperSize = fs.statSync(`${path}/${UPPER_FILE}`).size
+    const st = checkStoreFile(`${path}/${UPPER_FILE}`, ownerOfDirectory(path))
+    if (st) upperSize = st.size
+    else problem('ECORRUPT', `the upper data file ${path}/${UPPER_FILE} is missing`)
   } catch (err) {
-    problem('ECORRUPT', `the upper data file is missing: ${fromSystemError(err, 'upper').message}`)
+    const e = fromSystemError(err, 'checking the upper')
+    problem(e.code, e.message)
   }
 
   checkChunks(db, geometry, new Map([[IMAGE_FILE_ID, { name: 'the image', size: state.size, upperSize }]]), report.checked, problem)

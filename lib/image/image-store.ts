@@ -11,8 +11,9 @@ import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase } from '../store/database.js'
+import { DATABASE_FILE, databaseBytes, dataVersion, hasDatabase, openDatabase } from '../store/database.js'
 import { readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
+import { checkStoreFiles, MOUNT_LOG_FILE } from '../store/store-file.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { LowerImage } from './lower-image.js'
@@ -133,9 +134,8 @@ export class ImageStore extends EventEmitter {
   static async open(dir: string, options: OpenOptions = {}): Promise<ImageStore> {
     const opts = parseWith(openOptionsSchema, options, 'open')
     const path = resolve(dir)
-    if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) {
-      throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
-    }
+    if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+    checkStoreFiles(path, [LOCK_FILE, UPPER_FILE, MOUNT_LOG_FILE])
     const lock = opts.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
     const opened: Array<{ close(): void }> = []
     try {

@@ -1,7 +1,8 @@
 // The upper data file of one paged file: page N lives at byte N × pageSize, so the file is
 // sparse and takes about as many blocks as it has DATA pages.
 import * as fs from '../fs.js'
-import { fromSystemError } from '../errors.js'
+import { fromSystemError, PagecowError } from '../errors.js'
+import { openStoreFile } from '../store/store-file.js'
 import { HeldFd } from './held-fd.js'
 
 export class UpperFile {
@@ -18,11 +19,9 @@ export class UpperFile {
   }
 
   static open(path: string, options: { readOnly: boolean; create?: boolean }): UpperFile {
-    const flags = options.readOnly
-      ? fs.constants.O_RDONLY
-      : fs.constants.O_RDWR | (options.create ? fs.constants.O_CREAT | fs.constants.O_EXCL : 0)
     try {
-      return new UpperFile(path, fs.openSync(path, flags, 0o600), options.readOnly)
+      const fd = openStoreFile(path, options.readOnly ? 'r' : 'rw', { exclusive: !options.readOnly && options.create === true })
+      return new UpperFile(path, fd, options.readOnly)
     } catch (err) {
       throw fromSystemError(err, `opening the upper ${path}`)
     }
@@ -57,7 +56,11 @@ export class UpperFile {
       try {
         done += fs.writeSync(this.#file.fd, source, done, source.length - done, position + done)
       } catch (err) {
-        throw fromSystemError(err, `writing the upper ${this.path} at ${position + done}`)
+        const e = fromSystemError(err, `writing the upper ${this.path} at ${position + done}`)
+        if (e.code !== 'ENOSPC') throw e
+        // True per call of a paged file's write or zero: pages that need new blocks are written
+        // before any existing page, and given back when one of them fails.
+        throw new PagecowError('ENOSPC', `writing the upper ${this.path}: the disk is full; this write changed nothing; free space and retry`, { cause: err })
       }
     }
   }
@@ -87,7 +90,7 @@ export class UpperFile {
       await this.#file.hold((fd) => fs.fdatasync(fd))
     } catch (err) {
       this.#unsynced = true
-      throw fromSystemError(err, `syncing the upper ${this.path}`)
+      throw syncError(err, this.path)
     }
   }
 
@@ -97,7 +100,7 @@ export class UpperFile {
       fs.fdatasyncSync(this.#file.fd)
       this.#unsynced = false
     } catch (err) {
-      throw fromSystemError(err, `syncing the upper ${this.path}`)
+      throw syncError(err, this.path)
     }
   }
 
@@ -105,4 +108,11 @@ export class UpperFile {
   close(): void {
     this.#file.close()
   }
+}
+
+/** A failed fdatasync: on a full disk, the writes are kept but nothing is committed. */
+function syncError(err: unknown, path: string): PagecowError {
+  const e = fromSystemError(err, `syncing the upper ${path}`)
+  if (e.code !== 'ENOSPC') return e
+  return new PagecowError('ENOSPC', `syncing the upper ${path}: the disk is full; the writes since the last flush are not committed (they stay pending, not durable); free space and flush again`, { cause: err })
 }

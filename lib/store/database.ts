@@ -1,10 +1,38 @@
 // Opening a store's SQLite database with the settings the durability contract needs.
+import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { checkReadableVersion, checkSchemaVersion, migrate } from './migrations.js'
+import { SharedMemory } from './shared-memory.js'
+import { adoptStoreFile, checkStoreFile, openStoreFile, ownerOfDirectory } from './store-file.js'
 
 export const DATABASE_FILE = 'pagecow.db'
+/** SQLite's files beside the database: its write-ahead log and its shared-memory index. */
+export const DATABASE_SIDE_FILES = ['-wal', '-shm'] as const
+
+/**
+ * Whether the store directory `dir` holds a database (a symlink or anything else at its name
+ * counts: opening it is then refused with EUNSAFE, not reported as "no store").
+ */
+export function hasDatabase(dir: string): boolean {
+  try {
+    fs.lstatSync(`${dir}/${DATABASE_FILE}`)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Check the database and its side files before SQLite opens them: SQLite resolves a symlink
+ * at the database's name (and would then write its log beside the target), so a store whose
+ * files are not regular files owned by the store's owner is refused (EUNSAFE).
+ */
+export function checkDatabaseFiles(path: string): void {
+  const owner = ownerOfDirectory(dirname(path))
+  for (const file of [path, ...DATABASE_SIDE_FILES.map((s) => path + s)]) checkStoreFile(file, owner)
+}
 
 export interface DatabaseOptions {
   readOnly: boolean
@@ -17,20 +45,44 @@ export interface DatabaseOptions {
   anyOlderSchema?: boolean
 }
 
+/** Opens whose shared-memory file another process replaced meanwhile are retried this often. */
+const OPEN_ATTEMPTS = 3
+
 /**
  * WAL with synchronous=FULL: a commit is durable when it returns, and readers in other
- * processes never block the writer.
+ * processes never block the writer. The shared-memory file is prepared first (see
+ * SharedMemory): a full disk fails the open with ENOSPC, never a SIGBUS later. The returned
+ * database's close() also lets that file go.
  */
 export function openDatabase(path: string, options: DatabaseOptions): Database.Database {
+  for (let attempt = 1; ; attempt++) {
+    const db = openOnce(path, options, attempt < OPEN_ATTEMPTS)
+    if (db) return db
+  }
+}
+
+/** One try; undefined when the shared-memory file changed under it and `mayRetry`. */
+function openOnce(path: string, options: DatabaseOptions, mayRetry: boolean): Database.Database | undefined {
+  checkDatabaseFiles(path)
+  const shm = SharedMemory.acquire(path, options.create === true)
   let db: Database.Database
   try {
     db = new Database(path, { readonly: options.readOnly, fileMustExist: !options.create })
   } catch (err) {
+    shm?.release()
     const e = fromSystemError(err, `opening the store database ${path}`)
     if (e.code === 'ENOENT' || e.code === 'EIO') {
       throw new PagecowError('ENOENT', `no pagecow store at ${path.replace(/\/[^/]*$/, '')} (${DATABASE_FILE} is missing)`, { cause: err })
     }
     throw e
+  }
+  const close = db.close.bind(db)
+  db.close = () => {
+    try {
+      return close()
+    } finally {
+      shm?.release()
+    }
   }
   try {
     if (!options.readOnly) {
@@ -40,6 +92,16 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
     db.pragma('busy_timeout = 5000')
     // Touching the schema makes SQLite read the header: a damaged or foreign file fails here.
     db.prepare('SELECT count(*) FROM sqlite_master').get()
+    // The last process to close the store deletes the file; one racing this open may have made
+    // SQLite create a new, unprepared one. Start again on it.
+    if (shm && !shm.isCurrent()) {
+      if (mayRetry) {
+        db.close()
+        return undefined
+      }
+      throw new PagecowError('EBUSY', `${path}: its shared-memory file kept being replaced while opening; retry`)
+    }
+    shm?.settle()
     // Creation sets a schema version; an existing store without one was emptied or never finished.
     if (!options.create && checkSchemaVersion(db, path) === 0) {
       throw new PagecowError('ECORRUPT', `${path} holds no pagecow schema (an empty or truncated database); run \`pagecow fsck\``)
@@ -47,6 +109,9 @@ export function openDatabase(path: string, options: DatabaseOptions): Database.D
     if (options.readOnly && options.anyOlderSchema) checkSchemaVersion(db, path)
     else if (options.readOnly) checkReadableVersion(db, path)
     else migrate(db, path)
+    // Root creating a store in a user's directory: the files go to that user, as the rest.
+    if (options.create) for (const file of [path, ...DATABASE_SIDE_FILES.map((s) => path + s)]) adoptStoreFile(file, dirname(path))
+    if (!options.readOnly) shm?.reserve(db)
     return db
   } catch (err) {
     db.close()
@@ -66,7 +131,7 @@ export function syncDatabaseFiles(dir: string): void {
   for (const file of [path, `${path}-wal`]) {
     let fd: number
     try {
-      fd = fs.openSync(file, fs.constants.O_RDONLY)
+      fd = openStoreFile(file, 'r')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file !== path) continue // no WAL: nothing committed since the last checkpoint
       throw fromSystemError(err, `opening ${file} to sync it`)
@@ -122,7 +187,7 @@ export function databaseBytes(storePath: string): number {
   let total = 0
   for (const suffix of ['', '-wal']) {
     try {
-      total += fs.statSync(`${storePath}/${DATABASE_FILE}${suffix}`).size
+      total += fs.lstatSync(`${storePath}/${DATABASE_FILE}${suffix}`).size
     } catch {
       // No WAL right now.
     }

@@ -3,6 +3,8 @@
 import type Database from 'better-sqlite3'
 import { fromSystemError, type ErrorCode } from '../errors.js'
 import { DATABASE_FILE, openDatabase } from './database.js'
+import { checkStoreFiles, MOUNT_LOG_FILE } from './store-file.js'
+import { LOCK_FILE } from './writer-lock.js'
 
 export type ReportProblem = (code: ErrorCode, message: string) => void
 
@@ -14,6 +16,14 @@ interface Report {
 /** Run `check` over the store at `path` (which exists); every failure becomes a problem. */
 export function runFsck<R extends Report>(path: string, report: R, check: (db: Database.Database, problem: ReportProblem) => void): R {
   const problem: ReportProblem = (code, message) => report.problems.push({ code, message })
+  for (const name of [LOCK_FILE, MOUNT_LOG_FILE]) {
+    try {
+      checkStoreFiles(path, [name])
+    } catch (err) {
+      const e = fromSystemError(err, `checking ${name}`)
+      problem(e.code, e.message)
+    }
+  }
   let db: Database.Database | undefined
   try {
     db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true })

@@ -2,6 +2,7 @@
 import { hostname } from 'node:os'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
+import { openStoreFile } from './store-file.js'
 
 export const LOCK_FILE = 'lock'
 
@@ -23,7 +24,7 @@ export class WriterLock {
   static acquire(path: string): WriterLock {
     let fd: number
     try {
-      fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
+      fd = openStoreFile(path, 'rw', { create: true, mode: 0o644 })
     } catch (err) {
       throw fromSystemError(err, `opening the lock file ${path}`)
     }
@@ -51,8 +52,9 @@ export class WriterLock {
   static isFree(path: string): boolean {
     let fd: number
     try {
-      fd = fs.openSync(path, fs.constants.O_RDWR)
+      fd = openStoreFile(path, 'rw')
     } catch {
+      // Missing, or not a lock file a store would use (a symlink, a FIFO): nobody holds it.
       return true
     }
     try {

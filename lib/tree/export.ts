@@ -5,6 +5,7 @@ import { basename, dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
+import { checkAborted, discardTemporary, publishDirectory, temporaryBeside } from '../image/temp-output.js'
 import { fsPath } from '../name-bytes.js'
 import { splitNs } from '../time-ns.js'
 import { childPath } from './names.js'
@@ -33,23 +34,58 @@ const exportTreeOptionsSchema = z.strictObject({
   onProgress: z.custom<(progress: ExportTreeProgress) => void>((v) => typeof v === 'function').optional(),
   /** Set owners (lchown); failures without privilege are listed in `skipped`. Default true. */
   owners: z.boolean().default(true),
+  /** Stop the export (EINTR, nothing kept at the output) when this is aborted. */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'signal must be an AbortSignal').optional(),
 })
 
 export type ExportTreeOptions = z.input<typeof exportTreeOptionsSchema>
 
 /**
  * Write the merged tree of `store` into `outdir` (new or empty). Directories get their mode,
- * owner and times after their content, so a read-only directory is still filled.
+ * owner and times after their content, so a read-only directory is still filled. Never half done:
+ * the tree is written into a temporary directory beside `outdir` and renamed into place when
+ * complete; on failure or abort the temporary is removed and `outdir` is as it was.
  */
 export async function exportTree(store: TreeStore, outdir: string, options: ExportTreeOptions = {}): Promise<ExportTreeResult> {
   const opts = parseWith(exportTreeOptionsSchema, options, 'export')
   checkTreeOutput(store, outdir)
+  let existing: string[] | undefined
   try {
-    fs.mkdirSync(outdir, { recursive: true })
+    fs.mkdirSync(dirname(resolve(outdir)), { recursive: true })
+    existing = fs.readdirSync(outdir)
+  } catch (err) {
+    const e = fromSystemError(err, `reading ${outdir}`)
+    if (e.code !== 'ENOENT') throw e.code === 'ENOTDIR' ? new PagecowError('EEXIST', `${outdir} exists and is not a directory; export into a new or empty directory`, { cause: err }) : e
+  }
+  if (existing && existing.length > 0) throw new PagecowError('EEXIST', `${outdir} is not empty; export into a new or empty directory`)
+  checkAborted(opts.signal, outdir)
+  const temp = temporaryBeside(outdir)
+  try {
+    fs.mkdirSync(temp, { mode: 0o700 })
   } catch (err) {
     throw fromSystemError(err, `creating ${outdir}`)
   }
-  if (fs.readdirSync(outdir).length > 0) throw new PagecowError('EEXIST', `${outdir} is not empty; export into a new or empty directory`)
+  try {
+    // The walk awaits onProgress after each object: the place to stop it. The walk itself never
+    // leaves the event loop's microtasks, so a signal's handler (which aborts) could not run
+    // until the end: give the loop a turn every few objects.
+    const onProgress = async (p: ExportTreeProgress) => {
+      if (opts.signal && p.entries % 32 === 0) await new Promise((resolve) => setImmediate(resolve))
+      checkAborted(opts.signal, outdir)
+      opts.onProgress?.(p)
+    }
+    const result = await writeTree(store, temp, { ...opts, onProgress })
+    checkAborted(opts.signal, outdir)
+    publishDirectory(temp, outdir)
+    return result
+  } catch (err) {
+    discardTemporary(temp)
+    throw fromSystemError(err, `exporting to ${outdir}`)
+  }
+}
+
+/** The export itself, into the new directory `outdir`. */
+async function writeTree(store: TreeStore, outdir: string, opts: z.output<typeof exportTreeOptionsSchema>): Promise<ExportTreeResult> {
   const result: ExportTreeResult = { entries: 0, bytesCopied: 0, skipped: [] }
   const links = new Map<number, string>()
   let ownersDenied = false
@@ -98,7 +134,7 @@ export async function exportTree(store: TreeStore, outdir: string, options: Expo
           if (st.nlink > 1) links.set(st.ino, out)
         }
         result.entries++
-        opts.onProgress?.({ entries: result.entries, bytes: result.bytesCopied, path })
+        await opts.onProgress?.({ entries: result.entries, bytes: result.bytesCopied, path })
       }
     }
   }

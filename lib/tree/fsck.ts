@@ -7,7 +7,8 @@ import { fromSystemError, PagecowError } from '../errors.js'
 import { Geometry } from '../geometry.js'
 import { sampleHash } from '../image/fingerprint.js'
 import type { FsckReport } from '../image/fsck.js'
-import { DATABASE_FILE } from '../store/database.js'
+import { hasDatabase } from '../store/database.js'
+import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { checkChunks, type CheckedFile } from '../store/fsck-chunks.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileState, readStoreMeta } from '../store/meta.js'
@@ -38,7 +39,7 @@ type Problem = ReportProblem
 /** Check the tree store in `dir` read-only. Throws only when there is no store there at all. */
 export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
   const path = resolve(dir)
-  if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+  if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
   const report: TreeFsckReport = {
     path,
     kind: 'tree',
@@ -53,6 +54,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   const meta = readStoreMeta(db, path)
   if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
   const geometry = new Geometry(meta.pageSize)
+  const storeOwner = ownerOfDirectory(path)
   const ns = new Namespace(db, path)
   const rootIno = meta.lower.rootIno
   let lower: LowerTree | undefined
@@ -150,9 +152,12 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
     }
     let upperSize = 0
     try {
-      upperSize = fs.statSync(`${path}/${UPPER_DIR}/${id}`).size
+      const st = checkStoreFile(`${path}/${UPPER_DIR}/${id}`, storeOwner)
+      if (st) upperSize = st.size
+      else problem('ECORRUPT', `the upper data file ${UPPER_DIR}/${id} of paged file ${id} is missing`)
     } catch (err) {
-      problem('ECORRUPT', `the upper data file of paged file ${id} is missing: ${fromSystemError(err, 'upper').message}`)
+      const e = fromSystemError(err, 'checking an upper data file')
+      problem(e.code, e.message)
     }
     sizes.set(id, { name: `paged file ${id}`, size: state.size, upperSize })
     const row = owner === undefined ? undefined : rows.get(owner)
@@ -177,9 +182,12 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   const purging = new Set(ns.purgeList())
   let upperNames: string[] = []
   try {
+    // Not a directory of the store's own (a symlink to elsewhere): its listing means nothing.
+    if (!checkStoreFile(`${path}/${UPPER_DIR}`, storeOwner, 'directory')) throw Object.assign(new Error('ENOENT: no such directory'), { code: 'ENOENT' })
     upperNames = fs.readdirSync(`${path}/${UPPER_DIR}`)
   } catch (err) {
-    problem('ECORRUPT', `the upper directory is missing: ${fromSystemError(err, 'upper').message}`)
+    const e = fromSystemError(err, 'upper')
+    problem(e.code === 'EUNSAFE' ? e.code : 'ECORRUPT', e.code === 'EUNSAFE' ? e.message : `the upper directory is missing: ${e.message}`)
   }
   for (const name of upperNames) {
     const id = /^\d+$/.test(name) ? Number(name) : NaN

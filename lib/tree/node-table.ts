@@ -205,7 +205,7 @@ export class NodeTable {
   upperUsage(id: number): { allocated: number; apparent: number } {
     for (const node of this.#nodes.values()) if (node.fileId === id && node.paged) return node.paged.upper.diskUsage()
     try {
-      const st = fs.statSync(this.upperPath(id))
+      const st = fs.lstatSync(this.upperPath(id))
       return { allocated: st.blocks * 512, apparent: st.size }
     } catch {
       return { allocated: 0, apparent: 0 }

@@ -13,7 +13,8 @@ import { ExtentMerger } from '../page/extent.js'
 import { lowerPieces } from '../page/lower-pieces.js'
 import { ASYNC_READ_BYTES } from '../page/paged-file.js'
 import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, databaseBytes, dataVersion, openDatabase, syncDatabaseFiles } from '../store/database.js'
+import { DATABASE_FILE, databaseBytes, dataVersion, hasDatabase, openDatabase, syncDatabaseFiles } from '../store/database.js'
+import { adoptStoreFile, checkStoreFile, checkStoreFiles, MOUNT_LOG_FILE, ownerOfDirectory } from '../store/store-file.js'
 import { readFileState, readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
 import { VERSION } from '../version.js'
@@ -180,7 +181,8 @@ export class TreeStore extends EventEmitter {
     }
     let db: Database.Database | undefined
     try {
-      fs.mkdirSync(`${path}/${UPPER_DIR}`)
+      fs.mkdirSync(`${path}/${UPPER_DIR}`, { mode: 0o700 })
+      adoptStoreFile(`${path}/${UPPER_DIR}`, path)
       db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: false, create: true })
       const meta: TreeMeta = {
         format: 'pagecow',
@@ -207,7 +209,10 @@ export class TreeStore extends EventEmitter {
   static async open(dir: string, options: TreeOpenOptions = {}): Promise<TreeStore> {
     const opts = parseWith(treeOpenOptionsSchema, options, 'open')
     const path = resolve(dir)
-    if (!fs.existsSync(`${path}/${DATABASE_FILE}`)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+    if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+    // Upper files are opened by name inside upper/: it must be the store's own directory.
+    checkStoreFile(`${path}/${UPPER_DIR}`, ownerOfDirectory(path), 'directory')
+    checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE])
     const lock = opts.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
     let db: Database.Database | undefined
     try {

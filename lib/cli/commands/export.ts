@@ -1,7 +1,8 @@
 // `pagecow export STORE OUTPUT`: the merged image written out as a plain raw file, sparse; or the
-// merged tree of a tree store written out as a plain directory.
+// merged tree of a tree store written out as a plain directory; `-` writes the image to standard
+// output. Never half done: SIGINT or SIGTERM stops it and nothing is left at OUTPUT.
 import { z } from 'zod'
-import { checkOutputPath, exportImage, exportTree, isPagecowError, PagecowError, type ImageStore, type TreeStore } from '../../index.js'
+import { checkOutputPath, exportImage, exportImageToStream, exportTree, isPagecowError, PagecowError, type ImageStore, type TreeStore } from '../../index.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
@@ -25,25 +26,66 @@ export function exportCommand(io: CliIo) {
       'write the merged image to OUTPUT as a raw file (holes, zero pages and all-zero blocks stay sparse); for a tree store, write the merged tree into the new or empty directory OUTPUT, keeping modes, owners, times, xattrs, hard links and sparseness',
     )
     .argument('<STORE>', 'the store directory')
-    .argument('<OUTPUT>', 'the raw image file, or the directory, to write')
+    .argument('<OUTPUT>', 'the raw image file, or the directory, to write; - writes the image to standard output')
     .option('--force', 'image stores: replace OUTPUT if it exists')
     .option('--json', 'print the result as JSON')
     .action(async (store: string, output: string) => {
       const opts = parseCommandLine(cmd, schema, { store, output })
-      const text = await withAnyStore(opts.store, { readOnly: true }, async (s) => (s.kind === 'image' ? exportOneImage(s, opts, io) : exportOneTree(s, opts, io)))
-      await writeTo(io.stdout, text)
+      const text = await whileInterruptible((signal) =>
+        withAnyStore(opts.store, { readOnly: true }, async (s) => (s.kind === 'image' ? exportOneImage(s, opts, io, signal) : exportOneTree(s, opts, io, signal))),
+      )
+      if (text) await writeTo(io.stdout, text)
     })
-  return examples(cmd, ['pagecow export vm1.cow vm1.img', 'pagecow export vm1.cow vm1.img --force && qemu-img map --output=json vm1.img', 'pagecow export root.cow /srv/rootfs-merged'])
+  return examples(cmd, [
+    'pagecow export vm1.cow vm1.img',
+    'pagecow export vm1.cow vm1.img --force && qemu-img map --output=json vm1.img',
+    'pagecow export vm1.cow - | gzip > vm1.img.gz',
+    'pagecow export root.cow /srv/rootfs-merged',
+  ])
 }
 
 type ExportFlags = { output: string; force?: boolean | undefined; json?: boolean | undefined }
 
-async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo): Promise<string> {
+/** The output `-`: standard output. */
+const STDOUT = '-'
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
+/**
+ * Run `work` with a signal that SIGINT or SIGTERM aborts (the export then stops, removes its
+ * temporary and fails with EINTR), instead of the process dying with a temporary left behind.
+ */
+async function whileInterruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  const handlers = STOP_SIGNALS.map((name) => {
+    const handler = () => controller.abort(name)
+    process.on(name, handler)
+    return [name, handler] as const
+  })
+  try {
+    return await work(controller.signal)
+  } finally {
+    for (const [name, handler] of handlers) process.off(name, handler)
+  }
+}
+
+async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo, signal: AbortSignal): Promise<string> {
+  if (opts.output === STDOUT) {
+    if (opts.force) throw new PagecowError('EINVAL', 'export: --force replaces a file; standard output (-) has none to replace')
+    if (opts.json) throw new PagecowError('EINVAL', 'export: --json prints to standard output, which carries the image with -')
+    if (io.stdoutIsTTY) throw new PagecowError('EINVAL', 'export: standard output is a terminal; redirect it (pagecow export STORE - > FILE, or into a pipe)')
+    const progress = startProgress(io, 'export', s.size)
+    try {
+      await exportImageToStream(s, io.stdout, { signal, onProgress: (p) => progress.update(p.done) })
+    } finally {
+      progress.stop()
+    }
+    return '' // the image is the output
+  }
   checkOutputPath(s, opts.output)
   const progress = startProgress(io, 'export', s.size)
   let result
   try {
-    result = await exportImage(s, opts.output, { overwrite: opts.force === true, onProgress: (p) => progress.update(p.done) })
+    result = await exportImage(s, opts.output, { overwrite: opts.force === true, signal, onProgress: (p) => progress.update(p.done) })
   } catch (err) {
     if (isPagecowError(err, 'EEXIST')) throw new PagecowError('EEXIST', `${opts.output} exists; pass --force to replace it`, { cause: err })
     throw err
@@ -54,13 +96,14 @@ async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo): Prom
   return `exported ${formatSize(result.size)} to ${opts.output}: ${formatSize(result.bytesCopied)} of data copied, the rest left sparse\n`
 }
 
-async function exportOneTree(s: TreeStore, opts: ExportFlags, io: CliIo): Promise<string> {
+async function exportOneTree(s: TreeStore, opts: ExportFlags, io: CliIo, signal: AbortSignal): Promise<string> {
+  if (opts.output === STDOUT) throw new PagecowError('EINVAL', 'export: - (standard output) is for image stores; a tree store is exported into a new or empty directory')
   if (opts.force) throw new PagecowError('EINVAL', 'export: --force is for image stores; a tree is exported into a new or empty directory')
   // The bar counts objects; their number is only counted (readdir, no stat) when a bar can be drawn.
   const progress = startProgress(io, 'export', io.stderrIsTTY ? await countObjects(s, '/') : 0, (n) => `${n} objects`)
   let result
   try {
-    result = await exportTree(s, opts.output, { onProgress: (p) => progress.update(p.entries) })
+    result = await exportTree(s, opts.output, { signal, onProgress: (p) => progress.update(p.entries) })
   } finally {
     progress.stop()
   }

@@ -15,6 +15,8 @@ const schema = z.strictObject({
   mountpoint: z.string().min(1, 'the mount point is required'),
   readOnly: z.boolean().optional(),
   allowOther: z.boolean().optional(),
+  suid: z.boolean().optional(),
+  dev: z.boolean().optional(),
   foreground: z.boolean().optional(),
   maxNodes: countValue(64, 100_000_000).optional(),
   json: z.boolean().optional(),
@@ -46,6 +48,8 @@ export function mountCommand(io: CliIo) {
     .argument('<MOUNTPOINT>', 'an existing directory to mount on')
     .option('--read-only', 'a read-only mount (the store is opened without the writer lock)')
     .option('--allow-other', 'let other users use the mount (permissions are still checked)')
+    .option('--suid', 'honour set-user-ID and set-group-ID bits (default: the mount is nosuid)')
+    .option('--dev', 'let device nodes be opened as devices (default: the mount is nodev)')
     .option('--foreground', 'serve in this process until unmounted or interrupted')
     .option('--max-nodes <N>', 'inodes the kernel may cache through the mount before the server asks it to drop some (bounds its memory); default 16384')
     .option('--json', 'print one JSON line describing the mount')
@@ -81,7 +85,7 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   let mount: StoreMount
   try {
     store = await openStore(opts.store, { readOnly: opts.readOnly === true })
-    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true, ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }) })
+    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true, suid: opts.suid === true, dev: opts.dev === true, ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }) })
   } catch (err) {
     await store?.close().catch(() => {})
     report({ ok: false, code: err instanceof PagecowError ? err.code : 'EIO', message: err instanceof Error ? err.message : String(err) })
@@ -118,6 +122,8 @@ async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
   const args = [...process.execArgv, '--max-semi-space-size=2', '--heap-growing-percent=20', process.argv[1]!, 'mount', opts.store, opts.mountpoint, '--foreground']
   if (opts.readOnly) args.push('--read-only')
   if (opts.allowOther) args.push('--allow-other')
+  if (opts.suid) args.push('--suid')
+  if (opts.dev) args.push('--dev')
   if (opts.maxNodes !== undefined) args.push('--max-nodes', String(opts.maxNodes))
   const log = openLog(opts)
   const child = spawn(process.execPath, args, {
@@ -139,15 +145,41 @@ async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
   return JSON.parse(line) as Ready
 }
 
-/** The daemon's output goes to STORE/mount.log (a read-only mount's store may not take it). */
+/**
+ * The daemon's output goes to STORE/mount.log (a read-only mount's store may not take it). Like
+ * every store file it is never reached through a symlink, nor opened if it is not a regular file
+ * (a FIFO would block the daemon's output): EUNSAFE.
+ */
 function openLog(opts: Options): number | 'ignore' {
   const path = logPath(opts)
   if (!path) return 'ignore'
+  const c = nodeFs.constants
+  const flags = c.O_WRONLY | c.O_APPEND | c.O_NOFOLLOW | c.O_NONBLOCK
+  const owner = nodeFs.statSync(opts.store)
+  let fd: number
+  let created = true
   try {
-    return nodeFs.openSync(path, 'a', 0o644)
-  } catch {
+    try {
+      fd = nodeFs.openSync(path, flags | c.O_CREAT | c.O_EXCL, 0o644)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      created = false
+      fd = nodeFs.openSync(path, flags)
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ELOOP') throw new PagecowError('EUNSAFE', `${path} is a symlink; pagecow never follows one inside a store (remove it)`)
+    if (code === 'ENXIO') throw new PagecowError('EUNSAFE', `${path} is a FIFO, not a regular file; remove it`)
     return 'ignore'
   }
+  const st = nodeFs.fstatSync(fd)
+  // Root starting a mount of a user's store: the new log is the user's, as the store is.
+  if (created && st.uid !== owner.uid && process.geteuid?.() === 0) nodeFs.fchownSync(fd, owner.uid, owner.gid)
+  else if (!st.isFile() || st.uid !== owner.uid) {
+    nodeFs.closeSync(fd)
+    throw new PagecowError('EUNSAFE', `${path} is ${st.isFile() ? `owned by uid ${st.uid}, not by the store's owner (uid ${owner.uid})` : 'not a regular file'}; remove it`)
+  }
+  return fd
 }
 
 function logPath(opts: Options): string | undefined {
