@@ -1,0 +1,16 @@
+// lz4 (raw lz4 blocks, no frame): lz4-napi binds lz4_flex with checked decoding. Its block API
+// wants the output size in front of the input; we give the bound, and it returns what was there.
+import { createRequire } from 'node:module'
+import type { Decompressor } from '../decompressor.js'
+
+const require = createRequire(import.meta.url)
+const binding = require('lz4-napi') as { uncompressSync(data: Uint8Array): Buffer }
+
+export const lz4: Decompressor = {
+  decompress(src, maxOut) {
+    const framed = Buffer.allocUnsafe(4 + src.length)
+    framed.writeUInt32LE(maxOut, 0)
+    src.copy(framed, 4)
+    return binding.uncompressSync(framed)
+  },
+}

@@ -1,0 +1,13 @@
+// lzo (lzo1x, as the kernel decompresses it): the `lzo` package binds liblzo's
+// lzo1x_decompress_safe, which never writes past the output buffer it is given.
+import { createRequire } from 'node:module'
+import type { Decompressor } from '../decompressor.js'
+
+const require = createRequire(import.meta.url)
+const binding = require('lzo') as { decompress(input: Buffer, length: number): Buffer }
+
+export const lzo: Decompressor = {
+  decompress(src, maxOut) {
+    return binding.decompress(src, maxOut)
+  },
+}
