@@ -165,6 +165,8 @@ export class SquashfsImage {
     } else if (inode.type === 'char-device' || inode.type === 'block-device') {
       rdev = rdevOf(inode.device)
     }
+    // The kernel adds the 512-byte units the inode's xattrs take.
+    if (inode.xattrIndex !== null && this.#xattrs !== null) blocks += Math.floor((this.#xattrs.size(inode.xattrIndex) - 1) / 512) + 1
     return { inodeNumber: inode.inodeNumber, type: inode.type, mode: inode.permissions, uid, gid, nlink: inode.nlink, rdev, size, blocks, mtimeNs: BigInt(inode.mtime) * 1_000_000_000n }
   }
 
@@ -178,8 +180,8 @@ export class SquashfsImage {
   /** The extended attributes of `inode`: full names ("user.x") to values. */
   xattrs(inode: SquashfsInode): Map<string, Buffer> {
     this.#check()
-    if (inode.xattrIndex === null) return new Map()
-    if (this.#xattrs === null) throw corrupt(this.path, `inode ${inode.inodeNumber} has xattrs but the image has no xattr table`)
+    // As the kernel does, an xattr index in an image without an xattr table means none.
+    if (inode.xattrIndex === null || this.#xattrs === null) return new Map()
     return this.#xattrs.read(inode.xattrIndex)
   }
 

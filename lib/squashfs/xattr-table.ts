@@ -33,6 +33,13 @@ export class XattrTable {
     return new XattrTable(reader, new LookupTable(reader, 'the xattr id table', start + 16, count, 16), { name: 'the xattr table', start: kvStart, end: start })
   }
 
+  /** The bytes the attributes of xattr index `index` take (the kernel counts them in st_blocks). */
+  size(index: number): number {
+    const size = this.#ids.entry(index).readUInt32LE(12)
+    if (size === 0) throw corrupt(this.#reader.path, `xattrs ${index}: a size of 0`)
+    return size
+  }
+
   /** The attributes of xattr index `index`, full names ("user.x") to values. */
   read(index: number): Map<string, Buffer> {
     const path = this.#reader.path
