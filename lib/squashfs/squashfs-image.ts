@@ -18,6 +18,15 @@ import { rdevOf, type SquashfsStat } from './squashfs-stat.js'
 import { parseSuperblock, SUPERBLOCK_SIZE, type Superblock } from './superblock.js'
 import { XattrTable } from './xattr-table.js'
 
+interface ImageParts {
+  ctx: InodeContext
+  root: DirectoryInode
+  ids: LookupTable
+  fragments: LookupTable | null
+  exports: LookupTable | null
+  xattrs: XattrTable | null
+}
+
 /** How many files keep their block positions (FileBlocks) between calls. */
 const FILE_BLOCKS_KEPT = 64
 
@@ -35,24 +44,36 @@ export class SquashfsImage {
   readonly #fileBlocks = new BlockCache<FileBlocks & { length: number }>(FILE_BLOCKS_KEPT)
   #closed = false
 
-  private constructor(path: string, fd: number, superblock: Superblock, reader: BlockReader) {
+  private constructor(path: string, fd: number, parts: ImageParts) {
     this.path = path
     this.#fd = fd
-    this.superblock = superblock
-    this.#reader = reader
-    const sb = superblock
+    this.superblock = parts.ctx.superblock
+    this.#reader = parts.ctx.reader
+    this.#ctx = parts.ctx
+    this.#ids = parts.ids
+    this.#fragments = parts.fragments
+    this.#exports = parts.exports
+    this.#xattrs = parts.xattrs
+    this.#root = parts.root
+  }
+
+  /** Everything read at open: the tables' bounds, the lookup tables, the root. */
+  static #parts(path: string, sb: Superblock, reader: BlockReader): ImageParts {
     const starts = [sb.idTableStart, sb.xattrIdTableStart, sb.fragmentTableStart, sb.exportTableStart, sb.directoryTableStart, sb.bytesUsed].filter((p): p is number => p !== null)
     const after = (p: number) => Math.min(...starts.filter((s) => s > p), sb.bytesUsed)
     const inodeTable: TableBounds = { name: 'the inode table', start: sb.inodeTableStart, end: sb.directoryTableStart }
     const directoryTable: TableBounds = { name: 'the directory table', start: sb.directoryTableStart, end: after(sb.directoryTableStart) }
-    this.#ctx = { reader, superblock: sb, inodeTable, directoryTable }
-    this.#ids = new LookupTable(reader, 'the id table', sb.idTableStart, sb.idCount, 4)
-    this.#fragments = sb.fragmentTableStart === null ? null : new LookupTable(reader, 'the fragment table', sb.fragmentTableStart, sb.fragmentCount, 16)
-    this.#exports = sb.exportTableStart === null ? null : new LookupTable(reader, 'the export table', sb.exportTableStart, sb.inodeCount, 8)
-    this.#xattrs = sb.xattrIdTableStart === null ? null : XattrTable.open(reader, sb.xattrIdTableStart)
-    const root = readInode(this.#ctx, sb.rootInodeRef)
+    const ctx: InodeContext = { reader, superblock: sb, inodeTable, directoryTable }
+    const root = readInode(ctx, sb.rootInodeRef)
     if (root.type !== 'directory') throw corrupt(path, `the root inode is a ${root.type}, not a directory`)
-    this.#root = root
+    return {
+      ctx,
+      root,
+      ids: new LookupTable(reader, 'the id table', sb.idTableStart, sb.idCount, 4),
+      fragments: sb.fragmentTableStart === null ? null : new LookupTable(reader, 'the fragment table', sb.fragmentTableStart, sb.fragmentCount, 16),
+      exports: sb.exportTableStart === null ? null : new LookupTable(reader, 'the export table', sb.exportTableStart, sb.inodeCount, 8),
+      xattrs: sb.xattrIdTableStart === null ? null : XattrTable.open(reader, sb.xattrIdTableStart),
+    }
   }
 
   /**
@@ -78,7 +99,7 @@ export class SquashfsImage {
       const decompressor = decompressorFor(superblock.compressor)
       if (decompressor === undefined) throw new PagecowError('ENOTSUP', `the squashfs image ${path} is compressed with ${superblock.compressor}, which pagecow does not read (nor does Linux); rebuild it with xz`)
       const reader = new BlockReader(path, fd, superblock.bytesUsed, decompressor, superblock.compressor, opts.cacheBytes)
-      return new SquashfsImage(path, fd, superblock, reader)
+      return new SquashfsImage(path, fd, SquashfsImage.#parts(path, superblock, reader))
     } catch (err) {
       fs.closeSync(fd)
       throw fromSystemError(err, `reading the squashfs image ${path}`)
