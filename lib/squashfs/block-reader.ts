@@ -26,6 +26,7 @@ export class BlockReader {
   readonly #decompressor: Decompressor
   readonly #compressorName: string
   readonly #cache: BlockCache<{ length: number; data: Buffer; next: number }>
+  #scratch = Buffer.alloc(0)
   /** Counters for tests and benchmarks: blocks read from the file (cache misses). */
   metadataReads = 0
   dataReads = 0
@@ -46,10 +47,23 @@ export class BlockReader {
 
   /** `length` raw bytes at `position`, all inside the image (else ECORRUPT naming `what`). */
   raw(position: number, length: number, what: string): Buffer {
+    return this.#rawInto(Buffer.allocUnsafe(length), position, length, what)
+  }
+
+  /**
+   * The same bytes in a scratch buffer reused by every call: for input that is decompressed at
+   * once and dropped. Every block read would otherwise leave its compressed bytes as garbage,
+   * and garbage buffers are what a Node process's RSS grows with between collections.
+   */
+  #scratchRaw(position: number, length: number, what: string): Buffer {
+    if (this.#scratch.length < length) this.#scratch = Buffer.allocUnsafe(Math.max(length, METADATA_SIZE))
+    return this.#rawInto(this.#scratch, position, length, what)
+  }
+
+  #rawInto(buf: Buffer, position: number, length: number, what: string): Buffer {
     if (position < 0 || length < 0 || position + length > this.#end) {
       throw corrupt(this.path, `${what} at ${position} (+${length} bytes) lies past the end of the image (${this.#end} bytes used)`)
     }
-    const buf = Buffer.allocUnsafe(length)
     let done = 0
     while (done < length) {
       let n: number
@@ -61,7 +75,7 @@ export class BlockReader {
       if (n === 0) throw corrupt(this.path, `truncated: ${what} at ${position} ends past the end of the file`)
       done += n
     }
-    return buf
+    return buf.subarray(0, length)
   }
 
   /** The metadata block starting at `position`, which must end by `limit` (the table's end). */
@@ -75,8 +89,9 @@ export class BlockReader {
     const stored = (header & 0x8000) !== 0
     if (size === 0 || size > METADATA_SIZE) throw corrupt(this.path, `${what}: the metadata block at ${position} claims ${size} bytes (1 to ${METADATA_SIZE})`)
     if (position + 2 + size > limit) throw corrupt(this.path, `${what}: the metadata block at ${position} runs past the end of its table (${limit})`)
-    const src = this.raw(position + 2, size, `${what} metadata block`)
-    const data = stored ? src : this.#decompress(src, METADATA_SIZE, `${what}: the metadata block at ${position}`)
+    const data = stored
+      ? this.raw(position + 2, size, `${what} metadata block`)
+      : this.#decompress(this.#scratchRaw(position + 2, size, `${what} metadata block`), METADATA_SIZE, `${what}: the metadata block at ${position}`)
     this.metadataReads++
     const block = { data, next: position + 2 + size, length: data.length }
     this.#cache.set(key, block)
@@ -94,8 +109,7 @@ export class BlockReader {
     const size = entry & DATA_SIZE_MASK
     const stored = (entry & DATA_UNCOMPRESSED) !== 0
     if (size === 0 || size > maxOut) throw corrupt(this.path, `${what} at ${position} claims ${size} bytes stored (1 to ${maxOut})`)
-    const src = this.raw(position, size, what)
-    const data = stored ? src : this.#decompress(src, maxOut, `${what} at ${position}`)
+    const data = stored ? this.raw(position, size, what) : this.#decompress(this.#scratchRaw(position, size, what), maxOut, `${what} at ${position}`)
     this.dataReads++
     this.#cache.set(key, { data, next: 0, length: data.length })
     return data
@@ -110,7 +124,9 @@ export class BlockReader {
       throw corrupt(this.path, `${what}: ${this.#compressorName} cannot decompress it (${detail})`, err)
     }
     if (out.length > maxOut) throw corrupt(this.path, `${what}: decompresses to ${out.length} bytes, more than ${maxOut}`)
-    return out
+    // A decompressor may hand back a view of a block-sized buffer (zlib, lzo do for a short
+    // output): the cache counts what a view shows, so keep a copy of the right size instead.
+    return out.byteLength * 2 < out.buffer.byteLength ? Buffer.from(out) : out
   }
 
   clear(): void {

@@ -9,13 +9,14 @@ import { zstd } from './codecs/zstd.js'
 
 export interface Decompressor {
   /**
-   * The data compressed in `src`, at most `maxOut` bytes. Throws (any error; the caller names
+   * The data compressed in `src` (a view the caller reuses: keep nothing of it), at most `maxOut` bytes. Throws (any error; the caller names
    * the block) if `src` is damaged or holds more than `maxOut` bytes; never allocates much more
    * than `maxOut`.
    */
   decompress(src: Buffer, maxOut: number): Buffer
 }
 
+/** The native packages behind them load on first use: a device reading gzip images needs no liblzma. */
 const DECOMPRESSORS: Record<CompressorName, Decompressor | undefined> = { gzip, lzma: undefined, lzo, xz, lz4, zstd }
 
 /**

@@ -4,13 +4,16 @@ import { createRequire } from 'node:module'
 import type { Decompressor } from '../decompressor.js'
 
 const require = createRequire(import.meta.url)
-const binding = require('lz4-napi') as { uncompressSync(data: Uint8Array): Buffer }
+let binding: { uncompressSync(data: Uint8Array): Buffer } | undefined
+/** Reused for every block: the input is read by the call and not kept. */
+let framed = Buffer.alloc(0)
 
 export const lz4: Decompressor = {
   decompress(src, maxOut) {
-    const framed = Buffer.allocUnsafe(4 + src.length)
+    binding ??= require('lz4-napi') as { uncompressSync(data: Uint8Array): Buffer }
+    if (framed.length < 4 + src.length) framed = Buffer.allocUnsafe(4 + Math.max(src.length, 8192))
     framed.writeUInt32LE(maxOut, 0)
     src.copy(framed, 4)
-    return binding.uncompressSync(framed)
+    return binding.uncompressSync(framed.subarray(0, 4 + src.length))
   },
 }

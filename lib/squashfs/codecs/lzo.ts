@@ -4,10 +4,11 @@ import { createRequire } from 'node:module'
 import type { Decompressor } from '../decompressor.js'
 
 const require = createRequire(import.meta.url)
-const binding = require('lzo') as { decompress(input: Buffer, length: number): Buffer }
+let binding: { decompress(input: Buffer, length: number): Buffer } | undefined
 
 export const lzo: Decompressor = {
   decompress(src, maxOut) {
+    binding ??= require('lzo') as { decompress(input: Buffer, length: number): Buffer }
     return binding.decompress(src, maxOut)
   },
 }

@@ -16,7 +16,7 @@ interface NativeStream {
   code(chunk: Buffer | null, async: boolean): void
   bufferHandler: (buf: Buffer | null, processedChunks: unknown, err: Error | null | undefined) => void
 }
-const lzmaNative = require('lzma-native') as { Stream: new () => NativeStream }
+let lzmaNative: { Stream: new () => NativeStream } | undefined
 
 /** liblzma's memory limit: a 64 MiB dictionary is far beyond any squashfs block. */
 const MEMLIMIT = 128 << 20
@@ -24,6 +24,7 @@ const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])
 const CHECK_SIZES = [0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64]
 
 function run(src: Buffer): Buffer {
+  lzmaNative ??= require('lzma-native') as { Stream: new () => NativeStream }
   const stream = new lzmaNative.Stream()
   const status = stream.streamDecoder_(MEMLIMIT, 0)
   if (status !== 0) throw new Error(`liblzma could not start a decoder (status ${status})`)
