@@ -2,7 +2,9 @@
 // fuzz test in test/squashfs-corrupt.ts. Builds the fuzz tree's image with every compressor (and
 // one with nothing compressed), then mutates each at random and walks it whole, round after
 // round with new seeds until the runs or the minutes are spent. Prints what was refused and how
-// often; exits 1 and prints the seed and the change if anything but a PagecowError escaped.
+// often; exits 1 and prints the seed and the change if anything but a PagecowError escaped. A run
+// that never ends is a bug too: the image it is stuck on is the scratch file printed at the start
+// (the directory is left in place when the script is killed).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,6 +26,7 @@ try {
     mksquashfs(join(dir, 'src'), path, ['-b', '4096', ...extra])
     images.push([name, readFileSync(path)])
   }
+  process.stderr.write(`images and the scratch file in ${dir}\n`)
   const deadline = Date.now() + minutes * 60_000
   const totals = { runs: 0, clean: 0, refused: 0, slowestMs: 0 }
   const messages = new Map<string, number>()
