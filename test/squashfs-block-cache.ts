@@ -28,3 +28,14 @@ t.test('a value larger than the bound is not kept; replacing a key counts once',
   c.clear()
   t.equal(c.bytes, 0)
 })
+
+t.test('every value dropped or refused is handed to onEvict, once', async (t) => {
+  const evicted: number[] = []
+  const c = new BlockCache<Buffer>(100, (b) => evicted.push(b.length))
+  c.set(1, Buffer.alloc(60))
+  c.set(2, Buffer.alloc(50)) // drops 1
+  c.set(3, Buffer.alloc(200)) // refused
+  c.set(2, Buffer.alloc(10)) // replaces 2
+  c.clear() // drops the 10
+  t.strictSame(evicted, [60, 200, 50, 10])
+})

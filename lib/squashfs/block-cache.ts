@@ -8,9 +8,15 @@ export class BlockCache<V extends { length: number }> {
   hits = 0
   misses = 0
 
-  /** A cache holding at most `maxBytes` bytes of values (0: keep nothing). */
-  constructor(maxBytes: number) {
+  readonly #onEvict: ((value: V) => void) | undefined
+
+  /**
+   * A cache holding at most `maxBytes` bytes of values (0: keep nothing); `onEvict` is given
+   * each value dropped (or refused), to recycle its memory.
+   */
+  constructor(maxBytes: number, onEvict?: (value: V) => void) {
     this.#maxBytes = maxBytes
+    this.#onEvict = onEvict
   }
 
   get bytes(): number {
@@ -40,18 +46,24 @@ export class BlockCache<V extends { length: number }> {
     if (old !== undefined) {
       this.#map.delete(key)
       this.#bytes -= old.length
+      this.#onEvict?.(old)
     }
-    if (value.length > this.#maxBytes) return
+    if (value.length > this.#maxBytes) {
+      this.#onEvict?.(value)
+      return
+    }
     this.#map.set(key, value)
     this.#bytes += value.length
     while (this.#bytes > this.#maxBytes) {
       const [oldestKey, oldest] = this.#map.entries().next().value!
       this.#map.delete(oldestKey)
       this.#bytes -= oldest.length
+      this.#onEvict?.(oldest)
     }
   }
 
   clear(): void {
+    for (const value of this.#map.values()) this.#onEvict?.(value)
     this.#map.clear()
     this.#bytes = 0
   }

@@ -15,6 +15,14 @@ export interface MetadataBlock {
   length: number
 }
 
+/** What the cache holds: a metadata block, or a data block (in a recycled buffer if `pooled`). */
+interface CachedBlock extends MetadataBlock {
+  pooled: Buffer | null
+}
+
+/** Recycled data-block buffers kept for reuse, at most. */
+const FREE_BUFFERS = 8
+
 /** The bit of a data block's size entry that says it is stored uncompressed. */
 export const DATA_UNCOMPRESSED = 1 << 24
 const DATA_SIZE_MASK = DATA_UNCOMPRESSED - 1
@@ -25,20 +33,31 @@ export class BlockReader {
   readonly #end: number
   readonly #decompressor: Decompressor
   readonly #compressorName: string
-  readonly #cache: BlockCache<{ length: number; data: Buffer; next: number }>
+  readonly #cache: BlockCache<CachedBlock>
+  readonly #blockSize: number
   #scratch = Buffer.alloc(0)
+  /**
+   * Data-block buffers given back by the cache. A decompressor's output is copied into one of
+   * these and dropped at once: short-lived garbage is freed by V8's next scavenge, while a
+   * buffer that lived in the cache would reach the old generation and stay (with the process's
+   * RSS) until the next full collection, which external memory triggers only every 64 MB.
+   */
+  readonly #free: Buffer[] = []
   /** Counters for tests and benchmarks: blocks read from the file (cache misses). */
   metadataReads = 0
   dataReads = 0
 
   /** `end`: the bytes of the image in use; nothing past it is read. */
-  constructor(path: string, fd: number, end: number, decompressor: Decompressor, compressorName: string, cacheBytes: number) {
+  constructor(path: string, fd: number, end: number, blockSize: number, decompressor: Decompressor, compressorName: string, cacheBytes: number) {
     this.path = path
     this.#fd = fd
     this.#end = end
+    this.#blockSize = blockSize
     this.#decompressor = decompressor
     this.#compressorName = compressorName
-    this.#cache = new BlockCache(cacheBytes)
+    this.#cache = new BlockCache<CachedBlock>(cacheBytes, (block) => {
+      if (block.pooled !== null && this.#free.length < FREE_BUFFERS) this.#free.push(block.pooled)
+    })
   }
 
   get cache(): { bytes: number; hits: number; misses: number } {
@@ -93,7 +112,7 @@ export class BlockReader {
       ? this.raw(position + 2, size, `${what} metadata block`)
       : this.#decompress(this.#scratchRaw(position + 2, size, `${what} metadata block`), METADATA_SIZE, `${what}: the metadata block at ${position}`)
     this.metadataReads++
-    const block = { data, next: position + 2 + size, length: data.length }
+    const block = { data, next: position + 2 + size, length: data.length, pooled: null }
     this.#cache.set(key, block)
     return block
   }
@@ -101,17 +120,28 @@ export class BlockReader {
   /**
    * The data or fragment block at `position` with size entry `entry` (not 0: a sparse block has
    * no bytes), decompressed; its length is checked by the caller, who knows what it should be.
+   * The buffer may be recycled by a later call: copy what you need before the next one.
    */
-  data(position: number, entry: number, maxOut: number, what: string): Buffer {
+  data(position: number, entry: number, what: string): Buffer {
     const key = position * 2
     const hit = this.#cache.get(key)
     if (hit !== undefined) return hit.data
+    const maxOut = this.#blockSize
     const size = entry & DATA_SIZE_MASK
     const stored = (entry & DATA_UNCOMPRESSED) !== 0
     if (size === 0 || size > maxOut) throw corrupt(this.path, `${what} at ${position} claims ${size} bytes stored (1 to ${maxOut})`)
-    const data = stored ? this.raw(position, size, what) : this.#decompress(this.#scratchRaw(position, size, what), maxOut, `${what} at ${position}`)
+    const pooled = this.#free.pop() ?? Buffer.allocUnsafeSlow(maxOut)
+    let data: Buffer
+    if (stored) {
+      data = this.#rawInto(pooled, position, size, what)
+    } else {
+      const out = this.#decompress(this.#scratchRaw(position, size, what), maxOut, `${what} at ${position}`)
+      out.copy(pooled)
+      data = pooled.subarray(0, out.length)
+    }
     this.dataReads++
-    this.#cache.set(key, { data, next: 0, length: data.length })
+    // The cache counts the whole buffer, which is what it holds.
+    this.#cache.set(key, { data, next: 0, length: pooled.length, pooled })
     return data
   }
 

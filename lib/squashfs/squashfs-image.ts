@@ -98,7 +98,7 @@ export class SquashfsImage {
       const superblock = parseSuperblock(path, head.subarray(0, n), size)
       const decompressor = decompressorFor(superblock.compressor)
       if (decompressor === undefined) throw new PagecowError('ENOTSUP', `the squashfs image ${path} is compressed with ${superblock.compressor}, which pagecow does not read (nor does Linux); rebuild it with xz`)
-      const reader = new BlockReader(path, fd, superblock.bytesUsed, decompressor, superblock.compressor, opts.cacheBytes)
+      const reader = new BlockReader(path, fd, superblock.bytesUsed, superblock.blockSize, decompressor, superblock.compressor, opts.cacheBytes)
       return new SquashfsImage(path, fd, SquashfsImage.#parts(path, superblock, reader))
     } catch (err) {
       fs.closeSync(fd)
@@ -277,7 +277,7 @@ export class SquashfsImage {
       const { position, entry } = this.#blocks(f).locate(index)
       if (entry === 0) return null
       const expected = Math.min(bs, f.size - index * bs)
-      const data = this.#reader.data(position, entry, bs, `${where}: data block ${index}`)
+      const data = this.#reader.data(position, entry, `${where}: data block ${index}`)
       if (data.length !== expected) throw corrupt(this.path, `${where}: data block ${index} holds ${data.length} bytes, ${expected} expected (sizes do not add up)`)
       return data
     }
@@ -288,7 +288,7 @@ export class SquashfsImage {
     const entry = e.readUInt32LE(8)
     if (start >= BigInt(this.superblock.bytesUsed)) throw corrupt(this.path, `fragment ${f.fragment} starts past the end of the image`)
     if ((entry & ~((1 << 25) - 1)) !== 0) throw corrupt(this.path, `fragment ${f.fragment} has a bad size entry ${entry.toString(16)}`)
-    const data = this.#reader.data(Number(start), entry, bs, `fragment block ${f.fragment}`)
+    const data = this.#reader.data(Number(start), entry, `fragment block ${f.fragment}`)
     const tail = f.size - index * bs
     if (f.fragmentOffset + tail > data.length) {
       throw corrupt(this.path, `${where}: its ${tail}-byte tail at ${f.fragmentOffset} is past the ${data.length} bytes of fragment ${f.fragment} (sizes do not add up)`)

@@ -4,7 +4,8 @@ import type { Decompressor } from '../decompressor.js'
 
 export const gzip: Decompressor = {
   decompress(src, maxOut) {
-    // One output chunk of the block's size: no 16 KiB pieces to join (less garbage per block).
-    return inflateSync(src, { maxOutputLength: maxOut, chunkSize: Math.max(64, maxOut) })
+    // One output chunk a little larger than a block: no 16 KiB pieces to join, and a full block
+    // does not exhaust the chunk (zlib would then allocate a second one to find the end).
+    return inflateSync(src, { maxOutputLength: maxOut, chunkSize: maxOut + 1024 })
   },
 }
