@@ -128,11 +128,22 @@ export const squashfsCase: BenchCase = {
         seqKernel.push(child('kernel', mnt, 'big.img').ms)
         ctx.log(`cold sequential read ${r + 1}/${reps}: pagecow ${fmt.duration(seqOurs[r]!)}, kernel ${fmt.duration(seqKernel[r]!)}`)
       }
-      dropCaches()
-      const all = child('image', image)
-      dropCaches()
-      const allKernel = child('kernel', mnt)
-      ctx.log(`every file (${all.files}, ${fmt.bytes(all.bytes)}): pagecow ${fmt.duration(all.ms)}, peak RSS ${fmt.bytes(all.maxRssBytes)}; kernel ${fmt.duration(allKernel.ms)}, RSS ${fmt.bytes(allKernel.maxRssBytes)}`)
+      // The peak depends on when V8 collects the decompressors' short-lived output, which moves
+      // with the load: several children, and the target is judged on the highest.
+      const alls: ChildReport[] = []
+      const allKernels: ChildReport[] = []
+      for (let r = 0; r < reps; r++) {
+        dropCaches()
+        alls.push(child('image', image))
+        dropCaches()
+        allKernels.push(child('kernel', mnt))
+        ctx.log(`every file (${alls[r]!.files}, ${fmt.bytes(alls[r]!.bytes)}) ${r + 1}/${reps}: pagecow ${fmt.duration(alls[r]!.ms)}, peak RSS ${fmt.bytes(alls[r]!.maxRssBytes)}; kernel ${fmt.duration(allKernels[r]!.ms)}, RSS ${fmt.bytes(allKernels[r]!.maxRssBytes)}`)
+      }
+      const worst = (list: ChildReport[]) => list.reduce((a, b) => (b.maxRssBytes > a.maxRssBytes ? b : a))
+      const all = worst(alls)
+      const allKernel = worst(allKernels)
+      const allMs = median(alls.map((a) => a.ms))
+      const allKernelMs = median(allKernels.map((a) => a.ms))
       return [
         throughputRow({
           case: 'squashfs',
@@ -145,15 +156,15 @@ export const squashfsCase: BenchCase = {
         }),
         {
           case: 'squashfs',
-          label: `peak RSS reading every file (${all.files} files, ${fmt.bytes(all.bytes)}) of the image in a child process (8 MiB block cache); time ratio in details`,
-          pagecow: `${fmt.bytes(all.maxRssBytes)} in ${fmt.duration(all.ms)}`,
-          baseline: `${fmt.bytes(allKernel.maxRssBytes)} in ${fmt.duration(allKernel.ms)} (kernel mount, read by fs in a child)`,
+          label: `highest peak RSS of ${reps} children reading every file (${all.files} files, ${fmt.bytes(all.bytes)}) of the image (8 MiB block cache); median times`,
+          pagecow: `${fmt.bytes(all.maxRssBytes)}, ${fmt.duration(allMs)}`,
+          baseline: `${fmt.bytes(allKernel.maxRssBytes)}, ${fmt.duration(allKernelMs)} (kernel mount, read by fs in a child)`,
           ratio: null,
           ratioKind: null,
           ratioRange: null,
           target: '< 150 MB',
           met: all.maxRssBytes < RSS_LIMIT,
-          details: { all, allKernel, timeRatio: all.ms / allKernel.ms, medianSeqOursMs: median(seqOurs), medianSeqKernelMs: median(seqKernel) },
+          details: { alls, allKernels, timeRatio: allMs / allKernelMs, medianSeqOursMs: median(seqOurs), medianSeqKernelMs: median(seqKernel) },
         },
       ]
     } finally {
