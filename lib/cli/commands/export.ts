@@ -1,7 +1,12 @@
 // `pagecow export STORE OUTPUT`: the merged image written out as a plain raw file, sparse; or the
 // merged tree of a tree store written out as a plain directory.
 import { z } from 'zod'
-import { checkOutputPath, exportImage, exportTree, isPagecowError, PagecowError, type ImageStore, type TreeStore } from '../../index.js'
+import { isPagecowError, PagecowError } from '../../errors.js'
+import { exportImage } from '../../image/export.js'
+import type { ImageStore } from '../../image/image-store.js'
+import { checkOutputPath } from '../../image/output-guard.js'
+import { exportTree } from '../../tree/export.js'
+import type { TreeStore } from '../../tree/tree-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
