@@ -20,4 +20,4 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  the command failed (the error is printed as one line: pagecow: <message> (<CODE>))
   2  usage error: an unknown command or option, a missing or malformed value; nothing was done
   4  fsck found problems: the store is not clean
-With --json (or map's --output=json), an error is also printed on stdout as {"error": {"code", "message"}}.`
+With --json (map: --output=json too), an error is also printed on stdout: {"error": {"code", "message"}}.`
