@@ -1,5 +1,5 @@
 // The public API of pagecow: the only barrel; named exports only.
-export { ImageStore, MAX_IO_BYTES, type StoreInfo } from './image/image-store.js'
+export { ImageStore, MAX_IO_BYTES, type ReadOptions, type StoreInfo } from './image/image-store.js'
 export { DEFAULT_AUTO_FLUSH_MS, type CreateOptions, type OpenOptions } from './image/options.js'
 export { checkStore, type FsckReport, type FsckProblem } from './image/fsck.js'
 export { exportImage, type ExportOptions, type ExportProgress } from './image/export.js'
