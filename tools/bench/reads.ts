@@ -114,10 +114,8 @@ export const randRead: BenchCase = {
       }
       await interleaved(batches, readInto, raw)
       await interleaved(batches, read, rawAlloc)
-      await interleaved(batches, readIntoPool, raw)
       const a = await interleavedReps(reps, () => interleaved(batches, readInto, raw))
       const b = await interleavedReps(reps, () => interleaved(batches, read, rawAlloc))
-      const c = await interleavedReps(reps, () => interleaved(batches, readIntoPool, raw))
       const what = `${count(randomReads)} reads, half the pages DATA`
       return [
         throughputRow({
