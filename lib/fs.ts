@@ -8,7 +8,9 @@ import { promisify } from 'node:util'
 const require = createRequire(import.meta.url)
 // fs-native-extensions: OFD locks (per open file, so two opens in one process exclude each
 // other too) and hole punching with fallocate(PUNCH_HOLE). fs-ext: lseek with SEEK_DATA/SEEK_HOLE.
-const native = require('fs-native-extensions') as {
+// Each is loaded at its first use (about 15 and 8 ms here): a read-only `pagecow map` takes no
+// lock and punches nothing.
+interface NativeExtensions {
   tryLock(fd: number, options?: { shared?: boolean }): boolean
   unlock(fd: number): void
   trimSync(fd: number, offset: number, length: number): void
@@ -16,7 +18,10 @@ const native = require('fs-native-extensions') as {
   setAttrSync(fd: number, name: string, value: Uint8Array): void
   listAttrsSync(fd: number): string[]
 }
-const fsExt = require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number }
+let nativeModule: NativeExtensions | undefined
+let fsExtModule: { seekSync(fd: number, offset: number, whence: number): number } | undefined
+const native = (): NativeExtensions => (nativeModule ??= require('fs-native-extensions') as NativeExtensions)
+const fsExt = () => (fsExtModule ??= require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number })
 
 const SEEK_DATA = 3
 const SEEK_HOLE = 4
@@ -57,16 +62,16 @@ export const statfsSync = nodeFs.statfsSync
 
 /** The extended attribute names of the object `fd` refers to. */
 export function listXattrs(fd: number): string[] {
-  return native.listAttrsSync(fd)
+  return native().listAttrsSync(fd)
 }
 
 /** The value of extended attribute `name` of `fd`, or null if it has none. */
 export function getXattr(fd: number, name: string): Buffer | null {
-  return native.getAttrSync(fd, name)
+  return native().getAttrSync(fd, name)
 }
 
 export function setXattr(fd: number, name: string, value: Uint8Array): void {
-  native.setAttrSync(fd, name, value)
+  native().setAttrSync(fd, name, value)
 }
 
 /**
@@ -107,16 +112,16 @@ export function syncDirectory(path: string): void {
 
 /** Free the blocks under [offset, offset + length) of `fd`; reads there return zeros. */
 export function punchHole(fd: number, offset: number, length: number): void {
-  if (length > 0) native.trimSync(fd, offset, length)
+  if (length > 0) native().trimSync(fd, offset, length)
 }
 
 /** Take an exclusive lock on `fd` without waiting; false if another open file holds it. */
 export function tryLockExclusive(fd: number): boolean {
-  return native.tryLock(fd)
+  return native().tryLock(fd)
 }
 
 export function unlock(fd: number): void {
-  native.unlock(fd)
+  native().unlock(fd)
 }
 
 /** lseek(SEEK_DATA): the next offset at or after `offset` holding data, or null past the last. */
@@ -131,7 +136,7 @@ export function seekHole(fd: number, offset: number): number | null {
 
 function seekOrNull(fd: number, offset: number, whence: number): number | null {
   try {
-    return fsExt.seekSync(fd, offset, whence)
+    return fsExt().seekSync(fd, offset, whence)
   } catch (err) {
     if ((err as { code?: string }).code === 'ENXIO') return null
     throw err
