@@ -213,6 +213,24 @@ t.test('zero, discard, truncate and flush', async (t) => {
   t.match(f.stdout, /^flushed \S+store\n$/)
 })
 
+t.test('write and zero say when they grew the image', async (t) => {
+  const { store } = await setup(t)
+  const inside = await runCli(['write', store, '--offset', '1M'], { stdin: 'hello' })
+  t.equal(inside.stdout, 'wrote 5 bytes at offset 1048576\n', 'a write inside the image says nothing more')
+  const far = await runCli(['write', store, '--offset', '100G'], { stdin: 'hello' })
+  t.equal(far.code, 0, far.stderr)
+  t.equal(
+    far.stdout,
+    'wrote 5 bytes at offset 107374182400; the image grew from 4194304 bytes (4.0 MiB) to 107374182405 bytes (100.0 GiB) (pagecow truncate STORE --size 4194304 undoes it)\n',
+  )
+  const zero = await runCli(['zero', store, '--offset', '200G', '--length', '4k'])
+  t.match(zero.stdout, /^zeroed 4096 bytes \(4\.0 KiB\) at offset 214748364800; the image grew from 107374182405 bytes \(100\.0 GiB\) to 214748368896 bytes \(200\.0 GiB\)/)
+  const zeroInside = await runCli(['zero', store, '--offset', '0', '--length', '4k'])
+  t.equal(zeroInside.stdout, 'zeroed 4096 bytes (4.0 KiB) at offset 0\n')
+  t.equal((await runCli(['truncate', store, '--size', '4M'])).code, 0, 'and truncate undoes it')
+  t.match(JSON.parse((await runCli(['inspect', store, '--json'])).stdout), { info: { size: LOWER_SIZE } })
+})
+
 t.test('fsck: exit 0 when clean, 4 with the problems when not', async (t) => {
   const { lower, store } = await setup(t)
   const clean = await runCli(['fsck', store])

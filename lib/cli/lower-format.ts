@@ -13,7 +13,8 @@ interface Signature {
 }
 
 const SIGNATURES: readonly Signature[] = [
-  { format: 'qcow2', offset: 0, magic: Buffer.from('QFI\xfb', 'latin1') }, // qcow (version 1) too
+  { format: 'qcow', offset: 0, magic: Buffer.from('QFI\xfb\0\0\0\x01', 'latin1') }, // version 1
+  { format: 'qcow2', offset: 0, magic: Buffer.from('QFI\xfb', 'latin1') },
   { format: 'qed', offset: 0, magic: Buffer.from('QED\0', 'latin1') },
   { format: 'vmdk', offset: 0, magic: Buffer.from('KDMV') }, // a sparse extent
   { format: 'vmdk', offset: 0, magic: Buffer.from('COWD') }, // an ESX sparse extent
@@ -21,7 +22,7 @@ const SIGNATURES: readonly Signature[] = [
   { format: 'vhdx', offset: 0, magic: Buffer.from('vhdxfile') },
   { format: 'vdi', offset: 0x40, magic: Buffer.from([0x7f, 0x10, 0xda, 0xbe]) },
   // A dynamic or differencing VHD starts with its footer's copy; a fixed VHD is raw data with a
-  // footer at the end, and is taken as raw.
+  // footer at the end, and is taken as raw (as qemu's probe takes it).
   { format: 'vpc (VHD)', offset: 0, magic: Buffer.from('conectix') },
 ]
 
