@@ -23,12 +23,15 @@ export function zeroCommand(io: CliIo) {
       checkStoreLimit('zero', [['--offset', opts.offset], ['--length', opts.length]])
       const grew = await withAnyStore(opts.store, {}, async (s) => {
         checkPathArgument(s, opts.path, 'zero')
-        if (s.kind === 'tree') return void (await s.zero(opts.path!, opts.offset, opts.length))
+        if (s.kind === 'tree') {
+          await s.zero(opts.path!, opts.offset, opts.length)
+          return ''
+        }
         const before = s.size
         await s.zero(opts.offset, opts.length)
         return growthNote(before, s.size)
       })
-      await writeTo(io.stdout, `zeroed ${describeBytes(opts.length)} at offset ${opts.offset}${grew ?? ''}\n`)
+      await writeTo(io.stdout, `zeroed ${describeBytes(opts.length)} at offset ${opts.offset}${grew}\n`)
     })
   return examples(cmd, ['pagecow zero vm1.cow --offset 1M --length 8M', 'pagecow zero rootfs.cow /var/lib/disk.img --offset 0 --length 1G'])
 }
