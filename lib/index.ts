@@ -1,5 +1,5 @@
 // The public API of pagecow: the only barrel; named exports only.
-export { ImageStore, MAX_IO_BYTES, type StoreInfo } from './image/image-store.js'
+export { ImageStore, MAX_IO_BYTES, type ReadOptions, type StoreInfo } from './image/image-store.js'
 export { DEFAULT_AUTO_FLUSH_MS, type CreateOptions, type OpenOptions } from './image/options.js'
 export { checkStore, type FsckReport, type FsckProblem } from './image/fsck.js'
 export { exportImage, exportImageToStream, type ExportOptions, type ExportProgress, type ExportStreamOptions } from './image/export.js'
@@ -18,6 +18,7 @@ export { TreeFileHandle } from './tree/file-handle.js'
 export type { TreeStat, TreeStatfs, DirEntry, DirEntryBytes } from './tree/tree-stat.js'
 export type { TreePath } from './tree/names.js'
 export { nameFromBytes, nameToBytes } from './name-bytes.js'
+export { formatNs } from './time-ns.js'
 export type { FileType } from './tree/file-type.js'
 export type { TreeChange } from './tree/changes.js'
 export type {

@@ -1,6 +1,9 @@
 // `pagecow serve STORE`: export the store over NBD until SIGINT or SIGTERM, then flush and exit.
 import { z } from 'zod'
-import { ImageStore, NbdServer, PagecowError, storeKind } from '../../index.js'
+import { PagecowError } from '../../errors.js'
+import { ImageStore } from '../../image/image-store.js'
+import { NbdServer } from '../../nbd/server.js'
+import { storeKind } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
