@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   E2BIG: 7,
   /** Tree mode: a handle used for what it was not opened for (reading a write-only handle). */
   EBADF: 9,
+  /** A peer made no progress for the time allowed (an NBD client cut off by the idle timeout). */
+  ETIMEDOUT: 110,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

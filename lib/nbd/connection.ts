@@ -1,8 +1,11 @@
 // The transmission phase of one client: read requests as they arrive, run them against the
 // shared store, and answer with simple or structured replies.
 import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { ImageStore } from '../index.js'
 import type { BufferPool } from './buffer-pool.js'
+import type { MemoryBudget } from './memory-budget.js'
+import { ReplyWriter } from './reply-writer.js'
 import { nbdErrnoOf, NbdRequestError } from './errors.js'
 import { MAX_PAYLOAD_BYTES, type Negotiated } from './handshake.js'
 import {
@@ -60,6 +63,10 @@ const MAX_DESCRIPTORS = 64 * 1024
 const STEP_BYTES = 1024 * 1024
 /** How long a client cut off after an oversized WRITE may keep sending before it is dropped. */
 const DRAIN_TIMEOUT_MS = 5000
+/** A BLOCK_STATUS reply at its largest: the context ID and MAX_DESCRIPTORS descriptors. */
+const MAX_BLOCK_STATUS_BYTES = 4 + 8 * MAX_DESCRIPTORS
+/** WRITE payloads this long or longer are read straight into a pooled buffer. */
+const POOLED_PAYLOAD_BYTES = 64 * 1024
 
 /** Command flags each command accepts (FUA is accepted everywhere, as the protocol asks). */
 const ALLOWED_FLAGS: Record<number, number> = {
@@ -92,11 +99,19 @@ interface Request {
   length: number
   /** WRITE only. */
   data?: Buffer
+  /** Bytes of the memory budget this request holds (its payload or its reply's data). */
+  reserved: number
+  /** The reply was handed to the socket with the memory: it is given back once written. */
+  handedOff: boolean
 }
 
 export interface ConnectionOptions {
-  /** Where READ replies get their buffers (shared by the server's connections). */
+  /** Where READ replies and WRITE payloads get their buffers (shared by the server's connections). */
   buffers: BufferPool
+  /** Request and reply data of every connection together stays within this. */
+  budget: MemoryBudget
+  /** Most bytes of the budget this connection holds at once (at least one largest request). */
+  connectionLimit: number
   /** Called with store failures a client cannot cause (those answered EIO): the operator should know. */
   onWarning: (err: unknown) => void
 }
@@ -117,9 +132,22 @@ export class Connection {
   readonly #readOnly: boolean
   readonly #options: ConnectionOptions
   readonly #inflight = new Set<Promise<void>>()
+  /** Requests whose replies sit in the socket's queue with budget memory. */
+  readonly #queued = new Set<Request>()
+  /** Aborted by stop(): a wait for memory ends. */
+  readonly #abort = new AbortController()
+  /** Budget bytes this connection holds. */
+  #held = 0
+  /** Wakes a wait for this connection's own memory to come back. */
+  #onFree: (() => void) | undefined
+  #waitingForMemory = false
+  /** A WRITE's payload is being received (its memory is reserved). */
+  #receivingPayload = false
+  /** Bytes received plus reply bytes taken, at the last idle check; and when it last grew. */
+  #progress: number
+  #progressAt: number
   #stopping = false
-  /** Replies are being gathered for one write (see #send). */
-  #corked = false
+  readonly #writer: ReplyWriter
   /** The read loop is waiting for bytes from the client. */
   #waiting = false
 
@@ -130,6 +158,48 @@ export class Connection {
     this.#negotiated = negotiated
     this.#readOnly = (negotiated.flags & NBD_FLAG_READ_ONLY) !== 0
     this.#options = options
+    this.#writer = new ReplyWriter(socket)
+    this.#progress = reader.received + this.#writer.takenBytes
+    this.#progressAt = performance.now()
+    // Replies still queued when the socket closes are never written: their memory comes back,
+    // and a wait for memory ends (nothing more will be read).
+    socket.once('close', () => {
+      for (const req of this.#queued) this.#release(req)
+      this.#abort.abort(new ConnectionClosedError())
+      this.#onFree?.()
+    })
+  }
+
+  /**
+   * Whether the client holds server memory it alone can free: replies it does not read, or a
+   * WRITE payload it has not finished sending.
+   */
+  get holding(): boolean {
+    return this.#receivingPayload || this.#writer.pendingBytes > 0
+  }
+
+  /** Whether anything is under way: requests in flight or waiting, replies or payloads moving. */
+  get busy(): boolean {
+    return this.holding || this.#waitingForMemory || this.#inflight.size > 0
+  }
+
+  /** Budget bytes this connection holds now. */
+  get heldBytes(): number {
+    return this.#held
+  }
+
+  /**
+   * Milliseconds, as of `now` (performance.now()), since the client last made progress: sent
+   * bytes, took reply bytes, or had a request in the store's hands (the server's time, not the
+   * client's). Waiting for memory is no progress. Sampled by the server's idle check.
+   */
+  idleFor(now: number): number {
+    const progress = this.#reader.received + this.#writer.takenBytes
+    if (progress !== this.#progress || this.#inflight.size > 0) {
+      this.#progress = progress
+      this.#progressAt = now
+    }
+    return now - this.#progressAt
   }
 
   /**
@@ -144,7 +214,7 @@ export class Connection {
     } finally {
       await Promise.allSettled([...this.#inflight])
     }
-    if (!this.#socket.destroyed) this.#socket.end()
+    this.#writer.end()
   }
 
   /**
@@ -154,6 +224,8 @@ export class Connection {
   stop(): void {
     this.#stopping = true
     if (this.#waiting) this.#reader.cancel()
+    this.#abort.abort(new ConnectionClosedError('the server is shutting down'))
+    this.#onFree?.()
   }
 
   /** Read while the loop waits for the client (stop() may cancel it then). */
@@ -162,6 +234,17 @@ export class Connection {
     this.#waiting = true
     try {
       return await this.#reader.read(length)
+    } finally {
+      this.#waiting = false
+    }
+  }
+
+  /** #receive() into `target`. */
+  async #receiveInto(target: Buffer): Promise<Buffer> {
+    if (this.#stopping && this.#reader.buffered < target.length) throw new ConnectionClosedError('the server is shutting down')
+    this.#waiting = true
+    try {
+      return await this.#reader.readInto(target)
     } finally {
       this.#waiting = false
     }
@@ -181,24 +264,86 @@ export class Connection {
         handle: Buffer.from(header.subarray(8, 16)),
         offset: offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offset),
         length: header.readUInt32BE(24),
+        reserved: 0,
+        handedOff: false,
       }
       if (req.type === NBD_CMD_DISC) return
-      if (req.type === NBD_CMD_WRITE) {
-        if (req.length > MAX_PAYLOAD_BYTES) {
-          // The protocol lets a server hang up on a payload this big; answer first, then drain.
-          this.#replyError(req, NBD_EINVAL, `WRITE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit; closing the connection`)
-          this.#hangUp()
-          return
-        }
-        req.data = await this.#receive(req.length)
+      if (req.type === NBD_CMD_WRITE && req.length > MAX_PAYLOAD_BYTES) {
+        // The protocol lets a server hang up on a payload this big; answer first, then drain.
+        this.#replyError(req, NBD_EINVAL, `WRITE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit; closing the connection`)
+        this.#hangUp()
+        return
       }
+      const need = memoryFor(req)
+      if (need > 0 && !this.#reserveNow(req, need)) await this.#reserve(req, need)
+      if (req.type === NBD_CMD_WRITE) await this.#receivePayload(req)
       if (this.#stopping) {
+        this.#release(req)
         this.#replyError(req, NBD_ESHUTDOWN, 'the server is shutting down')
         continue
       }
       this.#dispatch(req)
       if (this.#inflight.size >= MAX_INFLIGHT) await Promise.race(this.#inflight)
-      if (this.#socket.writableLength > MAX_QUEUED_REPLY_BYTES) await this.#drained()
+      if (this.#writer.pendingBytes > MAX_QUEUED_REPLY_BYTES) await this.#writer.drained()
+    }
+  }
+
+  /** Take `bytes` of memory for `req` if they are free now, without waiting. */
+  #reserveNow(req: Request, bytes: number): boolean {
+    if (this.#held + bytes > this.#options.connectionLimit || !this.#options.budget.tryTake(bytes)) return false
+    this.#held += bytes
+    req.reserved = bytes
+    return true
+  }
+
+  /** Wait for `bytes` of memory for `req`: first within this connection's share, then the server's. */
+  async #reserve(req: Request, bytes: number): Promise<void> {
+    this.#waitingForMemory = true
+    try {
+      while (this.#held + bytes > this.#options.connectionLimit) {
+        if (this.#stopping || this.#socket.destroyed) throw new ConnectionClosedError('the server is shutting down')
+        await new Promise<void>((resolve) => (this.#onFree = resolve))
+        this.#onFree = undefined
+      }
+      await this.#options.budget.take(bytes, this.#abort.signal)
+      this.#held += bytes
+      req.reserved = bytes
+    } finally {
+      this.#waitingForMemory = false
+    }
+  }
+
+  /** Give back the memory `req` holds (once; later calls do nothing). */
+  #release(req: Request): void {
+    const bytes = req.reserved
+    if (bytes === 0) return
+    req.reserved = 0
+    this.#queued.delete(req)
+    this.#held -= bytes
+    this.#options.budget.give(bytes)
+    this.#onFree?.()
+  }
+
+  /** Receive a WRITE's payload into req.data; its memory was reserved. */
+  async #receivePayload(req: Request): Promise<void> {
+    this.#receivingPayload = true
+    try {
+      if (req.length < POOLED_PAYLOAD_BYTES) {
+        req.data = await this.#receive(req.length)
+        return
+      }
+      const target = this.#options.buffers.take(req.length)
+      try {
+        req.data = await this.#receiveInto(target)
+      } catch (err) {
+        this.#options.buffers.release(target)
+        throw err
+      }
+    } catch (err) {
+      this.#release(req)
+      throw err
+    } finally {
+      this.#receivingPayload = false
     }
   }
 
@@ -251,6 +396,9 @@ export class Connection {
       const errno = nbdErrnoOf(err)
       if (errno === NBD_EIO) this.#options.onWarning(err) // the store failed, not the client
       this.#replyError(req, errno, err instanceof Error ? err.message : String(err))
+    } finally {
+      if (req.data && req.data.length >= POOLED_PAYLOAD_BYTES) this.#options.buffers.release(req.data)
+      if (!req.handedOff) this.#release(req)
     }
   }
 
@@ -270,7 +418,7 @@ export class Connection {
         this.#options.buffers.release(data)
         throw err
       }
-      this.#send([simpleHeader(req.handle, 0), data], () => this.#options.buffers.release(data))
+      this.#sendWithMemory(req, [simpleHeader(req.handle, 0), data], data)
       return
     }
     if (req.length === 0) {
@@ -282,7 +430,7 @@ export class Connection {
     // Read everything before sending anything: an error then becomes one clean error chunk.
     const data = this.#options.buffers.take(pieces.reduce((n, p) => n + (p.zero ? 0 : p.end - p.start), 0))
     try {
-      this.#send(await this.#readChunks(req, pieces, data), () => this.#options.buffers.release(data))
+      this.#sendWithMemory(req, await this.#readChunks(req, pieces, data), data)
     } catch (err) {
       this.#options.buffers.release(data)
       throw err
@@ -416,7 +564,17 @@ export class Connection {
       payload.writeUInt32BE(length, 4 + 8 * i)
       payload.writeUInt32BE(flags, 8 + 8 * i)
     })
-    this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload])
+    this.#sendWithMemory(req, [structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload])
+  }
+
+  /** Send a reply holding `req`'s memory (and `pooled`, a buffer from the pool): both come back once written. */
+  #sendWithMemory(req: Request, buffers: Buffer[], pooled?: Buffer): void {
+    req.handedOff = true
+    if (req.reserved > 0) this.#queued.add(req)
+    this.#send(buffers, () => {
+      if (pooled) this.#options.buffers.release(pooled)
+      this.#release(req)
+    })
   }
 
   #replyOk(req: Request): void {
@@ -439,48 +597,36 @@ export class Connection {
     this.#send([chunk, text])
   }
 
-  /**
-   * Write one whole reply; its pieces go out together, never interleaved with another reply.
-   * Replies made in one turn of the event loop leave in one system call. `done` runs once the
-   * socket no longer needs the buffers (or never will).
-   */
+  /** Queue one whole reply (see ReplyWriter). */
   #send(buffers: Buffer[], done?: () => void): void {
-    const socket = this.#socket
-    if (socket.destroyed || !socket.writable) {
-      done?.()
-      return
-    }
-    if (!this.#corked) {
-      this.#corked = true
-      socket.cork()
-      process.nextTick(() => {
-        this.#corked = false
-        socket.uncork()
-      })
-    }
-    const last = buffers.length - 1
-    buffers.forEach((b, i) => (i === last && done ? socket.write(b, () => done()) : socket.write(b)))
-  }
-
-  #drained(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        this.#socket.off('drain', done)
-        this.#socket.off('close', done)
-        resolve()
-      }
-      this.#socket.on('drain', done)
-      this.#socket.on('close', done)
-    })
+    this.#writer.send(buffers, done)
   }
 
   /** Close our side after the last reply and swallow what the client still sends, for a while. */
   #hangUp(): void {
     this.#reader.discard()
-    this.#socket.end()
+    this.#writer.end()
     const timer = setTimeout(() => this.#socket.destroy(), DRAIN_TIMEOUT_MS)
     timer.unref()
     this.#socket.once('close', () => clearTimeout(timer))
+  }
+}
+
+/** Bytes of data `req` brings or takes out, held until its payload is stored or its reply written. */
+function memoryFor(req: Request): number {
+  switch (req.type) {
+    case NBD_CMD_READ:
+      return req.length <= MAX_PAYLOAD_BYTES ? req.length : 0 // a longer one is refused, holding nothing
+    case NBD_CMD_WRITE:
+      return req.length
+    case NBD_CMD_WRITE_ZEROES:
+      return (req.flags & NBD_CMD_FLAG_NO_HOLE) !== 0 ? Math.min(STEP_BYTES, req.length) : 0
+    case NBD_CMD_CACHE:
+      return Math.min(STEP_BYTES, req.length)
+    case NBD_CMD_BLOCK_STATUS:
+      return MAX_BLOCK_STATUS_BYTES
+    default:
+      return 0
   }
 }
 
