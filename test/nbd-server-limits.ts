@@ -138,6 +138,8 @@ t.test('slow readers: the server stays within its memory limit, during and after
   const r = await good.read(5 * MiB, MiB)
   t.equal(r.errno, 0, 'the good client is served')
   t.ok(Date.now() - started < 5000, `within the idle timeout and a check (${Date.now() - started} ms)`)
+  // Thrown away unread: a client that stops reading at its high-water mark would never see the end.
+  slow.forEach((c) => c.reader.discard())
   await Promise.all(slow.map((c) => c.closed()))
   t.pass('the slow readers were disconnected')
   await until('the server logged why', () => /made no progress for 1500 ms while holding/.test(s.stderr()))
@@ -148,7 +150,9 @@ t.test('slow readers: the server stays within its memory limit, during and after
   const after = memoryOf(pid)
   t.ok(after.rss <= bound, `RSS after they left: ${(after.rss / MiB).toFixed(0)} MiB`)
   t.ok(after.hwm <= bound, `and the high-water mark of the whole run: ${(after.hwm / MiB).toFixed(0)} MiB`)
+  const exited = new Promise<number | null>((resolve) => s.child.once('exit', (code) => resolve(code)))
   s.child.kill('SIGTERM')
+  t.equal(await exited, 0, 'SIGTERM still stops the server cleanly')
 })
 
 t.test('memory is counted across connections: a READ waits for room, then is served', async (t) => {

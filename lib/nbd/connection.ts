@@ -143,7 +143,9 @@ export class Connection {
   #waitingForMemory = false
   /** A WRITE's payload is being received (its memory is reserved). */
   #receivingPayload = false
-  /** Bytes received plus reply bytes taken, at the last idle check; and when it last grew. */
+  /** Requests answered so far: the server's progress, which restarts the idle clock too. */
+  #answered = 0
+  /** Bytes received, reply bytes taken and requests answered at the last idle check; when that last grew. */
   #progress: number
   #progressAt: number
   #stopping = false
@@ -190,11 +192,11 @@ export class Connection {
 
   /**
    * Milliseconds, as of `now` (performance.now()), since the client last made progress: sent
-   * bytes, took reply bytes, or had a request in the store's hands (the server's time, not the
-   * client's). Waiting for memory is no progress. Sampled by the server's idle check.
+   * bytes, took reply bytes, had a request answered or in the store's hands (the server's time,
+   * not the client's). Waiting for memory is no progress. Sampled by the server's idle check.
    */
   idleFor(now: number): number {
-    const progress = this.#reader.received + this.#writer.takenBytes
+    const progress = this.#reader.received + this.#writer.takenBytes + this.#answered
     if (progress !== this.#progress || this.#inflight.size > 0) {
       this.#progress = progress
       this.#progressAt = now
@@ -351,9 +353,11 @@ export class Connection {
     const run = this.#handle(req).then(
       () => {
         this.#inflight.delete(run)
+        this.#answered++
       },
       (err: unknown) => {
         this.#inflight.delete(run)
+        this.#answered++
         this.#options.onWarning(err)
       },
     )
