@@ -2,20 +2,25 @@
 // event loop leave together (one writev), and at most WINDOW bytes are handed to the socket at a
 // time: the rest waits here, cut in pieces, so that the bytes the client takes show as progress
 // piece by piece (a socket write completes only when all its bytes are taken, and Node joins
-// everything queued behind a pending write into one).
+// everything queued behind a pending write into one). The window is topped up as each write
+// completes, so the kernel's buffer never runs dry while replies wait here.
 import type { Socket } from 'node:net'
 
 /** Bytes handed to the socket at once, at most (plus one piece). */
 const WINDOW_BYTES = 1024 * 1024
 /** Longer buffers are handed over in pieces of this size. */
 const PIECE_BYTES = 256 * 1024
-/** Written after everything else to learn when everything else was taken. */
-const EMPTY = Buffer.alloc(0)
 
 interface Piece {
   buf: Buffer
   /** Called once this piece (the last of its reply) is written, or will never be. */
   done: (() => void) | undefined
+}
+
+interface Waiter {
+  /** Resolve once no more than this many bytes are pending. */
+  bytes: number
+  resolve: () => void
 }
 
 export class ReplyWriter {
@@ -24,16 +29,13 @@ export class ReplyWriter {
   #head = 0
   #queuedBytes = 0
   #scheduled = false
-  #waitingForDrain = false
   #ending = false
-  readonly #idle: Array<() => void> = []
+  readonly #waiters: Waiter[] = []
+  /** Every write's callback (one function, not one per write): top up the window, wake waiters. */
+  readonly #written = () => this.#afterWrite()
 
   constructor(socket: Socket) {
     this.#socket = socket
-    socket.on('drain', () => {
-      this.#waitingForDrain = false
-      this.#flush()
-    })
     socket.once('close', () => this.#dropQueue())
   }
 
@@ -72,12 +74,15 @@ export class ReplyWriter {
     }
   }
 
+  /** Resolves once at most `bytes` are pending (or the socket closed). */
+  below(bytes: number): Promise<void> {
+    if (this.pendingBytes <= bytes || this.#socket.destroyed) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.push({ bytes, resolve }))
+  }
+
   /** Resolves once every queued reply has been taken by the kernel (or the socket closed). */
   drained(): Promise<void> {
-    if (this.pendingBytes === 0 || this.#socket.destroyed) return Promise.resolve()
-    const idle = new Promise<void>((resolve) => this.#idle.push(resolve))
-    if (this.#queuedBytes === 0) this.#notifyWhenEmpty()
-    return idle
+    return this.below(0)
   }
 
   /** End the stream after the replies queued so far; later replies are dropped. */
@@ -90,8 +95,7 @@ export class ReplyWriter {
   #flush(): void {
     const socket = this.#socket
     if (socket.destroyed) return this.#dropQueue()
-    if (this.#waitingForDrain) return
-    if (this.#queuedBytes > 0) {
+    if (this.#queuedBytes > 0 && socket.writableLength < WINDOW_BYTES) {
       socket.cork()
       while (this.#queuedBytes > 0 && socket.writableLength < WINDOW_BYTES) {
         const piece = this.#queue[this.#head] as Piece
@@ -105,26 +109,18 @@ export class ReplyWriter {
           this.#head++
         }
         this.#queuedBytes -= buf.length
-        const callback = done
-        const more = callback ? socket.write(buf, () => callback()) : socket.write(buf)
-        if (!more) this.#waitingForDrain = true
+        const replyDone = done
+        socket.write(buf, replyDone ? () => (replyDone(), this.#afterWrite()) : this.#written)
       }
       this.#compact()
       socket.uncork()
     }
-    if (this.#queuedBytes === 0 && this.#idle.length > 0) this.#notifyWhenEmpty()
     if (this.#queuedBytes === 0 && this.#ending && !socket.writableEnded) socket.end()
   }
 
-  /** Wake the drained() waiters once the socket's own queue is empty too. */
-  #notifyWhenEmpty(): void {
-    const socket = this.#socket
-    if (socket.writableLength === 0 || socket.destroyed) return this.#wakeIdle()
-    if (socket.writableEnded) return // 'close' comes next
-    // Its callback runs once every write before it completed (a 'drain' comes only after a full buffer).
-    socket.write(EMPTY, () => {
-      if (this.#queuedBytes === 0) this.#notifyWhenEmpty()
-    })
+  #afterWrite(): void {
+    if (this.#queuedBytes > 0) this.#flush()
+    if (this.#waiters.length > 0) this.#wake()
   }
 
   #compact(): void {
@@ -134,8 +130,17 @@ export class ReplyWriter {
     }
   }
 
-  #wakeIdle(): void {
-    for (const resolve of this.#idle.splice(0)) resolve()
+  #wake(): void {
+    const pending = this.#socket.destroyed ? 0 : this.pendingBytes
+    for (let i = 0; i < this.#waiters.length; ) {
+      const waiter = this.#waiters[i] as Waiter
+      if (pending <= waiter.bytes) {
+        this.#waiters.splice(i, 1)
+        waiter.resolve()
+      } else {
+        i++
+      }
+    }
   }
 
   /** The socket is gone: nothing queued will be written; give every buffer back. */
@@ -145,6 +150,6 @@ export class ReplyWriter {
     this.#head = 0
     this.#queuedBytes = 0
     for (const piece of pieces) piece.done?.()
-    this.#wakeIdle()
+    this.#wake()
   }
 }

@@ -8,6 +8,7 @@ import { BufferPool } from './buffer-pool.js'
 import { Connection } from './connection.js'
 import { MAX_PAYLOAD_BYTES, negotiate, type ExportDescription, type Refusal } from './handshake.js'
 import { MemoryBudget } from './memory-budget.js'
+import { ReadPolicy } from './read-policy.js'
 import { DEFAULT_HOST, DEFAULT_PORT, parseServerOptions, type NbdServerOptions, type ServerSettings } from './options.js'
 import { listenError, listenPrivately, type PrivateSocket } from './private-socket.js'
 import { NBD_REP_ERR_POLICY, NBD_REP_ERR_SHUTDOWN } from './protocol.js'
@@ -61,6 +62,7 @@ export class NbdServer extends EventEmitter {
   readonly #export: ExportDescription
   readonly #buffers: BufferPool
   readonly #budget: MemoryBudget
+  readonly #reads = new ReadPolicy()
   /** One connection's share of the budget: a quarter, or one largest request if more. */
   readonly #connectionLimit: number
   #idleCheck: NodeJS.Timeout | undefined
@@ -216,6 +218,7 @@ export class NbdServer extends EventEmitter {
       buffers: this.#buffers,
       budget: this.#budget,
       connectionLimit: this.#connectionLimit,
+      reads: this.#reads,
       onWarning: (err) => this.emit('warning', err),
     })
     session.connection = connection

@@ -37,6 +37,8 @@ export class SocketReader {
   #closed: Error | undefined
   #discarding = false
   #received = 0
+  /** This reader paused the stream (past the high-water mark). */
+  #paused = false
 
   constructor(socket: Duplex, highWater = DEFAULT_HIGH_WATER) {
     this.#socket = socket
@@ -62,14 +64,25 @@ export class SocketReader {
     if (this.#waiter) return Promise.reject(new Error('SocketReader: one read at a time'))
     if (this.#buffered >= length) {
       const data = this.#take(length)
-      if (this.#buffered < this.#highWater) this.#socket.resume()
+      if (this.#buffered < this.#highWater) this.#resume()
       return Promise.resolve(data)
     }
     if (this.#closed) return Promise.reject(this.#closed)
     return new Promise((resolve, reject) => {
       this.#waiter = { length, target: undefined, filled: 0, resolve, reject }
-      this.#socket.resume()
+      this.#resume()
     })
+  }
+
+  /**
+   * The next `length` bytes if they are here already, else undefined (nothing consumed): the
+   * synchronous path of read(), for a batch of pipelined requests.
+   */
+  take(length: number): Buffer | undefined {
+    if (this.#waiter || this.#buffered < length) return undefined
+    const data = this.#take(length)
+    if (this.#paused && this.#buffered < this.#highWater) this.#resume()
+    return data
   }
 
   /**
@@ -80,13 +93,13 @@ export class SocketReader {
     if (this.#waiter) return Promise.reject(new Error('SocketReader: one read at a time'))
     const filled = this.#copyOut(target, 0)
     if (filled === target.length) {
-      if (this.#buffered < this.#highWater) this.#socket.resume()
+      if (this.#buffered < this.#highWater) this.#resume()
       return Promise.resolve(target)
     }
     if (this.#closed) return Promise.reject(this.#closed)
     return new Promise((resolve, reject) => {
       this.#waiter = { length: target.length, target, filled, resolve, reject }
-      this.#socket.resume()
+      this.#resume()
     })
   }
 
@@ -102,7 +115,7 @@ export class SocketReader {
     this.#head = 0
     this.#buffered = 0
     this.#close(new ConnectionClosedError('the server stopped reading'))
-    this.#socket.resume()
+    this.#resume()
   }
 
   #push(chunk: Buffer): void {
@@ -127,7 +140,15 @@ export class SocketReader {
       this.#waiter = undefined
       waiter.resolve(this.#take(waiter.length))
     }
-    if (!this.#waiter && this.#buffered >= this.#highWater) this.#socket.pause()
+    if (!this.#waiter && this.#buffered >= this.#highWater) {
+      this.#paused = true
+      this.#socket.pause()
+    }
+  }
+
+  #resume(): void {
+    this.#paused = false
+    this.#socket.resume()
   }
 
   #close(err: Error): void {
