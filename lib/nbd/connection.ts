@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { ImageStore } from '../index.js'
 import type { BufferPool } from './buffer-pool.js'
 import type { MemoryBudget } from './memory-budget.js'
-import type { ReadPolicy } from './read-policy.js'
+import { POLICY_MIN_BYTES, type ReadPolicy } from './read-policy.js'
 import { ReplyWriter } from './reply-writer.js'
 import { nbdErrnoOf, NbdRequestError } from './errors.js'
 import { MAX_PAYLOAD_BYTES, type Negotiated } from './handshake.js'
@@ -524,18 +524,23 @@ export class Connection {
   }
 
   /**
-   * readInto, with zeros past the store's end (the export size is fixed at the handshake): on
-   * the event loop or in the pool, as the server's ReadPolicy says.
+   * readInto, with zeros past the store's end (the export size is fixed at the handshake): small
+   * reads on the event loop, large ones there or in the pool as the server's ReadPolicy says.
    */
   async #readFully(target: Buffer, offset: number): Promise<void> {
     const policy = this.#options.reads
-    const start = performance.now()
     let n: number
-    if (policy.inline(start)) {
+    if (target.length < POLICY_MIN_BYTES) {
       n = this.#store.readIntoSync(target, offset)
-      policy.observe(target.length, performance.now() - start)
     } else {
-      n = await this.#store.readInto(target, offset)
+      const start = performance.now()
+      if (policy.inline(start)) {
+        const mark = policy.mark()
+        n = this.#store.readIntoSync(target, offset)
+        policy.observe(target.length, performance.now() - start, mark)
+      } else {
+        n = await this.#store.readInto(target, offset)
+      }
     }
     if (n < target.length) target.fill(0, n)
   }
