@@ -225,6 +225,19 @@ export class ImageStore extends EventEmitter {
     }
   }
 
+  /**
+   * readInto on the calling thread, whatever the length: no hop to the thread pool, but the event
+   * loop waits while the disk answers. For a caller that knows the bytes are likely cached (an NBD
+   * server measures its reads), where the hop costs more than the copy.
+   */
+  readIntoSync(target: Uint8Array, offset: number): number {
+    this.#checkOpen()
+    if (!(target instanceof Uint8Array)) throw new PagecowError('EINVAL', 'readIntoSync: target must be a Buffer or Uint8Array')
+    checkRange(offset, target.length, 'read')
+    this.#refresh()
+    return this.#file.readInto(target, offset)
+  }
+
   /** Write `data` at `offset`; the image grows if the write ends past it. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.#checkWritable()
