@@ -23,7 +23,7 @@ export async function storeKind(dir: string): Promise<StoreKind> {
   let db
   try {
     db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true, anyOlderSchema: true }) // the store record reads the same in every schema
-    return readStoreMeta(db, path).kind
+    return readStoreMeta(db, path, { unchecked: true }).kind
   } catch (err) {
     throw fromSystemError(err, `opening the store ${path}`)
   } finally {

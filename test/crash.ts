@@ -22,7 +22,7 @@ const WORKLOAD = fileURLToPath(new URL('../tools/crash/workload.ts', import.meta
  */
 function crashImage(storeDir: string, to: string): string {
   mkdirSync(to)
-  for (const f of ['pagecow.db', 'pagecow.db-wal', 'upper.img']) {
+  for (const f of ['pagecow.db', 'pagecow.db-wal', 'upper.img', 'flux']) {
     if (existsSync(`${storeDir}/${f}`)) copyFileSync(`${storeDir}/${f}`, `${to}/${f}`)
   }
   return to
@@ -283,10 +283,12 @@ t.test('power cuts: upper writes not yet fdatasynced are lost, the map never poi
   const dir = t.testdir()
   const paths = new Map<number, string>()
   let synced = Buffer.alloc(0)
+  let syncedFlux: Buffer | undefined
   let atSync: ((phase: 'before' | 'after') => Promise<void>) | undefined
   const keepSynced = (fd: number) => {
     const path = paths.get(fd)
     if (path?.endsWith('/upper.img')) synced = readFileSync(path)
+    if (path?.endsWith('/flux')) syncedFlux = readFileSync(path)
   }
   const api = await pagecowWithFs(t, {
     openSync: ((path: string, ...rest: unknown[]) => {
@@ -327,6 +329,8 @@ t.test('power cuts: upper writes not yet fdatasynced are lost, the map never poi
       if (existsSync(`${storeDir}/${f}`)) copyFileSync(`${storeDir}/${f}`, `${to}/${f}`)
     }
     writeFileSync(`${to}/upper.img`, synced)
+    // The notes of pages rewritten in place, as of their last fdatasync (a flush syncs them first).
+    if (syncedFlux) writeFileSync(`${to}/flux`, syncedFlux)
     if (!(await checkCrashed(t, to, baseline, entries, `power cut ${images - 1} ${when}`))) failed = true
   }
   atSync = async (phase) => {

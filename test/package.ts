@@ -8,7 +8,7 @@
 // `--ignore-scripts` also keeps npm from rebuilding the linked packages in place.
 import { execFile, type ExecFileOptions } from 'node:child_process'
 import { lstatSync, mkdirSync, readFileSync, realpathSync, symlinkSync, truncateSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -89,7 +89,10 @@ t.test('the packed package installs, imports, runs the README examples and type-
   mkdirSync(join(consumer, 'node_modules', '@types'), { recursive: true })
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
   const links = Object.keys(PKG.dependencies)
-  for (const dep of links) symlinkSync(join(ROOT, 'node_modules', dep), join(consumer, 'node_modules', dep))
+  for (const dep of links) {
+    mkdirSync(dirname(join(consumer, 'node_modules', dep)), { recursive: true }) // a scoped package's scope
+    symlinkSync(join(ROOT, 'node_modules', dep), join(consumer, 'node_modules', dep))
+  }
   await sh('npm', ['install', '--no-save', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', tarball], { cwd: consumer })
   const installed = join(consumer, 'node_modules', PKG.name)
   t.ok(lstatSync(installed).isDirectory(), 'pagecow is installed as a directory (unpacked, not linked)')

@@ -8,12 +8,13 @@ import { Geometry } from '../geometry.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
+import { FileGuard } from '../integrity/file-guard.js'
 import { FileCommit } from '../page/file-commit.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, databaseBytes, openDatabase } from '../store/database.js'
-import { readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
+import { readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { LowerImage } from './lower-image.js'
@@ -98,6 +99,7 @@ export class ImageStore extends EventEmitter {
           file.upper.close()
           file.lower.close()
         },
+        inFlux: () => file.guard.inFlux(),
       },
       { flushed: () => this.emit('flush'), warning: (err) => this.emit('warning', err) },
     )
@@ -125,7 +127,7 @@ export class ImageStore extends EventEmitter {
       }
       const database = db
       database.transaction(() => {
-        writeFileState(database, IMAGE_FILE_ID, { size: lower.size, lowerCut: lower.size, bytesWritten: 0, upperWritten: 0 })
+        writeFileState(database, IMAGE_FILE_ID, { size: lower.size, lowerCut: lower.size, bytesWritten: 0, upperWritten: 0 }, { data: 0, zero: 0 })
         writeMeta(database, meta)
       })()
       // The new files' names must survive a power cut too, and so must the store directory's.
@@ -157,9 +159,11 @@ export class ImageStore extends EventEmitter {
       }
       const upper = UpperFile.open(`${path}/${UPPER_FILE}`, { readOnly: opts.readOnly })
       opened.push(upper)
+      const record = readFileRecord(db, IMAGE_FILE_ID, path)
       const chunks = new ChunkTable(db, IMAGE_FILE_ID)
-      const map = new PageMap(chunks, chunks.totals(), path)
-      const file = new PagedFile(new Geometry(meta.pageSize), lower, upper, map, readFileState(db, IMAGE_FILE_ID, path))
+      const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
+      const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
+      const file = new PagedFile(new Geometry(meta.pageSize), lower, upper, map, guard, record.state)
       return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
@@ -339,7 +343,7 @@ export class ImageStore extends EventEmitter {
   #commit(commit: FileCommit): void {
     const db = this.#core.db
     try {
-      db.transaction(() => commit.save(db))()
+      this.#core.commit(() => commit.save(db))
     } catch (err) {
       throw fromSystemError(err, 'committing the page map')
     }

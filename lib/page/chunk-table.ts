@@ -2,7 +2,8 @@
 import type Database from 'better-sqlite3'
 import type { ChunkRecord } from './chunk.js'
 import type { ChunkSnapshot, ChunkSource, PageCounts } from './page-map.js'
-import { PagecowError } from '../errors.js'
+import { fromSystemError, PagecowError } from '../errors.js'
+import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { prepared } from '../store/database.js'
 
 interface ChunkRow {
@@ -10,6 +11,7 @@ interface ChunkRow {
   zero: Buffer
   data_count: number
   zero_count: number
+  sum: unknown
 }
 
 export class ChunkTable implements ChunkSource {
@@ -17,12 +19,12 @@ export class ChunkTable implements ChunkSource {
   readonly #load: Database.Statement<[number, number], ChunkRow>
   readonly #next: Database.Statement<[number, number], { chunk: number }>
   readonly #totals: Database.Statement<[number], { data: number; zero: number; damaged: number }>
-  readonly #upsert: Database.Statement<[number, number, Uint8Array, Uint8Array, number, number]> | undefined
+  readonly #upsert: Database.Statement<[number, number, Uint8Array, Uint8Array, number, number, Buffer]> | undefined
   readonly #delete: Database.Statement<[number, number]> | undefined
 
   constructor(db: Database.Database, file: number) {
     this.#file = file
-    this.#load = prepared(db, 'SELECT data, zero, data_count, zero_count FROM page_chunks WHERE file = ? AND chunk = ?')
+    this.#load = prepared(db, 'SELECT data, zero, data_count, zero_count, sum FROM page_chunks WHERE file = ? AND chunk = ?')
     this.#next = prepared(db, 'SELECT chunk FROM page_chunks WHERE file = ? AND chunk >= ? ORDER BY chunk LIMIT 1')
     // The totals visit every row of the file anyway: check the column types on the way.
     this.#totals = prepared(db, 
@@ -33,17 +35,42 @@ export class ChunkTable implements ChunkSource {
     )
     if (!db.readonly) {
       this.#upsert = prepared(db, 
-        `INSERT INTO page_chunks (file, chunk, data, zero, data_count, zero_count) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO page_chunks (file, chunk, data, zero, data_count, zero_count, sum) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (file, chunk) DO UPDATE SET data = excluded.data, zero = excluded.zero,
-           data_count = excluded.data_count, zero_count = excluded.zero_count`,
+           data_count = excluded.data_count, zero_count = excluded.zero_count, sum = excluded.sum`,
       )
       this.#delete = prepared(db, 'DELETE FROM page_chunks WHERE file = ? AND chunk = ?')
     }
   }
 
   load(chunk: number): ChunkRecord | undefined {
-    const row = this.#load.get(this.#file, chunk)
-    return row && { data: row.data, zero: row.zero, dataCount: row.data_count, zeroCount: row.zero_count }
+    let row: ChunkRow | undefined
+    try {
+      row = this.#load.get(this.#file, chunk)
+    } catch (err) {
+      throw fromSystemError(err, `page map of file ${this.#file}, chunk ${chunk}`)
+    }
+    if (!row) return undefined
+    const { data, zero, data_count, zero_count, sum } = row
+    if (!Buffer.isBuffer(data) || !Buffer.isBuffer(zero) || !isCount(data_count) || !isCount(zero_count) || !sumMatches(sum, rowSum.pageChunks(this.#file, chunk, data, zero, data_count, zero_count))) {
+      throw new PagecowError('ECORRUPT', `page map of file ${this.#file}, chunk ${chunk}: the row does not match its checksum; run \`pagecow fsck\``)
+    }
+    return { data, zero, dataCount: data_count, zeroCount: zero_count }
+  }
+
+  /**
+   * Check that the rows add up to the page totals the file's record holds: a row removed, added or
+   * changed together with its checksum is caught here, at open.
+   */
+  checkTotals(expected: PageCounts): PageCounts {
+    const totals = this.totals()
+    if (totals.data !== expected.data || totals.zero !== expected.zero) {
+      throw new PagecowError(
+        'ECORRUPT',
+        `page map of file ${this.#file}: its rows hold ${totals.data} DATA and ${totals.zero} ZERO pages, its record ${expected.data} and ${expected.zero} (rows removed, added or changed); run \`pagecow fsck\``,
+      )
+    }
+    return totals
   }
 
   nextPersisted(chunk: number): number | undefined {
@@ -67,7 +94,7 @@ export class ChunkTable implements ChunkSource {
   save(snapshot: ChunkSnapshot[]): void {
     for (const s of snapshot) {
       if (s.dataCount === 0 && s.zeroCount === 0) this.#delete!.run(this.#file, s.chunk)
-      else this.#upsert!.run(this.#file, s.chunk, s.data, s.zero, s.dataCount, s.zeroCount)
+      else this.#upsert!.run(this.#file, s.chunk, s.data, s.zero, s.dataCount, s.zeroCount, rowSum.pageChunks(this.#file, s.chunk, s.data, s.zero, s.dataCount, s.zeroCount))
     }
   }
 }

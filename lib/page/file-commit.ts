@@ -3,6 +3,7 @@
 // pages the disk does not hold), then both saved in the caller's transaction, then marked
 // committed in memory. Writes made after the snapshot stay dirty for the next commit.
 import type Database from 'better-sqlite3'
+import type { SumsSnapshot } from '../integrity/page-sums.js'
 import { writeFileState } from '../store/meta.js'
 import type { ChunkTable } from './chunk-table.js'
 import type { FileState, PagedFile } from './paged-file.js'
@@ -14,6 +15,9 @@ export class FileCommit {
   readonly #fileId: number
   readonly #chunks: ChunkSnapshot[]
   readonly #record: { state: FileState; version: number }
+  readonly #sums: SumsSnapshot
+  /** The file's page totals as of the snapshot: what its map rows add up to once saved. */
+  readonly #counts: { data: number; zero: number }
 
   private constructor(paged: PagedFile, table: ChunkTable, fileId: number) {
     this.#paged = paged
@@ -21,6 +25,24 @@ export class FileCommit {
     this.#fileId = fileId
     this.#chunks = paged.map.snapshot()
     this.#record = paged.snapshotState()
+    this.#counts = paged.map.counts
+    // The sums of the pages written since the last commit, from the upper as it is now: what the
+    // sync below makes durable, and what this commit's map points at.
+    const g = paged.geometry
+    const page = Buffer.allocUnsafe(g.pageSize)
+    this.#sums = paged.guard.takeSums(
+      (p) => {
+        try {
+          return paged.map.stateOf(p) === 'data'
+        } catch {
+          return false // a damaged chunk (a write into it failed): nothing of it is committed
+        }
+      },
+      (p) => {
+        paged.upper.readInto(page, 0, g.pageSize, g.byteOf(p))
+        return page
+      },
+    )
   }
 
   /** What `paged` has to commit now, or undefined if nothing changed since its last commit. */
@@ -28,25 +50,29 @@ export class FileCommit {
     return paged.isDirty ? new FileCommit(paged, table, fileId) : undefined
   }
 
-  /** Make the upper's writes durable (in the thread pool). */
+  /** Make the upper's writes durable (in the thread pool); the notes of its rewrites first. */
   sync(): Promise<void> {
+    this.#paged.guard.syncNotes()
     return this.#paged.upper.sync()
   }
 
   /** sync(), blocking: for a commit no other may overtake (truncate). */
   syncNow(): void {
+    this.#paged.guard.syncNotes()
     this.#paged.upper.syncNow()
   }
 
   /** Write the snapshot; call inside the commit's transaction, after sync(). */
   save(db: Database.Database): void {
     this.#table.save(this.#chunks)
-    writeFileState(db, this.#fileId, this.#record.state)
+    this.#paged.guard.sums.save(this.#sums)
+    writeFileState(db, this.#fileId, this.#record.state, this.#counts)
   }
 
   /** The transaction committed: what the snapshot held is clean now. */
   committed(): void {
     this.#paged.map.committed(this.#chunks)
+    this.#paged.guard.sums.committed(this.#sums)
     this.#paged.stateCommitted(this.#record.version)
   }
 }

@@ -2,6 +2,7 @@
 // Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
 // their arguments: the store validates at the edge.
 import { Geometry } from '../geometry.js'
+import type { FileGuard } from '../integrity/file-guard.js'
 import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
 import type { LowerSource } from './lower-source.js'
 import { lowerPieces } from './lower-pieces.js'
@@ -32,16 +33,19 @@ export class PagedFile {
   readonly lower: LowerSource
   readonly upper: UpperFile
   readonly map: PageMap
+  /** The checksums of the DATA pages, and what vouches for pages being written. */
+  readonly guard: FileGuard
   readonly #state: FileState
   /** Bumped when #state changes; compared with the version the database holds. */
   #version = 0
   #savedVersion = 0
 
-  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, state: FileState) {
+  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, state: FileState) {
     this.geometry = geometry
     this.lower = lower
     this.upper = upper
     this.map = map
+    this.guard = guard
     this.#state = { ...state }
   }
 
@@ -54,7 +58,7 @@ export class PagedFile {
   }
 
   get isDirty(): boolean {
-    return this.map.isDirty || this.#version !== this.#savedVersion
+    return this.map.isDirty || this.#version !== this.#savedVersion || this.guard.hasUnsummed
   }
 
   /** A snapshot of the file record for a flush, with its version. */
@@ -70,7 +74,9 @@ export class PagedFile {
   reload(state: FileState): void {
     Object.assign(this.#state, state)
     this.#version = this.#savedVersion = 0
+    this.guard.reload()
   }
+
 
   /** Read into `target` from `offset`; stops at the end of the file. Returns bytes read. */
   readInto(target: Uint8Array, offset: number): number {
@@ -96,7 +102,7 @@ export class PagedFile {
       const from = Math.max(offset, g.byteOf(run.start))
       const to = Math.min(end, g.byteOf(run.end))
       const at = from - offset
-      if (run.state === 'data') reads.push(this.upper.readIntoAsync(target, at, to - from, from))
+      if (run.state === 'data') reads.push(this.#readDataAsync(target, at, from, to, run.start, run.end))
       else if (run.state === 'zero' || from >= lowerLimit) target.fill(0, at, at + to - from)
       else {
         const want = Math.min(to, lowerLimit) - from
@@ -108,6 +114,30 @@ export class PagedFile {
     const failed = settled.find((r) => r.status === 'rejected')
     if (failed) throw (failed as PromiseRejectedResult).reason
     return end - offset
+  }
+
+  /**
+   * #readData in the thread pool: DATA pages [first, end) hold [from, to). Pages not trusted yet are
+   * read whole (into the target where it holds them whole, else on the side) and checked once the
+   * bytes are in, on this thread.
+   */
+  async #readDataAsync(target: Uint8Array, at: number, from: number, to: number, first: number, end: number): Promise<void> {
+    if (this.guard.trusted(first, end)) {
+      await this.upper.readIntoAsync(target, at, to - from, from)
+      return
+    }
+    const g = this.geometry
+    const a = g.byteOf(first)
+    const b = g.byteOf(end)
+    if (a === from && b === to) {
+      await this.upper.readIntoAsync(target, at, to - from, from)
+      this.guard.verify(first, target.subarray(at, at + to - from))
+      return
+    }
+    const whole = Buffer.allocUnsafe(b - a)
+    await this.upper.readIntoAsync(whole, 0, b - a, a)
+    this.guard.verify(first, whole)
+    target.set(whole.subarray(from - a, to - a), at)
   }
 
   /** Fill target[targetOffset…] with the merged bytes of [start, end), size not checked. */
@@ -129,9 +159,41 @@ export class PagedFile {
 
   /** Fill target[at…] with [from, to), all of it in `state`. */
   #readPiece(target: Uint8Array, at: number, from: number, to: number, state: PageState): void {
-    if (state === 'data') this.upper.readInto(target, at, to - from, from)
+    if (state === 'data') this.#readData(target, at, from, to)
     else if (state === 'zero') target.fill(0, at, at + to - from)
     else this.#readLower(target, at, from, to)
+  }
+
+  /**
+   * Fill target[at…] with [from, to) of the upper (DATA pages), each page checked against its sum
+   * unless it is trusted already: whole pages are read in place and checked there, a page the
+   * range covers in part is read whole on the side, checked, and its part copied.
+   */
+  #readData(target: Uint8Array, at: number, from: number, to: number): void {
+    const g = this.geometry
+    const first = g.pageOf(from)
+    const end = g.pagesFor(to)
+    if (this.guard.trusted(first, end)) {
+      this.upper.readInto(target, at, to - from, from)
+      return
+    }
+    const [w0, w1] = g.wholePages(from, to)
+    if (w0 < w1) {
+      const a = g.byteOf(w0)
+      const b = g.byteOf(w1)
+      this.upper.readInto(target, at + a - from, b - a, a)
+      this.guard.verify(w0, target.subarray(at + a - from, at + b - from))
+    }
+    for (const page of new Set([first, end - 1])) {
+      if (page >= w0 && page < w1) continue
+      const start = g.byteOf(page)
+      const whole = Buffer.allocUnsafe(g.pageSize)
+      this.upper.readInto(whole, 0, g.pageSize, start)
+      this.guard.verify(page, whole)
+      const lo = Math.max(from, start)
+      const hi = Math.min(to, start + g.pageSize)
+      target.set(whole.subarray(lo - start, hi - start), at + lo - from)
+    }
   }
 
   #readLower(target: Uint8Array, at: number, from: number, to: number): void {
@@ -147,6 +209,7 @@ export class PagedFile {
     const end = offset + data.length
     this.#clearTail(offset)
     const [firstPage, endPage] = g.touchedPages(offset, end)
+    this.guard.beforeWrite(firstPage, endPage)
     const lastPage = endPage - 1
     let directStart = offset
     let directEnd = end
@@ -203,6 +266,7 @@ export class PagedFile {
     const size = this.#state.size
     if (upTo <= size || g.isAligned(size) || this.map.stateOf(g.pageOf(size)) !== 'data') return
     const end = Math.min(upTo, g.byteOf(g.pageOf(size) + 1))
+    this.guard.beforeWrite(g.pageOf(size), g.pageOf(size) + 1)
     this.upper.write(Buffer.alloc(end - size), size)
     this.#state.upperWritten += end - size
   }
@@ -243,6 +307,7 @@ export class PagedFile {
     const pieces = this.#partialPieces(offset, end, newSize)
     const copyUps = pieces.filter(([from]) => this.map.stateOf(g.pageOf(from)) === 'lower')
     const inPlace = pieces.filter(([from]) => this.map.stateOf(g.pageOf(from)) === 'data')
+    for (const [from] of [...copyUps, ...inPlace]) this.guard.beforeWrite(g.pageOf(from), g.pageOf(from) + 1)
     try {
       for (const [from, to] of copyUps) this.#composePage(g.pageOf(from), from, Buffer.alloc(to - from))
       for (const [from, to] of inPlace) this.upper.write(Buffer.alloc(to - from), from)
@@ -269,6 +334,9 @@ export class PagedFile {
     const g = this.geometry
     const [first, last] = this.geometry.wholePagesOfFile(offset, end, size)
     if (first >= last) return
+    // The blocks go at once (a full disk needs them back before it can commit anything), so the
+    // committed map may point at holes until the next commit: the range is noted first.
+    this.guard.beforePunch(first, last)
     this.map.set(first, last, 'zero')
     this.upper.punch(g.byteOf(first), g.byteOf(last - first))
     this.#version++
@@ -304,6 +372,7 @@ export class PagedFile {
     if (size < old) {
       const page = g.pageOf(size)
       if (!g.isAligned(size) && this.map.stateOf(page) === 'data') {
+        this.guard.beforeWrite(page, page + 1)
         this.upper.write(Buffer.alloc(g.byteOf(page + 1) - size), size)
       }
       this.map.set(g.pagesFor(size), g.pagesFor(old), 'lower')

@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import { PagecowError } from '../errors.js'
 import { prepared } from './database.js'
+import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { isValidPageSize } from '../geometry.js'
 import { fingerprintSchema } from '../image/fingerprint.js'
 import type { FileState } from '../page/paged-file.js'
@@ -40,6 +41,8 @@ const fileRowSchema = z
     lower_cut: z.number().int().nonnegative(),
     bytes_written: z.number().int().nonnegative(),
     upper_written: z.number().int().nonnegative(),
+    data_pages: z.number().int().nonnegative(),
+    zero_pages: z.number().int().nonnegative(),
   })
   .refine((row) => row.lower_cut <= row.size, 'lower_cut past the end of the file')
 
@@ -52,10 +55,18 @@ export function readMeta(db: Database.Database, where: string): ImageMeta {
   return meta
 }
 
-/** The store record, whatever the kind. */
-export function readStoreMeta(db: Database.Database, where: string): StoreMeta {
-  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('store')
+/**
+ * The store record, whatever the kind, its checksum verified. `unchecked`: read it without (the
+ * kind of a store whose schema may be older than checksums: the record reads the same there).
+ */
+export function readStoreMeta(db: Database.Database, where: string, options: { unchecked?: boolean } = {}): StoreMeta {
+  const row = options.unchecked
+    ? db.prepare<[string], { value: string; sum?: unknown }>('SELECT value FROM meta WHERE key = ?').get('store')
+    : db.prepare<[string], { value: string; sum?: unknown }>('SELECT value, sum FROM meta WHERE key = ?').get('store')
   if (!row) throw new PagecowError('ECORRUPT', `${where}: the store record is missing (was creation interrupted?)`)
+  if (!options.unchecked && (typeof row.value !== 'string' || !sumMatches(row.sum, rowSum.meta('store', row.value)))) {
+    throw new PagecowError('ECORRUPT', `${where}: the store record does not match its checksum; run \`pagecow fsck\``)
+  }
   let parsed: unknown
   try {
     parsed = JSON.parse(row.value)
@@ -68,23 +79,44 @@ export function readStoreMeta(db: Database.Database, where: string): StoreMeta {
 }
 
 export function writeMeta(db: Database.Database, meta: StoreMeta): void {
-  db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('store', JSON.stringify(meta))
+  const value = JSON.stringify(meta)
+  db.prepare('INSERT OR REPLACE INTO meta (key, value, sum) VALUES (?, ?, ?)').run('store', value, rowSum.meta('store', value))
+}
+
+/** A paged file's record: its state, and its page totals (what its page map rows must add up to). */
+export interface FileRecord {
+  state: FileState
+  pages: { data: number; zero: number }
 }
 
 export function readFileState(db: Database.Database, id: number, where: string): FileState {
-  const row = prepared(db, 'SELECT size, lower_cut, bytes_written, upper_written FROM files WHERE id = ?').get(id)
-  if (!row) throw new PagecowError('ECORRUPT', `${where}: file ${id} has no record`)
-  const result = fileRowSchema.safeParse(row)
-  if (!result.success) throw new PagecowError('ECORRUPT', `${where}: file ${id} record is invalid (${result.error.issues[0]?.message})`)
-  const r = result.data
-  return { size: r.size, lowerCut: r.lower_cut, bytesWritten: r.bytes_written, upperWritten: r.upper_written }
+  return readFileRecord(db, id, where).state
 }
 
-export function writeFileState(db: Database.Database, id: number, state: FileState): void {
+/** The record of paged file `id`, its checksum verified. */
+export function readFileRecord(db: Database.Database, id: number, where: string): FileRecord {
+  const row = prepared<[number], Record<string, unknown>>(db, 'SELECT size, lower_cut, bytes_written, upper_written, data_pages, zero_pages, sum FROM files WHERE id = ?').get(id)
+  if (!row) throw new PagecowError('ECORRUPT', `${where}: file ${id} has no record`)
+  const { sum, ...cells } = row
+  const result = fileRowSchema.safeParse(cells)
+  if (!result.success) throw new PagecowError('ECORRUPT', `${where}: file ${id} record is invalid (${result.error.issues[0]?.message})`)
+  const r = result.data
+  if (!sumMatches(sum, rowSum.files(id, r.size, r.lower_cut, r.bytes_written, r.upper_written, r.data_pages, r.zero_pages))) {
+    throw new PagecowError('ECORRUPT', `${where}: file ${id} record does not match its checksum; run \`pagecow fsck\``)
+  }
+  return {
+    state: { size: r.size, lowerCut: r.lower_cut, bytesWritten: r.bytes_written, upperWritten: r.upper_written },
+    pages: { data: r.data_pages, zero: r.zero_pages },
+  }
+}
+
+/** Write paged file `id`'s record: its state and page totals, with its checksum. */
+export function writeFileState(db: Database.Database, id: number, state: FileState, pages: { data: number; zero: number }): void {
   prepared(
     db,
-    `INSERT INTO files (id, size, lower_cut, bytes_written, upper_written) VALUES (?, ?, ?, ?, ?)
+    `INSERT INTO files (id, size, lower_cut, bytes_written, upper_written, data_pages, zero_pages, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET size = excluded.size, lower_cut = excluded.lower_cut,
-       bytes_written = excluded.bytes_written, upper_written = excluded.upper_written`,
-  ).run(id, state.size, state.lowerCut, state.bytesWritten, state.upperWritten)
+       bytes_written = excluded.bytes_written, upper_written = excluded.upper_written,
+       data_pages = excluded.data_pages, zero_pages = excluded.zero_pages, sum = excluded.sum`,
+  ).run(id, state.size, state.lowerCut, state.bytesWritten, state.upperWritten, pages.data, pages.zero, rowSum.files(id, state.size, state.lowerCut, state.bytesWritten, state.upperWritten, pages.data, pages.zero))
 }

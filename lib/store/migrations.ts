@@ -3,6 +3,8 @@ import type Database from 'better-sqlite3'
 import { fileURLToPath } from 'node:url'
 import { readdirSync, readFileSync } from '../fs.js'
 import { PagecowError } from '../errors.js'
+import { sumExistingPages } from '../integrity/sum-existing-pages.js'
+import { sumExistingRows } from '../integrity/sum-existing-rows.js'
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url))
 const MIGRATION_NAME = /^(\d+)-[\w-]+\.sql$/
@@ -25,6 +27,17 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
 }
 
 const MIGRATIONS = loadMigrations()
+
+/**
+ * What a migration needs besides its SQL, run in its transaction after it: work on the store's
+ * files that SQL cannot do (`dbPath` is the database's path).
+ */
+const HOOKS: Record<number, (db: Database.Database, dbPath: string) => void> = {
+  40: (db, dbPath) => {
+    sumExistingRows(db)
+    sumExistingPages(db, dbPath)
+  },
+}
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0
@@ -71,6 +84,7 @@ export function migrate(db: Database.Database, what: string): void {
     if (migration.version <= current) continue
     db.transaction(() => {
       db.exec(migration.sql)
+      HOOKS[migration.version]?.(db, what)
       db.pragma(`user_version = ${migration.version}`)
     })()
     applied++

@@ -3,6 +3,9 @@
 // in what it stores (StoreContent); the core decides when things happen, never what they are.
 import type Database from 'better-sqlite3'
 import { fromSystemError, PagecowError } from '../errors.js'
+import { FluxLog, type FluxNote } from '../integrity/flux-log.js'
+import { recoverFlux } from '../integrity/flux-recovery.js'
+import { Generation } from '../integrity/generation.js'
 import { closedError } from './checks.js'
 import { DATABASE_FILE, dataVersion, hasDatabase, openDatabase, syncDatabaseFiles } from './database.js'
 import { checkStoreFiles, MOUNT_LOG_FILE } from './store-file.js'
@@ -20,6 +23,11 @@ export interface StoreContent {
   closeFiles(): void
   /** A writable store, after closeFiles(): tidy up what only open files kept (best effort). */
   tidy?(): void
+  /**
+   * After a flush: the pages still being rewritten (written since their sums were taken), which
+   * stay noted in the flux log; every other note's page has its sum committed now.
+   */
+  inFlux(): Iterable<FluxNote>
 }
 
 /** Where the core reports: the store's own events. */
@@ -44,6 +52,10 @@ export class StoreCore {
   readonly readOnly: boolean
   readonly db: Database.Database
   readonly autoFlushMs: number
+  /** The log of pages being rewritten in place (see FluxLog). */
+  readonly flux: FluxLog
+  /** The count of durable commits, checked against its record beside the database. */
+  readonly generation: Generation
   readonly #lock: WriterLock | undefined
   #content: StoreContent | undefined
   #events: StoreEvents | undefined
@@ -52,15 +64,19 @@ export class StoreCore {
   #dataVersion: number
   #closed = false
   #closing: Promise<void> | undefined
+  /** The notes of a killed writer could not be acted on at open (a full disk): the next flush does it. */
+  #recoveryPending = false
   /** Reads in the thread pool: close() lets them finish before descriptors are closed. */
   readonly #reads = new Set<Promise<unknown>>()
 
-  private constructor(path: string, options: CoreOptions, db: Database.Database, lock: WriterLock | undefined) {
+  private constructor(path: string, options: CoreOptions, db: Database.Database, lock: WriterLock | undefined, generation: Generation) {
     this.path = path
     this.readOnly = options.readOnly
     this.autoFlushMs = options.autoFlushMs
     this.db = db
     this.#lock = lock
+    this.flux = new FluxLog(path, options.readOnly)
+    this.generation = generation
     this.#dataVersion = dataVersion(db)
   }
 
@@ -79,7 +95,27 @@ export class StoreCore {
       // on it would drop the POSIX locks SQLite holds there.
       if (!options.readOnly) syncDatabaseFiles(path)
       const db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: options.readOnly })
-      return new StoreCore(path, options, db, lock)
+      let generation: Generation | undefined
+      try {
+        generation = Generation.open(db, path, !options.readOnly)
+        const core = new StoreCore(path, options, db, lock, generation)
+        if (!options.readOnly) {
+          try {
+            recoverFlux(core)
+          } catch (err) {
+            // A full disk must not keep the store from opening (SPEC §8): the noted pages read
+            // as noted (see FileGuard.verify) until the first flush finishes the recovery.
+            if (fromSystemError(err, '').code !== 'ENOSPC') throw err
+            core.#recoveryPending = true
+          }
+          core.flux.prepare()
+        }
+        return core
+      } catch (err) {
+        generation?.close()
+        db.close()
+        throw err
+      }
     } catch (err) {
       lock?.release()
       throw fromSystemError(err, `opening the store ${path}`)
@@ -99,6 +135,8 @@ export class StoreCore {
   /** The kind could not open its content: give back the database and the lock. */
   abandon(): void {
     this.#closed = true
+    this.flux.close()
+    this.generation.close()
     this.db.close()
     this.#lock?.release()
   }
@@ -140,7 +178,16 @@ export class StoreCore {
   flush(): Promise<void> {
     if (this.#closed) return Promise.reject(closedError())
     if (this.readOnly) return Promise.resolve()
-    return this.chain(() => this.#content!.flush())
+    return this.chain(async () => {
+      // The content takes its snapshot as its flush starts: notes written from here on are not covered.
+      if (this.#recoveryPending) {
+        recoverFlux(this)
+        this.#recoveryPending = false
+      }
+      const mark = this.flux.mark()
+      await this.#content!.flush()
+      this.flux.reset([...this.#content!.inFlux()], mark)
+    })
   }
 
   /**
@@ -188,6 +235,7 @@ export class StoreCore {
     this.#closed = true
     await Promise.allSettled(this.#reads) // a descriptor closed under a read could be reused by another file
     this.#content?.closeFiles()
+    this.flux.close()
     if (!this.readOnly) {
       try {
         this.#content?.tidy?.()
@@ -196,8 +244,30 @@ export class StoreCore {
         // Housekeeping: the next open replays the WAL and tidies again if this failed.
       }
     }
+    this.generation.close()
     this.db.close()
     this.#lock?.release()
+  }
+
+  /**
+   * Run `work` in one durable transaction that counts as a commit of the store (its generation
+   * bumped inside, and recorded beside the database once it is on disk). The database must be
+   * synchronous=FULL for it (image stores always are; tree stores go through their Namespace).
+   */
+  commit<T>(work: () => T): T {
+    let result: T
+    try {
+      result = this.db.transaction(() => {
+        const r = work()
+        this.generation.bump()
+        return r
+      })()
+    } catch (err) {
+      this.generation.rolledBack()
+      throw err
+    }
+    this.generation.publish()
+    return result
   }
 
   #autoFlush(): void {

@@ -11,6 +11,8 @@ import { joinNs, splitNs } from '../time-ns.js'
 import { LOWER_ROWS_TRACKED, LookupCache, type LowerRows } from './lookup-cache.js'
 import { nameFromBytes, nameToBytes } from '../name-bytes.js'
 import { decodePrint, encodePrint, type LowerPrint } from './lower-print.js'
+import type { Generation } from '../integrity/generation.js'
+import { rowSum, sumMatches } from '../integrity/row-sums.js'
 
 /** An inode row: the whole metadata of an object the upper knows about. */
 export interface InodeRow {
@@ -86,9 +88,13 @@ export class Namespace {
   #commits = 0
   #durableCommits = 0
 
-  constructor(db: Database.Database, where: string) {
+  /** Durable commits count as the store's commits (see Generation); undefined for fsck's reads. */
+  readonly #generation: Generation | undefined
+
+  constructor(db: Database.Database, where: string, generation?: Generation) {
     this.#db = db
     this.#where = where
+    this.#generation = generation
   }
 
   /**
@@ -141,15 +147,22 @@ export class Namespace {
     const full = durable && this.#relaxed
     if (full) this.#db.pragma('synchronous = FULL')
     let result: T
+    const counted = durable ? this.#generation : undefined
     try {
-      result = this.#db.transaction(fn)()
+      result = this.#db.transaction(() => {
+        const r = fn()
+        counted?.bump()
+        return r
+      })()
     } catch (err) {
       // Rolled back: what was read inside may never have been committed.
       this.#cache.dropAll()
+      counted?.rolledBack()
       throw err
     } finally {
       if (full) this.#db.pragma('synchronous = NORMAL')
     }
+    counted?.publish()
     if (durability === 'optional') return result
     this.#commits++
     if (durable || !this.#relaxed) this.#durableCommits = this.#commits
@@ -159,7 +172,7 @@ export class Namespace {
   /** Make every commit so far durable: one durable commit if any is not yet (a flush's last step). */
   sync(): void {
     if (this.synced) return
-    this.transaction(() => this.#run(BUMP_COUNTER, 'syncs'), 'now')
+    this.transaction(() => this.#setCounter('syncs', this.#counter('syncs', 0) + 1), 'now')
   }
 
   // ---- cached lookups, for path resolution ----
@@ -220,19 +233,19 @@ export class Namespace {
   }
 
   inode(ino: number): InodeRow | undefined {
-    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE ino = ?`, ino)
+    const row = this.#get(`SELECT ${INODE_COLUMNS}, sum FROM inodes WHERE ino = ?`, ino)
     return row === undefined ? undefined : this.#decode(row)
   }
 
   /** A linked inode recorded at lower path `origin` (an object of the lower the upper knows). */
   inodeAtOrigin(origin: string): InodeRow | undefined {
-    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE origin = ? AND nlink > 0 LIMIT 1`, nameToBytes(origin))
+    const row = this.#get(`SELECT ${INODE_COLUMNS}, sum FROM inodes WHERE origin = ? AND nlink > 0 LIMIT 1`, nameToBytes(origin))
     return row === undefined ? undefined : this.#decode(row)
   }
 
   /** Every inode row, in inode order (fsck, changes). */
   *inodes(): Generator<InodeRow> {
-    for (const row of this.#iterate(`SELECT ${INODE_COLUMNS} FROM inodes ORDER BY ino`)) yield this.#decode(row)
+    for (const row of this.#iterate(`SELECT ${INODE_COLUMNS}, sum FROM inodes ORDER BY ino`)) yield this.#decode(row)
   }
 
   insertInode(row: InodeRow): void {
@@ -241,12 +254,12 @@ export class Namespace {
     const a = splitNs(row.atimeNs)
     const m = splitNs(row.mtimeNs)
     const c = splitNs(row.ctimeNs)
-    this.#run(
-      `INSERT INTO inodes (${INODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    const cells = [
       row.ino, row.type, row.origin === null ? null : nameToBytes(row.origin), row.nlink, row.mode, row.uid, row.gid, row.rdev,
       a.sec, a.nsec, m.sec, m.nsec, c.sec, c.nsec,
       row.target === null ? null : nameToBytes(row.target), row.file, row.lowerPrint ? encodePrint(row.lowerPrint) : null, row.opaque ? 1 : 0,
-    )
+    ]
+    this.#run(`INSERT INTO inodes (${INODE_COLUMNS}, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ...cells, rowSum.inodes(cells))
   }
 
   setMeta(ino: number, meta: Partial<InodeMeta>): void {
@@ -267,16 +280,25 @@ export class Namespace {
     if (sets.length === 0) return
     this.#cache.inodeChanged(ino)
     this.#run(`UPDATE inodes SET ${sets.join(', ')} WHERE ino = ?`, ...values, ino)
+    this.#resumInode(ino)
   }
 
   setNlink(ino: number, nlink: number): void {
     this.#cache.inodeChanged(ino)
     this.#run('UPDATE inodes SET nlink = ? WHERE ino = ?', nlink, ino)
+    this.#resumInode(ino)
   }
 
   setFile(ino: number, file: number, lowerPrint: LowerPrint | null): void {
     this.#cache.inodeChanged(ino)
     this.#run('UPDATE inodes SET file = ?, lower_fp = ? WHERE ino = ?', file, lowerPrint ? encodePrint(lowerPrint) : null, ino)
+    this.#resumInode(ino)
+  }
+
+  /** After an UPDATE of inode `ino`: its sum again, over the row as it is now. */
+  #resumInode(ino: number): void {
+    const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE ino = ?`, ino) as Record<string, unknown> | undefined
+    if (row) this.#run('UPDATE inodes SET sum = ? WHERE ino = ?', rowSum.inodes(inodeCells(row)), ino)
   }
 
   /** Delete an inode row and its xattrs. */
@@ -288,17 +310,31 @@ export class Namespace {
 
   /** Inodes no name refers to any more (left by a crash while a removed file was open). */
   orphans(): InodeRow[] {
-    return [...this.#iterate(`SELECT ${INODE_COLUMNS} FROM inodes WHERE nlink = 0`)].map((r) => this.#decode(r))
+    return [...this.#iterate(`SELECT ${INODE_COLUMNS}, sum FROM inodes WHERE nlink = 0`)].map((r) => this.#decode(r))
   }
 
   dirent(parent: number, name: string): { ino: number | null } | undefined {
-    return this.#get('SELECT ino FROM dirents WHERE parent = ? AND name = ?', parent, nameToBytes(name)) as { ino: number | null } | undefined
+    const bytes = nameToBytes(name)
+    const row = this.#get('SELECT ino, sum FROM dirents WHERE parent = ? AND name = ?', parent, bytes) as { ino: number | null; sum: unknown } | undefined
+    if (!row) return undefined
+    this.#checkDirent(parent, bytes, row.ino, row.sum)
+    return { ino: row.ino }
+  }
+
+  #checkDirent(parent: number, name: Buffer, ino: number | null, sum: unknown): void {
+    if (!sumMatches(sum, rowSum.dirents(parent, name, ino))) {
+      throw new PagecowError('ECORRUPT', `${this.#where}: entry ${JSON.stringify(nameFromBytes(name))} of directory ${parent} does not match its checksum; run \`pagecow fsck\``)
+    }
   }
 
   setDirent(parent: number, name: string, ino: number | null): void {
     this.#cache.direntSet(parent)
     this.#cache.direntChanged(parent, name)
-    this.#run('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino', parent, nameToBytes(name), ino)
+    const bytes = nameToBytes(name)
+    this.#run(
+      'INSERT INTO dirents (parent, name, ino, sum) VALUES (?, ?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino, sum = excluded.sum',
+      parent, bytes, ino, rowSum.dirents(parent, bytes, ino),
+    )
   }
 
   deleteDirent(parent: number, name: string): void {
@@ -315,7 +351,7 @@ export class Namespace {
 
   /** The upper entries of a directory (whiteouts included), in byte order of name. */
   direntsOf(parent: number): DirentRow[] {
-    return [...this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name', parent)].map(decodeDirent)
+    return [...this.#iterate('SELECT d.parent, d.name, d.ino, d.sum, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name', parent)].map((r) => this.#decodeDirent(r))
   }
 
   hasDirents(parent: number): boolean {
@@ -324,21 +360,24 @@ export class Namespace {
 
   /** The entries naming `ino`. */
   namesOf(ino: number): Array<{ parent: number; name: string }> {
-    return [...(this.#iterate('SELECT parent, name FROM dirents WHERE ino = ? ORDER BY parent, name', ino) as Iterable<{ parent: number; name: Buffer }>)].map((r) => ({
-      parent: r.parent,
-      name: nameFromBytes(r.name),
-    }))
+    return [...(this.#iterate('SELECT parent, name, sum FROM dirents WHERE ino = ? ORDER BY parent, name', ino) as Iterable<{ parent: number; name: Buffer; sum: unknown }>)].map((r) => {
+      this.#checkDirent(r.parent, r.name, ino, r.sum)
+      return { parent: r.parent, name: nameFromBytes(r.name) }
+    })
   }
 
   /** Every upper entry (fsck, changes), whiteouts included. */
   *allDirents(): Generator<DirentRow> {
-    for (const raw of this.#iterate('SELECT d.parent, d.name, d.ino, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino ORDER BY d.parent, d.name')) yield decodeDirent(raw)
+    for (const raw of this.#iterate('SELECT d.parent, d.name, d.ino, d.sum, i.type FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino ORDER BY d.parent, d.name')) yield this.#decodeDirent(raw)
   }
 
   /** The upper's xattrs of `ino`: value null means "removed from the lower's". */
   xattrs(ino: number): Map<string, Buffer | null> {
     const out = new Map<string, Buffer | null>()
-    for (const row of this.#iterate('SELECT name, value FROM xattrs WHERE ino = ? ORDER BY name', ino) as Iterable<{ name: string; value: Buffer | null }>) {
+    for (const row of this.#iterate('SELECT name, value, sum FROM xattrs WHERE ino = ? ORDER BY name', ino) as Iterable<{ name: string; value: Buffer | null; sum: unknown }>) {
+      if (!sumMatches(row.sum, rowSum.xattrs(ino, row.name, row.value))) {
+        throw new PagecowError('ECORRUPT', `${this.#where}: attribute ${JSON.stringify(row.name)} of inode ${ino} does not match its checksum; run \`pagecow fsck\``)
+      }
       out.set(row.name, row.value)
     }
     return out
@@ -349,7 +388,10 @@ export class Namespace {
   }
 
   setXattr(ino: number, name: string, value: Uint8Array | null): void {
-    this.#run('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', ino, name, value)
+    this.#run(
+      'INSERT INTO xattrs (ino, name, value, sum) VALUES (?, ?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value, sum = excluded.sum',
+      ino, name, value, rowSum.xattrs(ino, name, value),
+    )
   }
 
   deleteXattr(ino: number, name: string): void {
@@ -367,7 +409,7 @@ export class Namespace {
   }
 
   takeFileId(id: number): void {
-    this.#run('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)', 'next_file', id + 1)
+    this.#setCounter('next_file', Math.max(this.#counter('next_file', FIRST_FILE_ID), id + 1))
   }
 
   counter(name: 'next_ino' | 'next_file'): number {
@@ -377,11 +419,12 @@ export class Namespace {
   /** Remove a paged file's records (its page chunks and its size record). */
   deleteFileRecords(file: number): void {
     this.#run('DELETE FROM page_chunks WHERE file = ?', file)
+    this.#run('DELETE FROM page_sums WHERE file = ?', file)
     this.#run('DELETE FROM files WHERE id = ?', file)
   }
 
   addPurge(file: number): void {
-    this.#run('INSERT OR IGNORE INTO purge (file) VALUES (?)', file)
+    this.#run('INSERT OR IGNORE INTO purge (file, sum) VALUES (?, ?)', file, rowSum.purge(file))
   }
 
   removePurge(file: number): void {
@@ -389,22 +432,35 @@ export class Namespace {
   }
 
   purgeList(): number[] {
-    return ([...this.#iterate('SELECT file FROM purge ORDER BY file')] as Array<{ file: number }>).map((r) => r.file)
+    return ([...this.#iterate('SELECT file, sum FROM purge ORDER BY file')] as Array<{ file: number; sum: unknown }>).map((r) => {
+      if (!sumMatches(r.sum, rowSum.purge(r.file))) throw new PagecowError('ECORRUPT', `${this.#where}: a purge record (file ${r.file}) does not match its checksum; run \`pagecow fsck\``)
+      return r.file
+    })
   }
 
   #counter(name: string, initial: number): number {
-    const row = this.#get('SELECT value FROM counters WHERE name = ?', name) as { value: number } | undefined
-    return row?.value ?? initial
+    const row = this.#get('SELECT value, sum FROM counters WHERE name = ?', name) as { value: number; sum: unknown } | undefined
+    if (!row) return initial
+    if (!sumMatches(row.sum, rowSum.counters(name, row.value))) throw new PagecowError('ECORRUPT', `${this.#where}: counter ${name} does not match its checksum; run \`pagecow fsck\``)
+    return row.value
   }
 
   #take(name: string, initial: number): number {
     const value = this.#counter(name, initial)
-    this.#run('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value', name, value + 1)
+    this.#setCounter(name, value + 1)
     return value
   }
 
+  #setCounter(name: string, value: number): void {
+    this.#run('INSERT INTO counters (name, value, sum) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, sum = excluded.sum', name, value, rowSum.counters(name, value))
+  }
+
   #decode(raw: unknown): InodeRow {
-    const result = inodeRowSchema.safeParse(raw)
+    const { sum, ...cells } = raw as Record<string, unknown>
+    if (!sumMatches(sum, rowSum.inodes(inodeCells(cells)))) {
+      throw new PagecowError('ECORRUPT', `${this.#where}: inode ${String(cells.ino)} record does not match its checksum; run \`pagecow fsck\``)
+    }
+    const result = inodeRowSchema.safeParse(cells)
     if (!result.success) {
       const ino = (raw as { ino?: unknown })?.ino
       throw new PagecowError('ECORRUPT', `${this.#where}: inode ${String(ino)} record is invalid (${result.error.issues[0]?.path.join('.')}: ${result.error.issues[0]?.message}); run \`pagecow fsck\``)
@@ -432,6 +488,12 @@ export class Namespace {
       lowerPrint,
       opaque: r.opaque !== 0,
     }
+  }
+
+  #decodeDirent(raw: unknown): DirentRow {
+    const r = raw as { parent: number; name: Buffer; ino: number | null; sum: unknown; type: FileType | null }
+    this.#checkDirent(r.parent, r.name, r.ino, r.sum)
+    return { parent: r.parent, name: nameFromBytes(r.name), ino: r.ino, type: r.type }
   }
 
   #statement(sql: string): Database.Statement {
@@ -468,11 +530,10 @@ export class Namespace {
 /** When a namespace commit must be on disk: see Namespace.transaction(). */
 export type Durability = 'flush' | 'now' | 'optional'
 
-const BUMP_COUNTER = 'INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1'
 
-function decodeDirent(raw: unknown): DirentRow {
-  const r = raw as { parent: number; name: Buffer; ino: number | null; type: FileType | null }
-  return { parent: r.parent, name: nameFromBytes(r.name), ino: r.ino, type: r.type }
+/** An inodes row's cells in the order INODE_COLUMNS names them (what its sum covers). */
+function inodeCells(row: Record<string, unknown>): Array<number | string | Uint8Array | null> {
+  return INODE_COLUMNS.split(', ').map((c) => row[c] as number | string | Uint8Array | null)
 }
 
 function freezeRow(row: InodeRow): Readonly<InodeRow> {

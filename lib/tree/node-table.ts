@@ -9,10 +9,12 @@ import { sampleHash } from '../image/fingerprint.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { EMPTY_LOWER } from '../page/lower-source.js'
 import { PagedFile, type FileState } from '../page/paged-file.js'
+import { FileGuard } from '../integrity/file-guard.js'
+import type { FluxLog, FluxNote } from '../integrity/flux-log.js'
 import { FileCommit } from '../page/file-commit.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
-import { readFileState, writeFileState } from '../store/meta.js'
+import { readFileRecord, readFileState, writeFileState } from '../store/meta.js'
 import type { Entry } from './entry.js'
 import { FileNode, type NodeTimes } from './file-node.js'
 import { printChanges, type LowerPrint } from './lower-print.js'
@@ -27,6 +29,8 @@ export const UPPER_DIR = 'upper'
 export interface NodeContext {
   path: string
   db: Database.Database
+  /** The store's log of pages rewritten in place (see FluxLog). */
+  flux: FluxLog
   ns: Namespace
   lower: LowerTree
   geometry: Geometry
@@ -112,8 +116,10 @@ export class NodeTable {
 
   #attach(node: FileNode, id: number, upper: UpperFile, state: FileState, persisted: boolean): void {
     const chunks = new ChunkTable(this.#ctx.db, id)
-    const map = new PageMap(chunks, persisted ? chunks.totals() : { data: 0, zero: 0 }, `${this.#ctx.path}, file ${id}`)
-    node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, state)
+    const counts = persisted ? chunks.checkTotals(readFileRecord(this.#ctx.db, id, this.#ctx.path).pages) : { data: 0, zero: 0 }
+    const map = new PageMap(chunks, counts, `${this.#ctx.path}, file ${id}`)
+    const guard = FileGuard.open(this.#ctx.db, this.#ctx.flux, this.#ctx.readOnly, id, this.#ctx.geometry.pageSize, `${this.#ctx.path}, file ${id}`)
+    node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, guard, state)
     node.chunks = chunks
     node.fileId = id
   }
@@ -184,7 +190,7 @@ export class NodeTable {
           if (!lowerStat || node.lowerPath === undefined) throw new PagecowError('ECORRUPT', `inode ${node.ino} has no record`)
           ctx.ns.insertInode(rowFromLower('file', node.lowerPath, lowerStat))
         }
-        writeFileState(ctx.db, id, state)
+        writeFileState(ctx.db, id, state, { data: 0, zero: 0 })
         ctx.ns.setFile(node.ino, id, print)
         ctx.ns.takeFileId(id)
       })
@@ -264,6 +270,14 @@ export class NodeTable {
       w.data?.committed()
       if (w.times) w.node.timesCommitted(w.times.version)
       if (w.node.refs === 0 && !w.node.isDirty) this.#drop(w.node)
+    }
+  }
+
+  /** The pages of every open file written since their sums were taken (see FluxLog). */
+  *inFlux(): Generator<FluxNote> {
+    for (const node of this.#nodes.values()) {
+      if (!node.paged || node.fileId === undefined) continue
+      yield* node.paged.guard.inFlux()
     }
   }
 

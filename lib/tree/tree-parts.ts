@@ -41,11 +41,11 @@ export class TreeParts {
     this.core = core
     this.meta = meta
     this.lower = lower
-    this.ns = new Namespace(core.db, core.path)
+    this.ns = new Namespace(core.db, core.path, core.generation)
     this.resolver = new Resolver(this.ns, lower, meta.lower.rootIno)
     this.dirs = new MergedDirs(this.ns, lower)
     this.geometry = new Geometry(meta.pageSize)
-    this.nodes = new NodeTable({ path: core.path, db: core.db, ns: this.ns, lower, geometry: this.geometry, readOnly: core.readOnly })
+    this.nodes = new NodeTable({ path: core.path, db: core.db, flux: core.flux, ns: this.ns, lower, geometry: this.geometry, readOnly: core.readOnly })
     // Namespace commits are durable at the next flush, not each (SPEC §3).
     if (!core.readOnly) this.ns.relax()
   }
@@ -117,10 +117,14 @@ export class TreeParts {
   /** After a crash: drop inodes that only open handles kept, and upper files whose records are gone. */
   recover(): void {
     const fx: Effects = { after: [], purge: [] }
-    // Durable: the orphans' upper files are deleted right after, on this commit's word.
-    this.ns.transaction(() => {
-      for (const row of this.ns.orphans()) this.destroy(row, fx)
-    }, 'now')
+    // Durable: the orphans' upper files are deleted right after, on this commit's word. With no
+    // orphans nothing is written (a store left on a full disk must still open).
+    const orphans = this.ns.orphans()
+    if (orphans.length > 0) {
+      this.ns.transaction(() => {
+        for (const row of orphans) this.destroy(row, fx)
+      }, 'now')
+    }
     this.nodes.purge([...new Set([...fx.purge, ...this.ns.purgeList()])])
   }
 

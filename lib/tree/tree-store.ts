@@ -75,6 +75,7 @@ export class TreeStore extends EventEmitter {
           nodes.reload()
         },
         closeFiles: () => nodes.closeAll(),
+        inFlux: () => nodes.inFlux(),
         tidy: () => parts.recover(), // removed files that only open handles kept: no handle outlives the store
       },
       { flushed: () => this.emit('flush'), warning: (err) => this.emit('warning', err) },

@@ -1,0 +1,141 @@
+// The checksums of one paged file's pages, as the database keeps them: rows (file, block) of the
+// `page_sums` table, each holding SUMS_PER_BLOCK sums (u64 little-endian; 0: none) and a sum of
+// its own. Blocks are loaded on demand and kept in a bounded cache; changed ones are pinned until
+// a commit saves them (in the same transaction as the page map that points at those pages).
+import type Database from 'better-sqlite3'
+import { fromSystemError, PagecowError } from '../errors.js'
+import { prepared } from '../store/database.js'
+import { rowSum as rowSums } from './row-sums.js'
+
+/** Pages per row: 1024 sums are an 8 KiB blob, so a flush rewrites little for a scattered page. */
+export const SUMS_PER_BLOCK = 1024
+/** Clean blocks kept in memory (2 MiB). */
+const CACHE_BLOCKS = 256
+
+interface Block {
+  sums: BigUint64Array
+  /** Bumped by every change; a commit saves a version and compares on completion. */
+  version: number
+  savedVersion: number
+}
+
+/** Changed blocks captured for a commit. */
+export interface SumsSnapshot {
+  blocks: Array<{ block: number; bytes: Buffer; version: number }>
+}
+
+export class PageSums {
+  readonly #db: Database.Database
+  readonly #file: number
+  readonly #where: string
+  /** Blocks in memory, least recently used first. */
+  readonly #cache = new Map<number, Block>()
+  readonly #dirty = new Set<number>()
+
+  constructor(db: Database.Database, file: number, where: string) {
+    this.#db = db
+    this.#file = file
+    this.#where = where
+  }
+
+  get isDirty(): boolean {
+    return this.#dirty.size > 0
+  }
+
+  /** The sum of `page`, or 0n when none is recorded. */
+  get(page: number): bigint {
+    const block = this.#block(Math.floor(page / SUMS_PER_BLOCK), false)
+    return block ? block.sums[page % SUMS_PER_BLOCK]! : 0n
+  }
+
+  set(page: number, sum: bigint): void {
+    const b = Math.floor(page / SUMS_PER_BLOCK)
+    const block = this.#block(b, true)!
+    const i = page % SUMS_PER_BLOCK
+    if (block.sums[i] === sum) return
+    block.sums[i] = sum
+    block.version++
+    this.#dirty.add(b)
+  }
+
+  /** The changed blocks, copied: writes after this stay pending for the next commit. */
+  snapshot(): SumsSnapshot {
+    const blocks: SumsSnapshot['blocks'] = []
+    for (const b of this.#dirty) {
+      const block = this.#cache.get(b)!
+      blocks.push({ block: b, bytes: Buffer.from(new Uint8Array(block.sums.buffer.slice(0))), version: block.version })
+    }
+    return { blocks }
+  }
+
+  /** Write a snapshot; call inside the commit's transaction. */
+  save(snapshot: SumsSnapshot): void {
+    const upsert = prepared(
+      this.#db,
+      `INSERT INTO page_sums (file, block, sums, sum) VALUES (?, ?, ?, ?)
+       ON CONFLICT (file, block) DO UPDATE SET sums = excluded.sums, sum = excluded.sum`,
+    )
+    for (const { block, bytes } of snapshot.blocks) upsert.run(this.#file, block, bytes, rowSum(this.#file, block, bytes))
+  }
+
+  /** The snapshot's transaction committed: blocks not changed since are clean. */
+  committed(snapshot: SumsSnapshot): void {
+    for (const { block: b, version } of snapshot.blocks) {
+      const block = this.#cache.get(b)
+      if (!block) continue
+      block.savedVersion = version
+      if (block.version === version) this.#dirty.delete(b)
+    }
+    this.#evict()
+  }
+
+  /** Drop every clean block (another process committed). */
+  reload(): void {
+    for (const b of [...this.#cache.keys()]) if (!this.#dirty.has(b)) this.#cache.delete(b)
+  }
+
+  #block(b: number, create: boolean): Block | undefined {
+    let block = this.#cache.get(b)
+    if (block) {
+      this.#cache.delete(b) // most recently used last
+      this.#cache.set(b, block)
+      return block
+    }
+    const sums = this.#load(b)
+    if (!sums && !create) return undefined
+    block = { sums: sums ?? new BigUint64Array(SUMS_PER_BLOCK), version: 0, savedVersion: 0 }
+    this.#cache.set(b, block)
+    this.#evict()
+    return block
+  }
+
+  #load(b: number): BigUint64Array | undefined {
+    let row: { sums: unknown; sum: unknown } | undefined
+    try {
+      row = prepared<[number, number], { sums: unknown; sum: unknown }>(this.#db, 'SELECT sums, sum FROM page_sums WHERE file = ? AND block = ?').get(this.#file, b)
+    } catch (err) {
+      throw fromSystemError(err, `${this.#where}: reading page checksums`)
+    }
+    if (!row) return undefined
+    const { sums, sum } = row
+    if (!Buffer.isBuffer(sums) || sums.length !== SUMS_PER_BLOCK * 8 || !Buffer.isBuffer(sum) || !sum.equals(rowSum(this.#file, b, sums))) {
+      throw new PagecowError('ECORRUPT', `${this.#where}: the checksums of pages ${b * SUMS_PER_BLOCK}–${(b + 1) * SUMS_PER_BLOCK - 1} are damaged; run \`pagecow fsck\``)
+    }
+    const copy = new BigUint64Array(SUMS_PER_BLOCK)
+    new Uint8Array(copy.buffer).set(sums)
+    return copy
+  }
+
+  #evict(): void {
+    if (this.#cache.size <= CACHE_BLOCKS + this.#dirty.size) return
+    for (const b of this.#cache.keys()) {
+      if (this.#cache.size <= CACHE_BLOCKS + this.#dirty.size) break
+      if (!this.#dirty.has(b)) this.#cache.delete(b)
+    }
+  }
+}
+
+/** A page_sums row's own sum: the file, the block and the sums it holds. */
+function rowSum(file: number, block: number, sums: Uint8Array): Buffer {
+  return rowSums.pageSums(file, block, sums)
+}
