@@ -2,6 +2,8 @@
 export { ImageStore, MAX_IO_BYTES, type ReadOptions, type StoreInfo } from './image/image-store.js'
 export { DEFAULT_AUTO_FLUSH_MS, type CreateOptions, type OpenOptions } from './image/options.js'
 export { checkStore, type FsckReport, type FsckProblem } from './image/fsck.js'
+export type { FsckOptions, FsckProgress, DataCounts as FsckCounts } from './store/fsck-data.js'
+export { repairStore, type RepairReport } from './store/repair-store.js'
 export { exportImage, exportImageToStream, type ExportOptions, type ExportProgress, type ExportStreamOptions } from './image/export.js'
 export { isExportTemporary } from './image/temp-output.js'
 export { checkOutputPath } from './image/output-guard.js'

@@ -235,7 +235,7 @@ t.test('fsck: exit 0 when clean, 4 with the problems when not', async (t) => {
   const { lower, store } = await setup(t)
   const clean = await runCli(['fsck', store])
   t.equal(clean.code, 0, clean.stderr)
-  t.match(clean.stdout, /: clean \(checked \d+ chunks?, 0 data pages, 0 zero pages\)\n$/)
+  t.match(clean.stdout, /: clean \(checked \d+ chunks?, 0 data pages, 0 zero pages, 0 pages verified against their checksums\)\n$/)
   const cleanJson = await runCli(['fsck', store, '--json'])
   t.match(JSON.parse(cleanJson.stdout), { clean: true, problems: [], checked: { dataPages: 0 } })
 

@@ -5,16 +5,17 @@ import { fromSystemError, PagecowError, type ErrorCode } from '../errors.js'
 import { Geometry } from '../geometry.js'
 import { hasDatabase } from '../store/database.js'
 import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
-import { checkChunks } from '../store/fsck-chunks.js'
-import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
-import { readFileState, readMeta } from '../store/meta.js'
+import { checkPagedFiles, emptyDataCounts, parseFsckOptions, type DataCounts, type DataFile, type FsckOptions } from '../store/fsck-data.js'
+import { runFsck, type ProblemPlace, type ReportProblem } from '../store/fsck-runner.js'
+import { readFileRecord, readMeta } from '../store/meta.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { IMAGE_FILE_ID, UPPER_FILE } from './image-store.js'
 import { LowerImage } from './lower-image.js'
 import { storeKind } from '../open-store.js'
 import { checkTreeStore } from '../tree/fsck.js'
 
-export interface FsckProblem {
+/** One problem fsck found: a stable code, a message, and where (file and pages) when it is about data. */
+export interface FsckProblem extends ProblemPlace {
   code: ErrorCode
   message: string
 }
@@ -22,23 +23,31 @@ export interface FsckProblem {
 export interface FsckReport {
   path: string
   clean: boolean
+  /** Whether the bytes of DATA pages were checked (false with `quick`). */
+  dataChecked: boolean
   problems: FsckProblem[]
-  checked: { chunks: number; dataPages: number; zeroPages: number }
+  checked: DataCounts
 }
 
-/** Check the store in `dir` (either kind) read-only. Throws only when there is no store there at all. */
-export async function checkStore(dir: string): Promise<FsckReport> {
+/**
+ * Check the store in `dir` (either kind) read-only: records and their checksums, the generation,
+ * and (unless `quick`) every DATA page against its checksum. Throws only when there is no store
+ * there at all, or for bad options.
+ */
+export async function checkStore(dir: string, options: FsckOptions = {}): Promise<FsckReport> {
+  const opts = parseFsckOptions(options)
   const path = resolve(dir)
   if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
   // A tree store has its own checks; a store whose kind cannot be read is checked (and reported) as an image.
-  if ((await storeKind(path).catch(() => 'image')) === 'tree') return checkTreeStore(path)
-  const report: FsckReport = { path, clean: true, problems: [], checked: { chunks: 0, dataPages: 0, zeroPages: 0 } }
-  return runFsck(path, report, (db, problem) => checkDatabase(db, path, report, problem))
+  if ((await storeKind(path).catch(() => 'image')) === 'tree') return checkTreeStore(path, opts)
+  const report: FsckReport = { path, clean: true, dataChecked: !opts.quick, problems: [], checked: emptyDataCounts() }
+  return runFsck(path, report, (db, problem) => checkDatabase(db, path, report, problem, opts))
 }
 
-function checkDatabase(db: Database.Database, path: string, report: FsckReport, problem: ReportProblem): void {
+async function checkDatabase(db: Database.Database, path: string, report: FsckReport, problem: ReportProblem, options: FsckOptions): Promise<void> {
   const meta = readMeta(db, path)
-  const state = readFileState(db, IMAGE_FILE_ID, path)
+  const record = readFileRecord(db, IMAGE_FILE_ID, path)
+  const state = record.state
   const geometry = new Geometry(meta.pageSize)
 
   try {
@@ -64,5 +73,6 @@ function checkDatabase(db: Database.Database, path: string, report: FsckReport, 
     problem(e.code, e.message)
   }
 
-  checkChunks(db, geometry, new Map([[IMAGE_FILE_ID, { name: 'the image', size: state.size, upperSize }]]), report.checked, problem)
+  const image: DataFile = { name: 'the image', file: 'image', size: state.size, upperSize, upperPath: `${path}/${UPPER_FILE}`, pages: record.pages }
+  await checkPagedFiles(db, path, geometry, new Map([[IMAGE_FILE_ID, image]]), report.checked, problem, options)
 }

@@ -44,7 +44,15 @@ export class Generation {
         `${storePath}: the database lost commits: it is at generation ${generation.#value}, but the store had reached ${recorded} (its WAL deleted, or an older copy of the database put back); its state is not the store's, and is not served. Run \`pagecow fsck\`; restore the lost pagecow.db-wal if you have it`,
       )
     }
-    if (writable && recorded !== generation.#value) generation.publish()
+    if (writable) {
+      // Opened now, not at the first commit: a commit must not depend on looking up a path.
+      try {
+        generation.#fd = openStoreFile(generation.#path, 'rw', { create: true })
+      } catch (err) {
+        throw fromSystemError(err, `opening ${generation.#path}`)
+      }
+      if (recorded !== generation.#value) generation.publish()
+    }
     return generation
   }
 
@@ -70,7 +78,7 @@ export class Generation {
     bytes.writeBigUInt64LE(BigInt(this.#value), 0)
     fileSum(this.#value).copy(bytes, 8)
     try {
-      this.#fd ??= openStoreFile(this.#path, 'rw', { create: true })
+      if (this.#fd === undefined) throw new PagecowError('EINVAL', 'the store is read-only: its generation is not recorded')
       fs.writeSync(this.#fd, bytes, 0, FILE_BYTES, 0)
       fs.fdatasyncSync(this.#fd)
     } catch (err) {

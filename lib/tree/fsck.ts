@@ -9,9 +9,10 @@ import { sampleHash } from '../image/fingerprint.js'
 import type { FsckReport } from '../image/fsck.js'
 import { hasDatabase } from '../store/database.js'
 import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
-import { checkChunks, type CheckedFile } from '../store/fsck-chunks.js'
+import { checkPagedFiles, emptyDataCounts, parseFsckOptions, type DataFile, type FsckOptions } from '../store/fsck-data.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
-import { readFileState, readStoreMeta } from '../store/meta.js'
+import { readFileRecord, readStoreMeta } from '../store/meta.js'
+import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { UPPER_INO_BASE } from './ino.js'
 import { LowerDir } from './lower-dir.js'
 import type { LowerTree } from './lower-tree.js'
@@ -37,7 +38,8 @@ export interface TreeFsckReport extends FsckReport {
 type Problem = ReportProblem
 
 /** Check the tree store in `dir` read-only. Throws only when there is no store there at all. */
-export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
+export async function checkTreeStore(dir: string, fsckOptions: FsckOptions = {}): Promise<TreeFsckReport> {
+  const options = parseFsckOptions(fsckOptions)
   const path = resolve(dir)
   if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
   const report: TreeFsckReport = {
@@ -45,12 +47,13 @@ export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
     kind: 'tree',
     clean: true,
     problems: [],
-    checked: { chunks: 0, dataPages: 0, zeroPages: 0, inodes: 0, entries: 0, whiteouts: 0, files: 0, orphans: 0 },
+    dataChecked: !options.quick,
+    checked: { ...emptyDataCounts(), inodes: 0, entries: 0, whiteouts: 0, files: 0, orphans: 0 },
   }
-  return runFsck(path, report, (db, problem) => check(db, path, report, problem))
+  return runFsck(path, report, (db, problem) => check(db, path, report, problem, options))
 }
 
-function check(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem): void {
+async function check(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem, options: FsckOptions): Promise<void> {
   const meta = readStoreMeta(db, path)
   if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
   const geometry = new Geometry(meta.pageSize)
@@ -79,9 +82,13 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   const nextFile = ns.counter('next_file')
   const names = new Map<number, Array<{ parent: number; name: string }>>()
 
-  for (const raw of db.prepare('SELECT parent, name, ino FROM dirents ORDER BY parent, name').all() as Array<{ parent: number; name: unknown; ino: number | null }>) {
+  for (const raw of db.prepare('SELECT parent, name, ino, sum FROM dirents ORDER BY parent, name').all() as Array<{ parent: number; name: unknown; ino: number | null; sum: unknown }>) {
     if (!Buffer.isBuffer(raw.name)) {
       problem('ECORRUPT', `an entry of directory ${raw.parent} has a name stored as ${typeof raw.name}, not bytes`)
+      continue
+    }
+    if (!sumMatches(raw.sum, rowSum.dirents(raw.parent, raw.name, raw.ino))) {
+      problem('ECORRUPT', `entry ${JSON.stringify(nameFromBytes(raw.name))} of directory ${raw.parent} does not match its checksum`)
       continue
     }
     const d = { parent: raw.parent, name: nameFromBytes(raw.name), ino: raw.ino }
@@ -136,16 +143,19 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
   }
   checkCycles(rows, names, rootIno, problem)
 
+  checkOtherRows(db, problem)
+  const pathOf = (ino: number): string => treePathOf(ino, rows, names, rootIno)
+
   // Paged files: the same checks as an image, per file.
-  const sizes = new Map<number, CheckedFile>()
+  const sizes = new Map<number, DataFile>()
   for (const { id } of db.prepare('SELECT id FROM files ORDER BY id').all() as Array<{ id: number }>) {
     report.checked.files++
     const owner = fileOwners.get(id)
     if (owner === undefined) problem('ECORRUPT', `paged file ${id} belongs to no inode`)
     if (id >= nextFile) problem('ECORRUPT', `paged file ${id} is past the file counter (${nextFile})`)
-    let state
+    let record
     try {
-      state = readFileState(db, id, path)
+      record = readFileRecord(db, id, path)
     } catch (err) {
       problem('ECORRUPT', (err as Error).message)
       continue
@@ -159,7 +169,9 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
       const e = fromSystemError(err, 'checking an upper data file')
       problem(e.code, e.message)
     }
-    sizes.set(id, { name: `paged file ${id}`, size: state.size, upperSize })
+    const state = record.state
+    const file = owner === undefined ? `paged file ${id}` : pathOf(owner)
+    sizes.set(id, { name: owner === undefined ? `paged file ${id}` : `paged file ${id} (${file})`, file, size: state.size, upperSize, upperPath: `${path}/${UPPER_DIR}/${id}`, pages: record.pages })
     const row = owner === undefined ? undefined : rows.get(owner)
     if (lower && row?.origin != null && state.lowerCut > 0 && row.lowerPrint?.sample !== undefined) {
       try {
@@ -176,7 +188,7 @@ function check(db: Database.Database, path: string, report: TreeFsckReport, prob
     }
   }
 
-  checkChunks(db, geometry, sizes, report.checked, problem)
+  await checkPagedFiles(db, path, geometry, sizes, report.checked, problem, options)
 
   // Upper data files: each has a record, is being purged, or is a not-yet-committed allocation.
   const purging = new Set(ns.purgeList())
@@ -236,3 +248,37 @@ function checkCycles(rows: Map<number, InodeRow>, names: Map<number, Array<{ par
   }
 }
 
+
+/** The rows no other check reads whole: extended attributes, counters, purge records. */
+function checkOtherRows(db: Database.Database, problem: Problem): void {
+  for (const r of db.prepare('SELECT ino, name, value, sum FROM xattrs ORDER BY ino, name').all() as Array<{ ino: number; name: string; value: Uint8Array | null; sum: unknown }>) {
+    if (!sumMatches(r.sum, rowSum.xattrs(r.ino, r.name, r.value))) problem('ECORRUPT', `extended attribute ${JSON.stringify(String(r.name))} of inode ${r.ino} does not match its checksum`)
+  }
+  for (const r of db.prepare('SELECT name, value, sum FROM counters ORDER BY name').all() as Array<{ name: string; value: number; sum: unknown }>) {
+    if (!sumMatches(r.sum, rowSum.counters(r.name, r.value))) problem('ECORRUPT', `counter ${JSON.stringify(String(r.name))} does not match its checksum`)
+  }
+  for (const r of db.prepare('SELECT file, sum FROM purge ORDER BY file').all() as Array<{ file: number; sum: unknown }>) {
+    if (!sumMatches(r.sum, rowSum.purge(r.file))) problem('ECORRUPT', `a purge record (file ${r.file}) does not match its checksum`)
+  }
+}
+
+/** The path of inode `ino` in the merged tree, as far as the records tell (for reports). */
+function treePathOf(ino: number, rows: Map<number, InodeRow>, names: Map<number, Array<{ parent: number; name: string }>>, rootIno: number): string {
+  const parts: string[] = []
+  const seen = new Set<number>()
+  let at = ino
+  while (at !== rootIno && !seen.has(at)) {
+    seen.add(at)
+    const up = names.get(at)?.[0]
+    if (!up) {
+      // Not renamed: where it is in the lower.
+      const origin = rows.get(at)?.origin
+      if (origin == null) return `inode ${ino}`
+      parts.unshift(origin)
+      break
+    }
+    parts.unshift(up.name)
+    at = up.parent
+  }
+  return `/${parts.join('/')}`.replace(/\/+/g, '/')
+}
