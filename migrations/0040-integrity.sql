@@ -24,3 +24,28 @@ ALTER TABLE dirents ADD COLUMN sum BLOB;
 ALTER TABLE xattrs ADD COLUMN sum BLOB;
 ALTER TABLE counters ADD COLUMN sum BLOB;
 ALTER TABLE purge ADD COLUMN sum BLOB;
+
+-- How many rows each namespace table holds, kept by triggers in the same transactions: a row lost
+-- (a deleted entry would make a file vanish, a deleted inode row revert an object to its lower's
+-- metadata, a deleted counter hand out a number twice) is caught at open, where the counts are
+-- compared with the tables (lib/integrity/row-counts.ts). Any single damage to a count or a table
+-- makes them differ.
+CREATE TABLE row_counts (
+  tbl TEXT PRIMARY KEY,
+  n   INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO row_counts (tbl, n) SELECT 'inodes', count(*) FROM inodes;
+INSERT INTO row_counts (tbl, n) SELECT 'dirents', count(*) FROM dirents;
+INSERT INTO row_counts (tbl, n) SELECT 'xattrs', count(*) FROM xattrs;
+INSERT INTO row_counts (tbl, n) SELECT 'counters', count(*) FROM counters;
+INSERT INTO row_counts (tbl, n) SELECT 'files', count(*) FROM files;
+CREATE TRIGGER inodes_added AFTER INSERT ON inodes BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'inodes'; END;
+CREATE TRIGGER inodes_removed AFTER DELETE ON inodes BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'inodes'; END;
+CREATE TRIGGER dirents_added AFTER INSERT ON dirents BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'dirents'; END;
+CREATE TRIGGER dirents_removed AFTER DELETE ON dirents BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'dirents'; END;
+CREATE TRIGGER xattrs_added AFTER INSERT ON xattrs BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'xattrs'; END;
+CREATE TRIGGER xattrs_removed AFTER DELETE ON xattrs BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'xattrs'; END;
+CREATE TRIGGER counters_added AFTER INSERT ON counters BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'counters'; END;
+CREATE TRIGGER counters_removed AFTER DELETE ON counters BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'counters'; END;
+CREATE TRIGGER files_added AFTER INSERT ON files BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'files'; END;
+CREATE TRIGGER files_removed AFTER DELETE ON files BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'files'; END;

@@ -13,6 +13,7 @@ import { checkPagedFiles, emptyDataCounts, parseFsckOptions, type DataFile, type
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
 import { readFileRecord, readStoreMeta } from '../store/meta.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
+import { describeMismatch, rowCountMismatches } from '../integrity/row-counts.js'
 import { UPPER_INO_BASE } from './ino.js'
 import { LowerDir } from './lower-dir.js'
 import type { LowerTree } from './lower-tree.js'
@@ -144,6 +145,7 @@ async function check(db: Database.Database, path: string, report: TreeFsckReport
   checkCycles(rows, names, rootIno, problem)
 
   checkOtherRows(db, problem)
+  for (const m of rowCountMismatches(db)) problem('ECORRUPT', describeMismatch(m))
   const pathOf = (ino: number): string => treePathOf(ino, rows, names, rootIno)
 
   // Paged files: the same checks as an image, per file.

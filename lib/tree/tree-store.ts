@@ -3,6 +3,7 @@
 // mode is the one-file case of the same code. The public API: each method validates its arguments
 // and does its work in the module of its concern (namespace-changes, file-ops, stat-of, tree-info);
 // the store's life (lock, flushes, close) is the StoreCore's, as for images.
+import { checkRowCounts } from '../integrity/row-counts.js'
 import { EventEmitter } from 'node:events'
 import { dirname, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
@@ -140,6 +141,7 @@ export class TreeStore extends EventEmitter {
       if (meta.kind !== 'tree') {
         throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store, not a tree store; open it with openStore() or ImageStore.open()`)
       }
+      checkRowCounts(core.db, path)
       const parts = new TreeParts(core, meta, LowerDir.open(meta.lower.path, meta.lower.rootIno))
       const store = new TreeStore(parts)
       if (!opts.readOnly) parts.recover()
