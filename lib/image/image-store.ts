@@ -10,6 +10,9 @@ import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
 import { FileGuard } from '../integrity/file-guard.js'
 import { FileCommit } from '../page/file-commit.js'
+import { CopyupBases } from '../integrity/copyup-bases.js'
+import { IMAGE_LOWER_KEY, LowerSums } from '../integrity/lower-sums.js'
+import { VerifiedLower } from '../integrity/verified-lower.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
@@ -157,13 +160,15 @@ export class ImageStore extends EventEmitter {
       if (change) {
         throw new PagecowError('ESTALE', `the lower image ${meta.lower.path} changed since the store was created (${change}); the store refuses to mix its pages with different lower bytes`)
       }
+      // A bound lower: every page read is checked against its recorded sum (ESTALE if it changed).
+      const source = meta.lowerBinding ? VerifiedLower.open(lower, new LowerSums(db, IMAGE_LOWER_KEY, path), meta.pageSize, `the lower image ${meta.lower.path}`) : lower
       const upper = UpperFile.open(`${path}/${UPPER_FILE}`, { readOnly: opts.readOnly })
       opened.push(upper)
       const record = readFileRecord(db, IMAGE_FILE_ID, path)
       const chunks = new ChunkTable(db, IMAGE_FILE_ID)
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
-      const file = new PagedFile(new Geometry(meta.pageSize), lower, upper, map, guard, record.state)
+      const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), record.state)
       return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
