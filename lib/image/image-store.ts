@@ -13,6 +13,7 @@ import { FileCommit } from '../page/file-commit.js'
 import { CopyupBases } from '../integrity/copyup-bases.js'
 import { IMAGE_LOWER_KEY, LowerSums } from '../integrity/lower-sums.js'
 import { VerifiedLower } from '../integrity/verified-lower.js'
+import { bindNew } from '../integrity/bind-new.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
@@ -142,6 +143,7 @@ export class ImageStore extends EventEmitter {
       db?.close()
       lower.close()
     }
+    if (opts.bindLower) await bindNew(path, opts.onProgress)
     return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs })
   }
 
