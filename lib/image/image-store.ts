@@ -10,7 +10,7 @@ import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
 import { FileGuard } from '../integrity/file-guard.js'
 import { FileCommit } from '../page/file-commit.js'
-import { CopyupBases } from '../integrity/copyup-bases.js'
+import { CopyupBases, type CopyupBase } from '../integrity/copyup-bases.js'
 import { IMAGE_LOWER_KEY, LowerSums } from '../integrity/lower-sums.js'
 import { VerifiedLower } from '../integrity/verified-lower.js'
 import { bindNew } from '../integrity/bind-new.js'
@@ -58,11 +58,14 @@ export interface StoreInfo {
   pageSize: number
   /** Logical size of the image in bytes. */
   size: number
-  lower: { path: string; size: number }
+  /** `bound`: every lower page's sum is recorded and reads check them (`pagecow verify --record`). */
+  lower: { path: string; size: number; bound: boolean }
   pages: { total: number; data: number; zero: number; lower: number }
   upper: { allocatedBytes: number; apparentBytes: number; databaseBytes: number }
   /** Bytes users wrote and bytes that reached the upper; amplification is their ratio. */
   written: { userBytes: number; upperBytes: number; amplification: number | null }
+  /** DATA pages copied up in part whose lower page's sum is recorded (committed ones). */
+  copyupBases: number
   /** Changes not yet committed by a flush. */
   dirty: boolean
   autoFlushMs: number
@@ -316,7 +319,7 @@ export class ImageStore extends EventEmitter {
       readOnly: this.readOnly,
       pageSize: this.pageSize,
       size: state.size,
-      lower: { path: this.#meta.lower.path, size: file.lower.size },
+      lower: { path: this.#meta.lower.path, size: file.lower.size, bound: this.#meta.lowerBinding !== undefined },
       pages: { total, data: counts.data, zero: counts.zero, lower: Math.max(0, total - counts.data - counts.zero) },
       upper: { allocatedBytes: usage.allocated, apparentBytes: usage.apparent, databaseBytes: databaseBytes(this.path) },
       written: {
@@ -324,10 +327,21 @@ export class ImageStore extends EventEmitter {
         upperBytes: state.upperWritten,
         amplification: state.bytesWritten > 0 ? state.upperWritten / state.bytesWritten : null,
       },
+      copyupBases: CopyupBases.count(this.#core.db, IMAGE_FILE_ID),
       dirty: file.isDirty,
       autoFlushMs: this.#core.autoFlushMs,
       createdAt: this.#meta.createdAt,
     }
+  }
+
+  /**
+   * The committed copy-up bases: for each DATA page copied up in part from the lower, the sum
+   * (xxHash64) of the lower page it was built on, in page order. Read-only.
+   */
+  copyupBases(): CopyupBase[] {
+    this.#core.checkOpen()
+    this.#core.refresh()
+    return [...CopyupBases.list(this.#core.db, IMAGE_FILE_ID, 'the image')]
   }
 
   async #flushOnce(): Promise<void> {
