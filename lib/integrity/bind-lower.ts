@@ -16,8 +16,8 @@ import { SUMS_PER_BLOCK } from './page-sums.js'
 import { writeLowerBlock } from './lower-sums.js'
 import { upperPathOf } from './upper-path.js'
 
-/** Rows written per transaction (256 rows of 8 KiB: the sums of 1 GiB of 4 KiB pages). */
-const BATCH_ROWS = 256
+/** Rows written per transaction (16 rows of 8 KiB: the sums of 64 MiB of 4 KiB pages). */
+const BATCH_ROWS = 16
 
 /** Progress of work over the lower (and, for verify, the upper): bytes done of bytes in all. */
 export interface LowerProgress {
