@@ -28,7 +28,12 @@ export class LowerSums {
 
   /** The recorded sum of `page`, or 0n if none was recorded (past the end, or not bound). */
   get(page: number): bigint {
-    const b = Math.floor(page / SUMS_PER_BLOCK)
+    const block = this.block(Math.floor(page / SUMS_PER_BLOCK))
+    return block ? block[page % SUMS_PER_BLOCK]! : 0n
+  }
+
+  /** The sums of pages [b × 1024, (b + 1) × 1024), or null if none are recorded there. Do not change it. */
+  block(b: number): BigUint64Array | null {
     let block = this.#cache.get(b)
     if (block === undefined) {
       block = readLowerBlock(this.#db, this.#key, b, this.#where)
@@ -37,7 +42,7 @@ export class LowerSums {
       this.#cache.delete(b)
     }
     this.#cache.set(b, block)
-    return block ? block[page % SUMS_PER_BLOCK]! : 0n
+    return block
   }
 
   /** Whether anything is recorded for this lower object (block 0 always is, once bound). */
