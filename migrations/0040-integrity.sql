@@ -49,3 +49,29 @@ CREATE TRIGGER counters_added AFTER INSERT ON counters BEGIN UPDATE row_counts S
 CREATE TRIGGER counters_removed AFTER DELETE ON counters BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'counters'; END;
 CREATE TRIGGER files_added AFTER INSERT ON files BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'files'; END;
 CREATE TRIGGER files_removed AFTER DELETE ON files BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'files'; END;
+
+-- Lower binding (opt-in, `pagecow verify --record`): the sums of every lower page, laid out as
+-- page_sums (blocks of 1024 xxHash64 sums, 0: no page). `file` names the lower object: 1 for an
+-- image store's image; a lower file's inode number in a tree store (lower files get a paged file
+-- id only when first copied up, and the inode is what the store already checks a lower file by).
+-- A page's sum is of its bytes as the lower stores them (the last page short, not padded), so
+-- a bound file's size is told by its sums: its pages are the leading non-zero ones.
+CREATE TABLE lower_sums (
+  file  INTEGER NOT NULL,
+  block INTEGER NOT NULL CHECK (block >= 0),
+  sums  BLOB NOT NULL,
+  sum   BLOB NOT NULL,
+  PRIMARY KEY (file, block)
+) WITHOUT ROWID;
+
+-- Partial-page copy-ups (every store): the sum of the lower page a DATA page was built on (its
+-- bytes as the lower stores them), committed with the page map; gone when the page stops
+-- depending on the lower (wholly rewritten, zeroed, truncated away). `file` is the paged file id,
+-- `base` the lower page's xxHash64 (8 bytes little-endian), `sum` the row's own, as in every table.
+CREATE TABLE copyup_base (
+  file INTEGER NOT NULL,
+  page INTEGER NOT NULL CHECK (page >= 0),
+  base BLOB NOT NULL,
+  sum  BLOB NOT NULL,
+  PRIMARY KEY (file, page)
+) WITHOUT ROWID;

@@ -26,6 +26,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'truncate', args: '<STORE> [PATH]', summary: "set the image's (or a tree file's) size", load: async () => (await import('./commands/truncate.js')).truncateCommand },
   { name: 'flush', args: '<STORE>', summary: 'make earlier writes durable', load: async () => (await import('./commands/flush.js')).flushCommand },
   { name: 'fsck', args: '<STORE>', summary: 'check a store; exit 4 if it is not clean', load: async () => (await import('./commands/fsck.js')).fsckCommand },
+  { name: 'verify', args: '<STORE>', summary: 'recheck every page against its recorded sum; --record binds the lower', load: async () => (await import('./commands/verify.js')).verifyCommand },
   { name: 'export', args: '<STORE> <OUTPUT>', summary: 'write the merged image to a raw file, or the merged tree to a directory', load: async () => (await import('./commands/export.js')).exportCommand },
   { name: 'serve', args: '<STORE>', summary: 'export the store over NBD', load: async () => (await import('./commands/serve.js')).serveCommand },
   { name: 'mount', args: '<STORE> <MOUNTPOINT>', summary: 'mount the store as a file system (FUSE)', load: async () => (await import('./commands/mount.js')).mountCommand },

@@ -21,7 +21,7 @@ export function formatInspect({ info, map }: InspectReport): string {
   const lines = [
     `store  ${info.path}`,
     `       image of ${formatSize(info.size)} (${info.size} bytes), page size ${formatSize(info.pageSize)}, ${info.pages.total} pages${info.readOnly ? '' : ', open for writing'}`,
-    `lower  ${info.lower.path} (${formatSize(info.lower.size)})`,
+    `lower  ${info.lower.path} (${formatSize(info.lower.size)})${info.lower.bound ? ', bound (every lower page checked when read)' : ''}`,
     '',
     ...pageMapSection(map, info.pages.total, info.size),
   ]
@@ -33,6 +33,7 @@ export function formatInspect({ info, map }: InspectReport): string {
     `database             ${formatSize(info.upper.databaseBytes)}`,
     `written              ${formatSize(w.userBytes)} by users, ${formatSize(w.upperBytes)} to the upper`,
     `write amplification  ${amplification}`,
+    `copy-up bases        ${info.copyupBases} (pages copied up in part, their lower page's sum recorded)`,
   )
   return lines.join('\n') + '\n'
 }

@@ -95,7 +95,15 @@ export class Dispatcher {
     try {
       return await this.#call(req, scratch)
     } catch (err) {
-      if (isPagecowError(err)) return replyError(unique, err.errno)
+      if (isPagecowError(err)) {
+        // Bytes that cannot be vouched for (a damaged upper page, a bound lower page that changed)
+        // are EIO to a reader, as a disk's bad sector is (SPEC §8); the reason goes to the log.
+        if (req.op === 'read' && (err.code === 'ECORRUPT' || err.code === 'ESTALE')) {
+          this.#log(`fuse: read failed: ${err.code} ${err.message}`)
+          return replyError(unique, EIO)
+        }
+        return replyError(unique, err.errno)
+      }
       this.#log(`fuse: ${req.op} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
       return replyError(unique, EIO)
     }

@@ -10,6 +10,10 @@ import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
 import { FileGuard } from '../integrity/file-guard.js'
 import { FileCommit } from '../page/file-commit.js'
+import { CopyupBases, type CopyupBase } from '../integrity/copyup-bases.js'
+import { IMAGE_LOWER_KEY, LowerSums } from '../integrity/lower-sums.js'
+import { VerifiedLower } from '../integrity/verified-lower.js'
+import { bindNew } from '../integrity/bind-new.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
@@ -54,11 +58,14 @@ export interface StoreInfo {
   pageSize: number
   /** Logical size of the image in bytes. */
   size: number
-  lower: { path: string; size: number }
+  /** `bound`: every lower page's sum is recorded and reads check them (`pagecow verify --record`). */
+  lower: { path: string; size: number; bound: boolean }
   pages: { total: number; data: number; zero: number; lower: number }
   upper: { allocatedBytes: number; apparentBytes: number; databaseBytes: number }
   /** Bytes users wrote and bytes that reached the upper; amplification is their ratio. */
   written: { userBytes: number; upperBytes: number; amplification: number | null }
+  /** DATA pages copied up in part whose lower page's sum is recorded (committed ones). */
+  copyupBases: number
   /** Changes not yet committed by a flush. */
   dirty: boolean
   autoFlushMs: number
@@ -139,6 +146,7 @@ export class ImageStore extends EventEmitter {
       db?.close()
       lower.close()
     }
+    if (opts.bindLower) await bindNew(path, opts.onProgress)
     return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs })
   }
 
@@ -157,13 +165,15 @@ export class ImageStore extends EventEmitter {
       if (change) {
         throw new PagecowError('ESTALE', `the lower image ${meta.lower.path} changed since the store was created (${change}); the store refuses to mix its pages with different lower bytes`)
       }
+      // A bound lower: every page read is checked against its recorded sum (ESTALE if it changed).
+      const source = meta.lowerBinding ? VerifiedLower.open(lower, new LowerSums(db, IMAGE_LOWER_KEY, path), meta.pageSize, `the lower image ${meta.lower.path}`) : lower
       const upper = UpperFile.open(`${path}/${UPPER_FILE}`, { readOnly: opts.readOnly })
       opened.push(upper)
       const record = readFileRecord(db, IMAGE_FILE_ID, path)
       const chunks = new ChunkTable(db, IMAGE_FILE_ID)
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
-      const file = new PagedFile(new Geometry(meta.pageSize), lower, upper, map, guard, record.state)
+      const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), record.state)
       return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
@@ -309,7 +319,7 @@ export class ImageStore extends EventEmitter {
       readOnly: this.readOnly,
       pageSize: this.pageSize,
       size: state.size,
-      lower: { path: this.#meta.lower.path, size: file.lower.size },
+      lower: { path: this.#meta.lower.path, size: file.lower.size, bound: this.#meta.lowerBinding !== undefined },
       pages: { total, data: counts.data, zero: counts.zero, lower: Math.max(0, total - counts.data - counts.zero) },
       upper: { allocatedBytes: usage.allocated, apparentBytes: usage.apparent, databaseBytes: databaseBytes(this.path) },
       written: {
@@ -317,10 +327,21 @@ export class ImageStore extends EventEmitter {
         upperBytes: state.upperWritten,
         amplification: state.bytesWritten > 0 ? state.upperWritten / state.bytesWritten : null,
       },
+      copyupBases: CopyupBases.count(this.#core.db, IMAGE_FILE_ID),
       dirty: file.isDirty,
       autoFlushMs: this.#core.autoFlushMs,
       createdAt: this.#meta.createdAt,
     }
+  }
+
+  /**
+   * The committed copy-up bases: for each DATA page copied up in part from the lower, the sum
+   * (xxHash64) of the lower page it was built on, in page order. Read-only.
+   */
+  copyupBases(): CopyupBase[] {
+    this.#core.checkOpen()
+    this.#core.refresh()
+    return [...CopyupBases.list(this.#core.db, IMAGE_FILE_ID, 'the image')]
   }
 
   async #flushOnce(): Promise<void> {

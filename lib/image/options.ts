@@ -24,6 +24,13 @@ export const createOptionsSchema = z.strictObject({
     .default(DEFAULT_PAGE_SIZE),
   /** Default 5000; 0 turns automatic commits off. */
   autoFlushMs,
+  /**
+   * Bind the lower: hash every lower page now (it reads the whole lower once) so that reads check
+   * each lower page they serve and `pagecow verify` names changed pages. Default false.
+   */
+  bindLower: z.boolean().default(false),
+  /** With bindLower: called as the lower is read, `{ doneBytes, totalBytes }`. */
+  onProgress: z.custom<(progress: { doneBytes: number; totalBytes: number }) => void>((v) => typeof v === 'function', 'onProgress must be a function').optional(),
 })
 
 export const openOptionsSchema = z.strictObject({

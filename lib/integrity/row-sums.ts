@@ -15,6 +15,8 @@ export const rowSum = {
   pageChunks: (file: number, chunk: number, data: Uint8Array, zero: Uint8Array, dataCount: number, zeroCount: number) =>
     sumOf('page_chunks', [file, chunk, data, zero, dataCount, zeroCount]),
   pageSums: (file: number, block: number, sums: Uint8Array) => sumOf('page_sums', [file, block, sums]),
+  lowerSums: (file: number, block: number, sums: Uint8Array) => sumOf('lower_sums', [file, block, sums]),
+  copyupBase: (file: number, page: number, base: Uint8Array) => sumOf('copyup_base', [file, page, base]),
   inodes: (cells: Cell[]) => sumOf('inodes', cells),
   dirents: (parent: number, name: Uint8Array, ino: number | null) => sumOf('dirents', [parent, name, ino]),
   xattrs: (ino: number, name: string, value: Uint8Array | null) => sumOf('xattrs', [ino, name, value]),

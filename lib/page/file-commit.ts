@@ -3,6 +3,7 @@
 // pages the disk does not hold), then both saved in the caller's transaction, then marked
 // committed in memory. Writes made after the snapshot stay dirty for the next commit.
 import type Database from 'better-sqlite3'
+import type { BasesSnapshot } from '../integrity/copyup-bases.js'
 import type { SumsSnapshot } from '../integrity/page-sums.js'
 import { writeFileState } from '../store/meta.js'
 import type { ChunkTable } from './chunk-table.js'
@@ -16,6 +17,7 @@ export class FileCommit {
   readonly #chunks: ChunkSnapshot[]
   readonly #record: { state: FileState; version: number }
   readonly #sums: SumsSnapshot
+  readonly #bases: BasesSnapshot
   /** The file's page totals as of the snapshot: what its map rows add up to once saved. */
   readonly #counts: { data: number; zero: number }
 
@@ -26,6 +28,7 @@ export class FileCommit {
     this.#chunks = paged.map.snapshot()
     this.#record = paged.snapshotState()
     this.#counts = paged.map.counts
+    this.#bases = paged.bases.snapshot()
     // The sums of the pages written since the last commit, from the upper as it is now: what the
     // sync below makes durable, and what this commit's map points at.
     const g = paged.geometry
@@ -66,6 +69,7 @@ export class FileCommit {
   save(db: Database.Database): void {
     this.#table.save(this.#chunks)
     this.#paged.guard.sums.save(this.#sums)
+    this.#paged.bases.save(this.#bases)
     writeFileState(db, this.#fileId, this.#record.state, this.#counts)
   }
 
@@ -73,6 +77,7 @@ export class FileCommit {
   committed(): void {
     this.#paged.map.committed(this.#chunks)
     this.#paged.guard.sums.committed(this.#sums)
+    this.#paged.bases.committed(this.#bases)
     this.#paged.stateCommitted(this.#record.version)
   }
 }

@@ -2,7 +2,9 @@
 // Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
 // their arguments: the store validates at the edge.
 import { Geometry } from '../geometry.js'
+import type { CopyupBases } from '../integrity/copyup-bases.js'
 import type { FileGuard } from '../integrity/file-guard.js'
+import { pageSum } from '../integrity/hash.js'
 import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
 import type { LowerSource } from './lower-source.js'
 import { lowerPieces } from './lower-pieces.js'
@@ -35,17 +37,20 @@ export class PagedFile {
   readonly map: PageMap
   /** The checksums of the DATA pages, and what vouches for pages being written. */
   readonly guard: FileGuard
+  /** What partially copied-up pages were built on (the sums of their lower pages). */
+  readonly bases: CopyupBases
   readonly #state: FileState
   /** Bumped when #state changes; compared with the version the database holds. */
   #version = 0
   #savedVersion = 0
 
-  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, state: FileState) {
+  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, bases: CopyupBases, state: FileState) {
     this.geometry = geometry
     this.lower = lower
     this.upper = upper
     this.map = map
     this.guard = guard
+    this.bases = bases
     this.#state = { ...state }
   }
 
@@ -58,7 +63,7 @@ export class PagedFile {
   }
 
   get isDirty(): boolean {
-    return this.map.isDirty || this.#version !== this.#savedVersion || this.guard.hasUnsummed
+    return this.map.isDirty || this.#version !== this.#savedVersion || this.guard.hasUnsummed || this.bases.isDirty
   }
 
   /** A snapshot of the file record for a flush, with its version. */
@@ -214,25 +219,32 @@ export class PagedFile {
     let directStart = offset
     let directEnd = end
     let composed = 0
+    const composedPages: number[] = []
     try {
       // A partly covered page that is not yet DATA is copied up whole (read-modify-write);
       // wholly covered pages and DATA pages take the caller's bytes directly.
       if ((!g.isAligned(offset) || end < g.byteOf(firstPage + 1)) && this.map.stateOf(firstPage) !== 'data') {
+        composedPages.push(firstPage)
         this.#composePage(firstPage, offset, data)
         composed++
         directStart = Math.min(end, g.byteOf(firstPage + 1))
       }
       if (lastPage > firstPage && !g.isAligned(end) && this.map.stateOf(lastPage) !== 'data') {
+        composedPages.push(lastPage)
         this.#composePage(lastPage, offset, data)
         composed++
         directEnd = g.byteOf(lastPage)
       }
       if (directStart < directEnd) this.#writeInPlace(data, offset, directStart, directEnd)
     } catch (err) {
+      // The bases queued by composed pages: the map does not point at those pages.
+      for (const page of composedPages) this.bases.drop(page, page + 1)
       this.#releaseUnreferenced(firstPage, endPage)
       throw err
     }
     this.map.set(firstPage, endPage, 'data')
+    const [w0, w1] = g.wholePages(offset, end)
+    this.bases.drop(w0, w1) // rewritten whole: built on nothing of the lower any more
     this.#state.size = Math.max(this.#state.size, end)
     this.#state.bytesWritten += data.length
     this.#state.upperWritten += composed * g.pageSize + Math.max(0, directEnd - directStart)
@@ -277,10 +289,31 @@ export class PagedFile {
     const pageStart = g.byteOf(page)
     const buf = Buffer.alloc(g.pageSize)
     this.#readRange(buf, 0, pageStart, pageStart + g.pageSize)
+    this.#noteBase(page, buf)
     const from = Math.max(offset, pageStart)
     const to = Math.min(offset + data.length, pageStart + g.pageSize)
     buf.set(data.subarray(from - offset, to - offset), from - pageStart)
     this.upper.write(buf, pageStart)
+  }
+
+  /**
+   * A LOWER page about to be copied up in part: record the sum of the lower page it starts from,
+   * its bytes as the lower stores them (the last page short). `merged` is the page as read.
+   */
+  #noteBase(page: number, merged: Buffer): void {
+    if (this.map.stateOf(page) !== 'lower') return
+    const g = this.geometry
+    const start = g.byteOf(page)
+    const limit = Math.min(this.lower.size, this.#state.lowerCut)
+    if (start >= limit) return // nothing of the lower under it
+    const stored = Math.min(g.pageSize, this.lower.size - start)
+    if (start + stored <= limit) {
+      this.bases.set(page, pageSum(merged.subarray(0, stored)))
+      return
+    }
+    const lowerPage = Buffer.allocUnsafe(stored) // a truncation cut the page: its lower bytes apart
+    const n = this.lower.readInto(lowerPage, 0, stored, start)
+    this.bases.set(page, pageSum(lowerPage.subarray(0, n)))
   }
 
   /** After a failed write: give back blocks under pages the map does not point at. */
@@ -337,6 +370,7 @@ export class PagedFile {
     // The blocks go at once (a full disk needs them back before it can commit anything), so the
     // committed map may point at holes until the next commit: the range is noted first.
     this.guard.beforePunch(first, last)
+    this.bases.drop(first, last)
     this.map.set(first, last, 'zero')
     this.upper.punch(g.byteOf(first), g.byteOf(last - first))
     this.#version++
@@ -376,6 +410,7 @@ export class PagedFile {
         this.upper.write(Buffer.alloc(g.byteOf(page + 1) - size), size)
       }
       this.map.set(g.pagesFor(size), g.pagesFor(old), 'lower')
+      this.bases.drop(g.pagesFor(size), g.pagesFor(old))
       this.#state.lowerCut = Math.min(this.#state.lowerCut, size)
     } else {
       this.#clearTail(size)

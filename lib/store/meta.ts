@@ -8,6 +8,21 @@ import { isValidPageSize } from '../geometry.js'
 import { fingerprintSchema } from '../image/fingerprint.js'
 import type { FileState } from '../page/paged-file.js'
 
+/**
+ * Present when the lower is bound (`pagecow verify --record`, `create --bind-lower`): every lower
+ * page's sum is in lower_sums and reads verify the lower pages they serve. Optional: records
+ * made before binding existed, and unbound stores, have none.
+ */
+export const lowerBindingSchema = z.strictObject({
+  /** When the sums were recorded (ISO 8601). */
+  recordedAt: z.string(),
+  /** Lower pages and bytes the sums cover. */
+  pages: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+})
+
+export type LowerBinding = z.infer<typeof lowerBindingSchema>
+
 export const imageMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
   kind: z.literal('image'),
@@ -15,6 +30,7 @@ export const imageMetaSchema = z.strictObject({
   lower: z.strictObject({ path: z.string().min(1), fingerprint: fingerprintSchema }),
   createdAt: z.string(),
   createdBy: z.string(),
+  lowerBinding: lowerBindingSchema.optional(),
 })
 
 export const treeMetaSchema = z.strictObject({
@@ -25,6 +41,7 @@ export const treeMetaSchema = z.strictObject({
   lower: z.strictObject({ path: z.string().min(1), rootIno: z.number().int().nonnegative() }),
   createdAt: z.string(),
   createdBy: z.string(),
+  lowerBinding: lowerBindingSchema.optional(),
 })
 
 /** The store record: a discriminated union on `kind`. */

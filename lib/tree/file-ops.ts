@@ -1,6 +1,7 @@
 // The files of a tree store: opening them (a handle shares its inode's one node: SPEC §6 "one
 // view"), and what changes a file's data by path (truncate, zero, discard) or tells of it (extents,
 // fileInfo). A handle's calls go to hostFor(), which checks the store and the handle first.
+import { CopyupBases } from '../integrity/copyup-bases.js'
 import { PagecowError, parseWith } from '../errors.js'
 import { MAX_IO_BYTES } from '../image/image-store.js'
 import type { Extent } from '../page/extent.js'
@@ -28,6 +29,8 @@ export interface TreeFileInfo {
   upper: { allocatedBytes: number }
   /** Where the data's lower bytes come from, if anywhere. */
   lowerPath: string | null
+  /** DATA pages copied up in part whose lower page's sum is recorded (committed ones). */
+  copyupBases: number
 }
 
 /**
@@ -129,6 +132,7 @@ export async function fileInfo(p: TreeParts, path: TreePath): Promise<TreeFileIn
       pages: { total, data: counts.data, zero: counts.zero, lower: Math.max(0, total - counts.data - counts.zero) },
       upper: { allocatedBytes: node.paged ? node.paged.upper.diskUsage().allocated : 0 },
       lowerPath: node.lowerPath === undefined || (node.paged && node.paged.state.lowerCut === 0) ? null : p.lower.full(node.lowerPath),
+      copyupBases: node.fileId === undefined ? 0 : CopyupBases.count(p.db, node.fileId),
     }
   } finally {
     p.releaseNode(node)

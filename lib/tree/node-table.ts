@@ -12,6 +12,7 @@ import { PagedFile, type FileState } from '../page/paged-file.js'
 import { FileGuard } from '../integrity/file-guard.js'
 import type { FluxLog, FluxNote } from '../integrity/flux-log.js'
 import { FileCommit } from '../page/file-commit.js'
+import { CopyupBases } from '../integrity/copyup-bases.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { readFileRecord, readFileState, writeFileState } from '../store/meta.js'
@@ -35,6 +36,8 @@ export interface NodeContext {
   lower: LowerTree
   geometry: Geometry
   readOnly: boolean
+  /** A bound lower: wrap an opened lower file (inode `ino`) so its reads are checked. */
+  bindLower?: ((lower: LowerFile, ino: number, where: string) => LowerFile) | undefined
 }
 
 interface FlushWork {
@@ -119,7 +122,7 @@ export class NodeTable {
     const counts = persisted ? chunks.checkTotals(readFileRecord(this.#ctx.db, id, this.#ctx.path).pages) : { data: 0, zero: 0 }
     const map = new PageMap(chunks, counts, `${this.#ctx.path}, file ${id}`)
     const guard = FileGuard.open(this.#ctx.db, this.#ctx.flux, this.#ctx.readOnly, id, this.#ctx.geometry.pageSize, `${this.#ctx.path}, file ${id}`)
-    node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, guard, state)
+    node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, guard, new CopyupBases(this.#ctx.db, id), state)
     node.chunks = chunks
     node.fileId = id
   }
@@ -155,7 +158,13 @@ export class NodeTable {
       lower.close()
       throw new PagecowError('ESTALE', `the lower file ${path} changed underneath the store (${changes.join(', ')}); its copied pages would mix with different lower bytes, so it is not served`)
     }
-    return lower
+    if (!this.#ctx.bindLower) return lower
+    try {
+      return this.#ctx.bindLower(lower, node.ino, `the lower file ${path}`)
+    } catch (err) {
+      lower.close()
+      throw err
+    }
   }
 
   /**

@@ -18,6 +18,8 @@ import { Namespace, type InodeMeta, type InodeRow } from './namespace.js'
 import { checkName, joinPath, splitPath, type TreePath } from './names.js'
 import { NodeTable } from './node-table.js'
 import { Resolver } from './resolver.js'
+import { LowerSums } from '../integrity/lower-sums.js'
+import { VerifiedLower } from '../integrity/verified-lower.js'
 
 /** Effects of a namespace change that may only run once its transaction committed. */
 export interface Effects {
@@ -45,7 +47,17 @@ export class TreeParts {
     this.resolver = new Resolver(this.ns, lower, meta.lower.rootIno)
     this.dirs = new MergedDirs(this.ns, lower)
     this.geometry = new Geometry(meta.pageSize)
-    this.nodes = new NodeTable({ path: core.path, db: core.db, flux: core.flux, ns: this.ns, lower, geometry: this.geometry, readOnly: core.readOnly })
+    this.nodes = new NodeTable({
+      path: core.path,
+      db: core.db,
+      flux: core.flux,
+      ns: this.ns,
+      lower,
+      geometry: this.geometry,
+      readOnly: core.readOnly,
+      // A bound lower: each lower file's pages are checked against the sums recorded under its inode.
+      bindLower: meta.lowerBinding && ((file, ino, where) => VerifiedLower.open(file, new LowerSums(core.db, ino, where), meta.pageSize, where)),
+    })
     // Namespace commits are durable at the next flush, not each (SPEC §3).
     if (!core.readOnly) this.ns.relax()
   }

@@ -14,6 +14,7 @@ import { prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, openDatabase } from '../store/database.js'
 import { readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
+import { bindNew } from '../integrity/bind-new.js'
 import { adoptStoreFile, checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { VERSION } from '../version.js'
 import { isNameForm, nameFromBytes, nameToBytes } from '../name-bytes.js'
@@ -126,6 +127,7 @@ export class TreeStore extends EventEmitter {
     } finally {
       db?.close()
     }
+    if (opts.bindLower) await bindNew(path, opts.onProgress)
     return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs })
   }
 

@@ -8,6 +8,7 @@ import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
 import { nonRawFormat } from '../lower-format.js'
 import { commonFlags, pageSizeValue, parseCommandLine } from '../options.js'
+import { startProgress, type Progress } from '../progress.js'
 import { pseudoFileSystemOf } from '../pseudo-fs.js'
 
 const schema = z.strictObject({
@@ -15,6 +16,7 @@ const schema = z.strictObject({
   lower: z.string().min(1, 'the lower (an image or a directory) is required'),
   lowerFormat: z.enum(['raw']).optional(),
   pageSize: pageSizeValue.optional(),
+  bindLower: z.boolean().optional(),
   json: z.boolean().optional(),
   ...commonFlags,
 })
@@ -29,12 +31,27 @@ export function createCommand(io: CliIo) {
     .requiredOption('--lower <LOWER>', 'the raw image or directory to overlay; it is only ever read')
     .option('--lower-format <FORMAT>', 'only "raw": take LOWER as a raw image even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image')
     .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
+    .option('--bind-lower', 'bind the store to its lower: hash every lower page now (reads the whole lower once), so reads never serve a lower page that changed')
     .option('--json', "print the new store's info as JSON")
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
       checkStorePlace(opts.store)
       checkLower(opts.lower, opts.lowerFormat)
-      const created = await createStore(opts.store, { lower: opts.lower, pageSize: opts.pageSize })
+      let progress: Progress | undefined
+      let created
+      try {
+        created = await createStore(opts.store, {
+          lower: opts.lower,
+          pageSize: opts.pageSize,
+          bindLower: opts.bindLower ?? false,
+          onProgress: ({ doneBytes, totalBytes }) => {
+            progress ??= startProgress(io, 'bind', totalBytes)
+            progress.update(doneBytes)
+          },
+        })
+      } finally {
+        progress?.stop()
+      }
       try {
         const info = created.info()
         const what = info.kind === 'image' ? `${formatSize(info.size)} image` : 'tree'
@@ -50,6 +67,7 @@ export function createCommand(io: CliIo) {
     'pagecow create vm1.cow --lower base.img',
     'pagecow create vm1.cow --lower base.img --page-size 64k --json',
     'pagecow create root.cow --lower /srv/rootfs',
+    'pagecow create vm1.cow --lower base.img --bind-lower',
     'qemu-img convert -O raw base.qcow2 base.img && pagecow create vm1.cow --lower base.img',
   ])
 }

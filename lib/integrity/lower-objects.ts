@@ -1,0 +1,36 @@
+// The lower objects of a store as a binding sees them: an image store's one image (key 1), or
+// every regular file of a tree lower (keyed by inode number: a lower file has no paged file id
+// until it is first copied up, and its inode is what the store already checks it by).
+import type { StoreMeta } from '../store/meta.js'
+import type { LowerFile } from '../tree/lower-tree.js'
+import { IMAGE_LOWER_KEY } from './lower-sums.js'
+
+export interface LowerObjectRef {
+  /** Its key in lower_sums. */
+  key: number
+  /** How messages name it: "the lower image /srv/base.img". */
+  where: string
+  /** Its path (absolute). */
+  path: string
+  size: number
+  open(): LowerFile
+}
+
+/** The lower objects of the store `meta` describes; a tree lower is walked as this iterates. */
+export async function* lowerObjects(meta: StoreMeta): AsyncGenerator<LowerObjectRef> {
+  if (meta.kind === 'image') {
+    const { LowerImage } = await import('../image/lower-image.js')
+    const image = LowerImage.open(meta.lower.path)
+    const size = image.size
+    image.close()
+    yield { key: IMAGE_LOWER_KEY, where: `the lower image ${meta.lower.path}`, path: meta.lower.path, size, open: () => LowerImage.open(meta.lower.path) }
+    return
+  }
+  const { LowerDir } = await import('../tree/lower-dir.js')
+  const { lowerFiles } = await import('../tree/lower-files.js')
+  const lower = LowerDir.open(meta.lower.path, meta.lower.rootIno)
+  for (const f of lowerFiles(lower)) {
+    const path = lower.full(f.rel)
+    yield { key: f.ino, where: `the lower file ${path}`, path, size: f.size, open: () => lower.openFile(f.rel) }
+  }
+}
