@@ -2,6 +2,7 @@
 // with its file and page, checks the generation; --quick skips the bytes; --repair gives back the
 // upper space a killed writer left and changes nothing else.
 import t from 'tap'
+import Database from 'better-sqlite3'
 import { spawnSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { join } from 'node:path'
@@ -181,4 +182,21 @@ t.test('bad fsck options', async (t) => {
   await t.rejects(repairStore(join(storeDir, 'nope')), { code: 'ENOENT' })
   const cli = await runCli(['fsck', storeDir, '--quick', '--bogus'])
   t.equal(cli.code, 2, 'a usage error')
+})
+
+t.test('damaged copy-up base and lower binding rows are reported', async (t) => {
+  const dir = t.testdir()
+  const lower = join(dir, 'lower.img')
+  nodeFs.writeFileSync(lower, Buffer.alloc(16 * PAGE, 0x5a))
+  const storeDir = join(dir, 'store')
+  const store = await ImageStore.create(storeDir, { lower, autoFlushMs: 0, bindLower: true })
+  await store.write(3 * PAGE + 5, Buffer.from('partial')) // a copy-up base for page 3
+  await store.close()
+  t.match(await checkStore(storeDir), { clean: true })
+  const db = new Database(join(storeDir, 'pagecow.db'))
+  db.prepare('UPDATE copyup_base SET base = zeroblob(8)').run()
+  db.prepare('UPDATE lower_sums SET sums = zeroblob(8192)').run()
+  db.close()
+  const report = await checkStore(storeDir)
+  t.match(report.problems, [{ code: 'ECORRUPT', message: /lower pages 0–1023/ }, { code: 'ECORRUPT', file: 'image', page: 3, message: /copy-up base/ }])
 })

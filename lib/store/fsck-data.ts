@@ -91,6 +91,7 @@ export async function checkPagedFiles(
   counts.verifiedPages += checker.counts.verifiedPages
   counts.inFluxPages += checker.counts.inFluxPages
   checkSumRows(db, files, problem)
+  checkBindingRows(db, files, problem)
   for (const [id, file] of files) {
     const rows = new ChunkTable(db, id).totals()
     if (rows.data !== file.pages.data || rows.zero !== file.pages.zero) {
@@ -124,6 +125,25 @@ function checkSumRows(db: Database.Database, files: ReadonlyMap<number, DataFile
     if (!file) problem('ECORRUPT', `checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} belong to unknown paged file ${row.file}`)
     else if (!Buffer.isBuffer(row.sums) || row.sums.length !== SUMS_PER_BLOCK * 8 || !sumMatches(row.sum, rowSum.pageSums(row.file, row.block, row.sums))) {
       problem('ECORRUPT', `${file.name}: the checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} are damaged`, { file: file.file, page: first, pages: SUMS_PER_BLOCK })
+    }
+  }
+}
+
+/** The rows of the lower binding and of copy-up bases match their own sums; bases belong to a file. */
+function checkBindingRows(db: Database.Database, files: ReadonlyMap<number, DataFile>, problem: ReportProblem): void {
+  const lower = db.prepare('SELECT file, block, sums, sum FROM lower_sums ORDER BY file, block').iterate() as IterableIterator<{ file: number; block: number; sums: unknown; sum: unknown }>
+  for (const row of lower) {
+    if (!Buffer.isBuffer(row.sums) || !sumMatches(row.sum, rowSum.lowerSums(row.file, row.block, row.sums))) {
+      const first = Number(row.block) * SUMS_PER_BLOCK
+      problem('ECORRUPT', `the recorded sums of lower pages ${first}–${first + SUMS_PER_BLOCK - 1} of lower file ${row.file} are damaged (\`pagecow verify --record\` records them again)`)
+    }
+  }
+  const bases = db.prepare('SELECT file, page, base, sum FROM copyup_base ORDER BY file, page').iterate() as IterableIterator<{ file: number; page: number; base: unknown; sum: unknown }>
+  for (const row of bases) {
+    const file = files.get(row.file)
+    if (!file) problem('ECORRUPT', `a copy-up base of page ${row.page} belongs to unknown paged file ${row.file}`)
+    else if (!Buffer.isBuffer(row.base) || !sumMatches(row.sum, rowSum.copyupBase(row.file, row.page, row.base))) {
+      problem('ECORRUPT', `${file.name}, page ${row.page}: its copy-up base record is damaged`, { file: file.file, page: row.page })
     }
   }
 }
