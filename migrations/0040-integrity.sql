@@ -29,7 +29,9 @@ ALTER TABLE purge ADD COLUMN sum BLOB;
 -- (a deleted entry would make a file vanish, a deleted inode row revert an object to its lower's
 -- metadata, a deleted counter hand out a number twice) is caught at open, where the counts are
 -- compared with the tables (lib/integrity/row-counts.ts). Any single damage to a count or a table
--- makes them differ.
+-- makes them differ. The triggers call pagecow_counted(), a function only pagecow's connections
+-- define (lib/store/database.ts): a row added or removed by another program fails, and one removed
+-- after dropping the triggers leaves the count behind.
 CREATE TABLE row_counts (
   tbl TEXT PRIMARY KEY,
   n   INTEGER NOT NULL
@@ -39,16 +41,16 @@ INSERT INTO row_counts (tbl, n) SELECT 'dirents', count(*) FROM dirents;
 INSERT INTO row_counts (tbl, n) SELECT 'xattrs', count(*) FROM xattrs;
 INSERT INTO row_counts (tbl, n) SELECT 'counters', count(*) FROM counters;
 INSERT INTO row_counts (tbl, n) SELECT 'files', count(*) FROM files;
-CREATE TRIGGER inodes_added AFTER INSERT ON inodes BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'inodes'; END;
-CREATE TRIGGER inodes_removed AFTER DELETE ON inodes BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'inodes'; END;
-CREATE TRIGGER dirents_added AFTER INSERT ON dirents BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'dirents'; END;
-CREATE TRIGGER dirents_removed AFTER DELETE ON dirents BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'dirents'; END;
-CREATE TRIGGER xattrs_added AFTER INSERT ON xattrs BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'xattrs'; END;
-CREATE TRIGGER xattrs_removed AFTER DELETE ON xattrs BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'xattrs'; END;
-CREATE TRIGGER counters_added AFTER INSERT ON counters BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'counters'; END;
-CREATE TRIGGER counters_removed AFTER DELETE ON counters BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'counters'; END;
-CREATE TRIGGER files_added AFTER INSERT ON files BEGIN UPDATE row_counts SET n = n + 1 WHERE tbl = 'files'; END;
-CREATE TRIGGER files_removed AFTER DELETE ON files BEGIN UPDATE row_counts SET n = n - 1 WHERE tbl = 'files'; END;
+CREATE TRIGGER inodes_added AFTER INSERT ON inodes BEGIN UPDATE row_counts SET n = pagecow_counted(n + 1) WHERE tbl = 'inodes'; END;
+CREATE TRIGGER inodes_removed AFTER DELETE ON inodes BEGIN UPDATE row_counts SET n = pagecow_counted(n - 1) WHERE tbl = 'inodes'; END;
+CREATE TRIGGER dirents_added AFTER INSERT ON dirents BEGIN UPDATE row_counts SET n = pagecow_counted(n + 1) WHERE tbl = 'dirents'; END;
+CREATE TRIGGER dirents_removed AFTER DELETE ON dirents BEGIN UPDATE row_counts SET n = pagecow_counted(n - 1) WHERE tbl = 'dirents'; END;
+CREATE TRIGGER xattrs_added AFTER INSERT ON xattrs BEGIN UPDATE row_counts SET n = pagecow_counted(n + 1) WHERE tbl = 'xattrs'; END;
+CREATE TRIGGER xattrs_removed AFTER DELETE ON xattrs BEGIN UPDATE row_counts SET n = pagecow_counted(n - 1) WHERE tbl = 'xattrs'; END;
+CREATE TRIGGER counters_added AFTER INSERT ON counters BEGIN UPDATE row_counts SET n = pagecow_counted(n + 1) WHERE tbl = 'counters'; END;
+CREATE TRIGGER counters_removed AFTER DELETE ON counters BEGIN UPDATE row_counts SET n = pagecow_counted(n - 1) WHERE tbl = 'counters'; END;
+CREATE TRIGGER files_added AFTER INSERT ON files BEGIN UPDATE row_counts SET n = pagecow_counted(n + 1) WHERE tbl = 'files'; END;
+CREATE TRIGGER files_removed AFTER DELETE ON files BEGIN UPDATE row_counts SET n = pagecow_counted(n - 1) WHERE tbl = 'files'; END;
 
 -- Lower binding (opt-in, `pagecow verify --record`): the sums of every lower page, laid out as
 -- page_sums (blocks of 1024 xxHash64 sums, 0: no page). `file` names the lower object: 1 for an

@@ -359,16 +359,22 @@ t.test('a tree store: random bit flips in its database and its upper files', asy
   }
   t.comment(`outcomes of ${count} flips: ${JSON.stringify(tally)}`)
   t.pass(`${count} flips, none served wrong bytes`)
-  // Rows deleted through SQL keep row_counts in step (its triggers fire): a namespace row removed
-  // that way is not caught (see the README's limits); rows lost to damage are (the flips above).
   const rowCases: Array<[string, string]> = [
+    ['a dirent row deleted, its trigger dropped first', "DROP TRIGGER dirents_removed; DELETE FROM dirents WHERE (parent, name) IN (SELECT parent, name FROM dirents LIMIT 1)"],
+    ['an inode row deleted, its trigger dropped first', "DROP TRIGGER inodes_removed; DELETE FROM inodes WHERE ino = (SELECT max(ino) FROM inodes)"],
     ['an inode mode edited', 'UPDATE inodes SET mode = mode | 2048 WHERE ino = (SELECT max(ino) FROM inodes)'],
     ['a files row size edited', 'UPDATE files SET size = size + 1'],
   ]
+  // Another program cannot add or remove a namespace row: the row-count triggers call a function
+  // only pagecow's connections define.
+  const copy = copyStore(dir, join(root, 'copy'))
+  t.throws(() => withDb(copy, (db) => db.exec('DELETE FROM dirents WHERE (parent, name) IN (SELECT parent, name FROM dirents LIMIT 1)')), /no such function: pagecow_counted/, 'a dirent deleted by another program: refused by SQLite')
+  t.throws(() => withDb(copy, (db) => db.exec('DELETE FROM inodes WHERE ino = (SELECT max(ino) FROM inodes)')), /no such function/, 'an inode row likewise')
+  t.same(await judgeTree(copy, model), { outcome: 'harmless', codes: new Set() }, 'and the store is as it was')
   for (const [name, sql] of rowCases) {
     const copy = copyStore(dir, join(root, 'copy'))
     try {
-      withDb(copy, (db) => db.prepare(sql).run())
+      withDb(copy, (db) => db.exec(sql))
     } catch (err) {
       t.comment(`${name}: not applicable (${(err as Error).message})`)
       continue

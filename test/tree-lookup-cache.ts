@@ -30,6 +30,7 @@ async function rawNamespace(t: TapTest) {
   const s = await setup(t)
   await s.store.close()
   const db = new Database(join(s.dir, 'pagecow.db'))
+  db.function('pagecow_counted', (n: unknown) => n) // as pagecow's own connections (lib/store/database.ts)
   t.teardown(() => db.close())
   return { ...s, db, ns: new Namespace(db, s.dir) }
 }

@@ -90,6 +90,7 @@ function openOnce(path: string, options: DatabaseOptions, mayRetry: boolean): Da
       db.pragma('synchronous = FULL')
     }
     db.pragma('busy_timeout = 5000')
+    registerRowCountGuard(db)
     // Touching the schema makes SQLite read the header: a damaged or foreign file fails here.
     db.prepare('SELECT count(*) FROM sqlite_master').get()
     // The last process to close the store deletes the file; one racing this open may have made
@@ -193,4 +194,13 @@ export function databaseBytes(storePath: string): number {
     }
   }
   return total
+}
+
+/**
+ * The function the row-count triggers of schema 40 call (migrations/0040-integrity.sql): only a
+ * pagecow connection has it, so a row added to or removed from a namespace table by another
+ * program (the sqlite3 shell) fails there instead of changing the tree behind the store's back.
+ */
+function registerRowCountGuard(db: Database.Database): void {
+  db.function('pagecow_counted', { deterministic: true }, (n: unknown) => n)
 }
