@@ -39,6 +39,12 @@ export class FluxLog {
   #unsynced = false
   /** The notes written since the log last started again, in order (see mark()). */
   #written: FluxNote[] = []
+  /**
+   * The file on disk holds no note: this process last wrote it empty (reset) and noted nothing
+   * since. Without it, every flush after the first would write a new empty log and rename it over
+   * the old one (a file created, allocated and freed per flush) although nothing was noted.
+   */
+  #emptyOnDisk = false
   /** A reader's copy of the notes, and the log's identity and mtime when it was read. */
   #known: { key: string; notes: FluxNote[] } | undefined
 
@@ -67,6 +73,7 @@ export class FluxLog {
       if (this.#next + RECORD_BYTES > this.#allocated) this.#allocate(fd, this.#next + RECORD_BYTES)
       fs.writeSync(fd, encode(note), 0, RECORD_BYTES, this.#next)
       this.#next += RECORD_BYTES
+      this.#emptyOnDisk = false
       this.#unsynced = true
       this.#written.push(note)
     } catch (err) {
@@ -135,7 +142,7 @@ export class FluxLog {
   reset(still: FluxNote[], mark = this.#written.length): void {
     if (this.#readOnly) return
     const keep = [...this.#written.slice(mark), ...still]
-    if (keep.length === 0 && this.#written.length === 0 && (this.#fd !== undefined || !fs.existsSync(this.#path))) return // empty already
+    if (keep.length === 0 && this.#written.length === 0 && (this.#fd !== undefined || this.#emptyOnDisk || !fs.existsSync(this.#path))) return // empty already
     const next = `${this.#path}.new`
     try {
       fs.rmSync(next, { force: true })
@@ -161,6 +168,7 @@ export class FluxLog {
     }
     this.close()
     this.#written = keep
+    this.#emptyOnDisk = keep.length === 0
   }
 
   close(): void {

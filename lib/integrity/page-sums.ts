@@ -44,13 +44,12 @@ export class PageSums {
 
   /** The sum of `page`, or 0n when none is recorded. */
   get(page: number): bigint {
-    const block = this.#block(Math.floor(page / SUMS_PER_BLOCK), false)
-    return block ? block.sums[page % SUMS_PER_BLOCK]! : 0n
+    return this.#block(Math.floor(page / SUMS_PER_BLOCK)).sums[page % SUMS_PER_BLOCK]!
   }
 
   set(page: number, sum: bigint): void {
     const b = Math.floor(page / SUMS_PER_BLOCK)
-    const block = this.#block(b, true)!
+    const block = this.#block(b)
     const i = page % SUMS_PER_BLOCK
     if (block.sums[i] === sum) return
     block.sums[i] = sum
@@ -94,15 +93,16 @@ export class PageSums {
     for (const b of [...this.#cache.keys()]) if (!this.#dirty.has(b)) this.#cache.delete(b)
   }
 
-  #block(b: number, create: boolean): Block | undefined {
+  #block(b: number): Block {
     let block = this.#cache.get(b)
     if (block) {
       this.#cache.delete(b) // most recently used last
       this.#cache.set(b, block)
       return block
     }
+    // A block without a row is cached too, as no sums (all 0): otherwise every write into a block
+    // that holds no DATA page yet (every write of a fresh store) asks the database again.
     const sums = this.#load(b)
-    if (!sums && !create) return undefined
     block = { sums: sums ?? new BigUint64Array(SUMS_PER_BLOCK), version: 0, savedVersion: 0 }
     this.#cache.set(b, block)
     this.#evict()
