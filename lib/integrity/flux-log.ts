@@ -70,8 +70,12 @@ export class FluxLog {
     const note = { file, start, end }
     try {
       const fd = this.#open()
-      if (this.#next + RECORD_BYTES > this.#allocated) this.#allocate(fd, this.#next + RECORD_BYTES)
-      fs.writeSync(fd, encode(note), 0, RECORD_BYTES, this.#next)
+      if (this.#next + 2 * RECORD_BYTES > this.#allocated) this.#allocate(fd, this.#next + 2 * RECORD_BYTES)
+      // The note and a free slot after it, in one write: the log ends there, whatever notes of
+      // before its last reset (see reset()) still lie further on.
+      const bytes = Buffer.alloc(2 * RECORD_BYTES)
+      encode(note).copy(bytes, 0)
+      fs.writeSync(fd, bytes, 0, bytes.length, this.#next)
       this.#next += RECORD_BYTES
       this.#emptyOnDisk = false
       this.#unsynced = true
@@ -136,13 +140,27 @@ export class FluxLog {
   /**
    * Start the log again after a flush made durable what it took at `mark`: the notes written since
    * then (that commit does not cover them) and `still` (pages written since their sums were
-   * taken) remain; the others go. A new log is renamed over the old, so no note that must remain
-   * is ever missing. Never throws.
+   * taken) remain; the others go. With nothing to keep the log is emptied in place; otherwise a
+   * new log is renamed over the old, so no note that must remain is ever missing. Never throws.
    */
   reset(still: FluxNote[], mark = this.#written.length): void {
     if (this.#readOnly) return
     const keep = [...this.#written.slice(mark), ...still]
     if (keep.length === 0 && this.#written.length === 0 && (this.#fd !== undefined || this.#emptyOnDisk || !fs.existsSync(this.#path))) return // empty already
+    if (keep.length === 0 && this.#fd !== undefined) {
+      // The usual case: nothing to keep. The first slot made free empties the log in place (one
+      // small write, atomic for a killed process; no file made, allocated or freed per flush).
+      try {
+        fs.writeSync(this.#fd, Buffer.alloc(RECORD_BYTES), 0, RECORD_BYTES, 0)
+        this.#next = 0
+        this.#written = []
+        this.#emptyOnDisk = true
+        this.#unsynced = true
+        return
+      } catch {
+        // Fall through to a new log.
+      }
+    }
     const next = `${this.#path}.new`
     try {
       fs.rmSync(next, { force: true })

@@ -122,16 +122,20 @@ export class PageChecker {
         return
       }
     }
-    for (const h of holes) {
-      const what = h.end - h.start === 1 ? `page ${h.start}` : `pages ${h.start}–${h.end - 1}`
-      this.#problem('ECORRUPT', `${file.name}, ${what}: DATA with no space in the upper file (a hole: reads as zeros, not the bytes written)`, { file: file.file, page: h.start, pages: h.end - h.start })
-    }
     this.#buffer.fill(0, got, bytes) // past the upper's end: what a read would serve
     let hole = 0
+    let holeRun: { start: number; end: number } | undefined
+    const endHoleRun = () => {
+      if (!holeRun) return
+      const { start, end } = holeRun
+      const what = end - start === 1 ? `page ${start}` : `pages ${start}–${end - 1}`
+      this.#problem('ECORRUPT', `${file.name}, ${what}: DATA with no space in the upper file (a hole: reads as zeros, not the bytes written)`, { file: file.file, page: start, pages: end - start })
+      holeRun = undefined
+    }
     for (let i = 0; i < count; i++) {
       const page = first + i
       while (hole < holes.length && holes[hole]!.end <= page) hole++
-      if (hole < holes.length && holes[hole]!.start <= page) continue // reported as a hole
+      const inHole = hole < holes.length && holes[hole]!.start <= page
       if (this.#inFlux(open.id, page)) {
         this.counts.inFluxPages++
         continue
@@ -141,15 +145,30 @@ export class PageChecker {
         expected = open.sums.get(page)
       } catch (err) {
         // A damaged row of sums: one problem for the rest of the run, not one per page.
+        endHoleRun()
         this.#problem('ECORRUPT', (err as Error).message, { file: file.file, page, pages: count - i })
         break
       }
+      const matches = expected !== 0n && pageSum(this.#buffer.subarray(i * g.pageSize, (i + 1) * g.pageSize)) === expected
+      if (inHole && !matches) {
+        // Bytes lost to a hole: said as such, pages of one hole in one problem.
+        if (holeRun && holeRun.end === page) holeRun.end++
+        else {
+          endHoleRun()
+          holeRun = { start: page, end: page + 1 }
+        }
+        continue
+      }
+      endHoleRun()
+      // A hole whose sum is of zeros is consistent: a zeroed page whose punch a killed writer's
+      // flux note recovered (its sum taken again, of the zeros the hole reads as).
       if (expected === 0n) {
         this.#problem('ECORRUPT', `${file.name}, page ${page}: a DATA page without a checksum`, { file: file.file, page })
-      } else if (pageSum(this.#buffer.subarray(i * g.pageSize, (i + 1) * g.pageSize)) !== expected) {
+      } else if (!matches) {
         this.#problem('ECORRUPT', `${file.name}, page ${page}: its bytes do not match its checksum (damaged in the upper)`, { file: file.file, page })
       } else this.counts.verifiedPages++
     }
+    endHoleRun()
     this.#onProgress?.(bytes)
   }
 
