@@ -1,19 +1,19 @@
 // The checksums of one paged file's pages, as the database keeps them: rows (file, block) of the
-// `page_sums` table, each holding SUMS_PER_BLOCK sums (u64 little-endian; 0: none) and a sum of
-// its own. Blocks are loaded on demand and kept in a bounded cache; changed ones are pinned until
+// `page_sums` table, each holding the sums of SUMS_PER_BLOCK pages (a SumBlock, sparse or dense)
+// and a sum of its own. Blocks are loaded on demand and kept in a bounded cache; changed ones are pinned until
 // a commit saves them (in the same transaction as the page map that points at those pages).
 import type Database from 'better-sqlite3'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { prepared } from '../store/database.js'
 import { rowSum as rowSums } from './row-sums.js'
+import { SumBlock, SUMS_PER_BLOCK } from './sum-block.js'
 
-/** Pages per row: 1024 sums are an 8 KiB blob, so a flush rewrites little for a scattered page. */
-export const SUMS_PER_BLOCK = 1024
+export { SUMS_PER_BLOCK }
 /** Clean blocks kept in memory (2 MiB). */
 const CACHE_BLOCKS = 256
 
 interface Block {
-  sums: BigUint64Array
+  sums: SumBlock
   /** Bumped by every change; a commit saves a version and compares on completion. */
   version: number
   savedVersion: number
@@ -44,15 +44,13 @@ export class PageSums {
 
   /** The sum of `page`, or 0n when none is recorded. */
   get(page: number): bigint {
-    return this.#block(Math.floor(page / SUMS_PER_BLOCK)).sums[page % SUMS_PER_BLOCK]!
+    return this.#block(Math.floor(page / SUMS_PER_BLOCK)).sums.get(page % SUMS_PER_BLOCK)
   }
 
   set(page: number, sum: bigint): void {
     const b = Math.floor(page / SUMS_PER_BLOCK)
     const block = this.#block(b)
-    const i = page % SUMS_PER_BLOCK
-    if (block.sums[i] === sum) return
-    block.sums[i] = sum
+    if (!block.sums.set(page % SUMS_PER_BLOCK, sum)) return
     block.version++
     this.#dirty.add(b)
   }
@@ -62,7 +60,7 @@ export class PageSums {
     const blocks: SumsSnapshot['blocks'] = []
     for (const b of this.#dirty) {
       const block = this.#cache.get(b)!
-      blocks.push({ block: b, bytes: Buffer.from(new Uint8Array(block.sums.buffer.slice(0))), version: block.version })
+      blocks.push({ block: b, bytes: block.sums.encode(), version: block.version })
     }
     return { blocks }
   }
@@ -103,13 +101,13 @@ export class PageSums {
     // A block without a row is cached too, as no sums (all 0): otherwise every write into a block
     // that holds no DATA page yet (every write of a fresh store) asks the database again.
     const sums = this.#load(b)
-    block = { sums: sums ?? new BigUint64Array(SUMS_PER_BLOCK), version: 0, savedVersion: 0 }
+    block = { sums: sums ?? new SumBlock(), version: 0, savedVersion: 0 }
     this.#cache.set(b, block)
     this.#evict()
     return block
   }
 
-  #load(b: number): BigUint64Array | undefined {
+  #load(b: number): SumBlock | undefined {
     let row: { sums: unknown; sum: unknown } | undefined
     try {
       row = prepared<[number, number], { sums: unknown; sum: unknown }>(this.#db, 'SELECT sums, sum FROM page_sums WHERE file = ? AND block = ?').get(this.#file, b)
@@ -118,12 +116,11 @@ export class PageSums {
     }
     if (!row) return undefined
     const { sums, sum } = row
-    if (!Buffer.isBuffer(sums) || sums.length !== SUMS_PER_BLOCK * 8 || !Buffer.isBuffer(sum) || !sum.equals(rowSum(this.#file, b, sums))) {
+    const block = Buffer.isBuffer(sums) && Buffer.isBuffer(sum) && sum.equals(rowSum(this.#file, b, sums)) ? SumBlock.decode(sums) : undefined
+    if (!block) {
       throw new PagecowError('ECORRUPT', `${this.#where}: the checksums of pages ${b * SUMS_PER_BLOCK}–${(b + 1) * SUMS_PER_BLOCK - 1} are damaged; run \`pagecow fsck\``)
     }
-    const copy = new BigUint64Array(SUMS_PER_BLOCK)
-    new Uint8Array(copy.buffer).set(sums)
-    return copy
+    return block
   }
 
   #evict(): void {

@@ -9,6 +9,7 @@ import { fromSystemError, parseWith } from '../errors.js'
 import type { Geometry } from '../geometry.js'
 import { FluxLog } from '../integrity/flux-log.js'
 import { SUMS_PER_BLOCK } from '../integrity/page-sums.js'
+import { SumBlock } from '../integrity/sum-block.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { checkChunks, type CheckedFile } from './fsck-chunks.js'
@@ -123,7 +124,7 @@ function checkSumRows(db: Database.Database, files: ReadonlyMap<number, DataFile
     const file = files.get(row.file)
     const first = Number(row.block) * SUMS_PER_BLOCK
     if (!file) problem('ECORRUPT', `checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} belong to unknown paged file ${row.file}`)
-    else if (!Buffer.isBuffer(row.sums) || row.sums.length !== SUMS_PER_BLOCK * 8 || !sumMatches(row.sum, rowSum.pageSums(row.file, row.block, row.sums))) {
+    else if (!Buffer.isBuffer(row.sums) || !sumMatches(row.sum, rowSum.pageSums(row.file, row.block, row.sums)) || !SumBlock.decode(row.sums)) {
       problem('ECORRUPT', `${file.name}: the checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} are damaged`, { file: file.file, page: first, pages: SUMS_PER_BLOCK })
     }
   }
