@@ -16,6 +16,8 @@ import { qemuWrites } from './qemu.js'
 import { nbdCase } from './nbd-case.js'
 import { treeCase } from './tree-case.js'
 import { fuseCase } from './fuse.js'
+import { fuseRead } from './fuse-read.js'
+import { fuseFio } from './fuse-fio.js'
 import type { Row } from './row.js'
 import { pendingTrash, removeAllScratch } from './scratch.js'
 import { formatTable } from './table.js'
@@ -24,7 +26,7 @@ import { msSince, now } from './timing.js'
 const HERE = dirname(fileURLToPath(import.meta.url))
 
 // The extents case runs before flush-cost: flush-cost adds pages to the shared stores.
-export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase]
+export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio]
 
 const USAGE = `usage: npm run bench -- [--quick] [--reps=N] [--out=FILE] [--list] [case|group …]
 
