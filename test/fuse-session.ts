@@ -29,55 +29,64 @@ const cstr = (s: string): Buffer => Buffer.from(`${s}\0`)
 const align8 = (n: number): number => (n + 7) & ~7
 
 /**
- * The kernel's end of /dev/fuse: hands the session one request at a time, takes its reply (or
- * refuses it with ENOENT) and waits until every reader is back for more.
+ * The kernel's end of /dev/fuse: queues one request at a time for the session, which reads it when
+ * told the device is readable, takes its reply (or refuses it with ENOENT) and waits until the
+ * session has nothing in flight.
  */
 class FakeKernel {
-  /** Readers the session runs; set before it starts. */
-  readers = 1
-  readonly #waiting: Array<(req: Buffer | null) => void> = []
+  readonly #queue: Buffer[] = []
+  #readable: ((status: number) => void) | undefined
+  #ended = false
+  /** Whether the session stopped watching the device (it does once it is over). */
+  closed = false
   #take: ((reply: Buffer) => void) | undefined
-  #onIdle: (() => void) | undefined
   #unique = 1n
+  session: { readonly inFlight: number } | undefined
 
   /** What replaces lib/fs for the session. */
   readonly fs = {
-    read: async (_fd: number, buffer: Buffer, offset: number) => {
-      const req = await new Promise<Buffer | null>((resolve) => {
-        this.#waiting.push(resolve)
-        if (this.#waiting.length === this.readers) this.#onIdle?.()
-      })
-      if (!req) throw systemError('ENODEV', 'read')
+    watchReadable: (_fd: number, callback: (status: number) => void) => {
+      this.#readable = callback
+      return {}
+    },
+    watchPause: () => {},
+    watchResume: () => {},
+    watchClose: () => void (this.closed = true),
+    readSync: (_fd: number, buffer: Buffer, offset: number) => {
+      const req = this.#queue.shift()
+      if (!req) throw systemError(this.#ended ? 'ENODEV' : 'EAGAIN', 'read')
       req.copy(buffer, offset)
-      return { bytesRead: req.length, buffer }
+      return req.length
     },
     writeSync: (_fd: number, data: Buffer) => this.#reply(data),
     writevSync: (_fd: number, data: Buffer[]) => this.#reply(Buffer.concat(data)),
   }
 
-  /** Send a request; its reply (undefined for FORGET), once the session is idle again. */
+  /** Send a request; its reply (undefined for FORGET), once the session has answered it. */
   async send(opcode: number, nodeid: number, body: Buffer[], options: { refuse?: boolean } = {}): Promise<Buffer | undefined> {
     let reply: Buffer | undefined
     this.#take = (b) => {
       reply = b
       if (options.refuse) throw systemError('ENOENT', 'write')
     }
-    const idle = new Promise<void>((resolve) => (this.#onIdle = resolve))
     const payload = Buffer.concat(body)
     const header = Buffer.alloc(IN_HEADER_BYTES) // uid, gid, pid 0: root
     header.writeUInt32LE(IN_HEADER_BYTES + payload.length, 0)
     header.writeUInt32LE(opcode, 4)
     header.writeBigUInt64LE(this.#unique++, 8)
     header.writeBigUInt64LE(BigInt(nodeid), 16)
-    this.#waiting.shift()!(Buffer.concat([header, payload]))
-    await idle
+    this.#queue.push(Buffer.concat([header, payload]))
+    this.#readable!(0)
+    do await new Promise((resolve) => setImmediate(resolve))
+    while (this.session!.inFlight > 0)
     this.#take = undefined
     return reply
   }
 
-  /** Unmount: every reader gets ENODEV. */
+  /** Unmount: the next read fails with ENODEV. */
   end(): void {
-    for (const reader of this.#waiting.splice(0)) reader(null)
+    this.#ended = true
+    this.#readable!(0)
   }
 
   #reply(data: Buffer): number {
@@ -112,12 +121,13 @@ t.test('a reply the kernel never takes gives back the lookups and handles it wou
   const tfs = await TreeFs.over(store, 1000)
   const { ops, released, releasedDirs } = recording(tfs)
   const kernel = new FakeKernel()
-  const { FuseSession, readerCount } = await t.mockImport<SessionModule>(new URL(`../lib/fuse/session.${EXT}`, import.meta.url).href, {
+  const { FuseSession } = await t.mockImport<SessionModule>(new URL(`../lib/fuse/session.${EXT}`, import.meta.url).href, {
     [new URL(`../lib/fs.${EXT}`, import.meta.url).href]: { ...actualFs, ...kernel.fs },
   })
-  kernel.readers = readerCount()
   const logged: string[] = []
-  const running = new FuseSession(-1, ops, (m) => logged.push(m)).run()
+  const session = new FuseSession(-1, ops, (m) => logged.push(m))
+  kernel.session = session
+  const running = session.run()
 
   /** Lookups the kernel got, by node id: what it will FORGET. */
   const held = new Map<number, number>()
@@ -197,6 +207,7 @@ t.test('a reply the kernel never takes gives back the lookups and handles it wou
   t.same(releasedDirs, [lostDir, root, subDir], 'every directory handle released once')
   kernel.end()
   await running
+  t.ok(kernel.closed, 'the session stopped watching the device once over')
   t.same(logged, [], 'ENOENT on a reply is the kernel’s to say, not an error to log')
 })
 

@@ -40,8 +40,13 @@ const EIO = 5
 const EPROTO = 71
 const ENXIO = 6
 
-/** Largest WRITE the kernel may send (and READ it may ask): 256 pages. */
-export const MAX_WRITE = 1024 * 1024
+/**
+ * Pages in the largest WRITE the kernel may send (and READ it may ask): 255, one less than the 256
+ * a pipe holds when its size may not pass 1 MiB (/proc/sys/fs/pipe-max-size), so a READ reply (its
+ * header and 255 pages) goes through one pipe when spliced.
+ */
+export const MAX_PAGES = 255
+export const MAX_WRITE = MAX_PAGES * 4096
 /** A read buffer must hold one request: the largest write plus its headers. */
 export const REQUEST_BUFFER_BYTES = MAX_WRITE + 4096
 
@@ -72,6 +77,16 @@ export class Granting {
 
 export type Reply = Buffer | Buffer[] | Granting | null
 
+/** How a READ reply goes to the kernel straight from a file's page cache (splice(2)). */
+export interface SpliceChannel {
+  /**
+   * Send a reply made of `header`, `bytes` bytes of `fd` at `position` and `zeros` zero bytes.
+   * False if it cannot (nothing was sent; the bytes are not cached, the reply does not fit): the
+   * caller then replies as usual. True once sent, or once the kernel no longer waits for it.
+   */
+  splice(header: Buffer, fd: number, position: number, bytes: number, zeros: number): boolean
+}
+
 export interface DispatchLog {
   (message: string): void
 }
@@ -79,14 +94,16 @@ export interface DispatchLog {
 export class Dispatcher {
   readonly #ops: FuseOperations
   readonly #log: DispatchLog
+  readonly #channel: SpliceChannel | undefined
   /** Set by DESTROY or INIT failure: the session ends after this reply. */
   ended = false
   /** Set once INIT is answered. */
   initialized = false
 
-  constructor(ops: FuseOperations, log: DispatchLog) {
+  constructor(ops: FuseOperations, log: DispatchLog, channel?: SpliceChannel) {
     this.#ops = ops
     this.#log = log
+    this.#channel = channel
   }
 
   /** The reply to `req` (null for requests that take none: FORGET, INTERRUPT). */
@@ -123,7 +140,7 @@ export class Dispatcher {
           congestionThreshold: 48,
           maxWrite: MAX_WRITE,
           timeGran: 1,
-          maxPages: MAX_WRITE / 4096,
+          maxPages: MAX_PAGES,
         })
       }
       case 'destroy':
@@ -192,6 +209,10 @@ export class Dispatcher {
       }
       case 'read': {
         if (req.size > scratch.length) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${scratch.length}-byte limit negotiated`)
+        // Bytes that lie in a file as they are (an image's unmodified pages) go from its page cache
+        // to the kernel without a copy through our memory: half the CPU of a large read.
+        const span = this.#channel && ops.spanOf?.(req.fh, req.offset, req.size)
+        if (span && this.#channel!.splice(replyDataHeader(unique, span.bytes + span.zeros), span.fd, req.offset, span.bytes, span.zeros)) return null
         const data = await ops.read(req.fh, req.offset, req.size, scratch)
         if (data.length === 0) return replyDataHeader(unique, 0)
         return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]

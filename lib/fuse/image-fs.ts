@@ -80,6 +80,10 @@ export class ImageFs implements FuseOperations {
     return into.subarray(0, await this.#store.readInto(into, offset))
   }
 
+  spanOf(_fh: number, offset: number, size: number): { fd: number; bytes: number; zeros: number } | undefined {
+    return this.#store.lowerSpan(offset, size)
+  }
+
   async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {
     await this.#store.write(offset, data)
     this.#mtimeNs = nowNs()

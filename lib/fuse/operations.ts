@@ -64,6 +64,13 @@ export interface FuseOperations {
   /** Up to `size` bytes at `offset`; may be a view of `scratch` (the caller's, at least `size` bytes, free until the reply is written). */
   read(fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array>
   /**
+   * Where the bytes a READ of `size` at `offset` returns are, if they lie in one file as they are
+   * (no copy needed): its descriptor (read from `offset`), the bytes it holds, and the zeros after
+   * them; undefined otherwise (read() then). Lets the server splice the reply from the file's page
+   * cache. Synchronous: the descriptor must stay open until the reply is sent. Optional.
+   */
+  spanOf?(fh: number, offset: number, size: number): { fd: number; bytes: number; zeros: number } | undefined
+  /**
    * Write through an open file. We handle privilege killing (HANDLE_KILLPRIV_V2): the first
    * write through a handle drops security.capability, and `killSuidgid` clears suid/sgid.
    */

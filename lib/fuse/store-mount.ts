@@ -8,6 +8,7 @@ import { parseWith, PagecowError } from '../errors.js'
 import * as fs from '../fs.js'
 import { ImageStore } from '../image/image-store.js'
 import type { TreeStore } from '../tree/tree-store.js'
+import { MAX_WRITE } from './dispatch.js'
 import { ImageFs } from './image-fs.js'
 import { abortConnection, findMount, kernelMount, kernelUnmount, setReadahead } from './kernel-mount.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
@@ -37,8 +38,8 @@ export const mountOptionsSchema = z.strictObject({
 })
 export type MountOptions = z.input<typeof mountOptionsSchema>
 
-/** Readahead on the mount: 1 MiB, the largest READ the kernel sends us (MAX_WRITE). */
-const READAHEAD_KB = 1024
+/** Readahead on the mount: the largest READ the kernel sends us (MAX_WRITE, 1020 KiB). */
+const READAHEAD_KB = MAX_WRITE / 1024
 
 export class StoreMount extends EventEmitter {
   readonly mountpoint: string
