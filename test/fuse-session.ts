@@ -227,7 +227,7 @@ t.test('a READDIRPLUS that fails after adding entries gives their lookups back',
   } as unknown as FuseOperations
   const d = new Dispatcher(ops, () => {})
   const header = { len: 0, opcode: Opcode.READDIRPLUS, unique: 5n, nodeid: FUSE_ROOT_ID, uid: 0, gid: 0, pid: 1 }
-  const reply = await d.handle({ header, op: 'readdirplus', fh: 1, offset: 0, size: 4096 }, Buffer.alloc(0))
+  const reply = await d.handle({ header, op: 'readdirplus', fh: 1, offset: 0, size: 4096 }, () => Buffer.alloc(0))
   t.ok(Buffer.isBuffer(reply) && reply.readInt32LE(4) === -5, 'the reply is the error (EIO)')
   t.same(forgotten, [[7, 1], [9, 1]], 'both lookups given back')
 })

@@ -39,6 +39,10 @@ const ERANGE = 34
 const EIO = 5
 const EPROTO = 71
 const ENXIO = 6
+const O_ACCMODE = 3
+const O_WRONLY = 1
+const O_RDWR = 2
+const O_APPEND = 0o2000
 
 /**
  * Pages in the largest WRITE the kernel may send (and READ it may ask): 255, one less than the 256
@@ -91,23 +95,42 @@ export interface DispatchLog {
   (message: string): void
 }
 
+export interface DispatchOptions {
+  /** How READ replies may be spliced; without it they are always copied. */
+  channel?: SpliceChannel
+  /**
+   * Ask the kernel to cache writes (FUSE_WRITEBACK_CACHE): write(2) returns once the page cache
+   * has the data, and the kernel sends it in larger WRITEs later (fsync, close, memory pressure or
+   * its dirty timer). The kernel then owns mtime and size while it caches. Default false.
+   */
+  writebackCache?: boolean
+}
+
 export class Dispatcher {
   readonly #ops: FuseOperations
   readonly #log: DispatchLog
   readonly #channel: SpliceChannel | undefined
+  readonly #askWriteback: boolean
   /** Set by DESTROY or INIT failure: the session ends after this reply. */
   ended = false
   /** Set once INIT is answered. */
   initialized = false
+  /** Whether the kernel caches writes (FUSE_WRITEBACK_CACHE asked for, and granted by INIT). */
+  writebackCache = false
 
-  constructor(ops: FuseOperations, log: DispatchLog, channel?: SpliceChannel) {
+  constructor(ops: FuseOperations, log: DispatchLog, options: DispatchOptions = {}) {
     this.#ops = ops
     this.#log = log
-    this.#channel = channel
+    this.#channel = options.channel
+    this.#askWriteback = options.writebackCache === true && !ops.readOnly
   }
 
-  /** The reply to `req` (null for requests that take none: FORGET, INTERRUPT). */
-  async handle(req: Request, scratch: Buffer): Promise<Reply> {
+  /**
+   * The reply to `req` (null for requests that take none: FORGET, INTERRUPT, or a READ reply
+   * already spliced). `scratch` lends a buffer of MAX_WRITE bytes for a READ reply's data; it must
+   * stay untouched until the reply is written.
+   */
+  async handle(req: Request, scratch: () => Buffer | Promise<Buffer>): Promise<Reply> {
     const unique = req.header.unique
     try {
       return await this.#call(req, scratch)
@@ -118,7 +141,7 @@ export class Dispatcher {
     }
   }
 
-  async #call(req: Request, scratch: Buffer): Promise<Reply> {
+  async #call(req: Request, scratch: () => Buffer | Promise<Buffer>): Promise<Reply> {
     const ops = this.#ops
     const { unique, nodeid } = req.header
     const caller = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid }
@@ -130,12 +153,14 @@ export class Dispatcher {
           return replyError(unique, EPROTO)
         }
         this.initialized = true
+        const flags = req.flags & (WANTED_FLAGS | (this.#askWriteback ? InitFlag.WRITEBACK_CACHE : 0))
+        this.writebackCache = (flags & InitFlag.WRITEBACK_CACHE) !== 0
         return replyInit(unique, {
           major: KERNEL_MAJOR,
           minor: Math.min(KERNEL_MINOR, req.minor),
           // The kernel takes the smaller of this and its default (128 KiB); the mount raises it after.
           maxReadahead: MAX_WRITE,
-          flags: req.flags & WANTED_FLAGS,
+          flags,
           maxBackground: 64,
           congestionThreshold: 48,
           maxWrite: MAX_WRITE,
@@ -194,11 +219,11 @@ export class Dispatcher {
       case 'link':
         return this.#entry(unique, await ops.link(req.oldnodeid, nodeid, newName(req.name)))
       case 'open': {
-        const opened = await ops.open(nodeid, req.flags, (req.openFlags & OPEN_KILL_SUIDGID) !== 0)
+        const opened = await ops.open(nodeid, this.#openFlags(req.flags), (req.openFlags & OPEN_KILL_SUIDGID) !== 0)
         return new Granting(replyOpen(unique, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0), () => ops.release(opened.fh))
       }
       case 'create': {
-        const { entry, opened } = await ops.create(nodeid, newName(req.name), req.flags, req.mode, caller)
+        const { entry, opened } = await ops.create(nodeid, newName(req.name), this.#openFlags(req.flags), req.mode, caller)
         return new Granting(replyCreate(unique, entry, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0), async () => {
           try {
             await ops.release(opened.fh)
@@ -208,12 +233,12 @@ export class Dispatcher {
         })
       }
       case 'read': {
-        if (req.size > scratch.length) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${scratch.length}-byte limit negotiated`)
+        if (req.size > MAX_WRITE) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${MAX_WRITE}-byte limit negotiated`)
         // Bytes that lie in a file as they are (an image's unmodified pages) go from its page cache
         // to the kernel without a copy through our memory: half the CPU of a large read.
         const span = this.#channel && ops.spanOf?.(req.fh, req.offset, req.size)
         if (span && this.#channel!.splice(replyDataHeader(unique, span.bytes + span.zeros), span.fd, req.offset, span.bytes, span.zeros)) return null
-        const data = await ops.read(req.fh, req.offset, req.size, scratch)
+        const data = await ops.read(req.fh, req.offset, req.size, await scratch())
         if (data.length === 0) return replyDataHeader(unique, 0)
         return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]
       }
@@ -290,6 +315,19 @@ export class Dispatcher {
         // COPY_FILE_RANGE, IOCTL, POLL, BMAP: ENOSYS tells the kernel to do without.
         return replyError(unique, ENOSYS)
     }
+  }
+
+  /**
+   * The open(2) flags to act on. With the write cache the kernel places every write itself (its
+   * size is the true one: the mount is the store's only writer) and sends cached pages at their
+   * offsets, so a handle must not append on its own; and it reads a page before writing part of
+   * it, through whichever handle it has, so a write-only handle must read too (the kernel checked
+   * the caller's access; the reads are its own).
+   */
+  #openFlags(flags: number): number {
+    if (!this.writebackCache) return flags
+    const access = (flags & O_ACCMODE) === O_WRONLY ? O_RDWR : flags & O_ACCMODE
+    return (flags & ~(O_ACCMODE | O_APPEND)) | access
   }
 
   /** An entry reply: a positive one counts a lookup (node id 0 is a negative entry, counted by nobody). */

@@ -34,6 +34,10 @@ export class ImageFs implements FuseOperations {
     return !this.#store.readOnly
   }
 
+  get readOnly(): boolean {
+    return this.#store.readOnly
+  }
+
   async lookup(parent: number, name: string): Promise<EntryOut | null> {
     if (parent !== FUSE_ROOT_ID || name !== this.fileName) return null
     return { nodeid: IMAGE_NODE, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: this.#imageAttr() }

@@ -43,6 +43,8 @@ export interface FuseOperations {
    * keep pages and listings across opens. False for a read-only store (its writer may be elsewhere).
    */
   readonly stable: boolean
+  /** Whether nothing may be changed (a read-only store): the kernel is not asked to cache writes. */
+  readonly readOnly: boolean
   /** Called once by the session: how to reach the kernel unasked. Optional. */
   bindNotifier?(notifier: Notifier): void
   /** The entry `name` of directory `parent`, or null if there is none (cached as a negative entry). */

@@ -5,7 +5,7 @@
 // parked up to four of libuv's pool threads for ever.
 import * as fs from '../fs.js'
 import { nameToBytes } from '../name-bytes.js'
-import { Dispatcher, Granting, MAX_WRITE, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply, type SpliceChannel } from './dispatch.js'
+import { Dispatcher, Granting, REQUEST_BUFFER_BYTES, type DispatchLog, type Reply, type SpliceChannel } from './dispatch.js'
 import type { FuseOperations } from './operations.js'
 import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, replyError } from './protocol.js'
 
@@ -14,15 +14,22 @@ const ENOENT = 2
 const EAGAIN = 11
 const E2BIG = 7
 
-/** Requests in flight at most; past it, reading waits for one to finish (bounds the buffers held). */
-export const MAX_IN_FLIGHT = 32
+/**
+ * Requests in flight at most (the kernel sends up to 64 background requests at once: readahead,
+ * cached writes); past it, reading waits for one to finish.
+ */
+export const MAX_IN_FLIGHT = 64
 /** Requests up to this size are copied out of the read buffer; a larger one (a big WRITE) keeps it. */
 const SMALL_REQUEST = 16 * 1024
-/** Large buffers (request or READ reply) kept for reuse once their request is done. */
+/**
+ * Large buffers (MAX_WRITE: a big WRITE's request, a READ reply's data) held by requests in flight,
+ * at most: bounds the memory a burst of large requests takes (libuv's pool serves 8 at once anyway).
+ */
+const LARGE_BUFFERS = 8
+/** Large buffers kept for reuse once their request is done. */
 const SPARE_BUFFERS = 4
 /** Notifications written at once, at most: each holds a pool thread while the kernel waits for a lock. */
 const NOTIFYING = 3
-const NO_SCRATCH = Buffer.alloc(0)
 
 function poolSize(): number {
   return Number(process.env.UV_THREADPOOL_SIZE) || 4
@@ -45,8 +52,10 @@ export class FuseSession {
   #inFlight = 0
   /** What the next request is read into. */
   #inbox: Buffer = Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
-  readonly #spareRequests: Buffer[] = []
-  readonly #spareScratch: Buffer[] = []
+  /** Large buffers held by requests in flight (the inbox not counted), spares, and READs waiting for one. */
+  #largeOut = 0
+  readonly #spares: Buffer[] = []
+  readonly #waitingForLarge: Array<(b: Buffer) => void> = []
   /** The most file bytes a spliced reply may carry; 0 once splicing failed for good. */
   #spliceBytes = -1
   /** Entries to invalidate, waiting for a free slot (kept small: encoded only when sent). */
@@ -62,11 +71,17 @@ export class FuseSession {
    */
   readonly initialized = new Promise<boolean>((resolve) => (this.#started = resolve))
 
-  constructor(fd: number, ops: FuseOperations, log: DispatchLog) {
+  /** `writebackCache`: ask the kernel to cache writes (see DispatchOptions). */
+  constructor(fd: number, ops: FuseOperations, log: DispatchLog, options: { writebackCache?: boolean } = {}) {
     this.#fd = fd
-    this.#dispatcher = new Dispatcher(ops, log, this.#channel())
+    this.#dispatcher = new Dispatcher(ops, log, { channel: this.#channel(), writebackCache: options.writebackCache === true })
     this.#log = log
     ops.bindNotifier?.({ invalidateEntry: (parent, name) => this.#notify(parent, name) })
+  }
+
+  /** Whether the kernel caches writes on this mount (asked for and granted at INIT). */
+  get writebackCache(): boolean {
+    return this.#dispatcher.writebackCache
   }
 
   /** Requests read and not answered yet. */
@@ -90,7 +105,8 @@ export class FuseSession {
 
   /** Read every request waiting (up to the in-flight limit) and start serving each. */
   #readable(status: number): void {
-    while (!this.#ended && this.#inFlight < MAX_IN_FLIGHT) {
+    // A large request takes the inbox and needs a new one: one must be left to lend.
+    while (!this.#ended && this.#inFlight < MAX_IN_FLIGHT && this.#largeOut < LARGE_BUFFERS) {
       let n: number
       try {
         n = fs.readSync(this.#fd, this.#inbox, 0, this.#inbox.length, null)
@@ -111,7 +127,8 @@ export class FuseSession {
       this.#take(n)
     }
     if (this.#ended) this.#end()
-    else if (this.#inFlight >= MAX_IN_FLIGHT && !this.#paused && this.#watch) {
+    else if (!this.#paused && this.#watch) {
+      // Full: stop polling (the device stays readable) until a request is done.
       this.#paused = true
       fs.watchPause(this.#watch)
     }
@@ -127,7 +144,8 @@ export class FuseSession {
     } else {
       large = this.#inbox
       request = large.subarray(0, n)
-      this.#inbox = this.#spareRequests.pop() ?? Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
+      this.#largeOut++
+      this.#inbox = this.#spares.pop() ?? Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
     }
     this.#inFlight++
     void this.#serve(request, large)
@@ -135,13 +153,12 @@ export class FuseSession {
 
   async #serve(request: Buffer, large: Buffer | undefined): Promise<void> {
     let scratch: Buffer | undefined
+    // READ replies are read into this (not a new buffer each time); it is free again once written.
+    const lend = async () => (scratch ??= await this.#takeLarge())
     try {
       let reply: Reply
       try {
-        const req = parseRequest(request)
-        // READ replies are read into this (not a new buffer each time); it is free again once written.
-        if (req.op === 'read') scratch = this.#spareScratch.pop() ?? Buffer.allocUnsafe(MAX_WRITE)
-        reply = await this.#dispatcher.handle(req, scratch ?? NO_SCRATCH)
+        reply = await this.#dispatcher.handle(parseRequest(request), lend)
       } catch (err) {
         // Answer what cannot be decoded, or the caller waits for ever.
         this.#log(`fuse: a request could not be decoded: ${String(err)}`)
@@ -155,8 +172,8 @@ export class FuseSession {
       if (this.#dispatcher.initialized) this.#started(true)
       if (this.#dispatcher.ended) this.#ended = true
     } finally {
-      if (large && this.#spareRequests.length < SPARE_BUFFERS) this.#spareRequests.push(large)
-      if (scratch && this.#spareScratch.length < SPARE_BUFFERS) this.#spareScratch.push(scratch)
+      if (large) this.#giveBack(large)
+      if (scratch) this.#giveBack(scratch)
       this.#inFlight--
       if (this.#ended) this.#end()
       else if (this.#paused && this.#watch) {
@@ -164,6 +181,22 @@ export class FuseSession {
         fs.watchResume(this.#watch) // still readable: the poll fires again on the next turn
       }
     }
+  }
+
+  /** A large buffer for a READ reply, once fewer than LARGE_BUFFERS are out. */
+  #takeLarge(): Buffer | Promise<Buffer> {
+    if (this.#largeOut < LARGE_BUFFERS) {
+      this.#largeOut++
+      return this.#spares.pop() ?? Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
+    }
+    return new Promise((resolve) => this.#waitingForLarge.push(resolve))
+  }
+
+  #giveBack(buffer: Buffer): void {
+    const waiting = this.#waitingForLarge.shift()
+    if (waiting) return waiting(buffer) // stays out: handed on
+    this.#largeOut--
+    if (this.#spares.length < SPARE_BUFFERS) this.#spares.push(buffer)
   }
 
   /** Once ended and every request in flight is answered: stop watching, and the session is over. */

@@ -78,6 +78,10 @@ export class TreeFs implements FuseOperations {
     return !this.#store.readOnly
   }
 
+  get readOnly(): boolean {
+    return this.#store.readOnly
+  }
+
   /** Node ids the kernel holds (what the mount costs in memory grows with this, not the tree). */
   get nodes(): number {
     return this.#nodes.size
