@@ -56,6 +56,11 @@ export class FuseSession {
   #largeOut = 0
   readonly #spares: Buffer[] = []
   readonly #waitingForLarge: Array<(b: Buffer) => void> = []
+  /**
+   * Buffers for small requests, reused: a new one per request (a 4 KiB WRITE is over Node's pooled
+   * size) cost ~20 µs of garbage collection per request in a burst of cached writes.
+   */
+  readonly #smallFree: Buffer[] = []
   /** The most file bytes a spliced reply may carry; 0 once splicing failed for good. */
   #spliceBytes = -1
   /** Entries to invalidate, waiting for a free slot (kept small: encoded only when sent). */
@@ -138,9 +143,11 @@ export class FuseSession {
   #take(n: number): void {
     let request: Buffer
     let large: Buffer | undefined
+    let small: Buffer | undefined
     if (n <= SMALL_REQUEST) {
-      request = Buffer.allocUnsafe(n)
-      this.#inbox.copy(request, 0, 0, n)
+      small = this.#smallFree.pop() ?? Buffer.allocUnsafeSlow(SMALL_REQUEST)
+      this.#inbox.copy(small, 0, 0, n)
+      request = small.subarray(0, n)
     } else {
       large = this.#inbox
       request = large.subarray(0, n)
@@ -148,10 +155,10 @@ export class FuseSession {
       this.#inbox = this.#spares.pop() ?? Buffer.allocUnsafe(REQUEST_BUFFER_BYTES)
     }
     this.#inFlight++
-    void this.#serve(request, large)
+    void this.#serve(request, large, small)
   }
 
-  async #serve(request: Buffer, large: Buffer | undefined): Promise<void> {
+  async #serve(request: Buffer, large: Buffer | undefined, small: Buffer | undefined): Promise<void> {
     let scratch: Buffer | undefined
     // READ replies are read into this (not a new buffer each time); it is free again once written.
     const lend = async () => (scratch ??= await this.#takeLarge())
@@ -172,6 +179,8 @@ export class FuseSession {
       if (this.#dispatcher.initialized) this.#started(true)
       if (this.#dispatcher.ended) this.#ended = true
     } finally {
+      // Nothing keeps a view of a request once it is answered (names and data are copied out).
+      if (small && this.#smallFree.length < MAX_IN_FLIGHT) this.#smallFree.push(small)
       if (large) this.#giveBack(large)
       if (scratch) this.#giveBack(scratch)
       this.#inFlight--
