@@ -26,7 +26,10 @@ const schema = z.strictObject({
 
 /** The environment variable naming the descriptor a daemon reports readiness on. */
 const READY_FD_ENV = 'PAGECOW_MOUNT_READY_FD'
-/** Requests in flight hold pool threads while they wait on /dev/fuse: give the daemon more. */
+/**
+ * libuv's pool serves the mount's cold reads (8 at once: the session's large-buffer bound), the
+ * uppers' fdatasyncs and cache notifications: more than the default 4.
+ */
 const THREAD_POOL = '8'
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
