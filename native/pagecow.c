@@ -223,11 +223,12 @@ static napi_value watch_close(napi_env env, napi_callback_info info) {
 // ---- FUSE read replies spliced from a file's page cache ----
 
 #define PAGE 4096
-// One pipe for every reply: replies are spliced one at a time, on the event loop's thread.
-static int reply_pipe[2] = { -1, -1 };
-static size_t pipe_slots = 0;
+// One pipe for every reply a thread sends: a thread splices its replies one at a time (a server
+// in a worker thread gets its own pipe).
+static __thread int reply_pipe[2] = { -1, -1 };
+static __thread size_t pipe_slots = 0;
 static char zero_page[PAGE] __attribute__((aligned(PAGE)));
-static char drain_buffer[65536];
+static __thread char drain_buffer[4096];
 
 // Empty the pipe after a failure, so the next reply starts clean.
 static void drain_pipe(void) {
