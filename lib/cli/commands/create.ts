@@ -1,15 +1,20 @@
 // `pagecow create STORE --lower LOWER`: a new store over a raw image, or over a directory tree.
+import { statSync, type Stats } from 'node:fs'
 import { z } from 'zod'
-import { createStore } from '../../index.js'
+import { PagecowError } from '../../errors.js'
+import { createStore } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
-import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
+import { nonRawFormat } from '../lower-format.js'
+import { commonFlags, pageSizeValue, parseCommandLine } from '../options.js'
+import { pseudoFileSystemOf } from '../pseudo-fs.js'
 
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
   lower: z.string().min(1, 'the lower (an image or a directory) is required'),
-  pageSize: sizeValue.optional(),
+  lowerFormat: z.enum(['raw']).optional(),
+  pageSize: pageSizeValue.optional(),
   json: z.boolean().optional(),
   ...commonFlags,
 })
@@ -17,13 +22,18 @@ const schema = z.strictObject({
 export function createCommand(io: CliIo) {
   const cmd = newCommand('create', io)
     .summary('create a store over a raw image or a directory tree')
-    .description('create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode) or a directory (tree mode)')
+    .description(
+      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode) or a directory (tree mode). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
+    )
     .argument('<STORE>', 'the store directory to create')
     .requiredOption('--lower <LOWER>', 'the raw image or directory to overlay; it is only ever read')
+    .option('--lower-format <FORMAT>', 'only "raw": take LOWER as a raw image even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image')
     .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
     .option('--json', "print the new store's info as JSON")
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
+      checkStorePlace(opts.store)
+      checkLower(opts.lower, opts.lowerFormat)
       const created = await createStore(opts.store, { lower: opts.lower, pageSize: opts.pageSize })
       try {
         const info = created.info()
@@ -36,5 +46,52 @@ export function createCommand(io: CliIo) {
         await created.close()
       }
     })
-  return examples(cmd, ['pagecow create vm1.cow --lower base.img', 'pagecow create vm1.cow --lower base.img --page-size 64k --json', 'pagecow create root.cow --lower /srv/rootfs'])
+  return examples(cmd, [
+    'pagecow create vm1.cow --lower base.img',
+    'pagecow create vm1.cow --lower base.img --page-size 64k --json',
+    'pagecow create root.cow --lower /srv/rootfs',
+    'qemu-img convert -O raw base.qcow2 base.img && pagecow create vm1.cow --lower base.img',
+  ])
+}
+
+/** STORE must be able to become a store directory: not a file, not on a pseudo file system. */
+function checkStorePlace(store: string): void {
+  const pseudo = pseudoFileSystemOf(store)
+  if (pseudo) throw new PagecowError('EINVAL', `create: ${store} is on ${pseudo}, a kernel pseudo file system; make the store on a real file system`)
+  const stat = statIfAny(store)
+  if (stat && stat !== 'unreadable' && !stat.isDirectory()) throw new PagecowError('EEXIST', `create: ${store} exists and is not a directory; a store is made in a new or empty directory`)
+}
+
+/** An image lower must look raw, unless --lower-format raw says it is. */
+function checkLower(lower: string, format: 'raw' | undefined): void {
+  const stat = statIfAny(lower)
+  if (!stat) throw new PagecowError('ENOENT', `create: the lower ${lower} does not exist`)
+  if (stat === 'unreadable') return // creating the store says why
+  if (stat.isDirectory()) {
+    if (format) throw new PagecowError('EINVAL', `create: --lower-format is for an image lower; ${lower} is a directory (a tree lower)`)
+    return
+  }
+  if (format === 'raw' || !stat.isFile()) return
+  let found: string | undefined
+  try {
+    found = nonRawFormat(lower)
+  } catch {
+    return // unreadable: creating the store says why
+  }
+  if (found) {
+    throw new PagecowError(
+      'EINVAL',
+      `create: the lower ${lower} is a ${found} image, not a raw one, and pagecow overlays raw images: convert it (qemu-img convert -O raw ${lower} LOWER.img), or pass --lower-format raw if it really is raw`,
+    )
+  }
+}
+
+/** The stat of `path`; undefined if nothing is there, 'unreadable' if that cannot be told. */
+function statIfAny(path: string): Stats | undefined | 'unreadable' {
+  try {
+    return statSync(path)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : 'unreadable'
+  }
 }
