@@ -412,3 +412,37 @@ t.test('INIT: the write cache asked for only when wanted and the store is writab
   t.equal(reply.readUInt32LE(OUT_HEADER_BYTES + 12) & InitFlag.WRITEBACK_CACHE, 0, 'a kernel that does not offer it is not asked')
   t.equal(offeredNone.writebackCache, false)
 })
+
+t.test('the session is over only once the notifications being written are done (the caller closes the device after)', async (t) => {
+  const kernel = new FakeKernel()
+  const writes: Array<{ finish: (err?: NodeJS.ErrnoException) => void }> = []
+  const { FuseSession } = await t.mockImport<SessionModule>(new URL(`../lib/fuse/session.${EXT}`, import.meta.url).href, {
+    [new URL(`../lib/fs.${EXT}`, import.meta.url).href]: {
+      ...actualFs,
+      ...kernel.fs,
+      // A notification waits in the pool (behind store work, or for a lock in the kernel).
+      write: () => new Promise<number>((resolve, reject) => writes.push({ finish: (err) => (err ? reject(err) : resolve(0)) })),
+    },
+  })
+  let notifier: { invalidateEntry(parent: number, name: string): void } | undefined
+  const ops = { stable: true, readOnly: false, forget: () => {}, bindNotifier: (n: typeof notifier) => (notifier = n) } as unknown as FuseOperations
+  const logged: string[] = []
+  const session = new FuseSession(-1, ops, (m) => logged.push(m))
+  kernel.session = session
+  let over = false
+  const done = session.run().then(() => (over = true))
+  notifier!.invalidateEntry(FUSE_ROOT_ID, 'gone')
+  notifier!.invalidateEntry(FUSE_ROOT_ID, 'also-gone')
+  t.equal(writes.length, 2, 'two notifications being written')
+  kernel.end()
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  t.notOk(over, 'unmounted, but not over while a notification may still write to the device')
+  t.notOk(kernel.closed, 'and still watching it')
+  writes[0]!.finish()
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  t.notOk(over, 'one done: still not over')
+  writes[1]!.finish(systemError('ENODEV', 'write'))
+  await done
+  t.ok(over && kernel.closed, 'over once both are done')
+  t.same(logged, [], 'ENODEV on a notification after the unmount is not an error')
+})

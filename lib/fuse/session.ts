@@ -208,9 +208,13 @@ export class FuseSession {
     if (this.#spares.length < SPARE_BUFFERS) this.#spares.push(buffer)
   }
 
-  /** Once ended and every request in flight is answered: stop watching, and the session is over. */
+  /**
+   * Once ended, every request in flight answered and every notification written: stop watching,
+   * and the session is over. A notification still waiting in the pool would otherwise write to the
+   * descriptor after its owner closed it, or to whatever file took its number since.
+   */
   #end(): void {
-    if (this.#finished || this.#inFlight > 0) return
+    if (this.#finished || this.#inFlight > 0 || this.#notifying > 0) return
     this.#finished = true
     if (this.#watch) fs.watchClose(this.#watch)
     this.#started(false) // nothing once INIT was answered: a promise settles once
@@ -265,7 +269,8 @@ export class FuseSession {
         })
         .finally(() => {
           this.#notifying--
-          this.#sendNotices()
+          if (this.#ended) this.#end()
+          else this.#sendNotices()
         })
     }
   }
