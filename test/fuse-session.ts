@@ -80,11 +80,11 @@ class FakeKernel {
   }
 
   /** Send a request; its reply (undefined for FORGET), once the session has answered it. */
-  async send(opcode: number, nodeid: number, body: Buffer[], options: { refuse?: boolean } = {}): Promise<Buffer | undefined> {
+  async send(opcode: number, nodeid: number, body: Buffer[], options: { refuse?: boolean | 'ENODEV' } = {}): Promise<Buffer | undefined> {
     let reply: Buffer | undefined
     this.#take = (b) => {
       reply = b
-      if (options.refuse) throw systemError('ENOENT', 'write')
+      if (options.refuse) throw systemError(options.refuse === true ? 'ENOENT' : options.refuse, 'write')
     }
     const payload = Buffer.concat(body)
     const header = Buffer.alloc(IN_HEADER_BYTES) // uid, gid, pid 0: root
@@ -289,6 +289,7 @@ const EAGAIN = 11
 const E2BIG = 7
 const ENOENT = 2
 const EIO = 5
+const ENODEV = 19
 
 t.test('READ: bytes that lie in a file are spliced; otherwise, or when splicing cannot, copied', async (t) => {
   const span = { fd: 42, bytes: 3000, zeros: 1096 }
@@ -299,6 +300,7 @@ t.test('READ: bytes that lie in a file are spliced; otherwise, or when splicing 
     ['a span too big for the pipe (-E2BIG)', span, -E2BIG, 'copied'],
     ['a span, the request interrupted meanwhile (-ENOENT)', span, -ENOENT, 'nothing'],
     ['a span, splice failing (-EIO)', span, -EIO, 'copied'],
+    ['a span, the connection gone meanwhile (-ENODEV: unmounted)', span, -ENODEV, 'nothing'],
   ] as const) {
     await t.test(name, async (t) => {
       const reads: number[] = []
@@ -445,4 +447,16 @@ t.test('the session is over only once the notifications being written are done (
   await done
   t.ok(over && kernel.closed, 'over once both are done')
   t.same(logged, [], 'ENODEV on a notification after the unmount is not an error')
+})
+
+t.test('a reply the kernel cannot take because the mount is gone (ENODEV) is not logged; what it granted is given back', async (t) => {
+  const released: number[] = []
+  const { kernel, logged } = await running(t, {
+    open: async () => ({ fh: 7, keepCache: false }),
+    release: async (fh: number) => void released.push(fh),
+  })
+  const reply = await kernel.send(Opcode.OPEN, 2, [u32s(0, 0)], { refuse: 'ENODEV' })
+  t.equal(reply?.readInt32LE(4), 0, 'the open was answered')
+  t.same(released, [7], 'its handle released: the kernel never got it')
+  t.same(logged, [], 'nothing logged: an unmount while serving is no error')
 })

@@ -11,6 +11,7 @@ import { FuseProtocolError, IN_HEADER_BYTES, notifyInvalEntry, parseRequest, rep
 
 const EIO = 5
 const ENOENT = 2
+const ENODEV = 19
 const EAGAIN = 11
 const E2BIG = 7
 
@@ -228,8 +229,9 @@ export class FuseSession {
         if (this.#spliceBytes < 0) this.#spliceBytes = fs.spliceCapacity()
         if (bytes + zeros > this.#spliceBytes) return false
         const done = fs.spliceReply(this.#fd, header, fd, position, bytes, zeros)
-        // ENOENT: the kernel gave up on the request (interrupted); nothing waits for a reply.
-        if (done >= 0 || done === -ENOENT) return true
+        // ENOENT: the kernel gave up on the request (interrupted); ENODEV: the mount is gone.
+        // Either way nothing waits for a reply.
+        if (done >= 0 || done === -ENOENT || done === -ENODEV) return true
         if (done !== -EAGAIN && done !== -E2BIG) {
           this.#log(`fuse: splicing a read reply failed (errno ${-done}); read replies are copied from now on`)
           this.#spliceBytes = 0
@@ -282,8 +284,10 @@ export class FuseSession {
       else fs.writeSync(this.#fd, reply)
       return true
     } catch (err) {
-      // ENOENT: the kernel gave up on the request (interrupted); nothing is waiting for it.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#log(`fuse: writing a reply failed: ${String(err)}`)
+      // ENOENT: the kernel gave up on the request (interrupted); ENODEV: unmounted while it was
+      // served. Nothing is waiting for it.
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENODEV') this.#log(`fuse: writing a reply failed: ${String(err)}`)
       return false
     }
   }
