@@ -240,9 +240,24 @@ static void drain_pipe(void) {
 
 // The pipe's buffers (pages) once made: the most an unprivileged process may have (1 MiB,
 // /proc/sys/fs/pipe-max-size) unless more is allowed.
-static int open_pipe(void) {
+// The thread's environment ends (a worker thread exits): its pipe goes with it, or every worker
+// that ever spliced would leave two descriptors behind.
+static void close_pipe(void *unused) {
+  (void)unused;
+  if (reply_pipe[0] < 0) return;
+  close(reply_pipe[0]);
+  close(reply_pipe[1]);
+  reply_pipe[0] = reply_pipe[1] = -1;
+  pipe_slots = 0;
+}
+
+static int open_pipe(napi_env env) {
   if (reply_pipe[0] >= 0) return 0;
   if (pipe2(reply_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
+  if (napi_add_env_cleanup_hook(env, close_pipe, NULL) != napi_ok) {
+    close_pipe(NULL);
+    return ENOMEM;
+  }
   if (fcntl(reply_pipe[1], F_SETPIPE_SZ, 2 << 20) < 0) (void)fcntl(reply_pipe[1], F_SETPIPE_SZ, 1 << 20);
   int size = fcntl(reply_pipe[1], F_GETPIPE_SZ);
   pipe_slots = size > 0 ? (size_t)size / PAGE : 1;
@@ -278,7 +293,7 @@ static napi_value splice_reply(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value result;
-  int err = open_pipe();
+  int err = open_pipe(env);
   if (err != 0) {
     CHECK(napi_create_int64(env, -err, &result));
     return result;
@@ -318,7 +333,7 @@ out:
 static napi_value splice_capacity(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
-  int err = open_pipe();
+  int err = open_pipe(env);
   CHECK(napi_create_int64(env, err != 0 ? 0 : (int64_t)(pipe_slots - 1) * PAGE, &result));
   return result;
 }

@@ -149,3 +149,23 @@ t.test('spliceReply: bad calls are refused (EINVAL)', async (t) => {
     t.throws(() => (fs.spliceReply as (...a: unknown[]) => number)(...args), { code: 'EINVAL' }, name)
   }
 })
+
+t.test('the reply pipe of a worker thread is closed when the worker ends (no descriptors left behind)', async (t) => {
+  const { Worker } = await import('node:worker_threads')
+  const { readdirSync } = await import('node:fs')
+  const addon = new URL('../build/Release/pagecow.node', import.meta.url).pathname
+  const open = () => readdirSync('/proc/self/fd').length
+  // Each worker splices (so makes its pipe) and ends; the pipe is the thread's own.
+  const runWorker = () =>
+    new Promise<number>((resolve, reject) => {
+      const w = new Worker(`require('node:worker_threads').parentPort.postMessage(require(${JSON.stringify(addon)}).spliceCapacity())`, { eval: true })
+      let capacity = 0
+      w.on('message', (m: number) => (capacity = m))
+      w.on('error', reject)
+      w.on('exit', () => resolve(capacity))
+    })
+  t.ok((await runWorker()) >= PAGE, 'a worker has a pipe of its own') // the first also loads what workers share
+  const before = open()
+  for (let i = 0; i < 4; i++) await runWorker()
+  t.equal(open(), before, 'four workers later, as many descriptors open as before')
+})
