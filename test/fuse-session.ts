@@ -392,7 +392,14 @@ t.test('INIT: the write cache asked for only when wanted and the store is writab
     ['wanted, read-only store', true, true, false],
   ] as const) {
     const opened: number[] = []
-    const ops = { stable: true, readOnly, forget: () => {}, open: async (_n: number, flags: number) => (opened.push(flags), { fh: 1, keepCache: true }), release: async () => {} } as unknown as FuseOperations
+    const ops = {
+      stable: true,
+      readOnly,
+      forget: () => {},
+      open: async (_n: number, flags: number) => (opened.push(flags), { fh: 1, keepCache: true }),
+      release: async () => {},
+      lseek: async () => 8192,
+    } as unknown as FuseOperations
     const d = new Dispatcher(ops, () => {}, { writebackCache: wanted })
     const offered = InitFlag.WRITEBACK_CACHE | InitFlag.ASYNC_READ
     const reply = (await d.handle({ header: header(Opcode.INIT), op: 'init', major: KERNEL_MAJOR, minor: KERNEL_MINOR, maxReadahead: 0, flags: offered }, () => Buffer.alloc(0))) as Buffer
@@ -408,6 +415,10 @@ t.test('INIT: the write cache asked for only when wanted and the store is writab
       await d.handle({ header: header(Opcode.OPEN), op: 'open', flags: open, openFlags: 0 }, () => Buffer.alloc(0))
       t.same(opened, [expect], `${name}: open(0${open.toString(8)}) acts on 0${expect.toString(8)}`)
     }
+    const SEEK_DATA = 3
+    const seek = (await d.handle({ header: header(Opcode.LSEEK), op: 'lseek', fh: 1, offset: 0, whence: SEEK_DATA }, () => Buffer.alloc(0))) as Buffer
+    // Pages still cached in the kernel are data the store cannot see: the kernel must answer itself.
+    t.equal(seek.readInt32LE(4), granted ? -38 : 0, `${name}: SEEK_DATA ${granted ? 'left to the kernel (ENOSYS)' : 'answered from the store'}`)
   }
   const offeredNone = new Dispatcher({ stable: true, readOnly: false } as unknown as FuseOperations, () => {}, { writebackCache: true })
   const reply = (await offeredNone.handle({ header: header(Opcode.INIT), op: 'init', major: KERNEL_MAJOR, minor: KERNEL_MINOR, maxReadahead: 0, flags: 0 }, () => Buffer.alloc(0))) as Buffer

@@ -258,6 +258,11 @@ export class Dispatcher {
         await ops.fallocate(req.fh, req.offset, req.length, req.mode)
         return replyEmpty(unique)
       case 'lseek': {
+        // With the write cache, pages the kernel has not sent yet are data we cannot see, and it
+        // sends none before asking: our holes could hide them from cp, tar or rsync. ENOSYS makes
+        // the kernel answer for good with its generic rule (all data up to the size), as a file
+        // system without SEEK_DATA does: never a byte skipped.
+        if (this.writebackCache) return replyError(unique, ENOSYS)
         const found = await ops.lseek(nodeid, req.fh, req.offset, req.whence)
         return found === null ? replyError(unique, ENXIO) : replyLseek(unique, found)
       }
