@@ -195,12 +195,19 @@ os.write(fd, b'Z')
 os.fsync(fd)
 os.close(fd)
 out['capAfter'] = 'security.capability' in os.listxattr('capable')
+# As rpm does: write a program, give it a capability through the open file, then close it.
+fd = os.open('installed', os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o755)
+os.write(fd, b'\x7fELF' + b'p' * 5000)
+os.setxattr(fd, 'security.capability', struct.pack('<IIIII', 0x02000001, 1 << 13, 0, 0, 0))
+os.close(fd)
+out['capSetAfterWrite'] = 'security.capability' in os.listxattr('installed')
 print(json.dumps(out))`
       const want = await python<Record<string, unknown>>(t, script, f.plain, [f.plain])
       const got = await python<Record<string, unknown>>(t, script, f.mnt, [f.mnt])
       t.same(want.capBefore, true, 'the plain directory took the capability')
       t.same(got, want, 'appends, and the capability dropped by a write, as on the plain directory')
       t.equal(got.log, 'lower line\none\ntwo\n', 'O_APPEND: every write at the end (pwrite too, as Linux does)')
+      t.equal(got.capSetAfterWrite, true, 'a capability given after the write, before the close, stays')
       // A write by nobody to a world-writable set-user-ID file: the bit goes, on ext4 and here.
       const modes: Record<string, string> = {}
       for (const [name, dir] of [
@@ -218,6 +225,7 @@ print(json.dumps(out))`
       t.teardown(() => store.close())
       t.equal(((await store.stat('/setuid')).mode & 0o7777).toString(8), '777', 'the store has the cleared mode')
       t.notOk((await store.listxattr('/capable')).includes('security.capability'), 'the store dropped the capability')
+      t.ok((await store.listxattr('/installed')).includes('security.capability'), 'and kept the one given after the write')
       t.equal((await readInStore(f.storeDir, '/fresh.txt')).toString(), 'ab', 'the appended file in the store')
     })
   }

@@ -29,6 +29,7 @@ import {
   SetattrValid,
   GETATTR_FH,
   OPEN_KILL_SUIDGID,
+  WRITE_CACHE,
   WRITE_KILL_SUIDGID,
   type EntryOut,
   type Request,
@@ -243,7 +244,7 @@ export class Dispatcher {
         return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]
       }
       case 'write':
-        return replyWrite(unique, await ops.write(req.fh, req.offset, req.data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0))
+        return replyWrite(unique, await ops.write(req.fh, req.offset, req.data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0, (req.writeFlags & WRITE_CACHE) !== 0))
       case 'flush':
         return replyEmpty(unique) // close(2): data is in the store already; durability is fsync's
       case 'release':

@@ -88,7 +88,7 @@ export class ImageFs implements FuseOperations {
     return this.#store.lowerSpan(offset, size)
   }
 
-  async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {
+  async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean, _cached: boolean): Promise<number> {
     await this.#store.write(offset, data)
     this.#mtimeNs = nowNs()
     return data.length

@@ -75,8 +75,11 @@ export interface FuseOperations {
   /**
    * Write through an open file. We handle privilege killing (HANDLE_KILLPRIV_V2): the first
    * write through a handle drops security.capability, and `killSuidgid` clears suid/sgid.
+   * `cached`: pages the kernel's write cache sends back (FUSE_WRITE_CACHE), whose write(2) already
+   * dropped the privileges in the kernel, maybe long ago: dropping any now would undo what was set
+   * since (a capability given through the open file before its close).
    */
-  write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number>
+  write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean, cached: boolean): Promise<number>
   release(fh: number): Promise<void>
   fsync(fh: number): Promise<void>
   /**
