@@ -29,6 +29,17 @@ const fsExt = () => (fsExtModule ??= require('fs-ext') as { seekSync(fd: number,
 interface OwnAddon {
   utimensat(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   mknod(path: Buffer, mode: number, rdev: number): void
+  watchReadable(fd: number, callback: (status: number) => void): ReadableWatch
+  watchPause(watch: ReadableWatch): void
+  watchResume(watch: ReadableWatch): void
+  watchClose(watch: ReadableWatch): void
+  spliceReply(fuseFd: number, header: Buffer, fd: number, position: number, bytes: number, zeros: number): number
+  spliceCapacity(): number
+}
+
+/** A watch made by watchReadable (opaque). */
+export interface ReadableWatch {
+  readonly __watch: unique symbol
 }
 let ownModule: OwnAddon | undefined
 const own = (): OwnAddon => (ownModule ??= require('../build/Release/pagecow.node') as OwnAddon)
@@ -110,6 +121,45 @@ export function deviceMinor(rdev: number): number {
  */
 export function lutimensSync(path: string | Buffer, atime: Timespec, mtime: Timespec): void {
   own().utimensat(withNul(path), atime.sec, atime.nsec, mtime.sec, mtime.nsec)
+}
+
+/**
+ * Call `callback` on the event loop whenever `fd` is readable (status 0), or once with a negative
+ * libuv status if polling it fails (the watch has then stopped). `fd` becomes non-blocking: read
+ * it with readSync until EAGAIN. Close the watch (watchClose) before closing `fd`.
+ */
+export function watchReadable(fd: number, callback: (status: number) => void): ReadableWatch {
+  return own().watchReadable(fd, callback)
+}
+
+/** Stop calling back until watchResume (backpressure: the fd stays readable meanwhile). */
+export function watchPause(watch: ReadableWatch): void {
+  own().watchPause(watch)
+}
+
+export function watchResume(watch: ReadableWatch): void {
+  own().watchResume(watch)
+}
+
+/** Stop watching for good; idempotent. */
+export function watchClose(watch: ReadableWatch): void {
+  own().watchClose(watch)
+}
+
+/**
+ * Write one FUSE reply to `fuseFd`: `header`, then `bytes` bytes of `fd` at `position` spliced from
+ * its page cache (never copied through our memory), then `zeros` zero bytes. Returns the bytes
+ * written, or a negative errno with nothing written: -EAGAIN if the bytes are not all cached
+ * (reading them would block), -E2BIG if the reply does not fit the kernel pipe it goes through,
+ * -ENOENT if the request was interrupted meanwhile.
+ */
+export function spliceReply(fuseFd: number, header: Buffer, fd: number, position: number, bytes: number, zeros: number): number {
+  return own().spliceReply(fuseFd, header, fd, position, bytes, zeros)
+}
+
+/** The most file bytes a spliced reply can carry here (the pipe's size less a page); 0 if none. */
+export function spliceCapacity(): number {
+  return own().spliceCapacity()
 }
 
 /** fsync a directory, so that a file created in it survives a power cut. */

@@ -2,7 +2,8 @@
 // seeded random operation sequences run through the plain-directory adapter twice, once over a
 // subtree of the MOUNT POINT (the kernel → FUSE → pagecow) and once over the same subtree of a
 // plain copy of the lower (the kernel's own semantics). Outcomes (error codes included) and the
-// resulting trees must agree, before and after an unmount and a remount.
+// resulting trees must agree, before and after an unmount and a remount. All of it twice: as
+// mounted by default, and with --writeback-cache (the kernel caching writes).
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -17,7 +18,7 @@ import { scenarios } from './fixtures/tree-scenarios.js'
 const STEPS = 200
 
 if (fuseUsable(t)) {
-  t.test('the behaviour suite through the mount, against a plain copy', async (t) => {
+  for (const args of [[], ['--writeback-cache']]) t.test(`the behaviour suite through the mount${args.length ? ` (${args.join(' ')})` : ''}, against a plain copy`, async (t) => {
     const dir = mountTestDir(t)
     const lower = join(dir, 'lower')
     const plain = join(dir, 'plain')
@@ -35,7 +36,7 @@ if (fuseUsable(t)) {
     copyTree(lower, plain)
     await (await TreeStore.create(storeDir, { lower })).close()
     mkdirSync(mnt)
-    let m = await mountStore(t, storeDir, mnt)
+    let m = await mountStore(t, storeDir, mnt, args)
     const adapters = (sub: string) => ({ mounted: new PlainAdapter(join(mnt, sub)), reference: new PlainAdapter(join(plain, sub)) })
 
     for (const [i, name] of names.entries()) {
@@ -73,7 +74,7 @@ if (fuseUsable(t)) {
     await unmountAndWait(t, m)
     t.ok((await checkTreeStore(storeDir)).clean, 'fsck: clean')
     t.equal(treeChecksum(lower), lowerSum, 'the lower is untouched')
-    m = await mountStore(t, storeDir, mnt)
+    m = await mountStore(t, storeDir, mnt, args)
     await t.test('mounted again: every subtree still agrees with its plain copy', async (t) => {
       for (const sub of subtrees) {
         const { mounted, reference } = adapters(sub)

@@ -27,22 +27,27 @@ function init(major: number, minor: number): Buffer {
 
 /** The kernel side: what the session reads, and the one mount it makes. */
 class FakeKernel {
-  /** What the next reads return, in order; then they wait until the connection ends. */
+  /** What the next reads return, in order; then reads find nothing until the connection ends. */
   readonly requests: Buffer[] = []
   #ended = false
-  readonly #waiting: Array<() => void> = []
+  #readable: ((status: number) => void) | undefined
   mounted: MountEntry | undefined
   readonly unmounts: boolean[] = []
 
   readonly fs = {
-    read: async (_fd: number, buffer: Buffer, offset: number) => {
+    watchReadable: (_fd: number, callback: (status: number) => void) => {
+      this.#readable = callback
+      if (this.requests.length > 0 || this.#ended) setImmediate(() => callback(0))
+      return {}
+    },
+    watchPause: () => {},
+    watchResume: () => {},
+    watchClose: () => void (this.#readable = undefined),
+    readSync: (_fd: number, buffer: Buffer, offset: number) => {
       const req = this.requests.shift()
-      if (!req) {
-        if (!this.#ended) await new Promise<void>((resolve) => this.#waiting.push(resolve))
-        throw systemError('ENODEV', 'read')
-      }
+      if (!req) throw systemError(this.#ended ? 'ENODEV' : 'EAGAIN', 'read')
       req.copy(buffer, offset)
-      return { bytesRead: req.length, buffer }
+      return req.length
     },
   }
 
@@ -67,7 +72,8 @@ class FakeKernel {
   /** The connection ends (unmounted, aborted): every read fails with ENODEV. */
   end(): void {
     this.#ended = true
-    for (const wake of this.#waiting.splice(0)) wake()
+    const readable = this.#readable
+    if (readable) setImmediate(() => readable(0))
   }
 }
 

@@ -29,6 +29,7 @@ import {
   SetattrValid,
   GETATTR_FH,
   OPEN_KILL_SUIDGID,
+  WRITE_CACHE,
   WRITE_KILL_SUIDGID,
   type EntryOut,
   type Request,
@@ -39,9 +40,18 @@ const ERANGE = 34
 const EIO = 5
 const EPROTO = 71
 const ENXIO = 6
+const O_ACCMODE = 3
+const O_WRONLY = 1
+const O_RDWR = 2
+const O_APPEND = 0o2000
 
-/** Largest WRITE the kernel may send (and READ it may ask): 256 pages. */
-export const MAX_WRITE = 1024 * 1024
+/**
+ * Pages in the largest WRITE the kernel may send (and READ it may ask): 255, one less than the 256
+ * a pipe holds when its size may not pass 1 MiB (/proc/sys/fs/pipe-max-size), so a READ reply (its
+ * header and 255 pages) goes through one pipe when spliced.
+ */
+export const MAX_PAGES = 255
+export const MAX_WRITE = MAX_PAGES * 4096
 /** A read buffer must hold one request: the largest write plus its headers. */
 export const REQUEST_BUFFER_BYTES = MAX_WRITE + 4096
 
@@ -72,25 +82,56 @@ export class Granting {
 
 export type Reply = Buffer | Buffer[] | Granting | null
 
+/** How a READ reply goes to the kernel straight from a file's page cache (splice(2)). */
+export interface SpliceChannel {
+  /**
+   * Send a reply made of `header`, `bytes` bytes of `fd` at `position` and `zeros` zero bytes.
+   * False if it cannot (nothing was sent; the bytes are not cached, the reply does not fit): the
+   * caller then replies as usual. True once sent, or once the kernel no longer waits for it.
+   */
+  splice(header: Buffer, fd: number, position: number, bytes: number, zeros: number): boolean
+}
+
 export interface DispatchLog {
   (message: string): void
+}
+
+export interface DispatchOptions {
+  /** How READ replies may be spliced; without it they are always copied. */
+  channel?: SpliceChannel
+  /**
+   * Ask the kernel to cache writes (FUSE_WRITEBACK_CACHE): write(2) returns once the page cache
+   * has the data, and the kernel sends it in larger WRITEs later (fsync, close, memory pressure or
+   * its dirty timer). The kernel then owns mtime and size while it caches. Default false.
+   */
+  writebackCache?: boolean
 }
 
 export class Dispatcher {
   readonly #ops: FuseOperations
   readonly #log: DispatchLog
+  readonly #channel: SpliceChannel | undefined
+  readonly #askWriteback: boolean
   /** Set by DESTROY or INIT failure: the session ends after this reply. */
   ended = false
   /** Set once INIT is answered. */
   initialized = false
+  /** Whether the kernel caches writes (FUSE_WRITEBACK_CACHE asked for, and granted by INIT). */
+  writebackCache = false
 
-  constructor(ops: FuseOperations, log: DispatchLog) {
+  constructor(ops: FuseOperations, log: DispatchLog, options: DispatchOptions = {}) {
     this.#ops = ops
     this.#log = log
+    this.#channel = options.channel
+    this.#askWriteback = options.writebackCache === true && !ops.readOnly
   }
 
-  /** The reply to `req` (null for requests that take none: FORGET, INTERRUPT). */
-  async handle(req: Request, scratch: Buffer): Promise<Reply> {
+  /**
+   * The reply to `req` (null for requests that take none: FORGET, INTERRUPT, or a READ reply
+   * already spliced). `scratch` lends a buffer of MAX_WRITE bytes for a READ reply's data; it must
+   * stay untouched until the reply is written.
+   */
+  async handle(req: Request, scratch: () => Buffer | Promise<Buffer>): Promise<Reply> {
     const unique = req.header.unique
     try {
       return await this.#call(req, scratch)
@@ -109,7 +150,7 @@ export class Dispatcher {
     }
   }
 
-  async #call(req: Request, scratch: Buffer): Promise<Reply> {
+  async #call(req: Request, scratch: () => Buffer | Promise<Buffer>): Promise<Reply> {
     const ops = this.#ops
     const { unique, nodeid } = req.header
     const caller = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid }
@@ -121,17 +162,19 @@ export class Dispatcher {
           return replyError(unique, EPROTO)
         }
         this.initialized = true
+        const flags = req.flags & (WANTED_FLAGS | (this.#askWriteback ? InitFlag.WRITEBACK_CACHE : 0))
+        this.writebackCache = (flags & InitFlag.WRITEBACK_CACHE) !== 0
         return replyInit(unique, {
           major: KERNEL_MAJOR,
           minor: Math.min(KERNEL_MINOR, req.minor),
           // The kernel takes the smaller of this and its default (128 KiB); the mount raises it after.
           maxReadahead: MAX_WRITE,
-          flags: req.flags & WANTED_FLAGS,
+          flags,
           maxBackground: 64,
           congestionThreshold: 48,
           maxWrite: MAX_WRITE,
           timeGran: 1,
-          maxPages: MAX_WRITE / 4096,
+          maxPages: MAX_PAGES,
         })
       }
       case 'destroy':
@@ -185,11 +228,11 @@ export class Dispatcher {
       case 'link':
         return this.#entry(unique, await ops.link(req.oldnodeid, nodeid, newName(req.name)))
       case 'open': {
-        const opened = await ops.open(nodeid, req.flags, (req.openFlags & OPEN_KILL_SUIDGID) !== 0)
+        const opened = await ops.open(nodeid, this.#openFlags(req.flags), (req.openFlags & OPEN_KILL_SUIDGID) !== 0)
         return new Granting(replyOpen(unique, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0), () => ops.release(opened.fh))
       }
       case 'create': {
-        const { entry, opened } = await ops.create(nodeid, newName(req.name), req.flags, req.mode, caller)
+        const { entry, opened } = await ops.create(nodeid, newName(req.name), this.#openFlags(req.flags), req.mode, caller)
         return new Granting(replyCreate(unique, entry, opened.fh, opened.keepCache ? OpenOut.KEEP_CACHE : 0), async () => {
           try {
             await ops.release(opened.fh)
@@ -199,13 +242,17 @@ export class Dispatcher {
         })
       }
       case 'read': {
-        if (req.size > scratch.length) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${scratch.length}-byte limit negotiated`)
-        const data = await ops.read(req.fh, req.offset, req.size, scratch)
+        if (req.size > MAX_WRITE) throw new PagecowError('EINVAL', `read: ${req.size} bytes is over the ${MAX_WRITE}-byte limit negotiated`)
+        // Bytes that lie in a file as they are (an image's unmodified pages) go from its page cache
+        // to the kernel without a copy through our memory: half the CPU of a large read.
+        const span = this.#channel && ops.spanOf?.(req.fh, req.offset, req.size)
+        if (span && this.#channel!.splice(replyDataHeader(unique, span.bytes + span.zeros), span.fd, req.offset, span.bytes, span.zeros)) return null
+        const data = await ops.read(req.fh, req.offset, req.size, await scratch())
         if (data.length === 0) return replyDataHeader(unique, 0)
         return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]
       }
       case 'write':
-        return replyWrite(unique, await ops.write(req.fh, req.offset, req.data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0))
+        return replyWrite(unique, await ops.write(req.fh, req.offset, req.data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0, (req.writeFlags & WRITE_CACHE) !== 0))
       case 'flush':
         return replyEmpty(unique) // close(2): data is in the store already; durability is fsync's
       case 'release':
@@ -220,6 +267,11 @@ export class Dispatcher {
         await ops.fallocate(req.fh, req.offset, req.length, req.mode)
         return replyEmpty(unique)
       case 'lseek': {
+        // With the write cache, pages the kernel has not sent yet are data we cannot see, and it
+        // sends none before asking: our holes could hide them from cp, tar or rsync. ENOSYS makes
+        // the kernel answer for good with its generic rule (all data up to the size), as a file
+        // system without SEEK_DATA does: never a byte skipped.
+        if (this.writebackCache) return replyError(unique, ENOSYS)
         const found = await ops.lseek(nodeid, req.fh, req.offset, req.whence)
         return found === null ? replyError(unique, ENXIO) : replyLseek(unique, found)
       }
@@ -277,6 +329,19 @@ export class Dispatcher {
         // COPY_FILE_RANGE, IOCTL, POLL, BMAP: ENOSYS tells the kernel to do without.
         return replyError(unique, ENOSYS)
     }
+  }
+
+  /**
+   * The open(2) flags to act on. With the write cache the kernel places every write itself (its
+   * size is the true one: the mount is the store's only writer) and sends cached pages at their
+   * offsets, so a handle must not append on its own; and it reads a page before writing part of
+   * it, through whichever handle it has, so a write-only handle must read too (the kernel checked
+   * the caller's access; the reads are its own).
+   */
+  #openFlags(flags: number): number {
+    if (!this.writebackCache) return flags
+    const access = (flags & O_ACCMODE) === O_WRONLY ? O_RDWR : flags & O_ACCMODE
+    return (flags & ~(O_ACCMODE | O_APPEND)) | access
   }
 
   /** An entry reply: a positive one counts a lookup (node id 0 is a negative entry, counted by nobody). */

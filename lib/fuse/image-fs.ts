@@ -34,6 +34,10 @@ export class ImageFs implements FuseOperations {
     return !this.#store.readOnly
   }
 
+  get readOnly(): boolean {
+    return this.#store.readOnly
+  }
+
   async lookup(parent: number, name: string): Promise<EntryOut | null> {
     if (parent !== FUSE_ROOT_ID || name !== this.fileName) return null
     return { nodeid: IMAGE_NODE, generation: 0, entryValidMs: ENTRY_VALID_MS, attrValidMs: ATTR_VALID_MS, attr: this.#imageAttr() }
@@ -80,7 +84,11 @@ export class ImageFs implements FuseOperations {
     return into.subarray(0, await this.#store.readInto(into, offset, { threadPool: true })) // many in flight: they overlap on the disk
   }
 
-  async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {
+  spanOf(_fh: number, offset: number, size: number): { fd: number; bytes: number; zeros: number } | undefined {
+    return this.#store.lowerSpan(offset, size)
+  }
+
+  async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean, _cached: boolean): Promise<number> {
     await this.#store.write(offset, data)
     this.#mtimeNs = nowNs()
     return data.length

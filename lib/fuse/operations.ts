@@ -43,6 +43,8 @@ export interface FuseOperations {
    * keep pages and listings across opens. False for a read-only store (its writer may be elsewhere).
    */
   readonly stable: boolean
+  /** Whether nothing may be changed (a read-only store): the kernel is not asked to cache writes. */
+  readonly readOnly: boolean
   /** Called once by the session: how to reach the kernel unasked. Optional. */
   bindNotifier?(notifier: Notifier): void
   /** The entry `name` of directory `parent`, or null if there is none (cached as a negative entry). */
@@ -64,10 +66,20 @@ export interface FuseOperations {
   /** Up to `size` bytes at `offset`; may be a view of `scratch` (the caller's, at least `size` bytes, free until the reply is written). */
   read(fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array>
   /**
+   * Where the bytes a READ of `size` at `offset` returns are, if they lie in one file as they are
+   * (no copy needed): its descriptor (read from `offset`), the bytes it holds, and the zeros after
+   * them; undefined otherwise (read() then). Lets the server splice the reply from the file's page
+   * cache. Synchronous: the descriptor must stay open until the reply is sent. Optional.
+   */
+  spanOf?(fh: number, offset: number, size: number): { fd: number; bytes: number; zeros: number } | undefined
+  /**
    * Write through an open file. We handle privilege killing (HANDLE_KILLPRIV_V2): the first
    * write through a handle drops security.capability, and `killSuidgid` clears suid/sgid.
+   * `cached`: pages the kernel's write cache sends back (FUSE_WRITE_CACHE), whose write(2) already
+   * dropped the privileges in the kernel, maybe long ago: dropping any now would undo what was set
+   * since (a capability given through the open file before its close).
    */
-  write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number>
+  write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean, cached: boolean): Promise<number>
   release(fh: number): Promise<void>
   fsync(fh: number): Promise<void>
   /**

@@ -8,6 +8,7 @@ import { parseWith, PagecowError } from '../errors.js'
 import * as fs from '../fs.js'
 import { ImageStore } from '../image/image-store.js'
 import type { TreeStore } from '../tree/tree-store.js'
+import { MAX_WRITE } from './dispatch.js'
 import { ImageFs } from './image-fs.js'
 import { abortConnection, findMount, kernelMount, kernelUnmount, setReadahead } from './kernel-mount.js'
 import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
@@ -34,11 +35,20 @@ export const mountOptionsSchema = z.strictObject({
    * recently used: bounds the server's memory whatever the size of the tree.
    */
   maxNodes: z.number().int().min(64).max(100_000_000).default(DEFAULT_MAX_NODES),
+  /**
+   * Let the kernel cache writes (FUSE_WRITEBACK_CACHE): write(2) returns once the page cache has
+   * the data and reaches the store later, in larger requests: at fsync(2), close(2), sync(2), under
+   * memory pressure, or after the kernel's dirty expiry (vm.dirty_expire_centisecs, 30 s by
+   * default). Until then the store (and `pagecow` commands reading it) does not have those writes,
+   * and a server killed meanwhile loses them; fsync(2) is as durable as without. Default false.
+   * Ignored for a read-only store.
+   */
+  writebackCache: z.boolean().default(false),
 })
 export type MountOptions = z.input<typeof mountOptionsSchema>
 
-/** Readahead on the mount: 1 MiB, the largest READ the kernel sends us (MAX_WRITE). */
-const READAHEAD_KB = 1024
+/** Readahead on the mount: the largest READ the kernel sends us (MAX_WRITE, 1020 KiB). */
+const READAHEAD_KB = MAX_WRITE / 1024
 
 export class StoreMount extends EventEmitter {
   readonly mountpoint: string
@@ -47,6 +57,7 @@ export class StoreMount extends EventEmitter {
   readonly ended: Promise<void>
   readonly #fd: number
   readonly #fs: TreeFs | ImageFs
+  readonly #session: FuseSession
   #unmounting: Promise<void> | undefined
 
   private constructor(mountpoint: string, store: TreeStore | ImageStore, fd: number, fs_: TreeFs | ImageFs, session: FuseSession) {
@@ -55,6 +66,7 @@ export class StoreMount extends EventEmitter {
     this.store = store
     this.#fd = fd
     this.#fs = fs_
+    this.#session = session
     this.ended = session.run().finally(() => this.#release())
   }
 
@@ -71,7 +83,9 @@ export class StoreMount extends EventEmitter {
     let session: FuseSession | undefined
     try {
       await kernelMount(target, { readOnly: store.readOnly, allowOther: opts.allowOther, suid: opts.suid, dev: opts.dev, source: store.path }, (fd) => {
-        session = new FuseSession(fd, ops, (message) => (listening && mount ? mount.emit('warning', new Error(message)) : warnings.push(message)))
+        session = new FuseSession(fd, ops, (message) => (listening && mount ? mount.emit('warning', new Error(message)) : warnings.push(message)), {
+          writebackCache: opts.writebackCache,
+        })
         mount = new StoreMount(target, store, fd, ops, session)
       })
     } catch (err) {
@@ -106,6 +120,11 @@ export class StoreMount extends EventEmitter {
   /** Inodes the kernel holds through this mount now (for a tree store; an image store has two). */
   get nodes(): number {
     return this.#fs instanceof TreeFs ? this.#fs.nodes : 2
+  }
+
+  /** Whether the kernel caches writes on this mount (the writebackCache option, granted by the kernel). */
+  get writebackCache(): boolean {
+    return this.#session.writebackCache
   }
 
   /** The image's path inside the mount, for an image store. */

@@ -78,6 +78,10 @@ export class TreeFs implements FuseOperations {
     return !this.#store.readOnly
   }
 
+  get readOnly(): boolean {
+    return this.#store.readOnly
+  }
+
   /** Node ids the kernel holds (what the mount costs in memory grows with this, not the tree). */
   get nodes(): number {
     return this.#nodes.size
@@ -206,9 +210,9 @@ export class TreeFs implements FuseOperations {
     return into.subarray(0, await this.#file(fh).handle.readInto(into, offset))
   }
 
-  async write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean): Promise<number> {
+  async write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean, cached: boolean): Promise<number> {
     const file = this.#file(fh)
-    if (!file.written || killSuidgid) {
+    if ((!file.written && !cached) || killSuidgid) {
       file.written = true
       // The handle's own path may be stale after a rename; the node's is current.
       const path = this.#nodes.pathIfNamed(file.nodeid)

@@ -235,6 +235,25 @@ export class ImageStore extends EventEmitter {
     return this.#file.readInto(target, offset)
   }
 
+  /**
+   * Where the bytes of [offset, offset + length) are, if they all come from the lower image (every
+   * page LOWER): the lower's descriptor, the bytes it holds from `offset`, and the zeros after them
+   * to the end of the range or of the image. Undefined if any page there is in the upper, or the
+   * range starts at or past the end. A hook for the FUSE server, which splices the lower's page
+   * cache straight into its reply; the descriptor stays the store's (use it at once, never close it).
+   */
+  lowerSpan(offset: number, length: number): { fd: number; bytes: number; zeros: number } | undefined {
+    this.#core.checkOpen()
+    checkRange(offset, length, 'read')
+    this.#core.refresh()
+    const lower = this.#file.lower
+    const end = Math.min(offset + length, this.#file.size)
+    // A bound lower is a VerifiedLower, never spliced: its pages are checked as they are read.
+    if (end <= offset || !(lower instanceof LowerImage)) return undefined
+    const bytes = this.#file.lowerBytesIn(offset, end)
+    return bytes < 0 ? undefined : { fd: lower.fd, bytes, zeros: end - offset - bytes }
+  }
+
   /** Write `data` at `offset`; the image grows if the write ends past it. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.#core.checkWritable()

@@ -145,6 +145,17 @@ export class PagedFile {
     target.set(whole.subarray(from - a, to - a), at)
   }
 
+  /**
+   * When every page of [offset, end) is LOWER: how many bytes from `offset` the lower holds (the
+   * rest of the range reads as zeros). -1 if any page is DATA or ZERO. Lets a server hand the
+   * lower's own bytes to the kernel (splice) instead of copying them; `end` is within the size.
+   */
+  lowerBytesIn(offset: number, end: number): number {
+    const g = this.geometry
+    for (const run of this.map.runs(g.pageOf(offset), g.pagesFor(end))) if (run.state !== 'lower') return -1
+    return Math.max(0, Math.min(end, this.lower.size, this.#state.lowerCut) - offset)
+  }
+
   /** Fill target[targetOffset…] with the merged bytes of [start, end), size not checked. */
   #readRange(target: Uint8Array, targetOffset: number, start: number, end: number): void {
     const g = this.geometry

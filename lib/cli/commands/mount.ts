@@ -21,13 +21,17 @@ const schema = z.strictObject({
   dev: z.boolean().optional(),
   foreground: z.boolean().optional(),
   maxNodes: countValue(64, 100_000_000).optional(),
+  writebackCache: z.boolean().optional(),
   json: z.boolean().optional(),
   ...commonFlags,
 })
 
 /** The environment variable naming the descriptor a daemon reports readiness on. */
 const READY_FD_ENV = 'PAGECOW_MOUNT_READY_FD'
-/** Requests in flight hold pool threads while they wait on /dev/fuse: give the daemon more. */
+/**
+ * libuv's pool serves the mount's cold reads (8 at once: the session's large-buffer bound), the
+ * uppers' fdatasyncs and cache notifications: more than the default 4.
+ */
 const THREAD_POOL = '8'
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
@@ -36,6 +40,7 @@ interface Ready {
   mountpoint?: string
   image?: string
   pid?: number
+  writebackCache?: boolean
   code?: ErrorCode
   message?: string
 }
@@ -54,6 +59,10 @@ export function mountCommand(io: CliIo) {
     .option('--dev', 'let device nodes be opened as devices (default: the mount is nodev)')
     .option('--foreground', 'serve in this process until unmounted or interrupted')
     .option('--max-nodes <N>', 'inodes the kernel may cache through the mount before the server asks it to drop some (bounds its memory); default 16384')
+    .option(
+      '--writeback-cache',
+      'let the kernel cache writes: write(2) returns once the page cache has them, and they reach the store at fsync, close or sync (or after ~30 s): faster writes, a longer window of loss if the server dies; fsync is as durable as without',
+    )
     .option('--json', 'print one JSON line describing the mount')
     .action(async (store: string, mountpoint: string) => {
       const opts = parseCommandLine(cmd, schema, { store, mountpoint })
@@ -64,7 +73,7 @@ export function mountCommand(io: CliIo) {
       if (opts.foreground) return serve(io, opts, readyFd === undefined ? undefined : Number(readyFd))
       const ready = await startDaemon(io, opts)
       if (!ready.ok) throw new PagecowError(ready.code ?? 'EIO', ready.message ?? 'mount: the server failed to start')
-      const shown = { store: opts.store, mountpoint: ready.mountpoint, image: ready.image ?? null, pid: ready.pid }
+      const shown = { store: opts.store, mountpoint: ready.mountpoint, image: ready.image ?? null, pid: ready.pid, writebackCache: ready.writebackCache === true }
       await writeTo(io.stdout, opts.json ? `${JSON.stringify(shown)}\n` : `mounted ${opts.store} at ${ready.mountpoint}${ready.image ? ` (image: ${ready.image})` : ''}; \`pagecow umount ${ready.mountpoint}\` unmounts\n`)
     })
   return examples(cmd, ['pagecow mount rootfs.cow /mnt/rootfs', 'pagecow mount vm1.cow /mnt/vm1 && qemu-img info /mnt/vm1/disk.raw', 'pagecow umount /mnt/rootfs'])
@@ -87,7 +96,13 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   let mount: StoreMount
   try {
     store = await openStore(opts.store, { readOnly: opts.readOnly === true })
-    mount = await StoreMount.mount(store, opts.mountpoint, { allowOther: opts.allowOther === true, suid: opts.suid === true, dev: opts.dev === true, ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }) })
+    mount = await StoreMount.mount(store, opts.mountpoint, {
+      allowOther: opts.allowOther === true,
+      suid: opts.suid === true,
+      dev: opts.dev === true,
+      writebackCache: opts.writebackCache === true,
+      ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }),
+    })
   } catch (err) {
     await store?.close().catch(() => {})
     report({ ok: false, code: err instanceof PagecowError ? err.code : 'EIO', message: err instanceof Error ? err.message : String(err) })
@@ -102,9 +117,10 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
     process.on(name, handler)
     return [name, handler] as const
   })
-  report({ ok: true, mountpoint: mount.mountpoint, ...(mount.imagePath ? { image: mount.imagePath } : {}), pid: process.pid })
+  report({ ok: true, mountpoint: mount.mountpoint, ...(mount.imagePath ? { image: mount.imagePath } : {}), pid: process.pid, writebackCache: mount.writebackCache })
   if (readyFd === undefined) {
-    await writeTo(io.stdout, opts.json ? `${JSON.stringify({ store: store.path, mountpoint: mount.mountpoint, image: mount.imagePath ?? null, pid: process.pid })}\n` : `serving ${store.path} at ${mount.mountpoint}; Ctrl-C unmounts\n`)
+    const shown = { store: store.path, mountpoint: mount.mountpoint, image: mount.imagePath ?? null, pid: process.pid, writebackCache: mount.writebackCache }
+    await writeTo(io.stdout, opts.json ? `${JSON.stringify(shown)}\n` : `serving ${store.path} at ${mount.mountpoint}; Ctrl-C unmounts\n`)
   }
   try {
     await mount.ended
@@ -127,6 +143,7 @@ async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
   if (opts.suid) args.push('--suid')
   if (opts.dev) args.push('--dev')
   if (opts.maxNodes !== undefined) args.push('--max-nodes', String(opts.maxNodes))
+  if (opts.writebackCache) args.push('--writeback-cache')
   const log = openLog(opts)
   const child = spawn(process.execPath, args, {
     detached: true,
