@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { exportImage, exportImageToStream, exportTree, ImageStore, isExportTemporary, isPagecowError, TreeStore } from '../lib/index.js'
 import { childEnv } from './fixtures/child-env.js'
 import { runCli } from './fixtures/cli-io.js'
-import { pagecow, ROOT, waitFor } from './fixtures/fuse-mounted.js'
+import { pagecow, ROOT } from './fixtures/fuse-mounted.js'
 import { onSmallFs } from './fixtures/small-fs.js'
 
 const MiB = 1024 * 1024
@@ -165,9 +165,23 @@ async function interruptExport(t: Test, store: string, output: string, dir: stri
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s))
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, sig) => resolve({ code, signal: sig })))
-  const started = await waitFor(() => temporaries(dir).length > 0, 60_000)
+  // The child runs in short slices, stopped in between: on a loaded machine an export can start
+  // and finish between two looks, so it is only ever looked at while it stands still.
+  let started = false
+  let exited = false
+  void ended.then(() => (exited = true))
+  const until = Date.now() + 60_000
+  while (!exited && Date.now() < until) {
+    child.kill('SIGSTOP')
+    await new Promise((r) => setTimeout(r, 5))
+    if (temporaries(dir).length > 0) {
+      started = true
+      break
+    }
+    child.kill('SIGCONT')
+    await new Promise((r) => setTimeout(r, 10))
+  }
   t.ok(started, 'the export started writing its temporary')
-  child.kill('SIGSTOP')
   child.kill(signal)
   child.kill('SIGCONT')
   const end = await ended

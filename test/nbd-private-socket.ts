@@ -211,7 +211,8 @@ t.test('serve --socket under umask 000: another user never connects, even racing
   const stopRoot = join(dir, 'stop-root')
   const root = racer(path, stopRoot, undefined)
   await root.ready
-  await serveOnce(t, store, path)
+  // As many starts as nobody raced (one start can end before a loaded machine runs the racer).
+  for (let i = 0; i < 4; i++) await serveOnce(t, store, path)
   writeFileSync(stopRoot, '')
   const rootSeen = await root.result
   t.ok(rootSeen.connected > 0, `root, racing the same way, connects (${rootSeen.connected} times)`)

@@ -61,7 +61,7 @@ async function imageCase(dir: string): Promise<StoreCase> {
   return {
     kind: 'image',
     store,
-    files: ['lock', 'upper.img', 'pagecow.db', 'pagecow.db-wal', 'pagecow.db-shm', 'mount.log'],
+    files: ['lock', 'upper.img', 'pagecow.db', 'pagecow.db-wal', 'pagecow.db-shm', 'mount.log', 'generation', 'flux'],
     commands: [() => ['write', store, '--offset', '0'], () => ['read', store, '--offset', '4096', '--length', '11'], () => ['inspect', store], () => ['map', store], () => ['export', store, output(dir, 'image-out')]],
     lazy: [],
     check: ['read', store, '--offset', '4096', '--length', '11'],

@@ -60,8 +60,10 @@ export class FluxLog {
   prepare(): void {
     try {
       this.#open()
-    } catch {
-      // The first note will say what is wrong.
+    } catch (err) {
+      // A log that is not the store's own file (a symlink, a FIFO) refuses the store now; other
+      // failures (a full disk) wait for the first note to say what is wrong.
+      if ((err as { code?: string }).code === 'EUNSAFE') throw err
     }
   }
 

@@ -5,6 +5,7 @@
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import * as fs from '../fs.js'
+import { openStoreFile } from './store-file.js'
 import { fromSystemError, parseWith } from '../errors.js'
 import type { Geometry } from '../geometry.js'
 import { FluxLog } from '../integrity/flux-log.js'
@@ -152,7 +153,7 @@ function checkBindingRows(db: Database.Database, files: ReadonlyMap<number, Data
 function unownedBytes(db: Database.Database, geometry: Geometry, id: number, file: DataFile, problem: ReportProblem): number {
   let fd: number
   try {
-    fd = fs.openSync(file.upperPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+    fd = openStoreFile(file.upperPath, 'r') // never a FIFO, a symlink or someone else's file
   } catch {
     return 0 // a missing or unsafe upper is the kind's to report
   }

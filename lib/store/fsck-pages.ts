@@ -4,6 +4,7 @@
 // Pages the writer noted as being rewritten in place (STORE/flux) are not judged: their sums are
 // taken again at the next writable open.
 import * as fs from '../fs.js'
+import { openStoreFile } from './store-file.js'
 import { fromSystemError } from '../errors.js'
 import { firstPageOfChunk, PAGES_PER_CHUNK, type Geometry } from '../geometry.js'
 import { pageSum } from '../integrity/hash.js'
@@ -89,10 +90,10 @@ export class PageChecker {
     this.finish()
     let fd: number | undefined
     try {
-      fd = fs.openSync(file.upperPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+      fd = openStoreFile(file.upperPath, 'r') // never a FIFO, a symlink or someone else's file
     } catch (err) {
       // A missing or unsafe upper is reported by the kind's checks; its pages cannot be read.
-      if ((err as { code?: string }).code !== 'ENOENT') {
+      if (!['ENOENT', 'EUNSAFE'].includes(String((err as { code?: string }).code))) {
         const e = fromSystemError(err, `opening ${file.upperPath}`)
         this.#problem(e.code, e.message, { file: file.file })
       }

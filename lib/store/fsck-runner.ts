@@ -2,7 +2,8 @@
 // for what it finds (problems are reported), and mark the report clean only when nothing was.
 import type Database from 'better-sqlite3'
 import { fromSystemError, type ErrorCode } from '../errors.js'
-import { Generation } from '../integrity/generation.js'
+import { FLUX_FILE } from '../integrity/flux-log.js'
+import { Generation, GENERATION_FILE } from '../integrity/generation.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { DATABASE_FILE, openDatabase } from './database.js'
 import { checkStoreFiles, MOUNT_LOG_FILE } from './store-file.js'
@@ -33,7 +34,7 @@ export async function runFsck<R extends Report>(path: string, report: R, check: 
     if (place?.pages !== undefined && place.pages > 1) p.pages = place.pages
     report.problems.push(p)
   }
-  for (const name of [LOCK_FILE, MOUNT_LOG_FILE]) {
+  for (const name of [LOCK_FILE, MOUNT_LOG_FILE, GENERATION_FILE, FLUX_FILE]) {
     try {
       checkStoreFiles(path, [name])
     } catch (err) {

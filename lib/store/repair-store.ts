@@ -6,6 +6,7 @@
 // Repair never touches a DATA page or a record: damage it finds stays for fsck to report.
 import { resolve } from 'node:path'
 import * as fs from '../fs.js'
+import { openStoreFile } from './store-file.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { Geometry } from '../geometry.js'
 import { upperPathOf } from '../integrity/upper-path.js'
@@ -54,7 +55,7 @@ export async function repairStore(dir: string): Promise<RepairReport> {
 function punchUnowned(upperPath: string, geometry: Geometry, db: Parameters<typeof unownedRanges>[0], id: number, report: RepairReport): void {
   let fd: number
   try {
-    fd = fs.openSync(upperPath, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW)
+    fd = openStoreFile(upperPath, 'rw') // never a FIFO, a symlink or someone else's file
   } catch (err) {
     if ((err as { code?: string }).code === 'ENOENT') return // no upper yet: nothing allocated
     throw err

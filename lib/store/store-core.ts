@@ -3,7 +3,8 @@
 // in what it stores (StoreContent); the core decides when things happen, never what they are.
 import type Database from 'better-sqlite3'
 import { fromSystemError, PagecowError } from '../errors.js'
-import { FluxLog, type FluxNote } from '../integrity/flux-log.js'
+import { FLUX_FILE, FluxLog, type FluxNote } from '../integrity/flux-log.js'
+import { GENERATION_FILE } from '../integrity/generation.js'
 import { recoverFlux } from '../integrity/flux-recovery.js'
 import { Generation } from '../integrity/generation.js'
 import { closedError } from './checks.js'
@@ -87,7 +88,7 @@ export class StoreCore {
    */
   static open(path: string, options: CoreOptions): StoreCore {
     if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
-    checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE, ...options.files])
+    checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE, GENERATION_FILE, FLUX_FILE, ...options.files])
     const lock = options.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
     try {
       // A killed writer's last commits may sit in the page cache only, and recovery acts on their
