@@ -1,9 +1,10 @@
 // Open a store of either kind: the store record says whether it overlays an image or a tree.
 import { resolve } from 'node:path'
-import * as fs from './fs.js'
+import { z } from 'zod'
 import { fromSystemError, isPagecowError, parseWith, PagecowError } from './errors.js'
 import { ImageStore } from './image/image-store.js'
-import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './image/options.js'
+import { createOptionsSchema, openOptionsSchema, type OpenOptions } from './image/options.js'
+import { detectLowerFormat, lowerFormatSchema } from './lower-format.js'
 import { DATABASE_FILE, hasDatabase, openDatabase } from './store/database.js'
 import { readStoreMeta, type StoreKind } from './store/meta.js'
 import { TreeStore } from './tree/tree-store.js'
@@ -26,21 +27,24 @@ export async function storeKind(dir: string): Promise<StoreKind> {
   }
 }
 
+const anyCreateOptionsSchema = createOptionsSchema.extend({
+  /** 'raw', 'directory' or 'squashfs'; default: told by what `lower` is. */
+  lowerFormat: lowerFormatSchema.optional(),
+})
+
+/** `createStore(dir, { lower, lowerFormat, pageSize, autoFlushMs })`. */
+export type AnyCreateOptions = z.input<typeof anyCreateOptionsSchema>
+
 /**
- * Create a store in `dir` over `lower`: a tree store if `lower` is a directory, an image store
- * otherwise. Options as ImageStore.create / TreeStore.create.
+ * Create a store in `dir` over `lower`: a tree store if `lower` is a directory or a squashfs
+ * image (told by its magic), an image store over any other file. `lowerFormat` ('raw',
+ * 'directory', 'squashfs') insists on one: 'raw' makes an image store of a squashfs image, and
+ * a lower that is not what it names is refused. Other options as ImageStore.create / TreeStore.create.
  */
-export async function createStore(dir: string, options: CreateOptions): Promise<AnyStore> {
-  const opts = parseWith(createOptionsSchema, options, 'create')
-  let isDirectory: boolean
-  try {
-    isDirectory = fs.statSync(opts.lower).isDirectory()
-  } catch (err) {
-    const e = fromSystemError(err, `reading the lower ${opts.lower}`)
-    if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(opts.lower)} does not exist`, { cause: err })
-    throw e
-  }
-  return isDirectory ? TreeStore.create(dir, opts) : ImageStore.create(dir, opts)
+export async function createStore(dir: string, options: AnyCreateOptions): Promise<AnyStore> {
+  const { lowerFormat, ...opts } = parseWith(anyCreateOptionsSchema, options, 'create')
+  const format = lowerFormat ?? detectLowerFormat(resolve(opts.lower))
+  return format === 'raw' ? ImageStore.create(dir, opts) : TreeStore.create(dir, { ...opts, lowerFormat: format })
 }
 
 /** Open the store in `dir`, whatever its kind: `{ readOnly = false, autoFlushMs = 5000 }`. */

@@ -11,9 +11,9 @@ import { hasDatabase } from '../store/database.js'
 import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { checkChunks, type CheckedFile } from '../store/fsck-chunks.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
-import { readFileState, readStoreMeta } from '../store/meta.js'
+import { readFileState, readStoreMeta, type TreeMeta } from '../store/meta.js'
 import { UPPER_INO_BASE } from './ino.js'
-import { LowerDir } from './lower-dir.js'
+import { openLower } from './open-lower.js'
 import type { LowerTree } from './lower-tree.js'
 import { printChanges } from './lower-print.js'
 import { Namespace, type InodeRow } from './namespace.js'
@@ -53,17 +53,25 @@ export async function checkTreeStore(dir: string): Promise<TreeFsckReport> {
 function check(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem): void {
   const meta = readStoreMeta(db, path)
   if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
-  const geometry = new Geometry(meta.pageSize)
-  const storeOwner = ownerOfDirectory(path)
-  const ns = new Namespace(db, path)
-  const rootIno = meta.lower.rootIno
   let lower: LowerTree | undefined
   try {
-    lower = LowerDir.open(meta.lower.path, rootIno)
+    lower = openLower(meta.lower)
   } catch (err) {
     const e = fromSystemError(err, 'opening the lower')
     problem(e.code, e.message)
   }
+  try {
+    checkWithLower(db, path, report, problem, meta, lower)
+  } finally {
+    lower?.close()
+  }
+}
+
+function checkWithLower(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem, meta: TreeMeta, lower: LowerTree | undefined): void {
+  const geometry = new Geometry(meta.pageSize)
+  const storeOwner = ownerOfDirectory(path)
+  const ns = new Namespace(db, path)
+  const rootIno = meta.lower.rootIno
 
   // Inodes, one by one, so that one bad record does not hide the others.
   const rows = new Map<number, InodeRow>()

@@ -26,7 +26,7 @@ import { mergesLower } from './entry.js'
 import { TreeFileHandle, type HandleHost } from './file-handle.js'
 import type { FileNode } from './file-node.js'
 import { modeOf, type FileType } from './file-type.js'
-import { LowerDir } from './lower-dir.js'
+import { formatOfLower, openLower, recordLower } from './open-lower.js'
 import type { LowerTree } from './lower-tree.js'
 import { rowFromLower } from './lower-row.js'
 import { MergedDirs } from './merged-dir.js'
@@ -67,7 +67,8 @@ export interface TreeStoreInfo {
   kind: 'tree'
   readOnly: boolean
   pageSize: number
-  lower: { path: string }
+  /** The lower: a directory, or a squashfs image read in user space. */
+  lower: { path: string; format: 'directory' | 'squashfs' }
   /** Objects the upper records (changed lower objects and new ones), names and whiteouts. */
   namespace: { inodes: number; entries: number; whiteouts: number; xattrs: number }
   /** Regular files with pages in the upper, and their pages by state. */
@@ -159,7 +160,7 @@ export class TreeStore extends EventEmitter {
     }
   }
 
-  /** Create a tree store in `dir` (new or empty) over the directory `lower`. Nothing of the lower is read but its root. */
+  /** Create a tree store in `dir` (new or empty) over `lower`, a directory or a squashfs image. Nothing of the lower is read but its root. */
   static async create(dir: string, options: TreeCreateOptions): Promise<TreeStore> {
     const opts = parseWith(treeCreateOptionsSchema, options, 'create')
     const path = resolve(dir)
@@ -168,11 +169,10 @@ export class TreeStore extends EventEmitter {
       lowerPath = fs.realpathSync(resolve(opts.lower))
     } catch (err) {
       const e = fromSystemError(err, `reading the lower ${opts.lower}`)
-      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower directory ${resolve(opts.lower)} does not exist`, { cause: err })
+      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(opts.lower)} does not exist`, { cause: err })
       throw e
     }
-    const rootIno = fs.lstatSync(lowerPath).ino
-    LowerDir.open(lowerPath, rootIno)
+    const lower = recordLower(lowerPath, opts.lowerFormat)
     const created = prepareEmptyDirectory(path)
     const real = fs.realpathSync(path)
     if (real === lowerPath || real.startsWith(lowerPath + '/') || lowerPath.startsWith(real + '/')) {
@@ -188,7 +188,7 @@ export class TreeStore extends EventEmitter {
         format: 'pagecow',
         kind: 'tree',
         pageSize: opts.pageSize,
-        lower: { path: lowerPath, rootIno },
+        lower,
         createdAt: new Date().toISOString(),
         createdBy: `pagecow ${VERSION}`,
       }
@@ -215,6 +215,7 @@ export class TreeStore extends EventEmitter {
     checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE])
     const lock = opts.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
     let db: Database.Database | undefined
+    let lower: LowerTree | undefined
     try {
       // A killed writer's last commits may sit in the page cache only, and recovery deletes
       // files on their word: make them durable first. Before SQLite opens the file: closing any
@@ -225,11 +226,12 @@ export class TreeStore extends EventEmitter {
       if (meta.kind !== 'tree') {
         throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store, not a tree store; open it with openStore() or ImageStore.open()`)
       }
-      const lower = LowerDir.open(meta.lower.path, meta.lower.rootIno)
+      lower = openLower(meta.lower)
       const store = new TreeStore({ path, readOnly: opts.readOnly, meta, db, lock, lower, autoFlushMs: opts.autoFlushMs })
       if (!opts.readOnly) store.#recover()
       return store
     } catch (err) {
+      lower?.close()
       db?.close()
       lock?.release()
       throw fromSystemError(err, `opening the store ${path}`)
@@ -744,7 +746,7 @@ export class TreeStore extends EventEmitter {
       kind: 'tree',
       readOnly: this.readOnly,
       pageSize: this.pageSize,
-      lower: { path: this.#meta.lower.path },
+      lower: { path: this.#meta.lower.path, format: formatOfLower(this.#meta.lower) },
       namespace: {
         inodes: count('SELECT count(*) AS n FROM inodes'),
         entries: count('SELECT count(*) AS n FROM dirents WHERE ino IS NOT NULL'),
@@ -796,6 +798,7 @@ export class TreeStore extends EventEmitter {
         }
       }
       this.#db.close()
+      this.#lower.close()
       this.#lock?.release()
     }
   }
