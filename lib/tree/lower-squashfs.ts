@@ -7,6 +7,7 @@ import { PagecowError } from '../errors.js'
 import type { LowerStat } from '../lower-stat.js'
 import { nameFromBytes, nameToBytes } from '../name-bytes.js'
 import { typeBits } from '../squashfs/file-type.js'
+import type { SquashfsDirEntry } from '../squashfs/directory.js'
 import type { FileInode, SquashfsInode } from '../squashfs/inode.js'
 import type { SquashfsOpenOptions } from '../squashfs/options.js'
 import { SquashfsImage } from '../squashfs/squashfs-image.js'
@@ -16,12 +17,28 @@ import type { LowerFile, LowerName, LowerObject, LowerTree } from './lower-tree.
 
 /** Paths whose inode (or absence) is kept: a walk finds its directories here. */
 const PATHS_KEPT = 4096
+/**
+ * Entries of the directories listed last, kept by name (a few MiB at most): the lookups a walk
+ * makes after each listing then cost no scan of the directory. A larger directory is not kept;
+ * its lookups go through the directory index.
+ */
+const LISTED_ENTRIES_KEPT = 16_384
+
+/** A directory entry kept after a listing; its name is the key it is kept under. */
+interface ListedEntry {
+  type: SquashfsDirEntry['type']
+  inodeNumber: number
+  ref: number
+}
 
 export class LowerSquashfs implements LowerTree {
   /** The image file, as messages name it. */
   readonly root: string
   readonly #image: SquashfsImage
   readonly #inodes = new BoundedCache<string, SquashfsInode | null>(PATHS_KEPT)
+  /** Listings by directory path, the oldest first; LISTED_ENTRIES_KEPT entries in all at most. */
+  readonly #listings = new Map<string, Map<string, ListedEntry>>()
+  #listed = 0
 
   private constructor(image: SquashfsImage) {
     this.root = image.path
@@ -71,7 +88,14 @@ export class LowerSquashfs implements LowerTree {
     const inode = this.#resolve(dir)
     if (inode?.type !== 'directory') return []
     const out: LowerName[] = []
-    for (const e of this.#image.readdir(inode)) out.push({ name: nameFromBytes(e.name), type: e.type })
+    let byName: Map<string, ListedEntry> | null = new Map()
+    for (const e of this.#image.readdir(inode)) {
+      const name = nameFromBytes(e.name)
+      out.push({ name, type: e.type })
+      if (byName && byName.size < LISTED_ENTRIES_KEPT) byName.set(name, { type: e.type, inodeNumber: e.inodeNumber, ref: e.ref })
+      else byName = null
+    }
+    if (byName) this.#keepListing(dir, byName)
     return out
   }
 
@@ -101,6 +125,7 @@ export class LowerSquashfs implements LowerTree {
   /** Close the image; files opened from it stop reading (ECLOSED). */
   close(): void {
     this.#inodes.clear()
+    this.#listings.clear()
     this.#image.close()
   }
 
@@ -110,10 +135,34 @@ export class LowerSquashfs implements LowerTree {
     const kept = this.#inodes.get(rel)
     if (kept !== undefined) return kept
     const slash = rel.lastIndexOf('/')
-    const parent = slash < 0 ? this.#image.root : this.#resolve(rel.slice(0, slash))
-    const inode = parent?.type === 'directory' ? this.#image.lookup(parent, nameToBytes(rel.slice(slash + 1))) : null
+    const dir = slash < 0 ? '' : rel.slice(0, slash)
+    const name = rel.slice(slash + 1)
+    const listing = this.#listings.get(dir)
+    let inode: SquashfsInode | null
+    if (listing) {
+      const e = listing.get(name)
+      inode = e ? this.#image.entryInode({ name: nameToBytes(name), ...e }) : null
+    } else {
+      const parent = this.#resolve(dir)
+      inode = parent?.type === 'directory' ? this.#image.lookup(parent, nameToBytes(name)) : null
+    }
     this.#inodes.set(rel, inode)
     return inode
+  }
+
+  #keepListing(dir: string, byName: Map<string, ListedEntry>): void {
+    const old = this.#listings.get(dir)
+    if (old) {
+      this.#listings.delete(dir)
+      this.#listed -= old.size
+    }
+    this.#listings.set(dir, byName)
+    this.#listed += byName.size
+    for (const [oldest, entries] of this.#listings) {
+      if (this.#listed <= LISTED_ENTRIES_KEPT) break
+      this.#listings.delete(oldest)
+      this.#listed -= entries.size
+    }
   }
 
   /** The kernel's lstat of `inode`: squashfs keeps one time, shown as atime, mtime and ctime. */
