@@ -1,5 +1,7 @@
 // One FUSE request in, one reply out: decode names, call the file system, encode the result.
-// Errors become errno replies: a PagecowError's own errno, EIO (logged) for anything else.
+// Errors become errno replies: a PagecowError's own errno, EIO (logged) for anything else. Damage
+// (ECORRUPT: a checksum, a damaged squashfs image) is EIO, as a kernel file system answers a bad
+// block, and logged: what is damaged is in the message, which the errno cannot carry.
 import { isPagecowError, PagecowError } from '../errors.js'
 import { NAME_MAX } from '../tree/names.js'
 import { nameFromBytes, nameToBytes } from '../name-bytes.js'
@@ -95,7 +97,7 @@ export class Dispatcher {
     try {
       return await this.#call(req, scratch)
     } catch (err) {
-      if (isPagecowError(err)) return replyError(unique, err.errno)
+      if (isPagecowError(err) && err.code !== 'ECORRUPT') return replyError(unique, err.errno)
       this.#log(`fuse: ${req.op} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
       return replyError(unique, EIO)
     }

@@ -53,9 +53,10 @@ export class LowerSquashfs implements LowerTree {
   static open(path: string, options: { rootIno?: number } & SquashfsOpenOptions = {}): LowerSquashfs {
     const { rootIno, ...imageOptions } = options
     const image = SquashfsImage.open(path, imageOptions)
-    if (rootIno !== undefined && image.root.inodeNumber !== rootIno) {
+    const found = image.root.inodeNumber
+    if (rootIno !== undefined && found !== rootIno) {
       image.close()
-      throw new PagecowError('ESTALE', `the squashfs image ${path} was replaced since the store was created (root inode ${rootIno} → ${image.root.inodeNumber}); the store refuses to overlay a different tree`)
+      throw new PagecowError('ESTALE', `the squashfs image ${path} was replaced since the store was created (root inode ${rootIno} → ${found}); the store refuses to overlay a different tree`)
     }
     return new LowerSquashfs(image)
   }
@@ -63,6 +64,11 @@ export class LowerSquashfs implements LowerTree {
   /** The inode number of the image's root directory. */
   get rootIno(): number {
     return this.#image.root.inodeNumber
+  }
+
+  /** Blocks the image read from the file, and its cache's figures (for tests and benchmarks). */
+  get counters(): SquashfsImage['counters'] {
+    return this.#image.counters
   }
 
   /** Lower path `rel` as messages name it: the image, a colon, and the path inside it. */
