@@ -43,7 +43,9 @@ export type AnyCreateOptions = z.input<typeof anyCreateOptionsSchema>
  */
 export async function createStore(dir: string, options: AnyCreateOptions): Promise<AnyStore> {
   const { lowerFormat, ...opts } = parseWith(anyCreateOptionsSchema, options, 'create')
-  const format = lowerFormat ?? detectLowerFormat(resolve(opts.lower))
+  const found = detectLowerFormat(resolve(opts.lower))
+  const format = lowerFormat ?? found
+  if (format === 'raw' && found === 'directory') throw new PagecowError('EINVAL', `the lower ${resolve(opts.lower)} is a directory, not a raw image`)
   return format === 'raw' ? ImageStore.create(dir, opts) : TreeStore.create(dir, { ...opts, lowerFormat: format })
 }
 
