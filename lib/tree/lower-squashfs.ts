@@ -147,7 +147,7 @@ export class LowerSquashfs implements LowerTree {
     let inode: SquashfsInode | null
     if (listing) {
       const e = listing.get(name)
-      inode = e ? this.#image.entryInode({ name: nameToBytes(name), ...e }) : null
+      inode = e ? this.#image.entryInode({ name: nameToBytes(name), type: e.type, inodeNumber: e.inodeNumber, ref: e.ref }) : null
     } else {
       const parent = this.#resolve(dir)
       inode = parent?.type === 'directory' ? this.#image.lookup(parent, nameToBytes(name)) : null
@@ -215,7 +215,7 @@ class SquashfsFile implements LowerFile {
 
   stat(): LowerStat {
     this.#check()
-    return { ...this.#stat }
+    return Object.assign({}, this.#stat)
   }
 
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {
