@@ -144,14 +144,13 @@ export class LowerSquashfs implements LowerTree {
     const dir = slash < 0 ? '' : rel.slice(0, slash)
     const name = rel.slice(slash + 1)
     const listing = this.#listings.get(dir)
-    let inode: SquashfsInode | null
     if (listing) {
+      // The listing is the cache here: a walk does not churn the path cache with every entry.
       const e = listing.get(name)
-      inode = e ? this.#image.entryInode({ name: nameToBytes(name), type: e.type, inodeNumber: e.inodeNumber, ref: e.ref }) : null
-    } else {
-      const parent = this.#resolve(dir)
-      inode = parent?.type === 'directory' ? this.#image.lookup(parent, nameToBytes(name)) : null
+      return e ? this.#image.entryInode({ name: nameToBytes(name), type: e.type, inodeNumber: e.inodeNumber, ref: e.ref }) : null
     }
+    const parent = this.#resolve(dir)
+    const inode = parent?.type === 'directory' ? this.#image.lookup(parent, nameToBytes(name)) : null
     this.#inodes.set(rel, inode)
     return inode
   }
