@@ -147,7 +147,11 @@ export class LowerSquashfs implements LowerTree {
     if (listing) {
       // The listing is the cache here: a walk does not churn the path cache with every entry.
       const e = listing.get(name)
-      return e ? this.#image.entryInode({ name: nameToBytes(name), type: e.type, inodeNumber: e.inodeNumber, ref: e.ref }) : null
+      if (!e) return null
+      const inode = this.#image.inode(e.ref)
+      // What entryInode() checks, without building the name's bytes for every entry of a walk.
+      if (inode.type !== e.type || inode.inodeNumber !== e.inodeNumber) this.#image.entryInode({ name: nameToBytes(name), type: e.type, inodeNumber: e.inodeNumber, ref: e.ref })
+      return inode
     }
     const parent = this.#resolve(dir)
     const inode = parent?.type === 'directory' ? this.#image.lookup(parent, nameToBytes(name)) : null
