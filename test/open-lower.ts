@@ -4,14 +4,14 @@
 // ECORRUPT, at creation or when a damaged block is read, never a crash, a hang or wrong bytes.
 // Bad inputs of the new option are refused, and nothing is created by a refused create.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { join } from 'node:path'
 import { lutimensSync } from '../lib/fs.js'
 import { checkStore, createStore, isPagecowError, openStore, SquashfsImage, TreeStore } from '../lib/index.js'
 import { readStoreMeta } from '../lib/store/meta.js'
 import { openDatabase } from '../lib/store/database.js'
-import { cannotRun } from './fixtures/cannot-run.js'
+import { cannotRun, cannotRunPart } from './fixtures/cannot-run.js'
 import { Random, testSeeds } from './fixtures/random.js'
 import { makeFuzzTree, mksquashfs, mksquashfsMissing } from './fixtures/squashfs-tree.js'
 import type { TapTest } from './fixtures/tap-test.js'
@@ -135,6 +135,41 @@ if (missing) {
       await back.close()
     })
   }
+
+  t.test('a squashfs partition (a block device): its fingerprint covers the image, so a reflash is ESTALE', async (t) => {
+    if (process.getuid?.() !== 0) return cannotRunPart(t, 'attaching a loop device needs root')
+    const { dir, src, image } = setup(t)
+    const attach = (file: string) => execFileSync('losetup', ['--find', '--show', '--read-only', file], { encoding: 'utf8' }).trim()
+    const attached: string[] = []
+    t.teardown(() => {
+      for (const dev of attached) spawnSync('losetup', ['-d', dev])
+    })
+    // The partition: a copy of the image padded to 1 MiB, attached (the copy is "the flash").
+    const flash = join(dir, 'flash.img')
+    nodeFs.copyFileSync(image, flash)
+    nodeFs.truncateSync(flash, 1 << 20)
+    const dev = attach(flash)
+    attached.push(dev)
+    const storeDir = join(dir, 'store')
+    const store = await createStore(storeDir, { lower: dev })
+    t.equal(store.kind, 'tree', 'told by its magic on the device')
+    t.equal((await readAll(store as TreeStore, '/etc/hosts')).toString(), '127.0.0.1 localhost\n')
+    await store.close()
+    const db = openDatabase(join(storeDir, 'pagecow.db'), { readOnly: true })
+    const meta = readStoreMeta(db, storeDir)
+    db.close()
+    const used = Number(nodeFs.readFileSync(image).readBigUInt64LE(40))
+    t.match(meta.lower, { format: 'squashfs', path: dev, fingerprint: { size: used, mtimeMs: 0 } }, "the image's own length stands for the device's size")
+    // The same partition reflashed with another image, written over the old one in place.
+    nodeFs.writeFileSync(join(src, 'etc/hosts'), '10.0.0.1 new\n')
+    const other = join(dir, 'other.sqfs')
+    mksquashfs(src, other, [])
+    const fd = nodeFs.openSync(flash, 'r+')
+    nodeFs.writeSync(fd, nodeFs.readFileSync(other), 0, nodeFs.statSync(other).size, 0)
+    nodeFs.fsyncSync(fd)
+    nodeFs.closeSync(fd)
+    await t.rejects(TreeStore.open(storeDir), { code: 'ESTALE', message: /sampled bytes differ/ }, 'another image on the same device: ESTALE')
+  })
 
   t.test('a damaged image is ECORRUPT at create, naming what is wrong; nothing is created', async (t) => {
     const { dir, image } = setup(t)

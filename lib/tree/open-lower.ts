@@ -3,9 +3,10 @@
 // TreeStore.open and fsck open it again from that record with openLower().
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
-import { describeChange, fingerprint } from '../image/fingerprint.js'
+import { describeChange, fingerprint, sampleHash, type Fingerprint } from '../image/fingerprint.js'
 import { LowerImage } from '../image/lower-image.js'
 import { detectLowerFormat, type TreeLowerFormat } from '../lower-format.js'
+import { SquashfsImage } from '../squashfs/squashfs-image.js'
 import type { TreeLowerRecord } from '../store/meta.js'
 import { LowerDir } from './lower-dir.js'
 import { LowerSquashfs } from './lower-squashfs.js'
@@ -62,11 +63,24 @@ export function recordLower(path: string, format?: TreeLowerFormat): TreeLowerRe
   }
 }
 
-function fingerprintOf(path: string): ReturnType<typeof fingerprint> {
-  const image = LowerImage.open(path)
+/**
+ * The image's fingerprint, as a raw lower's. A partition holding the image (a block device) has
+ * no size and no meaningful mtime in its stat: there the image's own length (the superblock's
+ * bytes used) stands for the size, mtime is 0, and the samples cover that length, the superblock
+ * (with the image's making time) and the tables at its end among them.
+ */
+function fingerprintOf(path: string): Fingerprint {
+  const file = LowerImage.open(path)
   try {
-    return fingerprint(image)
-  } finally {
+    if (!fs.fstatSync(file.fd).isBlockDevice()) return fingerprint(file)
+    const image = SquashfsImage.open(path, { cacheBytes: 0 })
+    const size = image.superblock.bytesUsed
     image.close()
+    const readInto = (target: Uint8Array, offset: number, length: number, position: number) => fs.readSync(file.fd, target, offset, Math.max(0, Math.min(length, size - position)), position)
+    return { size, mtimeMs: 0, sample: sampleHash({ size, readInto }) }
+  } catch (err) {
+    throw fromSystemError(err, `reading the squashfs image ${path}`)
+  } finally {
+    file.close()
   }
 }
