@@ -1,8 +1,9 @@
 // A squashfs image as the lower of a tree store, read in user space (no mount, no root, no kernel
 // module): paths resolved from the image's root by directory lookups (through the directory
 // index, so a lookup in a large directory reads a block or two), a bounded cache of path → inode
-// so that a walk does not resolve every component again, and the image's bounded block cache
-// under both. Objects look as the kernel's squashfs shows them (lower-stat below).
+// so that a walk does not resolve every component again, the entries of the directories listed
+// last so that the lookups after a listing scan nothing, and the image's bounded block cache under
+// all of it. Objects look as the kernel's squashfs shows them (#stat).
 import { PagecowError } from '../errors.js'
 import type { LowerStat } from '../lower-stat.js'
 import { nameFromBytes, nameToBytes } from '../name-bytes.js'
