@@ -8,11 +8,12 @@ import * as nodeFs from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { lutimensSync } from '../lib/fs.js'
-import { checkTreeStore, SquashfsImage, TreeStore } from '../lib/index.js'
+import { readerCount } from '../lib/fuse/session.js'
+import { checkTreeStore, SquashfsImage, StoreMount, TreeStore } from '../lib/index.js'
 import { cannotRun } from './fixtures/cannot-run.js'
-import { checkNothingLeftMounted, fuseUsable, mountStore, mountTestDir, unmountAndWait } from './fixtures/fuse-mounted.js'
+import { checkNothingLeftMounted, fuseUsable, mountStore, mountTestDir, ROOT, run, unmountAndWait } from './fixtures/fuse-mounted.js'
 import { compareViews, fileSha256 } from './fixtures/squashfs-store.js'
-import { kernelMount, kernelMountMissing, makeBigTree, makeSmallTree, mksquashfs, mksquashfsMissing, VARIANTS, walkKernel } from './fixtures/squashfs-tree.js'
+import { kernelMount, kernelMountMissing, makeBigTree, makeSmallTree, mksquashfs, mksquashfsMissing, VARIANTS, walkKernel, type SeenObject } from './fixtures/squashfs-tree.js'
 
 const missing = mksquashfsMissing() ?? kernelMountMissing()
 /** Where the damage test writes: inside the first data block, past the fingerprint's first sample. */
@@ -46,10 +47,35 @@ if (fuseUsable(t) && (missing === null || cannotRun(t, missing))) {
       nodeFs.mkdirSync(mnt)
       prepared.push({ name: v.name, image, sum: fileSha256(image), kernel: kernelView(image, join(dir, `kernel-${v.name}`)), storeDir, mnt })
     }
-    // Mount them all at once: each server's start-up is most of the cost, and they overlap.
-    const mounts = await Promise.all(prepared.map((p) => mountStore(t, p.storeDir, p.mnt, ['--read-only'])))
-    for (const p of prepared) compareViews(t, walkKernel(p.mnt, { allTimes: true }), p.kernel, `${p.name} through FUSE`)
-    await Promise.all(mounts.map((m) => unmountAndWait(t, m)))
+    // Served from this process (StoreMount, what `pagecow mount` runs) a few at a time, and one
+    // child walks each batch: thirteen CLI servers would cost more than everything else here. A
+    // session holds its readers' libuv pool threads while it waits for requests, so a batch
+    // leaves one pool thread free for the stores, or the next mount's store would wait for ever.
+    const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4
+    const batch = Math.max(1, Math.floor((pool - 1) / readerCount(pool)))
+    const stores: TreeStore[] = []
+    const mounts: StoreMount[] = []
+    t.teardown(async () => {
+      for (const m of mounts) await m.unmount().catch(() => {})
+      for (const s of stores) await s.close()
+    })
+    for (let first = 0; first < prepared.length; first += batch) {
+      const some = prepared.slice(first, first + batch)
+      for (const p of some) {
+        const store = await TreeStore.open(p.storeDir, { readOnly: true })
+        stores.push(store)
+        mounts.push(await StoreMount.mount(store, p.mnt))
+      }
+      const walked = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'walk-mounts.ts'), ...some.map((p) => p.mnt)], { timeoutMs: 300_000 })
+      t.equal(walked.code, 0, `the walk of ${some.map((p) => p.name).join(', ')}: ${walked.stderr}`)
+      const views = JSON.parse(walked.stdout || '[]') as Array<{ objects: Array<[string, SeenObject]>; order: string[] }>
+      for (const [i, p] of some.entries()) {
+        const view = views[i] ?? { objects: [], order: [] }
+        compareViews(t, { objects: new Map(view.objects), order: view.order }, p.kernel, `${p.name} through FUSE`)
+      }
+      for (const m of mounts.splice(0)) await m.unmount()
+      for (const s of stores.splice(0)) await s.close()
+    }
     for (const p of prepared) {
       t.same((await checkTreeStore(p.storeDir)).problems, [], `${p.name}: fsck clean`)
       t.equal(fileSha256(p.image), p.sum, `${p.name}: the image file is unchanged`)
