@@ -65,6 +65,8 @@ export const ERROR_CODES = {
   EUNSAFE: 1, // EPERM
   /** Interrupted (a signal, an AbortSignal) before it finished; nothing of it was kept. */
   EINTR: 4,
+  /** A peer made no progress for the time allowed (an NBD client cut off by the idle timeout). */
+  ETIMEDOUT: 110,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -8,7 +8,9 @@ import type { Timespec } from './time-ns.js'
 const require = createRequire(import.meta.url)
 // fs-native-extensions: OFD locks (per open file, so two opens in one process exclude each
 // other too) and hole punching with fallocate(PUNCH_HOLE). fs-ext: lseek with SEEK_DATA/SEEK_HOLE.
-const native = require('fs-native-extensions') as {
+// Each is loaded at its first use (about 15 and 8 ms here): a read-only `pagecow map` takes no
+// lock and punches nothing.
+interface NativeExtensions {
   tryLock(fd: number, options?: { shared?: boolean }): boolean
   tryLock(fd: number, offset: number, length: number, options?: { shared?: boolean }): boolean
   tryDowngradeLock(fd: number, offset: number, length: number): boolean
@@ -18,12 +20,18 @@ const native = require('fs-native-extensions') as {
   setAttrSync(fd: number, name: string, value: Uint8Array): void
   listAttrsSync(fd: number): string[]
 }
-const fsExt = require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number }
+let nativeModule: NativeExtensions | undefined
+let fsExtModule: { seekSync(fd: number, offset: number, whence: number): number } | undefined
+const native = (): NativeExtensions => (nativeModule ??= require('fs-native-extensions') as NativeExtensions)
+const fsExt = () => (fsExtModule ??= require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number })
+
 // Our own addon (native/pagecow.c, built by node-gyp at install): what Node's fs cannot do exactly.
-const own = require('../build/Release/pagecow.node') as {
+interface OwnAddon {
   utimensat(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   mknod(path: Buffer, mode: number, rdev: number): void
 }
+let ownModule: OwnAddon | undefined
+const own = (): OwnAddon => (ownModule ??= require('../build/Release/pagecow.node') as OwnAddon)
 
 /** A path as C wants it: its bytes and a NUL. */
 function withNul(path: string | Buffer): Buffer {
@@ -69,22 +77,22 @@ export const statfsSync = nodeFs.statfsSync
 
 /** The extended attribute names of the object `fd` refers to. */
 export function listXattrs(fd: number): string[] {
-  return native.listAttrsSync(fd)
+  return native().listAttrsSync(fd)
 }
 
 /** The value of extended attribute `name` of `fd`, or null if it has none. */
 export function getXattr(fd: number, name: string): Buffer | null {
-  return native.getAttrSync(fd, name)
+  return native().getAttrSync(fd, name)
 }
 
 export function setXattr(fd: number, name: string, value: Uint8Array): void {
-  native.setAttrSync(fd, name, value)
+  native().setAttrSync(fd, name, value)
 }
 
 /** mknod(2) for a FIFO or a device node (Node has no binding). Device nodes need CAP_MKNOD. */
 export function mknod(path: string | Buffer, type: 'fifo' | 'char' | 'block', mode: number, rdev = 0): void {
   const typeBits = type === 'fifo' ? nodeFs.constants.S_IFIFO : type === 'char' ? nodeFs.constants.S_IFCHR : nodeFs.constants.S_IFBLK
-  own.mknod(withNul(path), typeBits | (mode & 0o7777), type === 'fifo' ? 0 : rdev)
+  own().mknod(withNul(path), typeBits | (mode & 0o7777), type === 'fifo' ? 0 : rdev)
 }
 
 /** Linux's encoding of a device number (glibc gnu_dev_major / gnu_dev_minor). */
@@ -101,7 +109,7 @@ export function deviceMinor(rdev: number): number {
  * nanosecond: utimensat(2) with AT_SYMLINK_NOFOLLOW. fs.lutimes takes a double of seconds.
  */
 export function lutimensSync(path: string | Buffer, atime: Timespec, mtime: Timespec): void {
-  own.utimensat(withNul(path), atime.sec, atime.nsec, mtime.sec, mtime.nsec)
+  own().utimensat(withNul(path), atime.sec, atime.nsec, mtime.sec, mtime.nsec)
 }
 
 /** fsync a directory, so that a file created in it survives a power cut. */
@@ -116,16 +124,16 @@ export function syncDirectory(path: string): void {
 
 /** Free the blocks under [offset, offset + length) of `fd`; reads there return zeros. */
 export function punchHole(fd: number, offset: number, length: number): void {
-  if (length > 0) native.trimSync(fd, offset, length)
+  if (length > 0) native().trimSync(fd, offset, length)
 }
 
 /** Take an exclusive lock on `fd` without waiting; false if another open file holds it. */
 export function tryLockExclusive(fd: number): boolean {
-  return native.tryLock(fd)
+  return native().tryLock(fd)
 }
 
 export function unlock(fd: number): void {
-  native.unlock(fd)
+  native().unlock(fd)
 }
 
 /**
@@ -134,17 +142,17 @@ export function unlock(fd: number): void {
  * sees (and is seen by) SQLite's locks, its own process's included.
  */
 export function tryLockRange(fd: number, offset: number, length: number, shared: boolean): boolean {
-  return native.tryLock(fd, offset, length, { shared })
+  return native().tryLock(fd, offset, length, { shared })
 }
 
 /** Drop the OFD lock on the range (POSIX locks, SQLite's, are not touched). */
 export function unlockRange(fd: number, offset: number, length: number): void {
-  native.unlock(fd, offset, length)
+  native().unlock(fd, offset, length)
 }
 
 /** Turn an exclusive OFD lock on the range into a shared one, atomically. */
 export function downgradeLockRange(fd: number, offset: number, length: number): void {
-  if (!native.tryDowngradeLock(fd, offset, length)) throw Object.assign(new Error('EAGAIN: could not downgrade a lock'), { code: 'EAGAIN' })
+  if (!native().tryDowngradeLock(fd, offset, length)) throw Object.assign(new Error('EAGAIN: could not downgrade a lock'), { code: 'EAGAIN' })
 }
 
 /** lseek(SEEK_DATA): the next offset at or after `offset` holding data, or null past the last. */
@@ -159,7 +167,7 @@ export function seekHole(fd: number, offset: number): number | null {
 
 function seekOrNull(fd: number, offset: number, whence: number): number | null {
   try {
-    return fsExt.seekSync(fd, offset, whence)
+    return fsExt().seekSync(fd, offset, whence)
   } catch (err) {
     if ((err as { code?: string }).code === 'ENXIO') return null
     throw err

@@ -1,13 +1,18 @@
 // Open a store of either kind: the store record says whether it overlays an image or a tree.
+// Each kind's module is loaded when a store of that kind is first opened or created, so a program
+// that only ever opens images (the CLI's image commands) never loads the tree code.
 import { resolve } from 'node:path'
 import { z } from 'zod'
 import { fromSystemError, isPagecowError, parseWith, PagecowError } from './errors.js'
-import { ImageStore } from './image/image-store.js'
+import type { ImageStore } from './image/image-store.js'
 import { createOptionsSchema, openOptionsSchema, type OpenOptions } from './image/options.js'
 import { detectLowerFormat, lowerFormatSchema } from './lower-format.js'
 import { DATABASE_FILE, hasDatabase, openDatabase } from './store/database.js'
 import { readStoreMeta, type StoreKind } from './store/meta.js'
-import { TreeStore } from './tree/tree-store.js'
+import type { TreeStore } from './tree/tree-store.js'
+
+const imageStore = async () => (await import('./image/image-store.js')).ImageStore
+const treeStore = async () => (await import('./tree/tree-store.js')).TreeStore
 
 /** A store of either kind; `kind` tells which. */
 export type AnyStore = ImageStore | TreeStore
@@ -46,7 +51,7 @@ export async function createStore(dir: string, options: AnyCreateOptions): Promi
   const found = detectLowerFormat(resolve(opts.lower))
   const format = lowerFormat ?? found
   if (format === 'raw' && found === 'directory') throw new PagecowError('EINVAL', `the lower ${resolve(opts.lower)} is a directory, not a raw image`)
-  return format === 'raw' ? ImageStore.create(dir, opts) : TreeStore.create(dir, { ...opts, lowerFormat: format })
+  return format === 'raw' ? (await imageStore()).create(dir, opts) : (await treeStore()).create(dir, { ...opts, lowerFormat: format })
 }
 
 /** Open the store in `dir`, whatever its kind: `{ readOnly = false, autoFlushMs = 5000 }`. */
@@ -59,7 +64,7 @@ export async function openStore(dir: string, options: OpenOptions = {}): Promise
     // No kind to read (a missing store, a damaged or unreadable database): the full open says
     // precisely what is wrong (the writer lock, permissions, the database), as it always did.
     if ((isPagecowError(err, 'ENOENT') && !hasDatabase(resolve(dir))) || isPagecowError(err, 'EUNSAFE')) throw err
-    return ImageStore.open(dir, opts)
+    return (await imageStore()).open(dir, opts)
   }
-  return kind === 'tree' ? TreeStore.open(dir, opts) : ImageStore.open(dir, opts)
+  return kind === 'tree' ? (await treeStore()).open(dir, opts) : (await imageStore()).open(dir, opts)
 }

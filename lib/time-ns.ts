@@ -24,7 +24,7 @@ export function joinNs(sec: number, nsec: number): bigint {
   return BigInt(sec) * NS_PER_SEC + BigInt(nsec)
 }
 
-/** An ISO time with all nine digits of the nanoseconds. */
+/** An ISO 8601 time with all nine digits of the nanoseconds. */
 export function formatNs(ns: bigint): string {
   const { sec, nsec } = splitNs(ns)
   return `${new Date(sec * 1000).toISOString().slice(0, 19)}.${String(nsec).padStart(9, '0')}Z`

@@ -20,8 +20,9 @@ function ok(t: TapTest, r: CliRun, what: string): string {
   return r.stdout
 }
 
-function fails(t: TapTest, r: CliRun, code: string, what: string): void {
-  t.equal(r.code, 1, `${what}: exit 1`)
+/** A refused command: exit 2 for a usage error (a bad option value), 1 for anything else. */
+function fails(t: TapTest, r: CliRun, code: string, what: string, exit = 1): void {
+  t.equal(r.code, exit, `${what}: exit ${exit}`)
   t.match(r.stderr, new RegExp(`^pagecow: .+ \\(${code}\\)\\n`), `${what}: one line naming ${code}`)
 }
 
@@ -49,10 +50,10 @@ if (missing) {
     t.match(ok(t, await runCli(['create', join(dir, 'd'), '--lower', src, '--lower-format=directory']), '--lower-format=directory'), /: tree over /)
     const raw = join(dir, 'disk.raw')
     nodeFs.writeFileSync(raw, Buffer.alloc(65536))
-    const bad: Array<[string, string[], string]> = [
-      ['an unknown format', ['--lower', image, '--lower-format', 'squash'], 'EINVAL'],
-      ['an empty format', ['--lower', image, '--lower-format', ''], 'EINVAL'],
-      ['formats are lower case', ['--lower', image, '--lower-format', 'SQUASHFS'], 'EINVAL'],
+    const bad: Array<[string, string[], string, number?]> = [
+      ['an unknown format', ['--lower', image, '--lower-format', 'squash'], 'EINVAL', 2],
+      ['an empty format', ['--lower', image, '--lower-format', ''], 'EINVAL', 2],
+      ['formats are lower case', ['--lower', image, '--lower-format', 'SQUASHFS'], 'EINVAL', 2],
       ['squashfs over a directory', ['--lower', src, '--lower-format', 'squashfs'], 'EINVAL'],
       ['squashfs over a raw image', ['--lower', raw, '--lower-format', 'squashfs'], 'EINVAL'],
       ['directory over an image', ['--lower', image, '--lower-format', 'directory'], 'ENOTDIR'],
@@ -60,12 +61,12 @@ if (missing) {
       ['a missing image', ['--lower', join(dir, 'none.sqfs')], 'ENOENT'],
       ['a missing image, format given', ['--lower', join(dir, 'none.sqfs'), '--lower-format', 'squashfs'], 'ENOENT'],
     ]
-    for (const [what, argv, code] of bad) {
-      fails(t, await runCli(['create', join(dir, 'new'), ...argv]), code, what)
+    for (const [what, argv, code, exit] of bad) {
+      fails(t, await runCli(['create', join(dir, 'new'), ...argv]), code, what, exit)
       t.notOk(nodeFs.existsSync(join(dir, 'new')), `${what}: nothing created`)
     }
     const usage = await runCli(['create', join(dir, 'new'), '--lower', image, '--lower-format'])
-    t.equal(usage.code, 1, '--lower-format without a value: exit 1')
+    t.equal(usage.code, 2, '--lower-format without a value: exit 2 (a usage error)')
     t.match(usage.stderr, /argument missing/, 'commander says the value is missing')
     const unknown = await runCli(['create', join(dir, 'new'), '--lower', image, '--lower-format', 'squash'])
     t.match(unknown.stderr, /--lower-format: must be one of raw, directory, squashfs/, 'the message lists the formats')

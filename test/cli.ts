@@ -27,9 +27,9 @@ async function setup(t: Test) {
   return { dir, lower, store }
 }
 
-/** Assert a failed run: exit 1 and one error line ending in (CODE), no stack. */
+/** Assert a failed run: exit 1 and one error line ending in (CODE), no stack; a usage error: exit 2 and a hint. */
 function assertFails(t: Test, run: CliRun, code: string, options: { usage?: boolean } = {}) {
-  t.equal(run.code, 1, 'exit code 1')
+  t.equal(run.code, options.usage ? 2 : 1, options.usage ? 'exit code 2 (usage)' : 'exit code 1')
   const lines = run.stderr.trimEnd().split('\n')
   t.match(lines[0], new RegExp(`^pagecow: .+ \\(${code}\\)$`), `one line naming ${code}`)
   if (options.usage) {
@@ -213,7 +213,25 @@ t.test('zero, discard, truncate and flush', async (t) => {
   t.match(f.stdout, /^flushed \S+store\n$/)
 })
 
-t.test('fsck: exit 0 when clean, 1 with the problems when not', async (t) => {
+t.test('write and zero say when they grew the image', async (t) => {
+  const { store } = await setup(t)
+  const inside = await runCli(['write', store, '--offset', '1M'], { stdin: 'hello' })
+  t.equal(inside.stdout, 'wrote 5 bytes at offset 1048576\n', 'a write inside the image says nothing more')
+  const far = await runCli(['write', store, '--offset', '100G'], { stdin: 'hello' })
+  t.equal(far.code, 0, far.stderr)
+  t.equal(
+    far.stdout,
+    'wrote 5 bytes at offset 107374182400; the image grew from 4194304 bytes (4.0 MiB) to 107374182405 bytes (100.0 GiB) (pagecow truncate STORE --size 4194304 undoes it)\n',
+  )
+  const zero = await runCli(['zero', store, '--offset', '200G', '--length', '4k'])
+  t.match(zero.stdout, /^zeroed 4096 bytes \(4\.0 KiB\) at offset 214748364800; the image grew from 107374182405 bytes \(100\.0 GiB\) to 214748368896 bytes \(200\.0 GiB\)/)
+  const zeroInside = await runCli(['zero', store, '--offset', '0', '--length', '4k'])
+  t.equal(zeroInside.stdout, 'zeroed 4096 bytes (4.0 KiB) at offset 0\n')
+  t.equal((await runCli(['truncate', store, '--size', '4M'])).code, 0, 'and truncate undoes it')
+  t.match(JSON.parse((await runCli(['inspect', store, '--json'])).stdout), { info: { size: LOWER_SIZE } })
+})
+
+t.test('fsck: exit 0 when clean, 4 with the problems when not', async (t) => {
   const { lower, store } = await setup(t)
   const clean = await runCli(['fsck', store])
   t.equal(clean.code, 0, clean.stderr)
@@ -223,10 +241,11 @@ t.test('fsck: exit 0 when clean, 1 with the problems when not', async (t) => {
 
   utimesSync(lower, new Date(2000, 0, 1), new Date(2000, 0, 1)) // the lower "changed"
   const stale = await runCli(['fsck', store])
-  assertFails(t, stale, 'ESTALE')
+  t.equal(stale.code, 4, 'exit 4: not clean')
+  t.match(stale.stderr, /^pagecow: \S+ is not clean: 1 problem, the first: .* \(ESTALE\)\n$/, 'one line on stderr')
   t.match(stale.stdout, /^ESTALE {2}the lower image .* changed/m, 'the problems on stdout')
   const staleJson = await runCli(['fsck', store, '--json'])
-  t.equal(staleJson.code, 1)
+  t.equal(staleJson.code, 4)
   const report = JSON.parse(staleJson.stdout)
   t.equal(report.clean, false)
   t.equal(report.problems[0].code, 'ESTALE')
@@ -298,7 +317,7 @@ t.test('--help everywhere, --version', async (t) => {
   t.equal(v.code, 0)
   t.match(v.stdout, /^\d+\.\d+\.\d+/)
   const none = await runCli([])
-  t.equal(none.code, 1, 'no command is a usage error')
+  t.equal(none.code, 2, 'no command is a usage error')
   t.match(none.stderr, /^Usage: pagecow/, 'with the help on stderr')
 })
 
@@ -360,20 +379,20 @@ interface BadInput {
 }
 
 const BAD_INPUTS: BadInput[] = [
-  { name: 'negative offset', argv: ({ store }) => ['read', store, '--offset', '-1', '--length', '1'], code: 'EINVAL' },
-  { name: 'negative offset with =', argv: ({ store }) => ['read', store, '--offset=-4k', '--length', '1'], code: 'EINVAL' },
-  { name: 'fractional offset', argv: ({ store }) => ['read', store, '--offset', '1.5', '--length', '1'], code: 'EINVAL' },
-  { name: 'fractional size with suffix', argv: ({ store }) => ['zero', store, '--offset', '0', '--length', '0.5M'], code: 'EINVAL' },
-  { name: 'garbage offset', argv: ({ store }) => ['map', store, '--offset', 'abc'], code: 'EINVAL' },
-  { name: 'garbage suffix', argv: ({ store }) => ['read', store, '--offset', '0', '--length', '12q'], code: 'EINVAL' },
-  { name: 'empty offset', argv: ({ store }) => ['write', store, '--offset', ''], code: 'EINVAL' },
-  { name: 'offset past 2^53', argv: ({ store }) => ['read', store, '--offset', '99999999999P', '--length', '1'], code: 'EINVAL' },
+  { name: 'negative offset', argv: ({ store }) => ['read', store, '--offset', '-1', '--length', '1'], code: 'EINVAL', usage: true },
+  { name: 'negative offset with =', argv: ({ store }) => ['read', store, '--offset=-4k', '--length', '1'], code: 'EINVAL', usage: true },
+  { name: 'fractional offset', argv: ({ store }) => ['read', store, '--offset', '1.5', '--length', '1'], code: 'EINVAL', usage: true },
+  { name: 'fractional size with suffix', argv: ({ store }) => ['zero', store, '--offset', '0', '--length', '0.5M'], code: 'EINVAL', usage: true },
+  { name: 'garbage offset', argv: ({ store }) => ['map', store, '--offset', 'abc'], code: 'EINVAL', usage: true },
+  { name: 'garbage suffix', argv: ({ store }) => ['read', store, '--offset', '0', '--length', '12q'], code: 'EINVAL', usage: true },
+  { name: 'empty offset', argv: ({ store }) => ['write', store, '--offset', ''], code: 'EINVAL', usage: true },
+  { name: 'offset past 2^53', argv: ({ store }) => ['read', store, '--offset', '99999999999P', '--length', '1'], code: 'EINVAL', usage: true },
   { name: 'size past the 4 PiB limit', argv: ({ store }) => ['truncate', store, '--size', '5P'], code: 'EFBIG' },
-  { name: 'bad page size 3000', argv: ({ dir, lower }) => ['create', join(dir, 'new'), '--lower', lower, '--page-size', '3000'], code: 'EINVAL' },
-  { name: 'page size 2M is too big', argv: ({ dir, lower }) => ['create', join(dir, 'new'), '--lower', lower, '--page-size', '2M'], code: 'EINVAL' },
-  { name: 'bad --output format', argv: ({ store }) => ['map', store, '--output', 'xml'], code: 'EINVAL' },
-  { name: '--json with --output=human', argv: ({ store }) => ['map', store, '--json', '--output=human'], code: 'EINVAL' },
-  { name: 'width 0', argv: ({ store }) => ['inspect', store, '--width', '0'], code: 'EINVAL' },
+  { name: 'bad page size 3000', argv: ({ dir, lower }) => ['create', join(dir, 'new'), '--lower', lower, '--page-size', '3000'], code: 'EINVAL', usage: true },
+  { name: 'page size 2M is too big', argv: ({ dir, lower }) => ['create', join(dir, 'new'), '--lower', lower, '--page-size', '2M'], code: 'EINVAL', usage: true },
+  { name: 'bad --output format', argv: ({ store }) => ['map', store, '--output', 'xml'], code: 'EINVAL', usage: true },
+  { name: '--json with --output=human', argv: ({ store }) => ['map', store, '--json', '--output=human'], code: 'EINVAL', usage: true },
+  { name: 'width 0', argv: ({ store }) => ['inspect', store, '--width', '0'], code: 'EINVAL', usage: true },
   { name: 'unknown option', argv: ({ store }) => ['map', store, '--bogus'], code: 'EINVAL', usage: true },
   { name: 'misspelled option', argv: ({ store }) => ['read', store, '--ofset', '0', '--length', '1'], code: 'EINVAL', usage: true },
   { name: 'unknown command', argv: () => ['frobnicate'], code: 'EINVAL', usage: true },
@@ -419,7 +438,7 @@ const BAD_INPUTS: BadInput[] = [
   },
 ]
 
-t.test('bad input: exit 1 and one line naming the error code', async (t) => {
+t.test('bad input: exit 1 (2 for usage) and one line naming the error code', async (t) => {
   const scratch = t.testdir()
   for (const bad of BAD_INPUTS) {
     const reason = bad.unsupported?.(scratch)
@@ -433,7 +452,8 @@ t.test('bad input: exit 1 and one line naming the error code', async (t) => {
       try {
         const run = await runCli(bad.argv(paths), bad.stdin === undefined ? {} : { stdin: bad.stdin })
         assertFails(t, run, bad.code, { usage: bad.usage })
-        t.equal(run.stdout, '', 'nothing on stdout')
+        if (bad.argv(paths).includes('--json')) t.match(JSON.parse(run.stdout), { error: { code: new RegExp(`^${bad.code}$`) } }, 'with --json, the error as JSON on stdout')
+        else t.equal(run.stdout, '', 'nothing on stdout')
       } finally {
         await cleanup?.()
       }

@@ -145,7 +145,12 @@ t.test('export STORE - writes the image to standard output', async (t) => {
     t.equal(r.code, 1, `${name}: exits 1`)
     t.match(r.stderr, message, `${name}: says why`)
     t.match(r.stderr, new RegExp(`\\(${code}\\)`), `${name}: ${code}`)
-    t.equal(r.stdoutBytes.length, 0, `${name}: nothing on standard output`)
+    if ((args as readonly string[]).includes('--json')) {
+      // --json errors are JSON on standard output, and nothing else is there.
+      t.equal((JSON.parse(r.stdoutBytes.toString()) as { error: { code: string } }).error.code, code, `${name}: only the error, as JSON, on standard output`)
+    } else {
+      t.equal(r.stdoutBytes.length, 0, `${name}: nothing on standard output`)
+    }
   }
   const tty = await runCli(['export', store, '-'], { stdoutIsTTY: true })
   t.match(tty.stderr, /terminal.*\(EINVAL\)/, 'standard output a terminal: refused (EINVAL)')

@@ -258,29 +258,30 @@ print(json.dumps(out))`,
     writeFileSync(join(tmpfs, 'file'), 'on tmpfs\n')
 
     await (await TreeStore.create(join(f.dir, 'store-self'), { lower: f.lower })).close()
-    const rows: Array<{ name: string; args: string[]; code: string; message: RegExp; notMounted?: string }> = [
+    // Each row exits 1 (the command failed), or 2 (`usage`: the command line itself is wrong).
+    const rows: Array<{ name: string; args: string[]; code: string; message: RegExp; notMounted?: string; usage?: true }> = [
       { name: 'mount: the mount point does not exist', args: ['mount', await store(), join(f.dir, 'nowhere')], code: 'ENOENT', message: /does not exist/ },
       { name: 'mount: the mount point is a file', args: ['mount', await store(), file], code: 'ENOTDIR', message: /not a directory/, notMounted: file },
       { name: 'mount: the mount point is already mounted', args: ['mount', other, f.mnt], code: 'EBUSY', message: /already mounted/ },
       { name: 'mount: the store is already mounted elsewhere', args: ['mount', f.storeDir, spare('second')], code: 'EBUSY', message: /open for writing by pid \d+/, notMounted: join(f.dir, 'second') },
       { name: 'mount: the store does not exist', args: ['mount', join(f.dir, 'no-store'), spare('m3')], code: 'ENOENT', message: /no pagecow store/, notMounted: join(f.dir, 'm3') },
       { name: 'mount: a directory that is not a store', args: ['mount', notStore, spare('m4')], code: 'ENOENT', message: /no pagecow store/, notMounted: join(f.dir, 'm4') },
-      { name: 'mount: an unknown option', args: ['mount', await store(), spare('m5'), '--bogus'], code: 'EINVAL', message: /unknown option '--bogus'/, notMounted: join(f.dir, 'm5') },
-      { name: 'mount: no mount point', args: ['mount', await store()], code: 'EINVAL', message: /missing required argument 'MOUNTPOINT'/ },
+      { name: 'mount: an unknown option', args: ['mount', await store(), spare('m5'), '--bogus'], code: 'EINVAL', message: /unknown option '--bogus'/, notMounted: join(f.dir, 'm5'), usage: true },
+      { name: 'mount: no mount point', args: ['mount', await store()], code: 'EINVAL', message: /missing required argument 'MOUNTPOINT'/, usage: true },
       // Mounted over what the server reads, it would wait on itself for ever: refused.
       { name: 'mount: over the store’s own lower', args: ['mount', await store(), f.lower], code: 'EINVAL', message: /overlaps .*which the store reads/, notMounted: f.lower },
       { name: 'mount: over the store directory itself', args: ['mount', join(f.dir, 'store-self'), join(f.dir, 'store-self')], code: 'EINVAL', message: /overlaps/, notMounted: join(f.dir, 'store-self') },
       { name: 'umount: a directory that is not a mount', args: ['umount', notStore], code: 'EINVAL', message: /is not a pagecow mount/ },
       { name: 'umount: another file system’s mount', args: ['umount', tmpfs], code: 'EINVAL', message: /is not a pagecow mount/ },
       { name: 'umount: a path that does not exist', args: ['umount', join(f.dir, 'nowhere')], code: 'EINVAL', message: /is not a pagecow mount/ },
-      { name: 'umount: an unknown option', args: ['umount', f.mnt, '--bogus'], code: 'EINVAL', message: /unknown option '--bogus'/ },
-      { name: 'umount: a bad --wait-ms', args: ['umount', f.mnt, '--wait-ms', 'soon'], code: 'EINVAL', message: /--wait-ms/ },
+      { name: 'umount: an unknown option', args: ['umount', f.mnt, '--bogus'], code: 'EINVAL', message: /unknown option '--bogus'/, usage: true },
+      { name: 'umount: a bad --wait-ms', args: ['umount', f.mnt, '--wait-ms', 'soon'], code: 'EINVAL', message: /--wait-ms/, usage: true },
     ]
     // Independent rows: run them at once (each is a separate CLI process).
     const results = await Promise.all(rows.map((row) => pagecow(row.args)))
     rows.forEach((row, i) => {
       const r = results[i]!
-      t.equal(r.code, 1, `${row.name}: exit 1`)
+      t.equal(r.code, row.usage ? 2 : 1, `${row.name}: exit ${row.usage ? 2 : 1}`)
       t.match(r.stderr, new RegExp(`^pagecow: .* \\(${row.code}\\)\\n`), `${row.name}: a one-line error with code ${row.code}`)
       t.match(r.stderr, row.message, `${row.name}: the message says what is wrong`)
       t.notMatch(r.stderr, /\n\s+at /, `${row.name}: no stack trace`)

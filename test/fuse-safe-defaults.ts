@@ -135,7 +135,7 @@ t.test('bad values for the new options', async (t) => {
     ['--nodev (not an option: nodev is the default)', ['--nodev'], /unknown option '--nodev'/],
   ] as const) {
     const r = await runCli(['mount', join(dir, 'store'), join(dir, 'mnt'), ...args])
-    t.equal(r.code, 1, `pagecow mount ${args.join(' ')}: ${name} exits 1`)
+    t.equal(r.code, 2, `pagecow mount ${args.join(' ')}: ${name} exits 2 (a usage error)`)
     t.match(r.stderr, message, `${name}: says what is wrong`)
     t.match(r.stderr, /\(EINVAL\)/, `${name}: EINVAL`)
   }

@@ -90,6 +90,9 @@ for (const [i, P] of PAGE_SIZES.entries()) {
           t.equal(n, expected.length, `step ${step}: readInto(${offset}) count`)
           t.ok(target.subarray(0, n).equals(expected), `step ${step}: readInto(${offset}) bytes`)
           t.ok(target.subarray(n).every((b) => b === 0xee), `step ${step}: readInto leaves the rest of the buffer alone`)
+          const inline = Buffer.alloc(length, 0xee)
+          t.equal(store.readIntoSync(inline, offset), n, `step ${step}: readIntoSync(${offset}) count`)
+          t.ok(inline.equals(target), `step ${step}: readIntoSync gives readInto's bytes`)
           t.equal(extentText(store.extents(offset, length)), extentText(model.extents(offset, offset + length)), `step ${step}: extents(${offset}, ${length})`)
           const x = rng.int(0, model.size + P)
           t.equal(store.nextData(x), model.nextData(x), `step ${step}: nextData(${x})`)
@@ -433,6 +436,7 @@ t.test('a closed store refuses everything with ECLOSED', async (t) => {
   await t.rejects(store.truncate(0), { code: 'ECLOSED' })
   await t.rejects(store.read(0, 1), { code: 'ECLOSED' })
   await t.rejects(store.readInto(Buffer.alloc(1), 0), { code: 'ECLOSED' })
+  t.throws(() => store.readIntoSync(Buffer.alloc(1), 0), { code: 'ECLOSED' })
   await t.rejects(store.flush(), { code: 'ECLOSED' })
   t.throws(() => [...store.extents()], { code: 'ECLOSED' })
   t.throws(() => store.nextData(0), { code: 'ECLOSED' })
@@ -451,7 +455,7 @@ t.test('write amplification: whole pages cost what they write', async (t) => {
   await store.close()
 })
 
-t.test('large readInto (through the thread pool) gives the model’s bytes in every page state', async (t) => {
+t.test('large readInto, on the calling thread and through the thread pool, gives the model’s bytes in every page state', async (t) => {
   const P = 4096
   const rng = new Random(31)
   const { store, model } = await storeFixture(t, { pageSize: P, lowerSize: 300 * P + 123, rng, dataFraction: 0.6 })
@@ -474,19 +478,21 @@ t.test('large readInto (through the thread pool) gives the model’s bytes in ev
     if (i % 10 === 9) await store.flush()
   }
   const reads: Array<Promise<void>> = []
-  for (let i = 0; i < 24; i++) {
+  for (let i = 0; i < 48; i++) {
     const at = rng.int(0, model.size)
     const target = Buffer.alloc(rng.int(64 * 1024, 512 * 1024), 0xee)
+    const threadPool = i % 2 === 0
     reads.push(
-      store.readInto(target, at).then((n) => {
+      store.readInto(target, at, { threadPool }).then((n) => {
         const want = model.read(at, Math.min(target.length, model.size - at))
-        t.equal(n, want.length, `read ${i} at ${at}: length`)
-        t.ok(target.subarray(0, n).equals(want), `read ${i} at ${at}: the model's bytes`)
+        const how = threadPool ? 'in the pool' : 'on the calling thread'
+        t.equal(n, want.length, `read ${i} at ${at} ${how}: length`)
+        t.ok(target.subarray(0, n).equals(want), `read ${i} at ${at} ${how}: the model's bytes`)
       }),
     )
   }
-  await Promise.all(reads) // concurrent: they overlap in the pool
-  const inFlight = store.readInto(Buffer.alloc(1 << 20), 0)
+  await Promise.all(reads) // concurrent: the pool's overlap
+  const inFlight = store.readInto(Buffer.alloc(1 << 20), 0, { threadPool: true })
   await store.close()
   t.equal(await inFlight, 1 << 20, 'a read in flight when close() is called finishes first')
 })
@@ -495,7 +501,7 @@ t.test('every close() waits for the one close: the store can be opened again whe
   const P = 4096
   const { store, storeDir } = await storeFixture(t, { pageSize: P, lowerSize: 512 * P, rng: new Random(5) })
   await store.write(0, pattern(1, 0, P))
-  const reading = store.readInto(Buffer.alloc(1 << 20), 0) // in the pool: the first close waits for it
+  const reading = store.readInto(Buffer.alloc(1 << 20), 0, { threadPool: true }) // the first close waits for it
   const first = store.close()
   await new Promise((resolve) => setImmediate(resolve))
   await store.close()

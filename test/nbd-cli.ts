@@ -86,22 +86,23 @@ t.test('serve --json on a TCP port; SIGINT stops it too; --read-only refuses wri
   t.equal(await exitCode(s.child), 0)
 })
 
-t.test('serve: bad options are one-line EINVAL errors, exit 1', async (t) => {
+t.test('serve: bad options are EINVAL errors (exit 2), a store that cannot be served exit 1', async (t) => {
   const store = await makeImageStore(t)
   const treeLower = join(dirname(store), 'tree')
   mkdirSync(treeLower)
   const treeStore = join(dirname(store), 'tree-store')
   await (await createStore(treeStore, { lower: treeLower })).close()
-  const cases: Array<[string, string[], RegExp]> = [
-    ['socket and port', [store, '--socket', '/tmp/x.sock', '--port', '1'], /--socket.*not both.*EINVAL/],
-    ['a port out of range', [store, '--port', '65536'], /--port.*EINVAL/],
-    ['a misspelled option', [store, '--read-onyl'], /unknown option.*EINVAL/],
-    ['no such store', [join(store, 'nope')], /no pagecow store.*ENOENT/],
-    ['a tree store', [treeStore], /tree store.*only image stores.*EINVAL/],
+  // Exit 2: the command line is wrong; exit 1: it was right, but the store cannot be served.
+  const cases: Array<[string, string[], RegExp, number]> = [
+    ['socket and port', [store, '--socket', '/tmp/x.sock', '--port', '1'], /--socket.*not both.*EINVAL/, 2],
+    ['a port out of range', [store, '--port', '65536'], /--port.*EINVAL/, 2],
+    ['a misspelled option', [store, '--read-onyl'], /unknown option.*EINVAL/, 2],
+    ['no such store', [join(store, 'nope')], /no pagecow store.*ENOENT/, 1],
+    ['a tree store', [treeStore], /tree store.*only image stores.*EINVAL/, 1],
   ]
-  for (const [name, args, message] of cases) {
+  for (const [name, args, message, exit] of cases) {
     const run = await runCli(['serve', ...args]) // fails before serving: safe in-process
-    t.equal(run.code, 1, name)
+    t.equal(run.code, exit, name)
     t.match(run.stderr, message, name)
     t.equal(run.stdout, '', `${name}: nothing on stdout`)
   }

@@ -303,7 +303,11 @@ t.test('a store failure: the client gets EIO, the operator a warning, the connec
   s.server.on('warning', (err: unknown) => warnings.push(err))
   const c = await client(t, s)
   const readInto = s.store.readInto.bind(s.store)
+  const readIntoSync = s.store.readIntoSync.bind(s.store)
   s.store.readInto = async () => {
+    throw new PagecowError('EIO', 'reading the lower: injected failure')
+  }
+  s.store.readIntoSync = () => {
     throw new PagecowError('EIO', 'reading the lower: injected failure')
   }
   const r = await c.read(0, 4096)
@@ -312,9 +316,38 @@ t.test('a store failure: the client gets EIO, the operator a warning, the connec
   t.equal(warnings.length, 1)
   t.match(warnings[0], { code: 'EIO' })
   s.store.readInto = readInto
+  s.store.readIntoSync = readIntoSync
   t.equal((await c.read(0, 4096)).errno, 0, 'the next read works')
   await s.store.close()
   c.request(NBD_CMD_READ, 0, 4096)
   t.equal((await c.reply()).errno, NBD_ESHUTDOWN, 'a store closed under the server: ESHUTDOWN, no warning')
   t.equal(warnings.length, 1)
+})
+
+t.test('READs run inline while the cache answers; once several wait on the disk, through the pool, same bytes', async (t) => {
+  const s = await serveStore(t)
+  const c = await client(t, s)
+  const calls = { inline: 0, pool: 0 }
+  const readIntoSync = s.store.readIntoSync.bind(s.store)
+  const readInto = s.store.readInto.bind(s.store)
+  let slow = false
+  const nap = new Int32Array(new SharedArrayBuffer(4))
+  s.store.readIntoSync = (target, offset) => {
+    calls.inline++
+    if (slow) Atomics.wait(nap, 0, 0, 3) // asleep for 3 ms, as a read waiting on the disk is
+    return readIntoSync(target, offset)
+  }
+  s.store.readInto = (target, offset) => {
+    calls.pool++
+    return readInto(target, offset)
+  }
+  const expected = await s.store.read(MiB, 256 * 1024)
+  for (let i = 0; i < 8; i++) t.ok((await c.read(MiB, 256 * 1024, NBD_CMD_FLAG_DF)).data.equals(expected))
+  t.same(calls, { inline: 8, pool: 0 }, 'fast reads stay on the event loop')
+  slow = true
+  for (let i = 0; i < 8; i++) t.ok((await c.read(MiB, 256 * 1024, NBD_CMD_FLAG_DF)).data.equals(expected))
+  for (let i = 0; i < 4; i++) t.ok((await c.read(MiB, 256 * 1024, NBD_CMD_FLAG_DF)).data.equals(expected))
+  // Eight waits on the disk in the last sixteen reads switch them (one earlier read may have
+  // looked like one too: another thread of the process slept meanwhile).
+  t.ok(calls.pool >= 3 && calls.inline + calls.pool === 20, `then the pool, but for a probe (${JSON.stringify(calls)})`)
 })

@@ -68,3 +68,31 @@ t.test('buffered bytes stay readable after the peer ended; cancel() fails a pend
   await t.rejects(pending, ConnectionClosedError)
   await t.rejects(Promise.all([other.read(1), other.read(1)]), 'one read at a time, and closed')
 })
+
+t.test('readInto: payloads land in the given buffer whatever the segments; what follows stays readable', async (t) => {
+  const rng = new Random(11)
+  const stream = new PassThrough()
+  const reader = new SocketReader(stream, 4096)
+  const data = rng.bytes(300_000)
+  stream.write(data.subarray(0, 100)) // some of it buffered before the read starts
+  await new Promise((r) => setImmediate(r))
+  const target = Buffer.alloc(200_000)
+  const filling = reader.readInto(target)
+  for (let pos = 100; pos < data.length; ) {
+    const n = rng.pick([1, 999, 65536, 70000])
+    stream.write(data.subarray(pos, pos + n))
+    pos += n
+    if (rng.chance(0.2)) await new Promise((r) => setImmediate(r))
+  }
+  t.equal(await filling, target, 'resolves with the target itself')
+  t.ok(target.equals(data.subarray(0, 200_000)), 'the first 200 000 bytes, in order')
+  const rest = Buffer.alloc(100_000)
+  await reader.readInto(rest)
+  t.ok(rest.equals(data.subarray(200_000)), 'the bytes after it, from the buffer and the stream')
+  t.equal(reader.received, data.length, 'received counts every byte')
+  const empty = Buffer.alloc(0)
+  t.equal(await reader.readInto(empty), empty, 'an empty target is filled at once')
+  const pending = reader.readInto(Buffer.alloc(10))
+  stream.end(Buffer.from('abc'))
+  await t.rejects(pending, ConnectionClosedError, 'a peer that leaves mid-payload fails the read')
+})

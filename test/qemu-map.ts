@@ -34,3 +34,12 @@ t.test('the map is a JSON array, one entry per line', async (t) => {
   )
   t.equal([...qemuMapLines([])].join(''), '[]\n', 'an empty map is an empty array')
 })
+
+t.test('the map lines are the entries as formatQemuMapEntry prints them, in pieces of many', async (t) => {
+  const states: Extent['state'][] = ['data', 'zero', 'lower', 'hole']
+  const extents = Array.from({ length: 1300 }, (_, i) => extent(i * 4096, 4096 + i, states[i % 4]!, i === 1299))
+  const pieces = [...qemuMapLines(extents)]
+  t.ok(pieces.length > 1 && pieces.length < 10, `a few pieces, not one per extent (${pieces.length})`)
+  const want = `[${extents.map((e) => formatQemuMapEntry(toQemuMapEntry(e))).join(',\n')}]\n`
+  t.equal(pieces.join(''), want)
+})

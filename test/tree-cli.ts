@@ -30,6 +30,12 @@ function fails(t: TapTest, run: CliRun, code: string, what: string): void {
   t.match(run.stderr, new RegExp(`^pagecow: .+ \\(${code}\\)\\n$`), `${what}: one line naming ${code}`)
 }
 
+/** A command line that cannot run as written: exit 2, EINVAL and a hint to the command's help. */
+function misused(t: TapTest, run: CliRun, what: string): void {
+  t.equal(run.code, 2, `${what}: exit 2`)
+  t.match(run.stderr, /^pagecow: .+ \(EINVAL\)\nTry 'pagecow \w+ --help'\.\n$/, `${what}: the error and a hint`)
+}
+
 t.test('namespace commands', async (t) => {
   const s = await setup(t)
   const ls = ok(t, await runCli(['ls', s.store]), 'ls')
@@ -48,7 +54,7 @@ t.test('namespace commands', async (t) => {
   ok(t, await runCli(['chmod', s.store, '600', '/etc/passwd']), 'chmod')
   t.equal(ok(t, await runCli(['chmod', s.store, 'g+r,o=u', '/etc/passwd']), 'chmod symbolic'), 'mode of /etc/passwd set to 0646\n')
   ok(t, await runCli(['chmod', s.store, '600', '/etc/passwd']), 'chmod back')
-  fails(t, await runCli(['chmod', s.store, 'u+q', '/etc/passwd']), 'EINVAL', 'a symbolic mode chmod(1) refuses')
+  misused(t, await runCli(['chmod', s.store, 'u+q', '/etc/passwd']), 'a symbolic mode chmod(1) refuses')
   ok(t, await runCli(['mv', s.store, '/usr/share', '/srv/share']), 'mv')
   fails(t, await runCli(['mv', s.store, '/etc/hosts', '/etc/passwd', '-n']), 'EEXIST', 'mv --no-clobber')
   ok(t, await runCli(['mv', s.store, '/etc/hosts', '/etc/passwd', '--exchange']), 'mv --exchange')
@@ -66,7 +72,7 @@ t.test('namespace commands', async (t) => {
   await t.rejects(store.stat('/home'), { code: 'ENOENT' })
   await store.close()
 
-  fails(t, await runCli(['chmod', s.store, '9', '/etc/hosts']), 'EINVAL', 'a mode that is not octal')
+  misused(t, await runCli(['chmod', s.store, '9', '/etc/hosts']), 'a mode that is not octal')
   fails(t, await runCli(['mkdir', s.store, '/etc/../x']), 'EINVAL', 'a bad path')
   fails(t, await runCli(['stat', s.store, '/etc-abs/passwd']), 'ELOOP', 'a path through a symlink')
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
@@ -92,15 +98,15 @@ t.test('chmod takes MODE as chmod(1) does: -w without --, octal with leading zer
   t.equal(await chmod('=', '/etc/passwd'), 'mode of /etc/passwd set to 00\n')
   t.equal(await chmod('a+rwx,o=u,a-x', '/etc/passwd'), 'mode of /etc/passwd set to 0666\n')
 
-  // Modes chmod(1) refuses (test/symbolic-mode.ts checks each against it): EINVAL, mode unchanged.
+  // Modes chmod(1) refuses (test/symbolic-mode.ts checks each against it): a usage error, mode unchanged.
   for (const mode of ['017777', '0010000', '8', 'u+644', '+644x', 'u=gx', '-wq', 'u+x,', '', ' 644']) {
-    fails(t, await runCli(['chmod', s.store, mode, '/etc/passwd']), 'EINVAL', `chmod ${JSON.stringify(mode)}`)
+    misused(t, await runCli(['chmod', s.store, mode, '/etc/passwd']), `chmod ${JSON.stringify(mode)}`)
   }
   t.equal(await chmod('+', '/etc/passwd'), 'mode of /etc/passwd set to 0666\n', 'unchanged by the refused ones')
   // Options chmod(1) does not take as a mode stay unknown options.
   for (const option of ['-q', '-R', '--json', '--reference=/etc/hosts']) {
     const run = await runCli(['chmod', s.store, option, '/etc/passwd'])
-    t.equal(run.code, 1, `${option}: exit 1`)
+    t.equal(run.code, 2, `${option}: exit 2`)
     t.match(run.stderr, new RegExp(`^pagecow: unknown option '${option.replace(/=.*/, '')}.* \\(EINVAL\\)\\n`), `${option} is an unknown option`)
   }
 })
@@ -184,6 +190,6 @@ t.test('zero and discard on a tree file: whole pages become ZERO', async (t) => 
   fails(t, await runCli(['zero', s.store, '--offset', '0', '--length', '1']), 'EINVAL', 'zero without PATH on a tree')
   fails(t, await runCli(['discard', s.store, '/etc', '--offset', '0', '--length', '1']), 'EISDIR', 'discard a directory')
   fails(t, await runCli(['zero', s.store, '/nope', '--offset', '0', '--length', '1']), 'ENOENT', 'zero a missing file')
-  fails(t, await runCli(['zero', s.store, '/etc/hosts', '--offset', '-1', '--length', '1']), 'EINVAL', 'a negative offset')
+  misused(t, await runCli(['zero', s.store, '/etc/hosts', '--offset', '-1', '--length', '1']), 'a negative offset')
   t.equal(treeChecksum(s.lower), s.sum, 'the lower is untouched')
 })

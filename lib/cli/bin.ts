@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // The `pagecow` executable: main() on the process's streams; the only place that calls process.exit.
-import { argvInNameForm } from './argv-bytes.js'
 import { main } from './main.js'
 
 // A FUSE server parks requests waiting on /dev/fuse in libuv's pool: give it room. Set before
@@ -11,7 +10,12 @@ process.env.UV_THREADPOOL_SIZE ??= '8'
 process.stdout.on('error', () => {})
 process.stderr.on('error', () => {})
 
-const code = await main(argvInNameForm(process.argv.slice(2)), {
+// Arguments Node could not decode (bytes that are not UTF-8 became U+FFFD) are taken again from the
+// raw command line; the module loads only then, so `--version` stays light.
+let argv = process.argv.slice(2)
+if (argv.some((a) => a.includes('\ufffd'))) argv = (await import('./argv-bytes.js')).argvInNameForm(argv)
+
+const code = await main(argv, {
   get stdin() {
     return process.stdin // created on first use only: an unread stdin must not keep the process alive
   },

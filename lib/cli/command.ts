@@ -13,7 +13,7 @@ export const SIZE_FORMS = 'bytes, or with a binary suffix: 4k, 16M, 1G, 4KiB'
 export function configureCommand(cmd: Command, io: CliIo, commandPath: string): Command {
   return cmd
     .exitOverride((err) => {
-      throw new UsageError(err, commandPath)
+      throw UsageError.fromCommander(err, commandPath)
     })
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),

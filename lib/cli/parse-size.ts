@@ -1,5 +1,5 @@
 // Sizes and offsets on the command line: plain bytes or a binary suffix (4k, 16M, 1G, 2T, 4KiB).
-import { PagecowError } from '../index.js'
+import { PagecowError } from '../errors.js'
 
 /** Multipliers by lower-cased suffix; every suffix is binary (k = KiB = 1024). */
 const UNITS: Record<string, number> = {

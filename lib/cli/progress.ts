@@ -1,5 +1,6 @@
 // A progress bar on stderr for work that runs past a second, drawn only when stderr is a terminal.
-import cliProgress from 'cli-progress'
+// cli-progress is loaded only then: a command in a script never loads it.
+import type { SingleBar } from 'cli-progress'
 import type { CliIo } from './cli-io.js'
 import { formatSize } from './format-size.js'
 
@@ -20,11 +21,13 @@ export interface Progress {
 export function startProgress(io: CliIo, label: string, total: number, format: (n: number) => string = formatSize): Progress {
   if (!io.stderrIsTTY || total <= 0) return { update() {}, stop() {} }
   const started = Date.now()
-  let bar: cliProgress.SingleBar | undefined
+  let cliProgress: typeof import('cli-progress') | undefined
+  void import('cli-progress').then((m) => (cliProgress = m.default), () => {})
+  let bar: SingleBar | undefined
   return {
     update(done) {
       if (!bar) {
-        if (Date.now() - started < SHOW_AFTER_MS) return
+        if (Date.now() - started < SHOW_AFTER_MS || !cliProgress) return
         bar = new cliProgress.SingleBar(
           {
             stream: io.stderr,

@@ -36,15 +36,39 @@ export function formatQemuMapEntry(entry: QemuMapEntry): string {
   return entry.offset === undefined ? `{ ${fields}}` : `{ ${fields}, "offset": ${entry.offset}}`
 }
 
+/** How many entries go into one piece of qemuMapLines(): about 64 KiB of text. */
+const ENTRIES_PER_PIECE = 512
+
 /**
- * The whole map, one entry per line inside a JSON array, as qemu-img prints it; yields pieces to
- * write in order, so a map of millions of extents is never held in memory.
+ * The whole map, one entry per line inside a JSON array, as qemu-img prints it; yields pieces of
+ * many entries to write in order, so a map of millions of extents is never held in memory.
  */
 export function* qemuMapLines(extents: Iterable<Extent>): Generator<string> {
-  let first = true
+  let piece = ''
+  let n = 0
   for (const extent of extents) {
-    yield `${first ? '[' : ',\n'}${formatQemuMapEntry(toQemuMapEntry(extent))}`
-    first = false
+    piece += `${n === 0 ? '[' : ',\n'}${qemuMapLine(extent)}`
+    if (++n % ENTRIES_PER_PIECE === 0) {
+      yield piece
+      piece = ''
+    }
   }
-  yield first ? '[]\n' : ']\n'
+  yield `${piece}${n === 0 ? '[]\n' : ']\n'}`
+}
+
+/**
+ * formatQemuMapEntry(toQemuMapEntry(extent)) without the object between: `pagecow map` prints an
+ * entry per extent, and a short-lived process runs this cold (test/qemu-map.ts checks they agree).
+ */
+function qemuMapLine({ start, length, state }: Extent): string {
+  switch (state) {
+    case 'data':
+      return `{ "start": ${start}, "length": ${length}, "depth": 0, "present": true, "zero": false, "data": true, "offset": ${start}}`
+    case 'zero':
+      return `{ "start": ${start}, "length": ${length}, "depth": 0, "present": true, "zero": true, "data": false}`
+    case 'lower':
+      return `{ "start": ${start}, "length": ${length}, "depth": 1, "present": true, "zero": false, "data": true, "offset": ${start}}`
+    case 'hole':
+      return `{ "start": ${start}, "length": ${length}, "depth": 1, "present": true, "zero": true, "data": false, "offset": ${start}}`
+  }
 }

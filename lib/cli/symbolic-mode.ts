@@ -1,6 +1,6 @@
 // chmod(1)'s mode argument: octal (644, 4755, 000644) or symbolic clauses (u+x, go-w, a=r, u=g,
 // +X, -644), applied by GNU chmod's rules with umask 0: a clause without u/g/o/a means all of them.
-import { PagecowError } from '../index.js'
+import { PagecowError } from '../errors.js'
 
 /** The bits a mode may set: chmod(1) refuses an octal mode above this. */
 const ALL = 0o7777

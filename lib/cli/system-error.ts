@@ -1,5 +1,5 @@
 // The CLI's own file errors (--input, --output, demo files) as PagecowErrors with contract codes.
-import { ERROR_CODES, isPagecowError, PagecowError, type ErrorCode } from '../index.js'
+import { ERROR_CODES, isPagecowError, PagecowError, type ErrorCode } from '../errors.js'
 
 const ALIASES: Record<string, ErrorCode> = { EPERM: 'EACCES', EDQUOT: 'ENOSPC', EISDIR: 'EINVAL', ENOTDIR: 'ENOENT' }
 

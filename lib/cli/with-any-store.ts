@@ -1,5 +1,8 @@
 // Open a store of either kind for one command, and close it (closing flushes) whatever happens.
-import { openStore, PagecowError, type AnyStore, type OpenOptions, type TreeStore } from '../index.js'
+import { PagecowError } from '../errors.js'
+import type { OpenOptions } from '../image/options.js'
+import { openStore, type AnyStore } from '../open-store.js'
+import type { TreeStore } from '../tree/tree-store.js'
 
 /** Run `work` on the store at `path`, image or tree; the work's error wins over one while closing. */
 export async function withAnyStore<T>(path: string, options: OpenOptions, work: (store: AnyStore) => Promise<T>): Promise<T> {

@@ -1,5 +1,7 @@
 // Open an image store, do one command's work on it, and close it (closing flushes) whatever happens.
-import { PagecowError, type ImageStore, type OpenOptions } from '../index.js'
+import { PagecowError } from '../errors.js'
+import type { ImageStore } from '../image/image-store.js'
+import type { OpenOptions } from '../image/options.js'
 import { withAnyStore } from './with-any-store.js'
 
 /** Run `work` on the image store at `path`; a tree store is refused with EINVAL. */

@@ -77,7 +77,7 @@ export class ImageFs implements FuseOperations {
 
   async read(_fh: number, offset: number, size: number, scratch: Buffer): Promise<Uint8Array> {
     const into = scratch.subarray(0, size)
-    return into.subarray(0, await this.#store.readInto(into, offset))
+    return into.subarray(0, await this.#store.readInto(into, offset, { threadPool: true })) // many in flight: they overlap on the disk
   }
 
   async write(_fh: number, offset: number, data: Uint8Array, _killSuidgid: boolean): Promise<number> {

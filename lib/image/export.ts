@@ -68,7 +68,8 @@ export async function exportImage(store: ImageStore, output: string, options: Ex
           checkAborted(opts.signal, output)
           const n = Math.min(BLOCK, end - pos)
           const chunk = block.subarray(0, n)
-          await store.readInto(chunk, pos)
+          // In the thread pool: a bulk read of the disk, and the event loop stays free to see SIGINT.
+          await store.readInto(chunk, pos, { threadPool: true })
           if (!chunk.equals(zeros.subarray(0, n))) {
             for (let done = 0; done < n; ) done += fs.writeSync(fd, chunk, done, n - done, pos + done)
             bytesCopied += n

@@ -8,13 +8,13 @@ import { Geometry } from '../geometry.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
+import { FileCommit } from '../page/file-commit.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
-import { checkRange, closedError, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, databaseBytes, dataVersion, hasDatabase, openDatabase } from '../store/database.js'
+import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
+import { DATABASE_FILE, databaseBytes, openDatabase } from '../store/database.js'
 import { readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
-import { checkStoreFiles, MOUNT_LOG_FILE } from '../store/store-file.js'
-import { LOCK_FILE, WriterLock } from '../store/writer-lock.js'
+import { StoreCore } from '../store/store-core.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { LowerImage } from './lower-image.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './options.js'
@@ -26,6 +26,24 @@ export const IMAGE_FILE_ID = 1
 export const UPPER_FILE = 'upper.img'
 /** Largest single read: bigger ones are split by the caller, not allocated here. */
 export const MAX_IO_BYTES = 256 * 1024 * 1024
+
+/** Options of `readInto()`. */
+export interface ReadOptions {
+  /**
+   * Read in libuv's thread pool (reads of 64 KiB or more): for servers with many reads in flight,
+   * which then overlap on the disk. Default false: read on the calling thread.
+   */
+  threadPool?: boolean
+}
+
+/** Checked by hand, not with zod: this is the per-read hot path. A misspelled option is EINVAL. */
+function readOptions(options: ReadOptions): boolean {
+  if (typeof options !== 'object' || options === null) throw new PagecowError('EINVAL', 'readInto: options must be an object')
+  for (const key in options) if (key !== 'threadPool') throw new PagecowError('EINVAL', `readInto: unknown option "${key}"`)
+  const { threadPool } = options
+  if (threadPool !== undefined && typeof threadPool !== 'boolean') throw new PagecowError('EINVAL', 'readInto: threadPool must be a boolean')
+  return threadPool === true
+}
 
 /** What `info()` returns: plain data, printed as is by `pagecow inspect --json`. */
 export interface StoreInfo {
@@ -51,46 +69,38 @@ export class ImageStore extends EventEmitter {
   /** Absolute path of the store directory. */
   readonly path: string
   readonly readOnly: boolean
+  readonly #core: StoreCore
   readonly #meta: StoreMeta
-  readonly #db: Database.Database
-  readonly #lock: WriterLock | undefined
   readonly #file: PagedFile
   readonly #chunks: ChunkTable
-  readonly #autoFlushMs: number
-  #timer: NodeJS.Timeout | undefined
-  #flushChain: Promise<void> = Promise.resolve()
   /** Bumped by every commit; a flush whose snapshot an other commit overtook skips its own. */
   #commits = 0
-  #dataVersion: number
-  #closed = false
-  #closing: Promise<void> | undefined
-  /** Reads in flight in the thread pool: close() lets them finish. */
-  readonly #reads = new Set<Promise<number>>()
 
-  private constructor(parts: {
-    path: string
-    readOnly: boolean
-    meta: StoreMeta
-    db: Database.Database
-    lock: WriterLock | undefined
-    file: PagedFile
-    chunks: ChunkTable
-    autoFlushMs: number
-  }) {
+  private constructor(core: StoreCore, meta: StoreMeta, file: PagedFile, chunks: ChunkTable) {
     super()
-    this.path = parts.path
-    this.readOnly = parts.readOnly
-    this.#meta = parts.meta
-    this.#db = parts.db
-    this.#lock = parts.lock
-    this.#file = parts.file
-    this.#chunks = parts.chunks
-    this.#autoFlushMs = parts.autoFlushMs
-    this.#dataVersion = dataVersion(this.#db)
-    if (!parts.readOnly && parts.autoFlushMs > 0) {
-      this.#timer = setInterval(() => this.#autoFlush(), parts.autoFlushMs)
-      this.#timer.unref()
-    }
+    this.path = core.path
+    this.readOnly = core.readOnly
+    this.#core = core
+    this.#meta = meta
+    this.#file = file
+    this.#chunks = chunks
+    core.attach(
+      {
+        get dirty() {
+          return file.isDirty
+        },
+        flush: () => this.#flushOnce(),
+        reload: () => {
+          file.reload(readFileState(core.db, IMAGE_FILE_ID, core.path))
+          file.map.reload(chunks.totals())
+        },
+        closeFiles: () => {
+          file.upper.close()
+          file.lower.close()
+        },
+      },
+      { flushed: () => this.emit('flush'), warning: (err) => this.emit('warning', err) },
+    )
   }
 
   /** Create a store in `dir` (which must not exist or be empty) over the raw image `lower`. */
@@ -134,13 +144,10 @@ export class ImageStore extends EventEmitter {
   static async open(dir: string, options: OpenOptions = {}): Promise<ImageStore> {
     const opts = parseWith(openOptionsSchema, options, 'open')
     const path = resolve(dir)
-    if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
-    checkStoreFiles(path, [LOCK_FILE, UPPER_FILE, MOUNT_LOG_FILE])
-    const lock = opts.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
+    const core = StoreCore.open(path, { readOnly: opts.readOnly, autoFlushMs: opts.autoFlushMs, files: [UPPER_FILE] })
     const opened: Array<{ close(): void }> = []
     try {
-      const db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: opts.readOnly })
-      opened.push(db)
+      const db = core.db
       const meta = readMeta(db, path)
       const lower = LowerImage.open(meta.lower.path)
       opened.push(lower)
@@ -153,10 +160,10 @@ export class ImageStore extends EventEmitter {
       const chunks = new ChunkTable(db, IMAGE_FILE_ID)
       const map = new PageMap(chunks, chunks.totals(), path)
       const file = new PagedFile(new Geometry(meta.pageSize), lower, upper, map, readFileState(db, IMAGE_FILE_ID, path))
-      return new ImageStore({ path, readOnly: opts.readOnly, meta, db, lock, file, chunks, autoFlushMs: opts.autoFlushMs })
+      return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
-      lock?.release()
+      core.abandon()
       throw fromSystemError(err, `opening the store ${path}`)
     }
   }
@@ -167,17 +174,17 @@ export class ImageStore extends EventEmitter {
 
   /** Logical size of the image in bytes. */
   get size(): number {
-    this.#checkOpen()
-    this.#refresh()
+    this.#core.checkOpen()
+    this.#core.refresh()
     return this.#file.size
   }
 
   /** Read `length` bytes at `offset`; shorter at the end of the image. */
   async read(offset: number, length: number): Promise<Buffer> {
-    this.#checkOpen()
+    this.#core.checkOpen()
     checkRange(offset, length, 'read')
     if (length > MAX_IO_BYTES) throw new PagecowError('EINVAL', `read: length ${length} is over the ${MAX_IO_BYTES}-byte limit of one read`)
-    this.#refresh()
+    this.#core.refresh()
     const target = Buffer.alloc(Math.max(0, Math.min(length, this.#file.size - offset)))
     this.#file.readInto(target, offset)
     return target
@@ -185,28 +192,38 @@ export class ImageStore extends EventEmitter {
 
   /**
    * Read into `target` from `offset`; returns the bytes read (fewer at the end of the image).
-   * Reads of 64 KiB or more run in libuv's thread pool, so that several (an NBD client's queue)
-   * overlap on the disk; smaller ones stay on the event loop, where a cached page costs less
-   * than the hop to the pool.
+   * By default the read runs on the calling thread: for one caller at a time, and for data in the
+   * page cache, that is fastest (a 1 MiB hot read through the pool ran at 0.3–0.8× `fs.readSync`
+   * on a loaded machine, see BENCHMARKS.md). With `{ threadPool: true }` a read of 64 KiB or more
+   * runs in libuv's thread pool instead, so that the reads of many requests in flight (an NBD
+   * client's queue, a FUSE mount) overlap on the disk and a slow disk does not hold the event loop.
    */
-  async readInto(target: Uint8Array, offset: number): Promise<number> {
-    this.#checkOpen()
+  async readInto(target: Uint8Array, offset: number, options?: ReadOptions): Promise<number> {
+    this.#core.checkOpen()
     if (!(target instanceof Uint8Array)) throw new PagecowError('EINVAL', 'readInto: target must be a Buffer or Uint8Array')
     checkRange(offset, target.length, 'read')
-    this.#refresh()
-    if (target.length < ASYNC_READ_BYTES) return this.#file.readInto(target, offset)
-    const read = this.#file.readIntoAsync(target, offset)
-    this.#reads.add(read)
-    try {
-      return await read
-    } finally {
-      this.#reads.delete(read)
-    }
+    const threadPool = options === undefined ? false : readOptions(options)
+    this.#core.refresh()
+    if (!threadPool || target.length < ASYNC_READ_BYTES) return this.#file.readInto(target, offset)
+    return this.#core.track(this.#file.readIntoAsync(target, offset))
+  }
+
+  /**
+   * readInto on the calling thread, whatever the length: no hop to the thread pool, but the event
+   * loop waits while the disk answers. For a caller that knows the bytes are likely cached (an NBD
+   * server measures its reads), where the hop costs more than the copy.
+   */
+  readIntoSync(target: Uint8Array, offset: number): number {
+    this.#core.checkOpen()
+    if (!(target instanceof Uint8Array)) throw new PagecowError('EINVAL', 'readIntoSync: target must be a Buffer or Uint8Array')
+    checkRange(offset, target.length, 'read')
+    this.#core.refresh()
+    return this.#file.readInto(target, offset)
   }
 
   /** Write `data` at `offset`; the image grows if the write ends past it. */
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.#checkWritable()
+    this.#core.checkWritable()
     if (!(data instanceof Uint8Array)) throw new PagecowError('EINVAL', 'write: data must be a Buffer or Uint8Array')
     checkRange(offset, data.length, 'write')
     this.#file.write(offset, data)
@@ -214,21 +231,21 @@ export class ImageStore extends EventEmitter {
 
   /** Write zeros over [offset, offset + length); whole pages become ZERO and free their space. */
   async zero(offset: number, length: number): Promise<void> {
-    this.#checkWritable()
+    this.#core.checkWritable()
     checkRange(offset, length, 'zero')
     this.#file.zero(offset, length)
   }
 
   /** Trim: whole pages in the range become ZERO and free their space; partial pages are kept. */
   async discard(offset: number, length: number): Promise<void> {
-    this.#checkWritable()
+    this.#core.checkWritable()
     checkRange(offset, length, 'discard')
     this.#file.discard(offset, length)
   }
 
   /** Set the image's size. Commits at once (it implies a flush) before giving space back. */
   async truncate(size: number): Promise<void> {
-    this.#checkWritable()
+    this.#core.checkWritable()
     checkRange(size, 0, 'truncate')
     this.#file.truncate(size)
     this.#flushSync()
@@ -237,11 +254,7 @@ export class ImageStore extends EventEmitter {
 
   /** Make every write completed before this call durable (SPEC §3). */
   flush(): Promise<void> {
-    if (this.#closed) return Promise.reject(closedError())
-    if (this.readOnly) return Promise.resolve()
-    const run = this.#flushChain.then(() => this.#flushOnce())
-    this.#flushChain = run.catch(() => {})
-    return run
+    return this.#core.flush()
   }
 
   /**
@@ -249,64 +262,38 @@ export class ImageStore extends EventEmitter {
    * fails (a full disk), the store stays open with its writes, so the caller can retry.
    */
   close(): Promise<void> {
-    // Every caller waits for the one close: a second one returning early would find the writer
-    // lock still held.
-    if (!this.#closing) {
-      const closing = this.#closeOnce()
-      this.#closing = closing
-      closing.catch(() => (this.#closing = undefined)) // the flush failed: the store stays open, close() may be retried
-    }
-    return this.#closing
-  }
-
-  async #closeOnce(): Promise<void> {
-    if (this.#closed) return
-    if (!this.readOnly) await this.flush()
-    clearInterval(this.#timer)
-    this.#closed = true
-    await Promise.allSettled(this.#reads) // the reads' targets must not be written after close returns
-    this.#file.upper.close()
-    this.#file.lower.close()
-    if (!this.readOnly) {
-      try {
-        this.#db.pragma('wal_checkpoint(TRUNCATE)')
-      } catch {
-        // A checkpoint is housekeeping; the WAL is replayed at the next open if it failed.
-      }
-    }
-    this.#db.close()
-    this.#lock?.release()
+    return this.#core.close()
   }
 
   /** The merged view of [offset, offset + length) as extents (SPEC §5). Default: all of it. */
   extents(offset = 0, length?: number): Generator<Extent> {
     // Not a generator itself: bad arguments fail at the call, and there is one level less per extent.
-    this.#checkOpen()
+    this.#core.checkOpen()
     checkRange(offset, length ?? 0, 'map')
-    this.#refresh()
+    this.#core.refresh()
     return this.#file.extents(offset, length === undefined ? this.#file.size : offset + length)
   }
 
   /** SEEK_DATA: the first offset at or after `offset` holding data, or null if none. */
   nextData(offset: number): number | null {
-    this.#checkOpen()
+    this.#core.checkOpen()
     checkRange(offset, 0, 'nextData')
-    this.#refresh()
+    this.#core.refresh()
     return this.#file.nextData(offset)
   }
 
   /** SEEK_HOLE: the first hole at or after `offset` (the end counts), or null past the end. */
   nextHole(offset: number): number | null {
-    this.#checkOpen()
+    this.#core.checkOpen()
     checkRange(offset, 0, 'nextHole')
-    this.#refresh()
+    this.#core.refresh()
     return this.#file.nextHole(offset)
   }
 
   /** Totals and settings as plain data. */
   info(): StoreInfo {
-    this.#checkOpen()
-    this.#refresh()
+    this.#core.checkOpen()
+    this.#core.refresh()
     const file = this.#file
     const state = file.state
     const counts = file.map.counts
@@ -327,66 +314,36 @@ export class ImageStore extends EventEmitter {
         amplification: state.bytesWritten > 0 ? state.upperWritten / state.bytesWritten : null,
       },
       dirty: file.isDirty,
-      autoFlushMs: this.#autoFlushMs,
+      autoFlushMs: this.#core.autoFlushMs,
       createdAt: this.#meta.createdAt,
     }
   }
 
   async #flushOnce(): Promise<void> {
-    if (this.#closed || !this.#file.isDirty) return
+    const commit = FileCommit.take(this.#file, this.#chunks, IMAGE_FILE_ID)
+    if (!commit) return
     const commits = this.#commits
-    const chunks = this.#file.map.snapshot()
-    const record = this.#file.snapshotState()
-    // Data first: the bitmap must never point at pages the disk does not hold yet.
-    await this.#file.upper.sync()
-    if (this.#commits !== commits || this.#closed) return // a truncate committed a newer state meanwhile
-    this.#commit(chunks, record)
+    await commit.sync()
+    if (this.#commits !== commits || this.#core.closed) return // a truncate committed a newer state meanwhile
+    this.#commit(commit)
   }
 
   /** Commit everything now, synchronously: truncate needs no other commit to overtake it. */
   #flushSync(): void {
-    const chunks = this.#file.map.snapshot()
-    const record = this.#file.snapshotState()
-    this.#file.upper.syncNow()
-    this.#commit(chunks, record)
+    const commit = FileCommit.take(this.#file, this.#chunks, IMAGE_FILE_ID)
+    if (!commit) return
+    commit.syncNow()
+    this.#commit(commit)
   }
 
-  #commit(chunks: ReturnType<PageMap['snapshot']>, record: ReturnType<PagedFile['snapshotState']>): void {
+  #commit(commit: FileCommit): void {
+    const db = this.#core.db
     try {
-      this.#db.transaction(() => {
-        this.#chunks.save(chunks)
-        writeFileState(this.#db, IMAGE_FILE_ID, record.state)
-      })()
+      db.transaction(() => commit.save(db))()
     } catch (err) {
       throw fromSystemError(err, 'committing the page map')
     }
     this.#commits++
-    this.#file.map.committed(chunks)
-    this.#file.stateCommitted(record.version)
-    this.emit('flush')
-  }
-
-  #autoFlush(): void {
-    if (!this.#file.isDirty) return
-    this.flush().catch((err: unknown) => this.emit('warning', err))
-  }
-
-  /** A read-only store follows the writer: reload the map when the database changed. */
-  #refresh(): void {
-    if (!this.readOnly) return
-    const version = dataVersion(this.#db)
-    if (version === this.#dataVersion) return
-    this.#dataVersion = version
-    this.#file.reload(readFileState(this.#db, IMAGE_FILE_ID, this.path))
-    this.#file.map.reload(this.#chunks.totals())
-  }
-
-  #checkOpen(): void {
-    if (this.#closed) throw closedError()
-  }
-
-  #checkWritable(): void {
-    this.#checkOpen()
-    if (this.readOnly) throw new PagecowError('EROFS', 'the store is open read-only')
+    commit.committed()
   }
 }

@@ -1,8 +1,12 @@
 // The transmission phase of one client: read requests as they arrive, run them against the
 // shared store, and answer with simple or structured replies.
 import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { ImageStore } from '../index.js'
 import type { BufferPool } from './buffer-pool.js'
+import type { MemoryBudget } from './memory-budget.js'
+import { POLICY_MIN_BYTES, type ReadPolicy } from './read-policy.js'
+import { ReplyWriter } from './reply-writer.js'
 import { nbdErrnoOf, NbdRequestError } from './errors.js'
 import { MAX_PAYLOAD_BYTES, type Negotiated } from './handshake.js'
 import {
@@ -58,8 +62,14 @@ const MIN_HOLE_CHUNK = 4096
 const MAX_DESCRIPTORS = 64 * 1024
 /** Piece size for NO_HOLE zeroing and CACHE read-ahead. */
 const STEP_BYTES = 1024 * 1024
+/** Offsets whose high 32-bit word is this or more are past 2^53: far past any export's end. */
+const MAX_SAFE_HIGH_WORD = 2 ** 21
 /** How long a client cut off after an oversized WRITE may keep sending before it is dropped. */
 const DRAIN_TIMEOUT_MS = 5000
+/** A BLOCK_STATUS reply at its largest: the context ID and MAX_DESCRIPTORS descriptors. */
+const MAX_BLOCK_STATUS_BYTES = 4 + 8 * MAX_DESCRIPTORS
+/** WRITE payloads this long or longer are read straight into a pooled buffer. */
+const POOLED_PAYLOAD_BYTES = 64 * 1024
 
 /** Command flags each command accepts (FUA is accepted everywhere, as the protocol asks). */
 const ALLOWED_FLAGS: Record<number, number> = {
@@ -86,17 +96,30 @@ const COMMAND_NAMES: Record<number, string> = {
 interface Request {
   flags: number
   type: number
-  /** The client's 8 opaque bytes, echoed in every reply. */
-  handle: Buffer
+  /** The client's 8 opaque bytes, echoed in every reply, as two 32-bit halves. */
+  handleHi: number
+  handleLo: number
   offset: number
   length: number
   /** WRITE only. */
   data?: Buffer
+  /** Bytes of the memory budget this request holds (its payload or its reply's data). */
+  reserved: number
+  /** The reply was handed to the socket with the memory: it is given back once written. */
+  handedOff: boolean
+  /** The command sent its own reply (READ, BLOCK_STATUS); others get a plain OK when they succeed. */
+  replied: boolean
 }
 
 export interface ConnectionOptions {
-  /** Where READ replies get their buffers (shared by the server's connections). */
+  /** Where READ replies and WRITE payloads get their buffers (shared by the server's connections). */
   buffers: BufferPool
+  /** Request and reply data of every connection together stays within this. */
+  budget: MemoryBudget
+  /** Most bytes of the budget this connection holds at once (at least one largest request). */
+  connectionLimit: number
+  /** Whether READs run on the event loop or in the pool (shared: the page cache is). */
+  reads: ReadPolicy
   /** Called with store failures a client cannot cause (those answered EIO): the operator should know. */
   onWarning: (err: unknown) => void
 }
@@ -116,10 +139,28 @@ export class Connection {
   readonly #negotiated: Negotiated
   readonly #readOnly: boolean
   readonly #options: ConnectionOptions
-  readonly #inflight = new Set<Promise<void>>()
+  /** Requests being served (dispatched, not yet answered). */
+  #inflight = 0
+  /** Wakes the read loop waiting for a request to finish (MAX_INFLIGHT), or serve() waiting for all. */
+  #onAnswered: (() => void) | undefined
+  /** Requests whose replies sit in the socket's queue with budget memory. */
+  readonly #queued = new Set<Request>()
+  /** Aborted by stop(): a wait for memory ends. */
+  readonly #abort = new AbortController()
+  /** Budget bytes this connection holds. */
+  #held = 0
+  /** Wakes a wait for this connection's own memory to come back. */
+  #onFree: (() => void) | undefined
+  #waitingForMemory = false
+  /** A WRITE's payload is being received (its memory is reserved). */
+  #receivingPayload = false
+  /** Requests answered so far: the server's progress, which restarts the idle clock too. */
+  #answered = 0
+  /** Bytes received, reply bytes taken and requests answered at the last idle check; when that last grew. */
+  #progress: number
+  #progressAt: number
   #stopping = false
-  /** Replies are being gathered for one write (see #send). */
-  #corked = false
+  readonly #writer: ReplyWriter
   /** The read loop is waiting for bytes from the client. */
   #waiting = false
 
@@ -130,6 +171,48 @@ export class Connection {
     this.#negotiated = negotiated
     this.#readOnly = (negotiated.flags & NBD_FLAG_READ_ONLY) !== 0
     this.#options = options
+    this.#writer = new ReplyWriter(socket)
+    this.#progress = reader.received + this.#writer.takenBytes
+    this.#progressAt = performance.now()
+    // Replies still queued when the socket closes are never written: their memory comes back,
+    // and a wait for memory ends (nothing more will be read).
+    socket.once('close', () => {
+      for (const req of this.#queued) this.#release(req)
+      this.#abort.abort(new ConnectionClosedError())
+      this.#onFree?.()
+    })
+  }
+
+  /**
+   * Whether the client holds server memory it alone can free: replies it does not read, or a
+   * WRITE payload it has not finished sending.
+   */
+  get holding(): boolean {
+    return this.#receivingPayload || this.#writer.pendingBytes > 0
+  }
+
+  /** Whether anything is under way: requests in flight or waiting, replies or payloads moving. */
+  get busy(): boolean {
+    return this.holding || this.#waitingForMemory || this.#inflight > 0
+  }
+
+  /** Budget bytes this connection holds now. */
+  get heldBytes(): number {
+    return this.#held
+  }
+
+  /**
+   * Milliseconds, as of `now` (performance.now()), since the client last made progress: sent
+   * bytes, took reply bytes, had a request answered or in the store's hands (the server's time,
+   * not the client's). Waiting for memory is no progress. Sampled by the server's idle check.
+   */
+  idleFor(now: number): number {
+    const progress = this.#reader.received + this.#writer.takenBytes + this.#answered
+    if (progress !== this.#progress || this.#inflight > 0) {
+      this.#progress = progress
+      this.#progressAt = now
+    }
+    return now - this.#progressAt
   }
 
   /**
@@ -142,9 +225,9 @@ export class Connection {
     } catch (err) {
       if (!(err instanceof ConnectionClosedError)) throw err
     } finally {
-      await Promise.allSettled([...this.#inflight])
+      while (this.#inflight > 0) await new Promise<void>((resolve) => (this.#onAnswered = resolve))
     }
-    if (!this.#socket.destroyed) this.#socket.end()
+    this.#writer.end()
   }
 
   /**
@@ -154,6 +237,8 @@ export class Connection {
   stop(): void {
     this.#stopping = true
     if (this.#waiting) this.#reader.cancel()
+    this.#abort.abort(new ConnectionClosedError('the server is shutting down'))
+    this.#onFree?.()
   }
 
   /** Read while the loop waits for the client (stop() may cancel it then). */
@@ -167,90 +252,200 @@ export class Connection {
     }
   }
 
+  /** #receive() into `target`. */
+  async #receiveInto(target: Buffer): Promise<Buffer> {
+    if (this.#stopping && this.#reader.buffered < target.length) throw new ConnectionClosedError('the server is shutting down')
+    this.#waiting = true
+    try {
+      return await this.#reader.readInto(target)
+    } finally {
+      this.#waiting = false
+    }
+  }
+
+  /**
+   * Requests already received are parsed and started without waiting (one turn of the event loop
+   * serves a whole pipelined batch); the loop awaits only when it needs more bytes, memory, or a
+   * free slot.
+   */
   async #readLoop(): Promise<void> {
     for (;;) {
-      const header = await this.#receive(REQUEST_HEADER_BYTES)
+      const header = this.#reader.take(REQUEST_HEADER_BYTES) ?? (await this.#receive(REQUEST_HEADER_BYTES))
       if (header.readUInt32BE(0) !== NBD_REQUEST_MAGIC) {
         this.#socket.destroy() // the stream is out of step: nothing after this can be trusted
         return
       }
-      const offset = header.readBigUInt64BE(16)
+      const offsetHi = header.readUInt32BE(16)
       const req: Request = {
         flags: header.readUInt16BE(4),
         type: header.readUInt16BE(6),
-        handle: Buffer.from(header.subarray(8, 16)),
-        offset: offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(offset),
+        handleHi: header.readUInt32BE(8),
+        handleLo: header.readUInt32BE(12),
+        // Past 2^53 (surely past the end) it stays past the end, and exact arithmetic is kept below.
+        offset: offsetHi >= MAX_SAFE_HIGH_WORD ? Number.MAX_SAFE_INTEGER : offsetHi * 2 ** 32 + header.readUInt32BE(20),
         length: header.readUInt32BE(24),
+        reserved: 0,
+        handedOff: false,
+        replied: false,
       }
       if (req.type === NBD_CMD_DISC) return
+      if (req.type === NBD_CMD_WRITE && req.length > MAX_PAYLOAD_BYTES) {
+        // The protocol lets a server hang up on a payload this big; answer first, then drain.
+        this.#replyError(req, NBD_EINVAL, `WRITE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit; closing the connection`)
+        this.#hangUp()
+        return
+      }
+      const need = memoryFor(req)
+      if (need > 0 && !this.#reserveNow(req, need)) await this.#reserve(req, need)
       if (req.type === NBD_CMD_WRITE) {
-        if (req.length > MAX_PAYLOAD_BYTES) {
-          // The protocol lets a server hang up on a payload this big; answer first, then drain.
-          this.#replyError(req, NBD_EINVAL, `WRITE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit; closing the connection`)
-          this.#hangUp()
-          return
-        }
-        req.data = await this.#receive(req.length)
+        const data = req.length < POOLED_PAYLOAD_BYTES ? this.#reader.take(req.length) : undefined
+        if (data) req.data = data
+        else await this.#receivePayload(req)
       }
       if (this.#stopping) {
+        this.#release(req)
         this.#replyError(req, NBD_ESHUTDOWN, 'the server is shutting down')
         continue
       }
       this.#dispatch(req)
-      if (this.#inflight.size >= MAX_INFLIGHT) await Promise.race(this.#inflight)
-      if (this.#socket.writableLength > MAX_QUEUED_REPLY_BYTES) await this.#drained()
+      while (this.#inflight >= MAX_INFLIGHT) await new Promise<void>((resolve) => (this.#onAnswered = resolve))
+      // Read on once the client has taken half: the kernel's buffer never runs dry meanwhile.
+      if (this.#writer.pendingBytes > MAX_QUEUED_REPLY_BYTES) await this.#writer.below(MAX_QUEUED_REPLY_BYTES / 2)
     }
   }
 
-  #dispatch(req: Request): void {
-    const run = this.#handle(req).then(
-      () => {
-        this.#inflight.delete(run)
-      },
-      (err: unknown) => {
-        this.#inflight.delete(run)
-        this.#options.onWarning(err)
-      },
-    )
-    this.#inflight.add(run)
+  /** Take `bytes` of memory for `req` if they are free now, without waiting. */
+  #reserveNow(req: Request, bytes: number): boolean {
+    if (this.#held + bytes > this.#options.connectionLimit || !this.#options.budget.tryTake(bytes)) return false
+    this.#held += bytes
+    req.reserved = bytes
+    return true
   }
 
-  async #handle(req: Request): Promise<void> {
+  /** Wait for `bytes` of memory for `req`: first within this connection's share, then the server's. */
+  async #reserve(req: Request, bytes: number): Promise<void> {
+    this.#waitingForMemory = true
     try {
-      const allowed = ALLOWED_FLAGS[req.type]
-      if (allowed === undefined) throw new NbdRequestError(NBD_EINVAL, `unknown command ${req.type}`)
-      if ((req.flags & ~allowed) !== 0) {
-        throw new NbdRequestError(NBD_EINVAL, `flags 0x${req.flags.toString(16)} are not valid for ${COMMAND_NAMES[req.type]}`)
+      while (this.#held + bytes > this.#options.connectionLimit) {
+        if (this.#stopping || this.#socket.destroyed) throw new ConnectionClosedError('the server is shutting down')
+        await new Promise<void>((resolve) => (this.#onFree = resolve))
+        this.#onFree = undefined
       }
-      if ((req.flags & NBD_CMD_FLAG_DF) !== 0 && !this.#negotiated.structuredReplies) {
-        throw new NbdRequestError(NBD_EINVAL, 'the DF flag needs structured replies')
+      await this.#options.budget.take(bytes, this.#abort.signal)
+      this.#held += bytes
+      req.reserved = bytes
+    } finally {
+      this.#waitingForMemory = false
+    }
+  }
+
+  /** Give back the memory `req` holds (once; later calls do nothing). */
+  #release(req: Request): void {
+    const bytes = req.reserved
+    if (bytes === 0) return
+    req.reserved = 0
+    this.#queued.delete(req)
+    this.#held -= bytes
+    this.#options.budget.give(bytes)
+    this.#onFree?.()
+  }
+
+  /** Receive a WRITE's payload into req.data; its memory was reserved. */
+  async #receivePayload(req: Request): Promise<void> {
+    this.#receivingPayload = true
+    try {
+      if (req.length < POOLED_PAYLOAD_BYTES) {
+        req.data = await this.#receive(req.length)
+        return
       }
-      switch (req.type) {
-        case NBD_CMD_READ:
-          return await this.#readCommand(req)
-        case NBD_CMD_WRITE:
-          await this.#write(req)
-          break
-        case NBD_CMD_FLUSH:
-          await this.#store.flush()
-          break
-        case NBD_CMD_TRIM:
-          await this.#trim(req)
-          break
-        case NBD_CMD_WRITE_ZEROES:
-          await this.#writeZeroes(req)
-          break
-        case NBD_CMD_CACHE:
-          await this.#cache(req)
-          break
-        case NBD_CMD_BLOCK_STATUS:
-          return this.#blockStatus(req)
+      const target = this.#options.buffers.take(req.length)
+      try {
+        req.data = await this.#receiveInto(target)
+      } catch (err) {
+        this.#options.buffers.release(target)
+        throw err
       }
-      this.#replyOk(req)
     } catch (err) {
+      this.#release(req)
+      throw err
+    } finally {
+      this.#receivingPayload = false
+    }
+  }
+
+  /**
+   * Start serving `req`. Commands that finish on the event loop (WRITE, TRIM, BLOCK_STATUS...)
+   * cost one promise; nothing else is allocated per request but the reply.
+   */
+  #dispatch(req: Request): void {
+    this.#inflight++
+    let work: Promise<void> | void
+    try {
+      work = this.#start(req)
+    } catch (err) {
+      this.#failed(req, err)
+      return
+    }
+    if (work) work.then(() => this.#succeeded(req), (err: unknown) => this.#failed(req, err))
+    else this.#succeeded(req)
+  }
+
+  /** Run `req` (validated first); a promise if it does not finish at once. */
+  #start(req: Request): Promise<void> | void {
+    const allowed = ALLOWED_FLAGS[req.type]
+    if (allowed === undefined) throw new NbdRequestError(NBD_EINVAL, `unknown command ${req.type}`)
+    if ((req.flags & ~allowed) !== 0) {
+      throw new NbdRequestError(NBD_EINVAL, `flags 0x${req.flags.toString(16)} are not valid for ${COMMAND_NAMES[req.type]}`)
+    }
+    if ((req.flags & NBD_CMD_FLAG_DF) !== 0 && !this.#negotiated.structuredReplies) {
+      throw new NbdRequestError(NBD_EINVAL, 'the DF flag needs structured replies')
+    }
+    switch (req.type) {
+      case NBD_CMD_READ:
+        req.replied = true
+        return this.#readCommand(req)
+      case NBD_CMD_WRITE:
+        return this.#write(req)
+      case NBD_CMD_FLUSH:
+        return this.#store.flush()
+      case NBD_CMD_TRIM:
+        return this.#trim(req)
+      case NBD_CMD_WRITE_ZEROES:
+        return this.#writeZeroes(req)
+      case NBD_CMD_CACHE:
+        return this.#cache(req)
+      case NBD_CMD_BLOCK_STATUS:
+        req.replied = true
+        return this.#blockStatus(req)
+    }
+  }
+
+  #succeeded(req: Request): void {
+    if (!req.replied) this.#replyOk(req)
+    this.#finished(req)
+  }
+
+  #failed(req: Request, err: unknown): void {
+    try {
       const errno = nbdErrnoOf(err)
       if (errno === NBD_EIO) this.#options.onWarning(err) // the store failed, not the client
       this.#replyError(req, errno, err instanceof Error ? err.message : String(err))
+    } catch (bug) {
+      this.#options.onWarning(bug)
+    }
+    this.#finished(req)
+  }
+
+  /** `req` was answered: its payload's buffer and memory come back (a reply's, once written). */
+  #finished(req: Request): void {
+    if (req.data && req.data.length >= POOLED_PAYLOAD_BYTES) this.#options.buffers.release(req.data)
+    if (!req.handedOff) this.#release(req)
+    this.#inflight--
+    this.#answered++
+    const wake = this.#onAnswered
+    if (wake) {
+      this.#onAnswered = undefined
+      wake()
     }
   }
 
@@ -270,11 +465,11 @@ export class Connection {
         this.#options.buffers.release(data)
         throw err
       }
-      this.#send([simpleHeader(req.handle, 0), data], () => this.#options.buffers.release(data))
+      this.#sendWithMemory(req, [simpleHeader(req, 0), data], data)
       return
     }
     if (req.length === 0) {
-      this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0)])
+      this.#send([structuredHeader(req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0)])
       return
     }
     const whole = (req.flags & NBD_CMD_FLAG_DF) !== 0 || req.length < MIN_SPARSE_READ
@@ -282,7 +477,7 @@ export class Connection {
     // Read everything before sending anything: an error then becomes one clean error chunk.
     const data = this.#options.buffers.take(pieces.reduce((n, p) => n + (p.zero ? 0 : p.end - p.start), 0))
     try {
-      this.#send(await this.#readChunks(req, pieces, data), () => this.#options.buffers.release(data))
+      this.#sendWithMemory(req, await this.#readChunks(req, pieces, data), data)
     } catch (err) {
       this.#options.buffers.release(data)
       throw err
@@ -297,7 +492,7 @@ export class Connection {
       const length = piece.end - piece.start
       const done = piece === pieces[pieces.length - 1] ? NBD_REPLY_FLAG_DONE : 0
       if (piece.zero) {
-        const hole = structuredHeader(req.handle, done, NBD_REPLY_TYPE_OFFSET_HOLE, 12, 12)
+        const hole = structuredHeader(req, done, NBD_REPLY_TYPE_OFFSET_HOLE, 12, 12)
         hole.writeBigUInt64BE(BigInt(piece.start), 20)
         hole.writeUInt32BE(length, 28)
         out.push(hole)
@@ -306,7 +501,7 @@ export class Connection {
       const chunk = data.subarray(at, at + length)
       await this.#readFully(chunk, piece.start)
       at += length
-      const head = structuredHeader(req.handle, done, NBD_REPLY_TYPE_OFFSET_DATA, 8 + length, 8)
+      const head = structuredHeader(req, done, NBD_REPLY_TYPE_OFFSET_DATA, 8 + length, 8)
       head.writeBigUInt64BE(BigInt(piece.start), 20)
       out.push(head, chunk)
     }
@@ -328,26 +523,42 @@ export class Connection {
     return pieces
   }
 
-  /** readInto, with zeros past the store's end (the export size is fixed at the handshake). */
+  /**
+   * readInto, with zeros past the store's end (the export size is fixed at the handshake): small
+   * reads on the event loop, large ones there or in the pool as the server's ReadPolicy says.
+   */
   async #readFully(target: Buffer, offset: number): Promise<void> {
-    const n = await this.#store.readInto(target, offset)
+    const policy = this.#options.reads
+    let n: number
+    if (target.length < POLICY_MIN_BYTES) {
+      n = this.#store.readIntoSync(target, offset)
+    } else {
+      const start = performance.now()
+      if (policy.inline(start)) {
+        const mark = policy.mark()
+        n = this.#store.readIntoSync(target, offset)
+        policy.observe(target.length, performance.now() - start, mark)
+      } else {
+        n = await this.#store.readInto(target, offset, { threadPool: true })
+      }
+    }
     if (n < target.length) target.fill(0, n)
   }
 
-  async #write(req: Request): Promise<void> {
+  #write(req: Request): Promise<void> {
     this.#checkWritable(req)
     const err = rangeError(req, this.#negotiated.size, NBD_ENOSPC)
     if (err) throw err
-    await this.#store.write(req.offset, req.data as Buffer)
-    if ((req.flags & NBD_CMD_FLAG_FUA) !== 0) await this.#store.flush()
+    const written = this.#store.write(req.offset, req.data as Buffer)
+    return (req.flags & NBD_CMD_FLAG_FUA) !== 0 ? written.then(() => this.#store.flush()) : written
   }
 
-  async #trim(req: Request): Promise<void> {
+  #trim(req: Request): Promise<void> {
     this.#checkWritable(req)
     const err = rangeError(req, this.#negotiated.size, NBD_EINVAL)
     if (err) throw err
-    await this.#store.discard(req.offset, req.length)
-    if ((req.flags & NBD_CMD_FLAG_FUA) !== 0) await this.#store.flush()
+    const trimmed = this.#store.discard(req.offset, req.length)
+    return (req.flags & NBD_CMD_FLAG_FUA) !== 0 ? trimmed.then(() => this.#store.flush()) : trimmed
   }
 
   /** ZERO pages, or with NO_HOLE zeros written as DATA (the space stays allocated). */
@@ -375,7 +586,7 @@ export class Connection {
     if (req.length > MAX_PAYLOAD_BYTES) throw new NbdRequestError(NBD_EINVAL, `CACHE of ${req.length} bytes is over the ${MAX_PAYLOAD_BYTES}-byte limit`)
     const scratch = Buffer.allocUnsafe(Math.min(STEP_BYTES, req.length))
     for (let pos = req.offset, end = req.offset + req.length; pos < end; pos += scratch.length) {
-      await this.#store.readInto(scratch.subarray(0, Math.min(scratch.length, end - pos)), pos)
+      await this.#store.readInto(scratch.subarray(0, Math.min(scratch.length, end - pos)), pos, { threadPool: true })
     }
   }
 
@@ -416,89 +627,89 @@ export class Connection {
       payload.writeUInt32BE(length, 4 + 8 * i)
       payload.writeUInt32BE(flags, 8 + 8 * i)
     })
-    this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload])
+    this.#sendWithMemory(req, [structuredHeader(req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload])
+  }
+
+  /** Send a reply holding `req`'s memory (and `pooled`, a buffer from the pool): both come back once written. */
+  #sendWithMemory(req: Request, buffers: Buffer[], pooled?: Buffer): void {
+    req.handedOff = true
+    if (req.reserved > 0) this.#queued.add(req)
+    this.#send(buffers, () => {
+      if (pooled) this.#options.buffers.release(pooled)
+      this.#release(req)
+    })
   }
 
   #replyOk(req: Request): void {
     if (this.#negotiated.structuredReplies && req.type === NBD_CMD_READ) {
-      this.#send([structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0)])
+      this.#send([structuredHeader(req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0)])
     } else {
-      this.#send([simpleHeader(req.handle, 0)])
+      this.#send([simpleHeader(req, 0)])
     }
   }
 
   #replyError(req: Request, errno: number, message: string): void {
     if (!this.#negotiated.structuredReplies) {
-      this.#send([simpleHeader(req.handle, errno)])
+      this.#send([simpleHeader(req, errno)])
       return
     }
     const text = Buffer.from(message, 'utf8').subarray(0, MAX_STRING_BYTES)
-    const chunk = structuredHeader(req.handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6 + text.length, 6)
+    const chunk = structuredHeader(req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6 + text.length, 6)
     chunk.writeUInt32BE(errno, 20)
     chunk.writeUInt16BE(text.length, 24)
     this.#send([chunk, text])
   }
 
-  /**
-   * Write one whole reply; its pieces go out together, never interleaved with another reply.
-   * Replies made in one turn of the event loop leave in one system call. `done` runs once the
-   * socket no longer needs the buffers (or never will).
-   */
+  /** Queue one whole reply (see ReplyWriter). */
   #send(buffers: Buffer[], done?: () => void): void {
-    const socket = this.#socket
-    if (socket.destroyed || !socket.writable) {
-      done?.()
-      return
-    }
-    if (!this.#corked) {
-      this.#corked = true
-      socket.cork()
-      process.nextTick(() => {
-        this.#corked = false
-        socket.uncork()
-      })
-    }
-    const last = buffers.length - 1
-    buffers.forEach((b, i) => (i === last && done ? socket.write(b, () => done()) : socket.write(b)))
-  }
-
-  #drained(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        this.#socket.off('drain', done)
-        this.#socket.off('close', done)
-        resolve()
-      }
-      this.#socket.on('drain', done)
-      this.#socket.on('close', done)
-    })
+    this.#writer.send(buffers, done)
   }
 
   /** Close our side after the last reply and swallow what the client still sends, for a while. */
   #hangUp(): void {
     this.#reader.discard()
-    this.#socket.end()
+    this.#writer.end()
     const timer = setTimeout(() => this.#socket.destroy(), DRAIN_TIMEOUT_MS)
     timer.unref()
     this.#socket.once('close', () => clearTimeout(timer))
   }
 }
 
-function simpleHeader(handle: Buffer, errno: number): Buffer {
+/** Bytes of data `req` brings or takes out, held until its payload is stored or its reply written. */
+function memoryFor(req: Request): number {
+  switch (req.type) {
+    case NBD_CMD_READ:
+      return req.length <= MAX_PAYLOAD_BYTES ? req.length : 0 // a longer one is refused, holding nothing
+    case NBD_CMD_WRITE:
+      return req.length
+    case NBD_CMD_WRITE_ZEROES:
+      return (req.flags & NBD_CMD_FLAG_NO_HOLE) !== 0 ? Math.min(STEP_BYTES, req.length) : 0
+    case NBD_CMD_CACHE:
+      return Math.min(STEP_BYTES, req.length)
+    case NBD_CMD_BLOCK_STATUS:
+      return MAX_BLOCK_STATUS_BYTES
+    default:
+      return 0
+  }
+}
+
+function simpleHeader(req: Request, errno: number): Buffer {
   const header = Buffer.allocUnsafe(16)
   header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0)
   header.writeUInt32BE(errno, 4)
-  handle.copy(header, 8)
+  header.writeUInt32BE(req.handleHi, 8)
+  header.writeUInt32BE(req.handleLo, 12)
   return header
 }
 
 /** A structured chunk header followed by `extra` bytes for the caller to fill. */
-function structuredHeader(handle: Buffer, flags: number, type: number, length: number, extra = 0): Buffer {
+function structuredHeader(req: Request, flags: number, type: number, length: number, extra = 0): Buffer {
   const header = Buffer.alloc(20 + extra)
   header.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, 0)
   header.writeUInt16BE(flags, 4)
   header.writeUInt16BE(type, 6)
-  handle.copy(header, 8)
+  header.writeUInt32BE(req.handleHi, 8)
+  header.writeUInt32BE(req.handleLo, 12)
   header.writeUInt32BE(length, 16)
   return header
 }

@@ -1,13 +1,16 @@
 // The NBD server: one ImageStore exported to every client, over TCP (loopback by default,
 // SPEC §8) or a Unix socket. All connections share the store, so they see one content.
 import { EventEmitter } from 'node:events'
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import net from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { ImageStore, PagecowError } from '../index.js'
 import { BufferPool } from './buffer-pool.js'
 import { Connection } from './connection.js'
-import { negotiate, type ExportDescription, type Refusal } from './handshake.js'
+import { MAX_PAYLOAD_BYTES, negotiate, type ExportDescription, type Refusal } from './handshake.js'
+import { MemoryBudget } from './memory-budget.js'
+import { ReadPolicy } from './read-policy.js'
 import { DEFAULT_HOST, DEFAULT_PORT, parseServerOptions, type NbdServerOptions, type ServerSettings } from './options.js'
+import { listenError, listenPrivately, type PrivateSocket } from './private-socket.js'
 import { NBD_REP_ERR_POLICY, NBD_REP_ERR_SHUTDOWN } from './protocol.js'
 import { ConnectionClosedError, SocketReader } from './socket-reader.js'
 
@@ -17,12 +20,22 @@ export type { NbdServerOptions } from './options.js'
 const CLOSE_GRACE_MS = 5000
 /** How long a session that ended in the handshake waits for the client to hang up. */
 const LINGER_MS = 2000
+/** Longest pause between two idle checks; shorter for short idle timeouts. */
+const MAX_IDLE_CHECK_MS = 1000
 
 interface Session {
+  id: number
+  remote: string
   socket: net.Socket
   connection: Connection | undefined
   closed: Promise<void>
+  /** Disconnected by the server (to make room, for holding memory): no longer counted as served. */
+  leaving: boolean
+  reason: DisconnectReason
 }
+
+/** Why a client was disconnected by the server rather than by itself (the `'disconnect'` event's `reason`). */
+export type DisconnectReason = 'client' | 'idle' | 'stalled' | 'shutdown'
 
 /** Where the server listens. */
 export type NbdAddress = { host: string; port: number } | { socket: string }
@@ -32,8 +45,9 @@ export type NbdAddress = { host: string; port: number } | { socket: string }
  * `close()` stops accepting, lets requests in flight finish, disconnects the clients and
  * flushes the store (the store itself stays open: its owner closes it).
  *
- * Events: `'warning'` (an Error the operator should see: a store failure while serving),
- * `'connection'` and `'disconnect'` (with `{ id, remote }`), `'close'`.
+ * Events: `'warning'` (an Error the operator should see: a store failure while serving, a
+ * client disconnected for holding memory without progress), `'connection'` (with `{ id, remote }`),
+ * `'disconnect'` (with `{ id, remote, reason }`, a DisconnectReason), `'close'`.
  */
 export class NbdServer extends EventEmitter {
   readonly store: ImageStore
@@ -46,7 +60,13 @@ export class NbdServer extends EventEmitter {
   readonly #sessions = new Set<Session>()
   readonly #refused = new Set<Session>()
   readonly #export: ExportDescription
-  readonly #buffers = new BufferPool()
+  readonly #buffers: BufferPool
+  readonly #budget: MemoryBudget
+  readonly #reads = new ReadPolicy()
+  /** One connection's share of the budget: a quarter, or one largest request if more. */
+  readonly #connectionLimit: number
+  #idleCheck: NodeJS.Timeout | undefined
+  #unixSocket: PrivateSocket | undefined
   #address: NbdAddress | undefined
   #closing: Promise<void> | undefined
   #nextId = 1
@@ -64,6 +84,9 @@ export class NbdServer extends EventEmitter {
       readOnly: this.readOnly,
       pageSize: store.pageSize,
     }
+    this.#budget = new MemoryBudget(settings.memoryLimit)
+    this.#connectionLimit = Math.max(MAX_PAYLOAD_BYTES, Math.floor(settings.memoryLimit / 4))
+    this.#buffers = new BufferPool(Math.floor(settings.memoryLimit / 2))
     this.#server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket))
   }
 
@@ -91,9 +114,16 @@ export class NbdServer extends EventEmitter {
     return `nbd://${host}:${address.port}/${name}`
   }
 
-  /** Clients connected and served (refused ones not counted). */
+  /** Clients connected and served (refused ones, and those being disconnected, not counted). */
   get connections(): number {
-    return this.#sessions.size
+    let n = 0
+    for (const session of this.#sessions) if (!session.leaving) n++
+    return n
+  }
+
+  /** Bytes of request and reply data held now for all clients (within the `memoryLimit` option). */
+  get memoryUsed(): number {
+    return this.#budget.used
   }
 
   /** Stop accepting, finish requests in flight, disconnect every client, flush the store. */
@@ -105,18 +135,9 @@ export class NbdServer extends EventEmitter {
   async #listen(): Promise<void> {
     const settings = this.#settings
     if (settings.socket !== undefined) {
-      const path = settings.socket
-      try {
-        await listenOnce(this.#server, path)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || (await someoneListens(path))) throw listenError(err, path)
-        unlinkSync(path) // a stale socket left by a server that died
-        await listenOnce(this.#server, path).catch((e: unknown) => {
-          throw listenError(e, path)
-        })
-      }
-      chmodSync(path, 0o600) // private to the user, like the FUSE mount (SPEC §8)
-      this.#address = { socket: path }
+      // Private to the user from the moment it exists, like the FUSE mount (SPEC §8).
+      this.#unixSocket = await listenPrivately(this.#server, settings.socket)
+      this.#address = { socket: settings.socket }
       return
     }
     const host = settings.host ?? DEFAULT_HOST
@@ -136,7 +157,7 @@ export class NbdServer extends EventEmitter {
     }
     const max = this.#settings.maxConnections
     let refusal: Refusal | undefined
-    if (this.#sessions.size >= max) {
+    if (this.connections >= max && !this.#makeRoom()) {
       if (this.#refused.size >= max) {
         socket.destroy() // a flood: no more room even to say no
         return
@@ -146,17 +167,28 @@ export class NbdServer extends EventEmitter {
     const id = this.#nextId++
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix'
     const session: Session = {
+      id,
+      remote,
       socket,
       connection: undefined,
       closed: new Promise((resolve) => socket.once('close', () => resolve())),
+      leaving: false,
+      reason: 'client',
     }
     const set = refusal ? this.#refused : this.#sessions
     set.add(session)
     void session.closed.then(() => {
       set.delete(session)
-      if (!refusal) this.emit('disconnect', { id, remote })
+      if (!refusal) this.emit('disconnect', { id, remote, reason: this.#closing && session.reason === 'client' ? 'shutdown' : session.reason })
+      if (this.#sessions.size === 0) {
+        this.#buffers.clear() // nobody to serve: the pooled memory goes back
+        this.#stopIdleCheck()
+      }
     })
-    if (!refusal) this.emit('connection', { id, remote })
+    if (!refusal) {
+      this.emit('connection', { id, remote })
+      this.#startIdleCheck()
+    }
     this.#serve(session, refusal).catch((err: unknown) => {
       this.emit('warning', err)
       socket.destroy()
@@ -184,10 +216,81 @@ export class NbdServer extends EventEmitter {
     }
     const connection = new Connection(socket, reader, this.store, negotiated, {
       buffers: this.#buffers,
+      budget: this.#budget,
+      connectionLimit: this.#connectionLimit,
+      reads: this.#reads,
       onWarning: (err) => this.emit('warning', err),
     })
     session.connection = connection
     await connection.serve()
+  }
+
+  /**
+   * The server is full: disconnect the client idle the longest, if it has been idle for the idle
+   * timeout and nothing of it is under way. Whether a slot was freed.
+   */
+  #makeRoom(): boolean {
+    const timeout = this.#settings.idleTimeoutMs
+    if (timeout === 0) return false
+    const now = performance.now()
+    let idlest: Session | undefined
+    let longest = timeout
+    for (const session of this.#sessions) {
+      const connection = session.connection
+      if (!connection || session.leaving || connection.busy) continue
+      const idle = connection.idleFor(now)
+      if (idle >= longest && (idlest === undefined || idle > longest)) {
+        longest = idle
+        idlest = session
+      }
+    }
+    if (!idlest) return false
+    this.#disconnect(idlest, 'idle')
+    return true
+  }
+
+  /** End a served session on the server's initiative; it stops counting at once. */
+  #disconnect(session: Session, reason: DisconnectReason): void {
+    session.leaving = true
+    session.reason = reason
+    if (reason === 'stalled') {
+      session.socket.destroy() // what it holds is freed now; it would not read a goodbye anyway
+      return
+    }
+    session.connection?.stop()
+    const timer = setTimeout(() => session.socket.destroy(), LINGER_MS)
+    timer.unref()
+    session.socket.once('close', () => clearTimeout(timer))
+  }
+
+  /** Disconnect clients that hold memory and made no progress for the idle timeout. */
+  #checkIdle(): void {
+    const timeout = this.#settings.idleTimeoutMs
+    const now = performance.now()
+    for (const session of this.#sessions) {
+      const connection = session.connection
+      if (!connection || session.leaving) continue
+      if (connection.idleFor(now) >= timeout && connection.holding) {
+        const held = connection.heldBytes
+        this.emit(
+          'warning',
+          new PagecowError('ETIMEDOUT', `NBD client ${session.id} (${session.remote}) made no progress for ${timeout} ms while holding ${held} bytes of server memory (replies it does not read or a request it does not finish); disconnected`),
+        )
+        this.#disconnect(session, 'stalled')
+      }
+    }
+  }
+
+  #startIdleCheck(): void {
+    const timeout = this.#settings.idleTimeoutMs
+    if (timeout === 0 || this.#idleCheck) return
+    this.#idleCheck = setInterval(() => this.#checkIdle(), Math.min(MAX_IDLE_CHECK_MS, Math.ceil(timeout / 4)))
+    this.#idleCheck.unref()
+  }
+
+  #stopIdleCheck(): void {
+    clearInterval(this.#idleCheck)
+    this.#idleCheck = undefined
   }
 
   async #close(): Promise<void> {
@@ -203,6 +306,8 @@ export class NbdServer extends EventEmitter {
     await Promise.all(all.map((s) => s.closed))
     clearTimeout(grace)
     await stopped
+    this.#stopIdleCheck()
+    this.#unixSocket?.remove()
     try {
       if (!this.store.readOnly) await this.store.flush()
     } catch (err) {
@@ -224,31 +329,6 @@ function listenOnce(server: net.Server, where: string | { host: string; port: nu
     if (typeof where === 'string') server.listen(where, done)
     else server.listen(where.port, where.host, done)
   })
-}
-
-/** Whether a live server answers on the Unix socket `path`. */
-function someoneListens(path: string): Promise<boolean> {
-  try {
-    if (!lstatSync(path).isSocket()) return Promise.resolve(true) // not ours to remove
-  } catch {
-    return Promise.resolve(false)
-  }
-  return new Promise((resolve) => {
-    const probe = net.connect(path)
-    probe.once('connect', () => {
-      probe.destroy()
-      resolve(true)
-    })
-    probe.once('error', () => resolve(false))
-  })
-}
-
-function listenError(err: unknown, where: string): PagecowError {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'EADDRINUSE') return new PagecowError('EBUSY', `cannot listen on ${where}: the address is in use (another server?)`, { cause: err })
-  if (code === 'EACCES' || code === 'EPERM') return new PagecowError('EACCES', `cannot listen on ${where}: permission denied`, { cause: err })
-  if (code === 'ENOENT') return new PagecowError('ENOENT', `cannot listen on ${where}: the directory does not exist`, { cause: err })
-  return new PagecowError('EIO', `cannot listen on ${where}: ${(err as Error).message}`, { cause: err })
 }
 
 /** End a session that never reached transmission; cut it if the client does not hang up. */

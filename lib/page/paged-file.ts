@@ -2,7 +2,7 @@
 // Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
 // their arguments: the store validates at the edge.
 import { Geometry } from '../geometry.js'
-import { ExtentMerger, type Extent } from './extent.js'
+import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
 import type { LowerSource } from './lower-source.js'
 import { lowerPieces } from './lower-pieces.js'
 import type { PageMap } from './page-map.js'
@@ -331,29 +331,31 @@ export class PagedFile {
     for (const run of this.map.runs(g.pageOf(start), g.pagesFor(end))) {
       const from = Math.max(start, g.byteOf(run.start))
       const to = Math.min(end, g.byteOf(run.end))
-      if (run.state === 'lower' && this.#isLowerHole(from, to)) {
-        const done = merger.push(from, to, 'hole')
+      const uniform = run.state === 'lower' ? this.#uniformLower(from, to) : run.state
+      if (uniform) {
+        const done = merger.push(from, to, uniform)
         if (done) yield done
-      } else if (run.state === 'lower') {
+      } else {
         for (const [a, b, state] of lowerPieces(this.lower, from, to, this.#state.lowerCut)) {
           const done = merger.push(a, b, state)
           if (done) yield done
         }
-      } else {
-        const done = merger.push(from, to, run.state)
-        if (done) yield done
       }
     }
     const last = merger.finish()
     if (last) yield last
   }
 
-  /** Whether the lower reads [from, to) as one hole: the common case between scattered pages. */
-  #isLowerHole(from: number, to: number): boolean {
+  /**
+   * The lower's state over [from, to) when it has one: all hole, or all data (the common cases
+   * between scattered pages); undefined when it has both.
+   */
+  #uniformLower(from: number, to: number): ExtentState | undefined {
     const limit = Math.min(this.lower.size, this.#state.lowerCut)
-    if (from >= limit) return true
+    if (from >= limit) return 'hole'
     const data = this.lower.nextData(from)
-    return data === null || data >= Math.min(to, limit)
+    if (data === null || data >= Math.min(to, limit)) return 'hole'
+    return data === from && to <= limit && this.lower.nextHole(from) >= to ? 'lower' : undefined
   }
 
   /** SEEK_DATA on the merged view: the first byte at or after `offset` holding data, or null. */

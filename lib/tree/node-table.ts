@@ -9,7 +9,8 @@ import { sampleHash } from '../image/fingerprint.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { EMPTY_LOWER } from '../page/lower-source.js'
 import { PagedFile, type FileState } from '../page/paged-file.js'
-import { PageMap, type ChunkSnapshot } from '../page/page-map.js'
+import { FileCommit } from '../page/file-commit.js'
+import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { readFileState, writeFileState } from '../store/meta.js'
 import type { Entry } from './entry.js'
@@ -35,8 +36,7 @@ export interface NodeContext {
 interface FlushWork {
   node: FileNode
   commits: number
-  chunks: ChunkSnapshot[] | undefined
-  record: { state: FileState; version: number } | undefined
+  data: FileCommit | undefined
   times: { times: NodeTimes; version: number } | undefined
 }
 
@@ -219,7 +219,7 @@ export class NodeTable {
   async flush(only?: FileNode[]): Promise<void> {
     const work = this.#snapshot(only ?? [...this.#nodes.values()])
     if (work.length === 0) return
-    await Promise.all(work.map((w) => (w.chunks ? w.node.paged!.upper.sync() : undefined)))
+    await Promise.all(work.map((w) => w.data?.sync()))
     this.#commit(work.filter((w) => !w.node.deleted && w.node.commits === w.commits))
   }
 
@@ -227,7 +227,7 @@ export class NodeTable {
   commitNow(node: FileNode): void {
     const work = this.#snapshot([node])
     if (work.length === 0) return
-    node.paged?.upper.syncNow()
+    for (const w of work) w.data?.syncNow()
     this.#commit(work)
   }
 
@@ -235,12 +235,10 @@ export class NodeTable {
     const work: FlushWork[] = []
     for (const node of nodes) {
       if (node.deleted || !node.isDirty) continue
-      const paged = node.paged
       work.push({
         node,
         commits: node.commits,
-        chunks: paged?.isDirty ? paged.map.snapshot() : undefined,
-        record: paged?.isDirty ? paged.snapshotState() : undefined,
+        data: node.paged ? FileCommit.take(node.paged, node.chunks!, node.fileId!) : undefined,
         times: node.snapshotTimes(),
       })
     }
@@ -254,10 +252,7 @@ export class NodeTable {
       // Durable: the flush's promise (and truncate's, before it punches holes) rests on it.
       ctx.ns.transaction(() => {
         for (const w of work) {
-          if (w.chunks && w.record) {
-            w.node.chunks!.save(w.chunks)
-            writeFileState(ctx.db, w.node.fileId!, w.record.state)
-          }
+          w.data?.save(ctx.db)
           if (w.times) ctx.ns.setMeta(w.node.ino, w.times.times)
         }
       }, 'now')
@@ -266,10 +261,7 @@ export class NodeTable {
     }
     for (const w of work) {
       w.node.commits++
-      if (w.chunks && w.record) {
-        w.node.paged!.map.committed(w.chunks)
-        w.node.paged!.stateCommitted(w.record.version)
-      }
+      w.data?.committed()
       if (w.times) w.node.timesCommitted(w.times.version)
       if (w.node.refs === 0 && !w.node.isDirty) this.#drop(w.node)
     }

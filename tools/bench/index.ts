@@ -18,6 +18,8 @@ import { treeCase } from './tree-case.js'
 import { fuseCase } from './fuse.js'
 import { squashfsCase } from './squashfs.js'
 import { squashfsLowerCase } from './squashfs-lower.js'
+import { dirtyMap } from './dirty-map.js'
+import { cliStart } from './cli-start.js'
 import type { Row } from './row.js'
 import { pendingTrash, removeAllScratch } from './scratch.js'
 import { formatTable } from './table.js'
@@ -26,7 +28,7 @@ import { msSince, now } from './timing.js'
 const HERE = dirname(fileURLToPath(import.meta.url))
 
 // The extents case runs before flush-cost: flush-cost adds pages to the shared stores.
-export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, squashfsCase, squashfsLowerCase]
+export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, squashfsCase, squashfsLowerCase, dirtyMap, cliStart]
 
 const USAGE = `usage: npm run bench -- [--quick] [--reps=N] [--out=FILE] [--list] [case|group …]
 

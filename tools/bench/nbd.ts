@@ -1,54 +1,90 @@
-// NBD benchmark: pagecow's server against nbdkit's cow filter and a qcow2 overlay served by
-// qemu-nbd, over the same lower image. Standalone:
-//   npx tsx tools/bench/nbd.ts [--size 1024] [--writes 16384] [--depth 16] [--runs 3] [--dir DIR] [--json]
-// (--size in MiB). Measures: sequential read of the unmodified image (`nbdcopy URI null:`; once
-// with the lower dropped from the page cache, then the best of --runs),
-// random 4 KiB writes (fio's nbd engine; `qemu-img bench` if fio is missing), and the space the
-// upper takes after those writes. Prints each server's numbers and pagecow's ratios.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// NBD benchmark: pagecow's server against nbdkit's cow filter (4 KiB blocks) over the same
+// lower, both running throughout, measured alternately (which goes first swaps every repetition)
+// so that the machine's load falls on both alike. Standalone:
+//   npx tsx tools/bench/nbd.ts [--size MiB] [--writes N] [--reps N] [--cases a,b] [--dir DIR] [--floor] [--env K=V …] [--json]
+// (--floor: also a Node NBD server with no store, the floor of any server on one event loop;
+// --env: extra environment for pagecow's server, for experiments).
+// Cases: sequential reads of the unmodified image with nbdcopy (from the disk, then from the page
+// cache, over 4 connections and over 1), then random 4 KiB writes with fio's nbd engine (N writes
+// and a flush) at queue depth 1 and 16 over 1 and 4 connections. Ratios are pagecow ÷ nbdkit per
+// repetition; the median is reported with the range.
 import { randomFillSync } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { dropFromCache, randomWrites, sequentialRead, type ReadResult, type WriteResult } from './nbd-clients.js'
+import { have, startFloor, startNbdkit, startPagecow, type Peer } from './nbd-peers.js'
 
 const MiB = 1024 * 1024
-/** USER_HZ: /proc reports CPU time in these. */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+interface ReadCase {
+  id: string
+  kind: 'read'
+  label: string
+  cold: boolean
+  connections: number
+}
+
+interface WriteCase {
+  id: string
+  kind: 'write'
+  label: string
+  depth: number
+  connections: number
+}
+
+type Case = ReadCase | WriteCase
+
+export const NBD_CASES: Case[] = [
+  { id: 'read-cold', kind: 'read', label: 'sequential read from the disk, nbdcopy, 4 connections', cold: true, connections: 4 },
+  { id: 'read-hot', kind: 'read', label: 'sequential read from the page cache, nbdcopy, 4 connections', cold: false, connections: 4 },
+  { id: 'read-hot-1c', kind: 'read', label: 'sequential read from the page cache, nbdcopy, 1 connection', cold: false, connections: 1 },
+  { id: 'write-qd1', kind: 'write', label: 'random 4 KiB writes + flush, fio, QD1, 1 connection', depth: 1, connections: 1 },
+  { id: 'write-qd16', kind: 'write', label: 'random 4 KiB writes + flush, fio, QD16, 1 connection', depth: 16, connections: 1 },
+  { id: 'write-qd1-4c', kind: 'write', label: 'random 4 KiB writes + flush, fio, QD1 on each of 4 connections', depth: 1, connections: 4 },
+  { id: 'write-qd16-4c', kind: 'write', label: 'random 4 KiB writes + flush, fio, QD16 on each of 4 connections', depth: 16, connections: 4 },
+]
 
 export interface NbdBenchOptions {
   /** Lower image size in bytes. Default 1 GiB. */
   size?: number
-  /** Random 4 KiB writes per server. Default 16384 (64 MiB). */
+  /** Random 4 KiB writes per write measurement. Default 10 000. */
   writes?: number
-  /** Requests in flight for the write test. Default 16. */
-  depth?: number
-  /** Sequential reads per server; the best counts. Default 3. */
-  runs?: number
+  /** Repetitions of every case on each peer. Default 3. */
+  reps?: number
+  /** Case ids to run (default all). */
+  cases?: string[]
   /** Working directory (lower, stores, sockets). Default: a new one under the temp dir, removed after. */
   dir?: string
-  /** Use this lower (real data, warm) instead of making one; `size` is then its size. */
+  /** Use this lower (real data) instead of making one; `size` is then its size. */
   lower?: string
+  /** Extra environment for pagecow's server (experiments). */
+  pagecowEnv?: NodeJS.ProcessEnv
+  /**
+   * Also measure the floor of a Node NBD server (nbd-floor-serve.ts: no store, every request
+   * answered at once): how much of the gap to nbdkit a Node server pays before doing any work.
+   */
+  floor?: boolean
   log?: (line: string) => void
 }
 
-export interface ServerResult {
-  name: string
-  /** Sequential read of the whole unmodified image, bytes per second (best run). */
-  readBytesPerSecond: number
-  /** The same read once with the lower dropped from the page cache first (from the disk). */
-  coldReadBytesPerSecond: number
-  /** Random 4 KiB writes per second. */
-  writeIops: number
-  /** Bytes the upper takes on disk after the writes (and a flush). */
-  upperBytes: number
-  /** How the writes were driven. */
-  writeTool: string
-  /** CPU seconds the server used (user + system, all threads) for the reads and for the writes. */
-  cpuSeconds: { read: number; write: number }
+/** One measurement of one case on one peer. */
+export type Sample = ({ kind: 'read' } & ReadResult) | ({ kind: 'write' } & WriteResult)
+
+export interface CaseResult {
+  id: string
+  label: string
+  kind: 'read' | 'write'
+  pagecow: Sample[]
+  nbdkit: Sample[]
+  /** With the floor option: the Node server that does no work. */
+  floor?: Sample[]
+  /** pagecow ÷ nbdkit throughput, per repetition (writes: counting the flush after them). */
+  ratios: number[]
+  /** Writes only: pagecow ÷ nbdkit for the writes alone, without the flush. */
+  writeRatios: number[]
 }
 
 export interface NbdBenchResult {
@@ -56,190 +92,28 @@ export interface NbdBenchResult {
   node: string
   size: number
   writes: number
-  depth: number
-  servers: ServerResult[]
-  /** pagecow ÷ nbdkit cow (reads, writes) and pagecow ÷ nbdkit (space; lower is better). */
-  ratios: { read: number | null; coldRead: number | null; write: number | null; space: number | null }
+  reps: number
+  cases: CaseResult[]
+  /** Bytes of the overlays after every write case; pagecow's after a clean close. */
+  space: { pagecow: number; nbdkit: number } | null
 }
 
-interface Target {
-  name: string
-  uri: string
-  /** The server process, for its CPU time. */
-  pid: number
-  /** Bytes the upper takes now (call after a flush). */
-  space(): number
-  stop(): Promise<void>
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
 }
 
-function have(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0
-}
-
-function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.once('error', reject)
-    child.once('exit', (code) => (code === 0 ? resolve({ stdout, stderr }) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim()}`))))
-  })
-}
-
-/** Spawn a long-running server; resolves once its Unix socket accepts connections. */
-async function startProcess(cmd: string, args: string[], socket: string, env?: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
-  const deadline = Date.now() + 60_000
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null) throw new Error(`${cmd} exited: ${stderr}`)
-    if (Date.now() > deadline) throw new Error(`${cmd} did not listen on ${socket} in 60 s: ${stderr}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return child
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((r) => child.once('exit', r))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  await exited
-  clearTimeout(timer)
-}
-
-/** User + system CPU seconds of a process so far (Linux /proc), all threads together. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
-  } catch {
-    return NaN
-  }
-}
-
-function allocated(path: string): number {
-  return statSync(path).blocks * 512
-}
-
-async function pagecowTarget(dir: string, lower: string): Promise<Target> {
-  const store = join(dir, 'pagecow-store')
-  const socket = join(dir, 'pagecow.sock')
-  const child = await startProcess(process.execPath, ['--import', 'tsx', join(ROOT, 'tools/bench/nbd-serve.ts'), store, '--create', lower, '--socket', socket], socket)
-  return {
-    name: 'pagecow',
-    pid: child.pid as number,
-    uri: `nbd+unix:///?socket=${socket}`,
-    space: () => readdirSync(store).reduce((n, f) => n + allocated(join(store, f)), 0),
-    stop: () => stopProcess(child),
-  }
-}
-
-async function nbdkitTarget(dir: string, lower: string): Promise<Target> {
-  const socket = join(dir, 'nbdkit.sock')
-  const overlayDir = join(dir, 'nbdkit-tmp')
-  mkdirSync(overlayDir)
-  // The cow filter keeps its overlay in an unlinked file under TMPDIR: found again via /proc.
-  const child = await startProcess('nbdkit', ['-f', '-U', socket, '--filter=cow', 'file', lower], socket, { ...process.env, TMPDIR: overlayDir })
-  return {
-    name: 'nbdkit cow',
-    pid: child.pid as number,
-    uri: `nbd+unix:///?socket=${socket}`,
-    space: () => {
-      const fds = `/proc/${child.pid}/fd`
-      let total = 0
-      for (const fd of readdirSync(fds)) {
-        try {
-          if (readlinkSync(join(fds, fd)).startsWith(overlayDir)) total += statSync(join(fds, fd)).blocks * 512
-        } catch {
-          // An fd closed while we looked.
-        }
-      }
-      return total
-    },
-    stop: () => stopProcess(child),
-  }
-}
-
-async function qemuTarget(dir: string, lower: string): Promise<Target> {
-  const socket = join(dir, 'qemu.sock')
-  const overlay = join(dir, 'overlay.qcow2')
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', lower, '-F', 'raw', overlay])
-  const child = await startProcess('qemu-nbd', ['-f', 'qcow2', '-k', socket, '-t', '-e', '8', '--cache=writeback', overlay], socket)
-  return {
-    name: 'qemu-nbd qcow2',
-    pid: child.pid as number,
-    uri: `nbd+unix:///?socket=${socket}`,
-    space: () => allocated(overlay),
-    stop: () => stopProcess(child),
-  }
-}
-
-/**
- * Drop `path`'s pages from the page cache (GNU dd's nocache: posix_fadvise DONTNEED on the whole
- * file), so that the next read of it comes from the disk.
- */
-async function dropFromCache(path: string): Promise<void> {
-  // Only clean pages can be dropped: a lower just written is synced first.
-  const fd = openSync(path, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  await run('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'])
-}
-
-async function sequentialRead(uri: string, size: number, runs: number): Promise<number> {
-  let best = 0
-  for (let i = 0; i < runs; i++) {
-    const start = performance.now()
-    await run('nbdcopy', [uri, 'null:'])
-    best = Math.max(best, size / ((performance.now() - start) / 1000))
-  }
-  return best
-}
-
-async function randomWrites(uri: string, writes: number, depth: number, size: number): Promise<{ iops: number; tool: string }> {
-  if (have('fio')) {
-    const { stdout } = await run('fio', [
-      '--name=randwrite',
-      '--ioengine=nbd',
-      `--uri=${uri}`,
-      '--rw=randwrite',
-      '--bs=4k',
-      `--iodepth=${depth}`,
-      `--io_size=${writes * 4096}`,
-      '--randrepeat=1',
-      '--randseed=20261121', // the same offsets on every server
-      '--output-format=json',
-    ])
-    const json = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: Array<{ write: { iops: number } }> }
-    return { iops: json.jobs[0]?.write.iops ?? 0, tool: `fio nbd randwrite bs=4k iodepth=${depth}` }
-  }
-  // Without fio: qemu-img bench, writes striding through the image with an odd step.
-  const step = Math.max(4096, Math.floor(size / writes / 4096) * 4096 + 4096 * 7)
-  const start = performance.now()
-  await run('qemu-img', ['bench', '-w', '-f', 'raw', '-t', 'none', '-c', String(writes), '-d', String(depth), '-s', '4096', '-S', String(step), uri])
-  return { iops: writes / ((performance.now() - start) / 1000), tool: `qemu-img bench -w stride ${step}` }
-}
-
-async function flush(uri: string): Promise<void> {
-  await run('qemu-io', ['-f', 'raw', '-c', 'flush', uri])
+/** A sample's throughput: bytes per second or writes per second. */
+export function throughput(s: Sample): number {
+  return s.kind === 'read' ? s.bytesPerSecond : s.iops
 }
 
 function makeLower(path: string, size: number): void {
   const fd = openSync(path, 'wx')
   const block = Buffer.alloc(4 * MiB)
   try {
-    for (let pos = 0; pos < size; pos += block.length) {
-      randomFillSync(block)
-      writeSync(fd, block, 0, Math.min(block.length, size - pos), pos)
-    }
+    for (let pos = 0; pos < size; pos += block.length) writeSync(fd, randomFillSync(block), 0, Math.min(block.length, size - pos), pos)
   } finally {
     closeSync(fd)
   }
@@ -247,100 +121,158 @@ function makeLower(path: string, size: number): void {
 
 export async function runNbdBench(options: NbdBenchOptions = {}): Promise<NbdBenchResult> {
   const size = options.lower ? statSync(options.lower).size : (options.size ?? 1024 * MiB)
-  const writes = options.writes ?? 16384
-  const depth = options.depth ?? 16
-  const runs = options.runs ?? 3
+  const writes = options.writes ?? 10_000
+  const reps = options.reps ?? 3
   const log = options.log ?? ((line: string) => console.error(line))
-  for (const tool of ['nbdcopy', 'qemu-io']) if (!have(tool)) throw new Error(`${tool} is needed (apt-get install libnbd-bin qemu-utils)`)
+  const cases = NBD_CASES.filter((c) => !options.cases || options.cases.includes(c.id))
+  for (const tool of ['nbdcopy', 'fio', 'nbdkit']) {
+    if (!have(tool)) throw new Error(`${tool} is needed (apt-get install libnbd-bin fio nbdkit)`)
+  }
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'pagecow-nbd-bench-'))
   const lower = options.lower ?? join(dir, 'lower.img')
-  const servers: ServerResult[] = []
+  const results: CaseResult[] = cases.map((c) => ({ id: c.id, label: c.label, kind: c.kind, pagecow: [], nbdkit: [], ratios: [], writeRatios: [] }))
+  let space: NbdBenchResult['space'] = null
+  const peers: Peer[] = []
   try {
     if (!options.lower) {
       log(`lower: ${size / MiB} MiB of random data in ${dir}`)
       makeLower(lower, size)
     }
-    const kinds: Array<[string, boolean, (d: string, l: string) => Promise<Target>]> = [
-      ['pagecow', true, pagecowTarget],
-      ['nbdkit', have('nbdkit'), nbdkitTarget],
-      ['qemu-nbd', have('qemu-nbd') && have('qemu-img'), qemuTarget],
-    ]
-    for (const [tool, available, start] of kinds) {
-      if (!available) {
-        log(`${tool}: not installed, skipped`)
-        continue
+    for (const name of ['pagecow', 'nbdkit']) mkdirSync(join(dir, name))
+    const pagecow = await startPagecow(join(dir, 'pagecow'), lower, options.pagecowEnv)
+    peers.push(pagecow)
+    const nbdkit = await startNbdkit(join(dir, 'nbdkit'), lower)
+    peers.push(nbdkit)
+    let floor: Peer | undefined
+    if (options.floor) {
+      mkdirSync(join(dir, 'floor'))
+      floor = await startFloor(join(dir, 'floor'), size)
+      peers.push(floor)
+      for (const r of results) r.floor = []
+    }
+    // Reads first, of the image nobody has written yet; then the writes. Each phase starts with an
+    // untimed run on each peer: pagecow's JavaScript is compiled as it runs, and a server that
+    // runs for days has long since paid for that.
+    for (const kind of ['read', 'write'] as const) {
+      if (!cases.some((c) => c.kind === kind)) continue
+      for (const peer of peers) {
+        if (kind === 'read') await sequentialRead(peer, size, 4)
+        else await randomWrites(peer, { size, writes: Math.min(writes, 5000), depth: 16, connections: 1, seed: 1 })
       }
-      const sub = join(dir, tool)
-      mkdirSync(sub)
-      const target = await start(sub, lower)
-      try {
-        log(`${target.name}: sequential read from the disk…`)
-        await dropFromCache(lower)
-        const cold = await sequentialRead(target.uri, size, 1)
-        log(`${target.name}: sequential read…`)
-        const cpu0 = cpuSeconds(target.pid)
-        const read = await sequentialRead(target.uri, size, runs)
-        const cpu1 = cpuSeconds(target.pid)
-        log(`${target.name}: ${writes} random 4 KiB writes…`)
-        const w = await randomWrites(target.uri, writes, depth, size)
-        const cpu2 = cpuSeconds(target.pid)
-        await flush(target.uri)
-        let upper = target.space()
-        await target.stop()
-        if (target.name !== 'nbdkit cow') upper = target.space() // after a clean close (WAL checkpointed)
-        servers.push({ name: target.name, readBytesPerSecond: read, coldReadBytesPerSecond: cold, writeIops: w.iops, upperBytes: upper, writeTool: w.tool, cpuSeconds: { read: (cpu1 - cpu0) / runs, write: cpu2 - cpu1 } })
-      } finally {
-        await target.stop()
+      log(`${kind}s: warmed up`)
+      for (let rep = 0; rep < reps; rep++) {
+        const order = rep % 2 === 0 ? peers : [...peers].reverse()
+        for (const [i, c] of cases.entries()) {
+          if (c.kind !== kind) continue
+          const result = results[i] as CaseResult
+          const got = new Map<Peer, Sample>()
+          for (const peer of order) {
+            if (c.kind === 'read') {
+              if (c.cold) await dropFromCache(lower)
+              got.set(peer, { kind: 'read', ...(await sequentialRead(peer, size, c.connections)) })
+            } else {
+              const seed = 1000 * (rep + 1) + i // the same offsets on both peers
+              got.set(peer, { kind: 'write', ...(await randomWrites(peer, { size, writes, depth: c.depth, connections: c.connections, seed })) })
+            }
+          }
+          const pc = got.get(pagecow) as Sample
+          const kit = got.get(nbdkit) as Sample
+          result.pagecow.push(pc)
+          result.nbdkit.push(kit)
+          result.ratios.push(throughput(pc) / throughput(kit))
+          if (pc.kind === 'write' && kit.kind === 'write') result.writeRatios.push(pc.iopsWrites / kit.iopsWrites)
+          if (floor) result.floor?.push(got.get(floor) as Sample)
+          log(`rep ${rep + 1}/${reps} ${c.id}: ${describe(pc)} vs ${describe(kit)}, ratio ${(throughput(pc) / throughput(kit)).toFixed(2)}${floor ? `; node floor ${describe(got.get(floor) as Sample)}` : ''}`)
+        }
       }
     }
+    if (cases.some((c) => c.kind === 'write')) {
+      const kitSpace = nbdkit.space()
+      await pagecow.stop() // a clean close checkpoints the WAL
+      space = { pagecow: pagecow.space(), nbdkit: kitSpace }
+    }
   } finally {
+    for (const peer of peers) await peer.stop()
     if (!options.dir) rmSync(dir, { recursive: true, force: true })
   }
-  const pc = servers.find((s) => s.name === 'pagecow')
-  const kit = servers.find((s) => s.name === 'nbdkit cow')
-  const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : null)
-  return {
-    date: new Date().toISOString(),
-    node: process.version,
-    size,
-    writes,
-    depth,
-    servers,
-    ratios: {
-      read: ratio(pc?.readBytesPerSecond, kit?.readBytesPerSecond),
-      coldRead: ratio(pc?.coldReadBytesPerSecond, kit?.coldReadBytesPerSecond),
-      write: ratio(pc?.writeIops, kit?.writeIops),
-      space: ratio(pc?.upperBytes, kit?.upperBytes),
-    },
-  }
+  return { date: new Date().toISOString(), node: process.version, size, writes, reps, cases: results, space }
+}
+
+function describe(s: Sample): string {
+  if (s.kind === 'read') return `${(s.bytesPerSecond / MiB).toFixed(0)} MiB/s (${s.cpuPerGiB.toFixed(2)} CPU s/GiB)`
+  return `${s.iops.toFixed(0)} IOPS with the flush (${s.iopsWrites.toFixed(0)} without; flush ${s.flushMs.toFixed(0)} ms) p50 ${s.p50.toFixed(0)} µs p99 ${s.p99.toFixed(0)} µs (${s.cpuPerOp.toFixed(0)} CPU µs/op)`
+}
+
+/** Whether a case meets its issue-11 target (throughput ≥ 1.0× nbdkit; p99 ≤ 10× p50). */
+export function targetsOf(c: CaseResult): { ratio: boolean; tail: boolean | null } {
+  const ratio = median(c.ratios) >= 1
+  if (c.kind === 'read') return { ratio, tail: null }
+  const tails = c.pagecow.map((s) => (s.kind === 'write' ? s.p99 / s.p50 : Number.NaN))
+  return { ratio, tail: median(tails) <= 10 }
 }
 
 export function formatNbdBench(r: NbdBenchResult): string {
+  const range = (xs: number[]) => `[${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`
   const lines = [
-    `NBD benchmark, ${r.date}, Node ${r.node}: ${r.size / MiB} MiB lower, ${r.writes} random 4 KiB writes at depth ${r.depth}`,
+    `NBD benchmark, ${r.date}, Node ${r.node}: ${r.size / MiB} MiB lower of random data, ${r.writes} writes per write case, ${r.reps} repetitions (medians; ratio range in brackets)`,
     '',
-    '| server | seq read (MiB/s) | cold seq read (MiB/s) | random 4K writes (IOPS) | upper after writes (MiB) | server CPU s: one read / the writes |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...r.servers.map(
-      (s) =>
-        `| ${s.name} | ${(s.readBytesPerSecond / MiB).toFixed(0)} | ${(s.coldReadBytesPerSecond / MiB).toFixed(0)} | ${s.writeIops.toFixed(0)} | ${(s.upperBytes / MiB).toFixed(1)} | ${s.cpuSeconds.read.toFixed(2)} / ${s.cpuSeconds.write.toFixed(2)} |`,
-    ),
-    '',
-    `pagecow ÷ nbdkit cow: read ${fmt(r.ratios.read)} (target ≥ 0.70), cold read ${fmt(r.ratios.coldRead)}, writes ${fmt(r.ratios.write)} (target ≥ 0.70), upper space ${fmt(r.ratios.space)} (target ≤ 1.00)`,
+    '| case | pagecow | nbdkit cow (4 KiB blocks) | pagecow ÷ nbdkit | target ≥ 1.0× | server CPU pagecow / nbdkit |',
+    '|---|---:|---:|---:|---|---:|',
   ]
-  const qemu = r.servers.find((s) => s.name === 'qemu-nbd qcow2')
-  const pc = r.servers.find((s) => s.name === 'pagecow')
-  if (qemu && pc) {
-    lines.push(
-      `pagecow ÷ qemu-nbd qcow2: read ${fmt(pc.readBytesPerSecond / qemu.readBytesPerSecond)}, cold read ${fmt(pc.coldReadBytesPerSecond / qemu.coldReadBytesPerSecond)}, writes ${fmt(pc.writeIops / qemu.writeIops)}, upper space ${fmt(pc.upperBytes / qemu.upperBytes)}`,
-    )
+  const writes: CaseResult[] = []
+  for (const c of r.cases) {
+    const targets = targetsOf(c)
+    if (c.kind === 'read') {
+      const rate = (s: Sample[]) => `${(median(s.map(throughput)) / MiB).toFixed(0)} MiB/s`
+      const cpu = (s: Sample[]) => median(s.map((x) => (x.kind === 'read' ? x.cpuPerGiB : 0))).toFixed(2)
+      lines.push(`| ${c.label} | ${rate(c.pagecow)} | ${rate(c.nbdkit)} | ${median(c.ratios).toFixed(2)}× ${range(c.ratios)} | ${targets.ratio ? 'met' : 'missed'} | ${cpu(c.pagecow)} / ${cpu(c.nbdkit)} s per GiB |`)
+    } else {
+      writes.push(c)
+      const show = (s: Sample[]) => `${median(writeSamples(s).map((x) => x.iops)).toFixed(0)} IOPS`
+      const cpu = (s: Sample[]) => median(writeSamples(s).map((x) => x.cpuPerOp)).toFixed(0)
+      lines.push(`| ${c.label} | ${show(c.pagecow)} | ${show(c.nbdkit)} | ${median(c.ratios).toFixed(2)}× ${range(c.ratios)} | ${targets.ratio ? 'met' : 'missed'} | ${cpu(c.pagecow)} / ${cpu(c.nbdkit)} µs per write |`)
+    }
   }
-  if (r.servers[0]) lines.push(`writes driven by: ${r.servers[0].writeTool}`)
+  if (writes.length > 0) {
+    lines.push(
+      '',
+      'The writes apart from the flush, and the latency of each write (fio clat, µs; target: p99 ≤ 10× p50):',
+      '',
+      '| case | pagecow writes alone | nbdkit writes alone | ratio | pagecow flush | nbdkit flush | pagecow p50 / p99 / p99.9 | nbdkit p50 / p99 / p99.9 | pagecow p99 ÷ p50 |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    )
+    for (const c of writes) {
+      const pc = writeSamples(c.pagecow)
+      const kit = writeSamples(c.nbdkit)
+      const lat = (s: WriteSample[]) => `${median(s.map((x) => x.p50)).toFixed(0)} / ${median(s.map((x) => x.p99)).toFixed(0)} / ${median(s.map((x) => x.p999)).toFixed(0)}`
+      const tail = median(pc.map((x) => x.p99 / x.p50))
+      lines.push(
+        `| ${c.label} | ${median(pc.map((x) => x.iopsWrites)).toFixed(0)} IOPS | ${median(kit.map((x) => x.iopsWrites)).toFixed(0)} IOPS | ${median(c.writeRatios).toFixed(2)}× ${range(c.writeRatios)} | ${median(pc.map((x) => x.flushMs)).toFixed(0)} ms | ${median(kit.map((x) => x.flushMs)).toFixed(1)} ms | ${lat(pc)} | ${lat(kit)} | ${tail.toFixed(1)} ${tail <= 10 ? 'met' : 'missed'} |`,
+      )
+    }
+  }
+  if (r.cases.some((c) => c.floor)) {
+    lines.push('', '| case | node floor (no store) | floor ÷ nbdkit | server CPU of the floor |', '|---|---:|---:|---:|')
+    for (const c of r.cases) {
+      const floor = c.floor ?? []
+      if (floor.length === 0) continue
+      const ratio = median(floor.map((s, i) => (s.kind === 'write' ? s.iopsWrites / (c.nbdkit[i] as WriteSample).iopsWrites : throughput(s) / throughput(c.nbdkit[i] as Sample))))
+      const value = median(floor.map((s) => (s.kind === 'write' ? s.iopsWrites : throughput(s))))
+      const cpu = median(floor.map((s) => (s.kind === 'read' ? s.cpuPerGiB : s.cpuPerOp)))
+      const shown = c.kind === 'read' ? `${(value / MiB).toFixed(0)} MiB/s` : `${value.toFixed(0)} IOPS (writes alone)`
+      lines.push(`| ${c.label} | ${shown} | ${ratio.toFixed(2)}× | ${c.kind === 'read' ? `${cpu.toFixed(2)} s per GiB` : `${cpu.toFixed(0)} µs per write`} |`)
+    }
+  }
+  if (r.space) {
+    lines.push('', `Upper after all the writes: pagecow ${(r.space.pagecow / MiB).toFixed(1)} MiB, nbdkit ${(r.space.nbdkit / MiB).toFixed(1)} MiB (${(r.space.pagecow / r.space.nbdkit).toFixed(2)}×).`)
+  }
   return lines.join('\n')
 }
 
-function fmt(x: number | null): string {
-  return x === null || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(2)}×`
+type WriteSample = Extract<Sample, { kind: 'write' }>
+
+function writeSamples(s: Sample[]): WriteSample[] {
+  return s.filter((x): x is WriteSample => x.kind === 'write')
 }
 
 async function main(): Promise<void> {
@@ -348,18 +280,23 @@ async function main(): Promise<void> {
     options: {
       size: { type: 'string' },
       writes: { type: 'string' },
-      depth: { type: 'string' },
-      runs: { type: 'string' },
+      reps: { type: 'string' },
+      cases: { type: 'string' },
       dir: { type: 'string' },
+      env: { type: 'string', multiple: true },
+      floor: { type: 'boolean' },
       json: { type: 'boolean' },
     },
   })
+  const env = Object.fromEntries((values.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
   const result = await runNbdBench({
     ...(values.size ? { size: Number(values.size) * MiB } : {}),
     ...(values.writes ? { writes: Number(values.writes) } : {}),
-    ...(values.depth ? { depth: Number(values.depth) } : {}),
-    ...(values.runs ? { runs: Number(values.runs) } : {}),
+    ...(values.reps ? { reps: Number(values.reps) } : {}),
+    ...(values.cases ? { cases: values.cases.split(',') } : {}),
     ...(values.dir ? { dir: values.dir } : {}),
+    pagecowEnv: env,
+    floor: values.floor ?? false,
   })
   console.log(values.json ? JSON.stringify(result, null, 2) : formatNbdBench(result))
 }

@@ -1,5 +1,6 @@
 // Cases 1 and 2: reads through pagecow against raw preads of the lower file, interleaved in
-// small batches so that both sides see the same machine.
+// small batches so that both sides see the same machine. Case 1 also reads through libuv's
+// thread pool (`{ threadPool: true }`, what the servers use) to show what it costs a lone caller.
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { ImageStore } from '../../lib/index.js'
@@ -41,6 +42,7 @@ export const seqRead: BenchCase = {
         for (let off = batch * span; off < end; off += seqReadBytes) await read(off)
       }
       const readInto = (b: number) => each(b, (off) => store.readInto(buf, off))
+      const readIntoPool = (b: number) => each(b, (off) => store.readInto(buf, off, { threadPool: true }))
       const read = (b: number) => each(b, (off) => store.read(off, seqReadBytes))
       const raw = (b: number) => {
         const end = Math.min(lowerBytes, (b + 1) * span)
@@ -53,8 +55,10 @@ export const seqRead: BenchCase = {
       // Warm-up: JIT, and the whole lower in the page cache for both.
       await interleaved(batches, readInto, raw)
       await interleaved(batches, read, rawAlloc)
+      await interleaved(batches, readIntoPool, raw)
       const a = await interleavedReps(reps, () => interleaved(batches, readInto, raw))
       const b = await interleavedReps(reps, () => interleaved(batches, read, rawAlloc))
+      const c = await interleavedReps(reps, () => interleaved(batches, readIntoPool, raw))
       const what = `${bytes(seqReadBytes)} reads over ${bytes(lowerBytes)}, warm`
       return [
         throughputRow({
@@ -64,6 +68,11 @@ export const seqRead: BenchCase = {
         throughputRow({
           case: 'seq-read', label: `read() (allocates), ${what}`, work: lowerBytes, unit: 'bytes',
           pagecowMs: b.a, baselineMs: b.b, baselineName: 'Buffer.alloc + fs.readSync',
+        }),
+        // What the pool costs one caller (why it is not the default): one hop per read.
+        throughputRow({
+          case: 'seq-read', label: `readInto({ threadPool: true }), ${what}`, work: lowerBytes, unit: 'bytes',
+          pagecowMs: c.a, baselineMs: c.b, baselineName: 'fs.readSync',
         }),
       ]
     } finally {

@@ -1,17 +1,22 @@
 // `pagecow create STORE --lower LOWER`: a new store over a raw image, or over a directory tree or
 // a squashfs image (read in user space).
+import { statSync, type Stats } from 'node:fs'
 import { z } from 'zod'
-import { createStore, LOWER_FORMATS } from '../../index.js'
+import { PagecowError } from '../../errors.js'
+import { LOWER_FORMATS, type LowerFormat } from '../../lower-format.js'
+import { createStore } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
-import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
+import { nonRawFormat } from '../lower-format.js'
+import { commonFlags, pageSizeValue, parseCommandLine } from '../options.js'
+import { pseudoFileSystemOf } from '../pseudo-fs.js'
 
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
   lower: z.string().min(1, 'the lower (an image or a directory) is required'),
   lowerFormat: z.enum(LOWER_FORMATS, { error: `must be one of ${LOWER_FORMATS.join(', ')}` }).optional(),
-  pageSize: sizeValue.optional(),
+  pageSize: pageSizeValue.optional(),
   json: z.boolean().optional(),
   ...commonFlags,
 })
@@ -20,15 +25,17 @@ export function createCommand(io: CliIo) {
   const cmd = newCommand('create', io)
     .summary('create a store over a raw image, a directory tree or a squashfs image')
     .description(
-      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode), or a directory or a squashfs image read without mounting it (tree mode)',
+      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode), or a directory or a squashfs image read without mounting it (tree mode). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
     )
     .argument('<STORE>', 'the store directory to create')
     .requiredOption('--lower <LOWER>', 'the raw image, directory or squashfs image to overlay; it is only ever read')
-    .option('--lower-format <FORMAT>', `what LOWER is: ${LOWER_FORMATS.join(', ')}; default: a directory, a squashfs image by its magic, else raw`)
+    .option('--lower-format <FORMAT>', `what LOWER is: ${LOWER_FORMATS.join(', ')}; default: a directory, a squashfs image by its magic, else raw ("raw" also takes LOWER as raw even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image)`)
     .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
     .option('--json', "print the new store's info as JSON")
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
+      checkStorePlace(opts.store)
+      checkLower(opts.lower, opts.lowerFormat)
       const created = await createStore(opts.store, { lower: opts.lower, lowerFormat: opts.lowerFormat, pageSize: opts.pageSize })
       try {
         const info = created.info()
@@ -41,5 +48,56 @@ export function createCommand(io: CliIo) {
         await created.close()
       }
     })
-  return examples(cmd, ['pagecow create vm1.cow --lower base.img', 'pagecow create vm1.cow --lower base.img --page-size 64k --json', 'pagecow create root.cow --lower /srv/rootfs', 'pagecow create root.cow --lower rootfs.squashfs'])
+  return examples(cmd, [
+    'pagecow create vm1.cow --lower base.img',
+    'pagecow create vm1.cow --lower base.img --page-size 64k --json',
+    'pagecow create root.cow --lower /srv/rootfs',
+    'pagecow create root.cow --lower rootfs.squashfs',
+    'qemu-img convert -O raw base.qcow2 base.img && pagecow create vm1.cow --lower base.img',
+  ])
+}
+
+/** STORE must be able to become a store directory: not a file, not on a pseudo file system. */
+function checkStorePlace(store: string): void {
+  const pseudo = pseudoFileSystemOf(store)
+  if (pseudo) throw new PagecowError('EINVAL', `create: ${store} is on ${pseudo}, a kernel pseudo file system; make the store on a real file system`)
+  const stat = statIfAny(store)
+  if (stat && stat !== 'unreadable' && !stat.isDirectory()) throw new PagecowError('EEXIST', `create: ${store} exists and is not a directory; a store is made in a new or empty directory`)
+}
+
+/**
+ * An image lower must look raw, unless --lower-format says what it is (createStore then checks
+ * that it is: a squashfs image by its magic, a directory).
+ */
+function checkLower(lower: string, format: LowerFormat | undefined): void {
+  const stat = statIfAny(lower)
+  if (!stat) throw new PagecowError('ENOENT', `create: the lower ${lower} does not exist`)
+  if (stat === 'unreadable') return // creating the store says why
+  if (stat.isDirectory()) {
+    if (format === 'raw') throw new PagecowError('EINVAL', `create: --lower-format raw is for an image lower; ${lower} is a directory (a tree lower)`)
+    return
+  }
+  if (format !== undefined || !stat.isFile()) return
+  let found: string | undefined
+  try {
+    found = nonRawFormat(lower)
+  } catch {
+    return // unreadable: creating the store says why
+  }
+  if (found) {
+    throw new PagecowError(
+      'EINVAL',
+      `create: the lower ${lower} is a ${found} image, not a raw one, and pagecow overlays raw images: convert it (qemu-img convert -O raw ${lower} LOWER.img), or pass --lower-format raw if it really is raw`,
+    )
+  }
+}
+
+/** The stat of `path`; undefined if nothing is there, 'unreadable' if that cannot be told. */
+function statIfAny(path: string): Stats | undefined | 'unreadable' {
+  try {
+    return statSync(path)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : 'unreadable'
+  }
 }

@@ -1,14 +1,17 @@
 // `pagecow demo [DIR]`: a sample lower, a store over it, a few writes, and the inspect drawing.
+import { existsSync, statSync } from 'node:fs'
 import { mkdir, mkdtemp, open, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
-import { ImageStore, PagecowError } from '../../index.js'
+import { PagecowError } from '../../errors.js'
+import { ImageStore } from '../../image/image-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
 import { formatInspect, inspectStore } from '../inspect-report.js'
 import { commonFlags, parseCommandLine } from '../options.js'
+import { pseudoFileSystemOf } from '../pseudo-fs.js'
 import { cliFileError } from '../system-error.js'
 import { withStore } from '../with-store.js'
 
@@ -70,6 +73,9 @@ async function prepareDirectory(dir: string | undefined): Promise<string> {
   try {
     if (dir === undefined) return await mkdtemp(join(tmpdir(), 'pagecow-demo-'))
     const path = resolve(dir)
+    const pseudo = pseudoFileSystemOf(path)
+    if (pseudo) throw new PagecowError('EINVAL', `${path} is on ${pseudo}, a kernel pseudo file system; give the demo a directory on a real one`)
+    if (existsSync(path) && !statSync(path).isDirectory()) throw new PagecowError('EEXIST', `${path} exists and is not a directory; the demo needs a new or empty directory`)
     await mkdir(path, { recursive: true })
     if ((await readdir(path)).length > 0) throw new PagecowError('EEXIST', `${path} is not empty; the demo needs a new or empty directory`)
     return path

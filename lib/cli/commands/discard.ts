@@ -4,6 +4,7 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { describeBytes } from '../format-size.js'
 import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
+import { checkStoreLimit } from '../store-limit.js'
 import { checkPathArgument, withAnyStore } from '../with-any-store.js'
 
 const schema = z.strictObject({ store: z.string().min(1), path: z.string().min(1).optional(), offset: sizeValue, length: sizeValue, ...commonFlags })
@@ -18,6 +19,7 @@ export function discardCommand(io: CliIo) {
     .requiredOption('--length <N>', 'length of the range (the part past the end of the file is ignored)')
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
+      checkStoreLimit('discard', [['--offset', opts.offset], ['--length', opts.length]])
       await withAnyStore(opts.store, {}, async (s) => {
         checkPathArgument(s, opts.path, 'discard')
         if (s.kind === 'image') await s.discard(opts.offset, opts.length)

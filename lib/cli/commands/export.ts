@@ -2,7 +2,12 @@
 // merged tree of a tree store written out as a plain directory; `-` writes the image to standard
 // output. Never half done: SIGINT or SIGTERM stops it and nothing is left at OUTPUT.
 import { z } from 'zod'
-import { checkOutputPath, exportImage, exportImageToStream, exportTree, isPagecowError, PagecowError, type ImageStore, type TreeStore } from '../../index.js'
+import { isPagecowError, PagecowError } from '../../errors.js'
+import { exportImage, exportImageToStream } from '../../image/export.js'
+import type { ImageStore } from '../../image/image-store.js'
+import { checkOutputPath } from '../../image/output-guard.js'
+import { exportTree } from '../../tree/export.js'
+import type { TreeStore } from '../../tree/tree-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'

@@ -1,16 +1,20 @@
-// `pagecow fsck STORE`: check a store without changing it; exit 1 when it is not clean.
+// `pagecow fsck STORE`: check a store without changing it; exit 4 (EXIT.NOT_CLEAN) when it is not clean.
 import { z } from 'zod'
-import { checkStore, PagecowError, type TreeFsckReport } from '../../index.js'
+import { checkStore } from '../../image/fsck.js'
+import type { TreeFsckReport } from '../../tree/fsck.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
+import { NotCleanError } from '../not-clean-error.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 
 const schema = z.strictObject({ store: z.string().min(1), json: z.boolean().optional(), ...commonFlags })
 
 export function fsckCommand(io: CliIo) {
   const cmd = newCommand('fsck', io)
-    .summary('check a store; exit 1 if it is not clean')
-    .description('check the database, the page maps, the upper files and the lower (fingerprint, or the recorded objects of a tree); changes nothing')
+    .summary('check a store; exit 4 if it is not clean')
+    .description(
+      'check the database, the page maps, the upper files and the lower (fingerprint, or the recorded objects of a tree); changes nothing. Exit 0 when the store is clean, 4 when problems were found (each printed), 1 when the check could not run',
+    )
     .argument('<STORE>', 'the store directory')
     .option('--json', 'print the report as JSON (also when problems are found)')
     .action(async (store: string) => {
@@ -26,7 +30,7 @@ export function fsckCommand(io: CliIo) {
       const first = report.problems[0]
       if (first) {
         const count = plural(report.problems.length, 'problem')
-        throw new PagecowError(first.code, `${report.path} is not clean: ${count}, the first: ${first.message}`)
+        throw new NotCleanError(first.code, `${report.path} is not clean: ${count}, the first: ${first.message}`)
       }
     })
   return examples(cmd, ['pagecow fsck vm1.cow', 'pagecow fsck vm1.cow --json'])

@@ -1,7 +1,7 @@
 // `pagecow inspect STORE [PATH]`: the page map drawn in the terminal, with totals; for a tree store,
 // what changed (like git status), or the page map of file PATH.
 import { z } from 'zod'
-import { PagecowError } from '../../index.js'
+import { PagecowError } from '../../errors.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatInspect, inspectStore } from '../inspect-report.js'

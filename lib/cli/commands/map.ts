@@ -1,12 +1,13 @@
 // `pagecow map STORE [PATH]`: the extents of the merged view (of the image, or of a file of a tree
 // store), as a table or as qemu-img's JSON.
 import { z } from 'zod'
-import type { Extent } from '../../index.js'
+import type { Extent } from '../../page/extent.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
 import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
 import { qemuMapLines } from '../qemu-map.js'
+import { checkStoreLimit } from '../store-limit.js'
 import { checkPathArgument, withAnyStore } from '../with-any-store.js'
 
 /** Output is written in batches of about this many characters. */
@@ -36,6 +37,7 @@ export function mapCommand(io: CliIo) {
     .option('--json', 'the same as --output=json')
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
+      checkStoreLimit('map', [['--offset', opts.offset], ['--length', opts.length]])
       const json = opts.json === true || opts.output === 'json'
       await withAnyStore(opts.store, { readOnly: true }, async (s) => {
         checkPathArgument(s, opts.path, 'map')

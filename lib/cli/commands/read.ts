@@ -2,12 +2,16 @@
 // tree store) to stdout or a file.
 import { open, type FileHandle } from 'node:fs/promises'
 import { z } from 'zod'
-import { checkOutputPath, checkTreeOutput, type AnyStore } from '../../index.js'
+import { isPagecowError, PagecowError } from '../../errors.js'
+import { checkOutputPath } from '../../image/output-guard.js'
+import type { AnyStore } from '../../open-store.js'
+import { checkTreeOutput } from '../../tree/export.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
 import { startProgress } from '../progress.js'
 import { cliFileError } from '../system-error.js'
+import { checkStoreLimit } from '../store-limit.js'
 import { checkPathArgument, withAnyStore } from '../with-any-store.js'
 
 /** Bytes read from the store at a time. */
@@ -33,6 +37,7 @@ export function readCommand(io: CliIo) {
     .option('--output <FILE>', 'write to FILE (created or replaced) instead of stdout')
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
+      checkStoreLimit('read', [['--offset', opts.offset], ['--length', opts.length]])
       await withAnyStore(opts.store, { readOnly: true }, async (s) => {
         checkPathArgument(s, opts.path, 'read')
         // An image has no natural range: both stay required, reported as commander reports them.
@@ -89,7 +94,9 @@ interface Source {
 
 async function openSource(store: AnyStore, path: string | undefined): Promise<Source> {
   if (store.kind === 'image') return { size: store.size, read: (o, l) => store.read(o, l), close: async () => {} }
-  const handle = await store.open(path!, 'r')
+  const handle = await store.open(path!, 'r').catch((err: unknown) => {
+    throw isPagecowError(err, 'EISDIR') ? new PagecowError('EISDIR', `read: ${path} is a directory; list it with pagecow ls`, { cause: err }) : err
+  })
   return { size: (await handle.stat()).size, read: (o, l) => handle.read(o, l), close: () => handle.close() }
 }
 

@@ -1,5 +1,6 @@
 // `pagecow rm STORE PATH [-r]`: remove from a tree store; lower objects are hidden, never deleted.
 import { z } from 'zod'
+import { isPagecowError, PagecowError } from '../../errors.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
@@ -17,7 +18,14 @@ export function rmCommand(io: CliIo) {
     .option('-r, --recursive', 'remove a directory and everything in it')
     .action(async (store: string, path: string) => {
       const opts = parseCommandLine(cmd, schema, { store, path })
-      const removed = await withTreeStore(opts.store, {}, 'rm', (s) => s.rm(opts.path, { recursive: opts.recursive === true }))
+      const removed = await withTreeStore(opts.store, {}, 'rm', async (s) => {
+        try {
+          return await s.rm(opts.path, { recursive: opts.recursive === true })
+        } catch (err) {
+          if (!opts.recursive && isPagecowError(err, 'EISDIR')) throw new PagecowError('EISDIR', `rm: ${escapeName(opts.path)} is a directory; remove it and everything in it with -r`, { cause: err })
+          throw err
+        }
+      })
       await writeTo(io.stdout, `removed ${escapeName(opts.path)}${removed > 1 ? ` (${removed} objects)` : ''}\n`)
     })
   return examples(cmd, ['pagecow rm root.cow /etc/motd', 'pagecow rm root.cow /usr/share/doc -r'])

@@ -1,10 +1,14 @@
 // `pagecow serve STORE`: export the store over NBD until SIGINT or SIGTERM, then flush and exit.
 import { z } from 'zod'
-import { ImageStore, NbdServer, PagecowError, storeKind } from '../../index.js'
+import { PagecowError } from '../../errors.js'
+import { ImageStore } from '../../image/image-store.js'
+import { NbdServer } from '../../nbd/server.js'
+import { storeKind } from '../../open-store.js'
+import { NBD_DEFAULTS } from '../../nbd/options.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
-import { commonFlags, countValue, parseCommandLine } from '../options.js'
+import { commonFlags, countValue, parseCommandLine, sizeValue } from '../options.js'
 
 const schema = z
   .strictObject({
@@ -15,6 +19,13 @@ const schema = z
     readOnly: z.boolean().optional(),
     exportName: z.string().optional(),
     maxConnections: countValue(1, 4096).optional(),
+    memoryLimit: sizeValue
+      .refine((n) => n >= NBD_DEFAULTS.minMemoryLimit, `must be at least ${formatSize(NBD_DEFAULTS.minMemoryLimit)} (one request of the largest size)`)
+      .refine((n) => n <= 2 ** 40, 'must be at most 1 TiB')
+      .optional(),
+    idleTimeoutMs: countValue(0, 2 ** 31 - 1)
+      .refine((ms) => ms === 0 || ms >= 100, 'must be 0 (never) or at least 100')
+      .optional(),
     json: z.boolean().optional(),
     ...commonFlags,
   })
@@ -38,7 +49,15 @@ export function serveCommand(io: CliIo) {
     .option('--socket <PATH>', 'listen on this Unix socket instead of TCP (made private to you)')
     .option('--read-only', 'serve read-only (the store is opened without the writer lock)')
     .option('--export-name <NAME>', 'the export name; default "" (the default export, always accepted)')
-    .option('--max-connections <N>', 'clients served at once; more are refused politely; default 64')
+    .option('--max-connections <N>', `clients served at once; more are refused politely; default ${NBD_DEFAULTS.maxConnections}`)
+    .option(
+      '--memory-limit <SIZE>',
+      `request and reply data held for all clients together; past it, requests wait; default ${formatSize(NBD_DEFAULTS.memoryLimit)}, at least ${formatSize(NBD_DEFAULTS.minMemoryLimit)}`,
+    )
+    .option(
+      '--idle-timeout-ms <N>',
+      `a client that makes no progress for N ms is disconnected: at once if it holds memory (replies it does not read), else when the server is full and another client connects; 0 never; default ${NBD_DEFAULTS.idleTimeoutMs}`,
+    )
     .option('--json', 'print the address as one JSON line instead of the bare URI')
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
@@ -54,6 +73,8 @@ export function serveCommand(io: CliIo) {
           ...(opts.port === undefined ? {} : { port: opts.port }),
           ...(opts.exportName === undefined ? {} : { exportName: opts.exportName }),
           ...(opts.maxConnections === undefined ? {} : { maxConnections: opts.maxConnections }),
+          ...(opts.memoryLimit === undefined ? {} : { memoryLimit: opts.memoryLimit }),
+          ...(opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.idleTimeoutMs }),
           readOnly,
         })
         const stopped = stopSignal()

@@ -5,6 +5,7 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { describeBytes } from '../format-size.js'
 import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
+import { checkStoreLimit } from '../store-limit.js'
 import { checkPathArgument, withAnyStore } from '../with-any-store.js'
 
 const schema = z.strictObject({ store: z.string().min(1), path: z.string().min(1).optional(), size: sizeValue, ...commonFlags })
@@ -18,6 +19,7 @@ export function truncateCommand(io: CliIo) {
     .requiredOption('--size <N>', `the new size (${SIZE_FORMS})`)
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
+      checkStoreLimit('truncate', [['--size', opts.size]])
       const before = await withAnyStore(opts.store, {}, async (s) => {
         checkPathArgument(s, opts.path, 'truncate')
         if (s.kind === 'image') {

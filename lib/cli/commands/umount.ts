@@ -2,7 +2,7 @@
 // wait until its server has flushed and let go of the store; --lazy detaches a busy mount and
 // returns at once; --abort first cuts the connection of a server that hangs.
 import { z } from 'zod'
-import { unmountStore } from '../../index.js'
+import { unmountStore } from '../../fuse/store-mount.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, countValue, parseCommandLine } from '../options.js'

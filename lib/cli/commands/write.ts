@@ -4,13 +4,16 @@ import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { z } from 'zod'
-import type { AnyStore } from '../../index.js'
+import { isPagecowError, PagecowError } from '../../errors.js'
+import type { AnyStore } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { describeBytes } from '../format-size.js'
+import { growthNote } from '../growth.js'
 import { commonFlags, parseCommandLine, sizeValue } from '../options.js'
 import { startProgress, type Progress } from '../progress.js'
 import { cliFileError } from '../system-error.js'
+import { checkStoreLimit } from '../store-limit.js'
 import { checkPathArgument, withAnyStore } from '../with-any-store.js'
 
 /** Input is gathered into writes of up to this many bytes, cut at page boundaries. */
@@ -27,13 +30,14 @@ const schema = z.strictObject({
 export function writeCommand(io: CliIo) {
   const cmd = newCommand('write', io)
     .summary('write bytes from stdin or a file')
-    .description('write the bytes of stdin (or --input FILE) at OFFSET into the image, or into file PATH of a tree store (made if missing); it grows if they end past it')
+    .description('write the bytes of stdin (or --input FILE) at OFFSET into the image, or into file PATH of a tree store (made if missing); it grows if they end past it, and for an image the output says so')
     .argument('<STORE>', 'the store directory')
     .argument('[PATH]', 'tree stores: the file to write')
     .requiredOption('--offset <N>', `where the bytes go (${SIZE_FORMS})`)
     .option('--input <FILE>', 'read the bytes from FILE instead of stdin')
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
+      checkStoreLimit('write', [['--offset', opts.offset]])
       let file: FileHandle | undefined
       let total = 0
       if (opts.input !== undefined) {
@@ -47,18 +51,20 @@ export function writeCommand(io: CliIo) {
       }
       try {
         const source = file ? file.createReadStream({ autoClose: false }) : io.stdin
-        const written = await withAnyStore(opts.store, {}, async (s) => {
+        const { written, grew } = await withAnyStore(opts.store, {}, async (s) => {
           checkPathArgument(s, opts.path, 'write')
+          const before = s.kind === 'image' ? s.size : 0
           const target = await openTarget(s, opts.path)
           const progress = startProgress(io, 'write', total)
           try {
-            return await writeStream(target, opts.offset, source, progress)
+            const written = await writeStream(target, opts.offset, source, progress)
+            return { written, grew: s.kind === 'image' ? growthNote(before, s.size) : '' }
           } finally {
             progress.stop()
             await target.close()
           }
         })
-        await writeTo(io.stdout, `wrote ${describeBytes(written)} at offset ${opts.offset}\n`)
+        await writeTo(io.stdout, `wrote ${describeBytes(written)} at offset ${opts.offset}${grew}\n`)
       } finally {
         await file?.close()
       }
@@ -75,7 +81,9 @@ interface Target {
 
 async function openTarget(store: AnyStore, path: string | undefined): Promise<Target> {
   if (store.kind === 'image') return { pageSize: store.pageSize, write: (o, d) => store.write(o, d), close: async () => {} }
-  const handle = await store.open(path!, constants.O_WRONLY | constants.O_CREAT)
+  const handle = await store.open(path!, constants.O_WRONLY | constants.O_CREAT).catch((err: unknown) => {
+    throw isPagecowError(err, 'EISDIR') ? new PagecowError('EISDIR', `write: ${path} is a directory`, { cause: err }) : err
+  })
   return { pageSize: store.pageSize, write: (o, d) => handle.write(o, d), close: () => handle.close() }
 }
 

@@ -1,0 +1,207 @@
+// The life of a store, the same for every kind (image, tree): the writer lock, the database, the
+// flush chain and its timer, a read-only store following its writer, and one close. A kind plugs
+// in what it stores (StoreContent); the core decides when things happen, never what they are.
+import type Database from 'better-sqlite3'
+import { fromSystemError, PagecowError } from '../errors.js'
+import { closedError } from './checks.js'
+import { DATABASE_FILE, dataVersion, hasDatabase, openDatabase, syncDatabaseFiles } from './database.js'
+import { checkStoreFiles, MOUNT_LOG_FILE } from './store-file.js'
+import { LOCK_FILE, WriterLock } from './writer-lock.js'
+
+/** What a kind of store keeps, as the core drives it. */
+export interface StoreContent {
+  /** Whether a change is not durable yet (the auto-flush timer asks). */
+  readonly dirty: boolean
+  /** Make every change completed before the call durable. Runs in the flush chain, one at a time. */
+  flush(): Promise<void>
+  /** A read-only store: another process committed since the last look; drop what is cached. */
+  reload(): void
+  /** Release every descriptor (the last flush is done, no read is in flight). */
+  closeFiles(): void
+  /** A writable store, after closeFiles(): tidy up what only open files kept (best effort). */
+  tidy?(): void
+}
+
+/** Where the core reports: the store's own events. */
+export interface StoreEvents {
+  /** A flush made everything before it durable. */
+  flushed(): void
+  /** An automatic flush failed (the writes stay pending); the store goes on. */
+  warning(err: unknown): void
+}
+
+export interface CoreOptions {
+  readOnly: boolean
+  /** Flush automatically at this interval when something is pending; 0 never. */
+  autoFlushMs: number
+  /** Store files the kind keeps beside the database, checked before anything is opened. */
+  files: readonly string[]
+}
+
+export class StoreCore {
+  /** Absolute path of the store directory. */
+  readonly path: string
+  readonly readOnly: boolean
+  readonly db: Database.Database
+  readonly autoFlushMs: number
+  readonly #lock: WriterLock | undefined
+  #content: StoreContent | undefined
+  #events: StoreEvents | undefined
+  #timer: NodeJS.Timeout | undefined
+  #chain: Promise<void> = Promise.resolve()
+  #dataVersion: number
+  #closed = false
+  #closing: Promise<void> | undefined
+  /** Reads in the thread pool: close() lets them finish before descriptors are closed. */
+  readonly #reads = new Set<Promise<unknown>>()
+
+  private constructor(path: string, options: CoreOptions, db: Database.Database, lock: WriterLock | undefined) {
+    this.path = path
+    this.readOnly = options.readOnly
+    this.autoFlushMs = options.autoFlushMs
+    this.db = db
+    this.#lock = lock
+    this.#dataVersion = dataVersion(db)
+  }
+
+  /**
+   * Open the database of the store at `path` (absolute): its files checked, the writer lock taken
+   * when writable, what a killed writer committed made durable, the schema migrated. The kind
+   * then reads its record, opens its files and calls attach(), or abandon() if that fails.
+   */
+  static open(path: string, options: CoreOptions): StoreCore {
+    if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
+    checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE, ...options.files])
+    const lock = options.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
+    try {
+      // A killed writer's last commits may sit in the page cache only, and recovery acts on their
+      // word: make them durable first. Before SQLite opens the file: closing any other descriptor
+      // on it would drop the POSIX locks SQLite holds there.
+      if (!options.readOnly) syncDatabaseFiles(path)
+      const db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: options.readOnly })
+      return new StoreCore(path, options, db, lock)
+    } catch (err) {
+      lock?.release()
+      throw fromSystemError(err, `opening the store ${path}`)
+    }
+  }
+
+  /** The kind's content is open: the store is in service (the auto-flush timer starts). */
+  attach(content: StoreContent, events: StoreEvents): void {
+    this.#content = content
+    this.#events = events
+    if (!this.readOnly && this.autoFlushMs > 0) {
+      this.#timer = setInterval(() => this.#autoFlush(), this.autoFlushMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** The kind could not open its content: give back the database and the lock. */
+  abandon(): void {
+    this.#closed = true
+    this.db.close()
+    this.#lock?.release()
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Whether a change is not durable yet. */
+  get dirty(): boolean {
+    return this.#content?.dirty ?? false
+  }
+
+  checkOpen(): void {
+    if (this.#closed) throw closedError()
+  }
+
+  /** EROFS if the store is open read-only; `what` names the call in the message. */
+  checkWritable(what?: string): void {
+    this.checkOpen()
+    if (this.readOnly) throw new PagecowError('EROFS', `${what === undefined ? '' : `${what}: `}the store is open read-only`)
+  }
+
+  /**
+   * A read-only store follows its writer: when another process committed since the last call,
+   * the content reloads. Call it before each operation that reads. Returns SQLite's data_version.
+   */
+  refresh(): number {
+    if (!this.readOnly) return this.#dataVersion
+    const version = dataVersion(this.db)
+    if (version !== this.#dataVersion) {
+      this.#dataVersion = version
+      this.#content!.reload()
+    }
+    return version
+  }
+
+  /** Make every change completed before this call durable (SPEC §3). */
+  flush(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError())
+    if (this.readOnly) return Promise.resolve()
+    return this.chain(() => this.#content!.flush())
+  }
+
+  /**
+   * Run `work` in the flush chain: after every flush asked for before it, before every one asked
+   * for after. A store closed meanwhile runs nothing.
+   */
+  chain(work: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(async () => {
+      if (this.#closed) return
+      await work()
+      this.#events?.flushed()
+    })
+    this.#chain = run.catch(() => {})
+    return run
+  }
+
+  /** Keep track of a read in the thread pool: close() waits for it before closing descriptors. */
+  async track<T>(read: Promise<T>): Promise<T> {
+    this.#reads.add(read)
+    try {
+      return await read
+    } finally {
+      this.#reads.delete(read)
+    }
+  }
+
+  /**
+   * Flush, then release every file, the database and the writer lock. If that flush fails (a full
+   * disk), the store stays open with its writes and close() may be called again. Every caller
+   * waits for the one close: a second one returning early would find the writer lock still held.
+   */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      const closing = this.#closeOnce()
+      this.#closing = closing
+      closing.catch(() => (this.#closing = undefined))
+    }
+    return this.#closing
+  }
+
+  async #closeOnce(): Promise<void> {
+    if (this.#closed) return
+    if (!this.readOnly) await this.flush()
+    clearInterval(this.#timer)
+    this.#closed = true
+    await Promise.allSettled(this.#reads) // a descriptor closed under a read could be reused by another file
+    this.#content?.closeFiles()
+    if (!this.readOnly) {
+      try {
+        this.#content?.tidy?.()
+        this.db.pragma('wal_checkpoint(TRUNCATE)')
+      } catch {
+        // Housekeeping: the next open replays the WAL and tidies again if this failed.
+      }
+    }
+    this.db.close()
+    this.#lock?.release()
+  }
+
+  #autoFlush(): void {
+    if (!this.#content?.dirty) return
+    this.flush().catch((err: unknown) => this.#events?.warning(err))
+  }
+}
