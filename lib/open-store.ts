@@ -2,10 +2,11 @@
 // Each kind's module is loaded when a store of that kind is first opened or created, so a program
 // that only ever opens images (the CLI's image commands) never loads the tree code.
 import { resolve } from 'node:path'
-import * as fs from './fs.js'
+import { z } from 'zod'
 import { fromSystemError, isPagecowError, parseWith, PagecowError } from './errors.js'
 import type { ImageStore } from './image/image-store.js'
-import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './image/options.js'
+import { createOptionsSchema, openOptionsSchema, type OpenOptions } from './image/options.js'
+import { detectLowerFormat, lowerFormatSchema } from './lower-format.js'
 import { DATABASE_FILE, hasDatabase, openDatabase } from './store/database.js'
 import { readStoreMeta, type StoreKind } from './store/meta.js'
 import type { TreeStore } from './tree/tree-store.js'
@@ -31,21 +32,26 @@ export async function storeKind(dir: string): Promise<StoreKind> {
   }
 }
 
+const anyCreateOptionsSchema = createOptionsSchema.extend({
+  /** 'raw', 'directory' or 'squashfs'; default: told by what `lower` is. */
+  lowerFormat: lowerFormatSchema.optional(),
+})
+
+/** `createStore(dir, { lower, lowerFormat, pageSize, autoFlushMs })`. */
+export type AnyCreateOptions = z.input<typeof anyCreateOptionsSchema>
+
 /**
- * Create a store in `dir` over `lower`: a tree store if `lower` is a directory, an image store
- * otherwise. Options as ImageStore.create / TreeStore.create.
+ * Create a store in `dir` over `lower`: a tree store if `lower` is a directory or a squashfs
+ * image (told by its magic), an image store over any other file. `lowerFormat` ('raw',
+ * 'directory', 'squashfs') insists on one: 'raw' makes an image store of a squashfs image, and
+ * a lower that is not what it names is refused. Other options as ImageStore.create / TreeStore.create.
  */
-export async function createStore(dir: string, options: CreateOptions): Promise<AnyStore> {
-  const opts = parseWith(createOptionsSchema, options, 'create')
-  let isDirectory: boolean
-  try {
-    isDirectory = fs.statSync(opts.lower).isDirectory()
-  } catch (err) {
-    const e = fromSystemError(err, `reading the lower ${opts.lower}`)
-    if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(opts.lower)} does not exist`, { cause: err })
-    throw e
-  }
-  return isDirectory ? (await treeStore()).create(dir, opts) : (await imageStore()).create(dir, opts)
+export async function createStore(dir: string, options: AnyCreateOptions): Promise<AnyStore> {
+  const { lowerFormat, ...opts } = parseWith(anyCreateOptionsSchema, options, 'create')
+  const found = detectLowerFormat(resolve(opts.lower))
+  const format = lowerFormat ?? found
+  if (format === 'raw' && found === 'directory') throw new PagecowError('EINVAL', `the lower ${resolve(opts.lower)} is a directory, not a raw image`)
+  return format === 'raw' ? (await imageStore()).create(dir, opts) : (await treeStore()).create(dir, { ...opts, lowerFormat: format })
 }
 
 /** Open the store in `dir`, whatever its kind: `{ readOnly = false, autoFlushMs = 5000 }`. */

@@ -62,6 +62,8 @@ function placeExample(code: string, dir: string): string {
     '/var/lib/root.cow': join(dir, 'root.cow'),
     '/srv/rootfs': join(dir, 'rootfs'),
     '/srv/rootfs.squashfs': join(dir, 'rootfs.squashfs'),
+    '/data/root.cow': join(dir, 'root.cow'),
+    '/boot/rootfs.squashfs': join(dir, 'rootfs.squashfs'),
   }
   let placed = code
   for (const [from, to] of Object.entries(places)) placed = placed.replaceAll(`'${from}'`, `'${to}'`)
@@ -111,7 +113,7 @@ t.test('the packed package installs, imports, runs the README examples and type-
   })
 
   const examples = readmeExamples()
-  t.strictSame([...examples.keys()].sort(), ['Library API', 'Tree mode', 'squashfs images (read in user space)'], 'the README has an image, a tree and a squashfs example')
+  t.strictSame([...examples.keys()].sort(), ['Library API', 'Tree mode', 'squashfs images (read in user space)', 'squashfs root file systems (embedded)'], 'the README has an image, a tree, a squashfs and an embedded example')
 
   // The README's image example over a sparse 128 MiB lower (it zeroes up to 80 MiB).
   const imagePlace = join(dir, 'image')
@@ -140,6 +142,15 @@ t.test('the packed package installs, imports, runs the README examples and type-
   t.notMatch(squashCode, /'\/(var|images|srv)\//, 'every path of the squashfs example placed')
   writeFileSync(join(consumer, 'squashfs-example.mjs'), squashCode)
 
+  // The README's embedded example: a tree store over a squashfs image holding the file it writes.
+  const embeddedPlace = join(dir, 'embedded')
+  mkdirSync(join(embeddedPlace, 'tree/usr/lib'), { recursive: true })
+  const bigSo = Buffer.alloc(300_000, 0x5a)
+  writeFileSync(join(embeddedPlace, 'tree/usr/lib/big.so'), bigSo)
+  const embeddedCode = placeExample(examples.get('squashfs root file systems (embedded)')!, embeddedPlace)
+  t.notMatch(embeddedCode, /'\/(var|images|srv|data|boot)\//, 'every path of the embedded example placed')
+  writeFileSync(join(consumer, 'embedded-example.mjs'), embeddedCode)
+
   t.test('the image example runs', async (t) => {
     const out = await sh(process.execPath, ['image-example.mjs'], { cwd: consumer })
     t.match(out, /start: 999424, length: 4096, state: 'data'/, 'the written page is DATA')
@@ -158,6 +169,32 @@ t.test('the packed package installs, imports, runs the README examples and type-
     await sh('mksquashfs', [join(squashPlace, 'tree'), join(squashPlace, 'rootfs.squashfs'), '-noappend', '-quiet', '-all-root'], { cwd: squashPlace })
     const out = await sh(process.execPath, ['squashfs-example.mjs'], { cwd: consumer })
     t.match(out, /file/, 'it listed /etc and its file')
+  })
+
+  t.test('the embedded example runs: one page written over the image, the image untouched', async (t) => {
+    if (!haveTools(t, ['mksquashfs'], 'squashfs-tools builds the image the example writes over')) return
+    const image = join(embeddedPlace, 'rootfs.squashfs')
+    await sh('mksquashfs', [join(embeddedPlace, 'tree'), image, '-noappend', '-quiet', '-all-root'], { cwd: embeddedPlace })
+    const before = readFileSync(image)
+    await sh(process.execPath, ['embedded-example.mjs'], { cwd: consumer })
+    t.ok(readFileSync(image).equals(before), 'the image file is unchanged')
+    const check = [
+      "import { TreeStore } from 'pagecow'",
+      `const store = await TreeStore.open(${JSON.stringify(join(embeddedPlace, 'root.cow'))}, { readOnly: true })`,
+      "const h = await store.open('/usr/lib/big.so')",
+      'const bytes = await h.read(123_455, 3)',
+      'await h.close()',
+      "const pages = (await store.fileInfo('/usr/lib/big.so')).pages",
+      "console.log(JSON.stringify({ lower: store.info().lower.format, bytes: [...bytes], changes: [...store.changes()].map((c) => `${c.status} ${c.path}`), pages }))",
+      'await store.close()',
+      '',
+    ].join('\n')
+    writeFileSync(join(consumer, 'embedded-check.mjs'), check)
+    const seen = JSON.parse(await sh(process.execPath, ['embedded-check.mjs'], { cwd: consumer })) as { lower: string; bytes: number[]; changes: string[]; pages: { data: number } }
+    t.equal(seen.lower, 'squashfs', 'a tree store over the squashfs image')
+    t.strictSame(seen.bytes, [0x5a, 0x90, 0x5a], 'the byte written, its neighbours from the image')
+    t.strictSame(seen.changes, ['modified /usr/lib/big.so'], 'one file changed')
+    t.equal(seen.pages.data, 1, 'one page stored')
   })
 
   t.test('a consumer type-checks with tsc against the shipped types', async (t) => {

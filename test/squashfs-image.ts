@@ -10,26 +10,10 @@ import { seekData, seekHole } from '../lib/fs.js'
 import { SquashfsImage } from '../lib/squashfs/squashfs-image.js'
 import type { SquashfsInode } from '../lib/squashfs/inode.js'
 import { cannotRun } from './fixtures/cannot-run.js'
-import { kernelMount, kernelMountMissing, makeBigTree, makeSmallTree, mksquashfs, mksquashfsMissing, walkImage, walkKernel } from './fixtures/squashfs-tree.js'
+import { kernelMount, kernelMountMissing, makeBigTree, makeSmallTree, mksquashfs, mksquashfsMissing, VARIANTS, walkImage, walkKernel } from './fixtures/squashfs-tree.js'
 import type { TapTest } from './fixtures/tap-test.js'
 
 const missing = mksquashfsMissing() ?? kernelMountMissing()
-
-/** The image variants of the small tree: each compressor, and the layout options on gzip. */
-const VARIANTS: Array<{ name: string; args: string[] }> = [
-  { name: 'gzip', args: ['-comp', 'gzip'] },
-  { name: 'xz', args: ['-comp', 'xz'] },
-  { name: 'xz-bcj', args: ['-comp', 'xz', '-Xbcj', 'x86,arm'] },
-  { name: 'lzo', args: ['-comp', 'lzo'] },
-  { name: 'lz4', args: ['-comp', 'lz4', '-Xhc'] },
-  { name: 'zstd', args: ['-comp', 'zstd'] },
-  { name: 'no-fragments', args: ['-no-fragments'] },
-  { name: 'always-use-fragments', args: ['-always-use-fragments'] },
-  { name: 'b4096', args: ['-b', '4096'] },
-  { name: 'b1M', args: ['-b', '1M'] },
-  { name: 'uncompressed', args: ['-noI', '-noId', '-noD', '-noF', '-noX'] },
-  { name: 'no-exports-no-xattrs', args: ['-no-exports', '-no-xattrs', '-no-duplicates'] },
-]
 
 /** The holes [start, end) that lseek(SEEK_HOLE/SEEK_DATA) reports in `path`. */
 function kernelHoles(path: string): Array<[number, number]> {

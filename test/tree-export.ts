@@ -6,14 +6,15 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { TreeStore, exportTree, type ExportTreeProgress } from '../lib/index.js'
 import { PlainAdapter, snapshot, type FsAdapter } from './fixtures/tree-adapters.js'
-import { makePair } from './fixtures/tree-pair.js'
+import { cannotRun } from './fixtures/cannot-run.js'
+import { lowerChecksum, makePair, pairMissing } from './fixtures/tree-pair.js'
 import { BIG_SIZE, IS_ROOT as isRoot, canRunAsRoot, treeChecksum } from './fixtures/tree-lower.js'
 
 const require = createRequire(import.meta.url)
 const native = require('fs-native-extensions') as { getAttrSync(fd: number, name: string): Buffer | null; listAttrsSync(fd: number): string[] }
 
-async function changes(a: FsAdapter): Promise<void> {
-  await a.write('/big.img', 300 * 4096 + 10, Buffer.from('upper bytes'))
+async function changes(a: FsAdapter, big = true): Promise<void> {
+  if (big) await a.write('/big.img', 300 * 4096 + 10, Buffer.from('upper bytes'))
   await a.write('/etc/hosts', 0, Buffer.from('# edited\n'))
   await a.unlink('/etc/passwd')
   await a.mkdir('/srv')
@@ -75,6 +76,29 @@ t.test('export reproduces the merged tree', async (t) => {
   }
   await store.close()
   t.equal(treeChecksum(pair.lower), pair.lowerSum, 'the lower is untouched')
+})
+
+t.test('export of a store over a squashfs image reproduces the merged tree', async (t) => {
+  const missing = pairMissing('squashfs')
+  if (missing) return cannotRun(t, missing)
+  const dir = t.testdir()
+  const pair = await makePair(dir, { lowerFormat: 'squashfs' })
+  await changes(pair.store, false)
+  await changes(pair.plain, false)
+  const store = pair.store.store
+  const out = join(dir, 'out')
+  const result = await exportTree(store, out)
+  t.same(result.skipped, [], 'nothing skipped')
+  t.same(await snapshot(new PlainAdapter(out)), await snapshot(pair.plain), 'the same tree as the kernel made on a copy of the image’s mount')
+  const fd = nodeFs.openSync(join(out, 'etc/hosts'), 'r')
+  t.same(native.listAttrsSync(fd).sort(), ['user.keep', 'user.origin'], 'the image’s xattrs')
+  nodeFs.closeSync(fd)
+  const kernelTimes = nodeFs.statSync(join(dir, 'plain', 'usr/bin/tool'), { bigint: true })
+  const exported = nodeFs.statSync(join(out, 'usr/bin/tool'), { bigint: true })
+  t.equal(exported.mtimeNs, kernelTimes.mtimeNs, 'the image’s mtime (cp -a kept the kernel’s)')
+  t.equal(exported.nlink, 3n, 'hard links kept')
+  await store.close()
+  t.equal(lowerChecksum(pair), pair.lowerSum, 'the image is untouched')
 })
 
 t.test('special files: FIFOs and device nodes', async (t) => {

@@ -1,5 +1,7 @@
 // One FUSE request in, one reply out: decode names, call the file system, encode the result.
-// Errors become errno replies: a PagecowError's own errno, EIO (logged) for anything else.
+// Errors become errno replies: a PagecowError's own errno, EIO (logged) for anything else. Damage
+// (ECORRUPT: a checksum, a damaged squashfs image) is EIO, as a kernel file system answers a bad
+// block, and logged: what is damaged is in the message, which the errno cannot carry.
 import { isPagecowError, PagecowError } from '../errors.js'
 import { NAME_MAX } from '../tree/names.js'
 import { nameFromBytes, nameToBytes } from '../name-bytes.js'
@@ -137,10 +139,10 @@ export class Dispatcher {
       return await this.#call(req, scratch)
     } catch (err) {
       if (isPagecowError(err)) {
-        // Bytes that cannot be vouched for (a damaged upper page, a bound lower page that changed)
-        // are EIO to a reader, as a disk's bad sector is (SPEC §8); the reason goes to the log.
-        if (req.op === 'read' && (err.code === 'ECORRUPT' || err.code === 'ESTALE')) {
-          this.#log(`fuse: read failed: ${err.code} ${err.message}`)
+        // Bytes that cannot be vouched for (damage anywhere, a bound lower page that changed) are
+        // EIO, as a disk's bad sector is (SPEC §8); the reason goes to the log.
+        if (err.code === 'ECORRUPT' || (req.op === 'read' && err.code === 'ESTALE')) {
+          this.#log(`fuse: ${req.op} failed: ${err.code} ${err.message}`)
           return replyError(unique, EIO)
         }
         return replyError(unique, err.errno)

@@ -20,7 +20,7 @@ export function fingerprint(lower: LowerSource & { mtimeMs: number }): Fingerpri
 }
 
 /** The hash of SAMPLES blocks spread evenly over `lower` (what a lower file's print records). */
-export function sampleHash(lower: LowerSource): string {
+export function sampleHash(lower: Pick<LowerSource, 'size' | 'readInto'>): string {
   const hash = createHash('sha256')
   const block = Buffer.alloc(SAMPLE_BYTES)
   const span = Math.max(0, lower.size - SAMPLE_BYTES)

@@ -26,9 +26,11 @@ export async function* lowerObjects(meta: StoreMeta): AsyncGenerator<LowerObject
     yield { key: IMAGE_LOWER_KEY, where: `the lower image ${meta.lower.path}`, path: meta.lower.path, size, open: () => LowerImage.open(meta.lower.path) }
     return
   }
-  const { LowerDir } = await import('../tree/lower-dir.js')
+  const { openLower } = await import('../tree/open-lower.js')
   const { lowerFiles } = await import('../tree/lower-files.js')
-  const lower = LowerDir.open(meta.lower.path, meta.lower.rootIno)
+  // A directory, or a squashfs image read in user space. Left open: callers collect the refs and
+  // open them after the walk (a squashfs lower's descriptor goes with the last ref; see the notes).
+  const lower = openLower(meta.lower)
   for (const f of lowerFiles(lower)) {
     const path = lower.full(f.rel)
     yield { key: f.ino, where: `the lower file ${path}`, path, size: f.size, open: () => lower.openFile(f.rel) }

@@ -4,6 +4,8 @@
 export class BlockCache<V extends { length: number }> {
   readonly #maxBytes: number
   readonly #map = new Map<number, V>()
+  /** The key used or set last (the last in the map's order), or NaN. */
+  #newest = NaN
   #bytes = 0
   hits = 0
   misses = 0
@@ -35,8 +37,13 @@ export class BlockCache<V extends { length: number }> {
       return undefined
     }
     this.hits++
-    this.#map.delete(key)
-    this.#map.set(key, value)
+    // A walk asks for the same block many times in a row: it is the most recent already, and
+    // moving it (a delete and an insert) each time costs more than the lookup.
+    if (key !== this.#newest) {
+      this.#map.delete(key)
+      this.#map.set(key, value)
+      this.#newest = key
+    }
     return value
   }
 
@@ -53,6 +60,7 @@ export class BlockCache<V extends { length: number }> {
       return
     }
     this.#map.set(key, value)
+    this.#newest = key
     this.#bytes += value.length
     while (this.#bytes > this.#maxBytes) {
       const [oldestKey, oldest] = this.#map.entries().next().value!
@@ -65,6 +73,7 @@ export class BlockCache<V extends { length: number }> {
   clear(): void {
     for (const value of this.#map.values()) this.#onEvict?.(value)
     this.#map.clear()
+    this.#newest = NaN
     this.#bytes = 0
   }
 }

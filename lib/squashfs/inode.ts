@@ -95,32 +95,27 @@ export function splitRef(ref: number): { block: number; offset: number } {
 export function readInode(ctx: InodeContext, ref: number): SquashfsInode {
   const { reader, superblock: sb, inodeTable } = ctx
   const path = reader.path
-  const where = `the inode at ${ref.toString(16)}`
+  // Only a damaged image needs the words: they are not built for every inode read.
+  const damaged = (what: string) => `the inode at ${ref.toString(16)}: ${what}`
   const { block, offset } = splitRef(ref)
-  if (offset >= METADATA_SIZE) throw corrupt(path, `${where}: offset ${offset} is past a metadata block`)
+  if (offset >= METADATA_SIZE) throw corrupt(path, damaged(`offset ${offset} is past a metadata block`))
   const at = inodeTable.start + block
-  if (at >= inodeTable.end) throw corrupt(path, `${where}: lies past the end of the inode table`)
+  if (at >= inodeTable.end) throw corrupt(path, damaged(`lies past the end of the inode table`))
   const cur = new MetadataCursor(reader, inodeTable, at, offset)
   const head = cur.read(16)
   const typeNumber = head.readUInt16LE(0)
   const extended = typeNumber > 7
   const type = basicType(extended ? typeNumber - 7 : typeNumber)
-  if (type === undefined) throw corrupt(path, `${where}: unknown inode type ${typeNumber}`)
+  if (type === undefined) throw corrupt(path, damaged(`unknown inode type ${typeNumber}`))
   const inodeNumber = head.readUInt32LE(12)
-  if (inodeNumber < 1 || inodeNumber > sb.inodeCount) throw corrupt(path, `${where}: inode number ${inodeNumber} is outside 1..${sb.inodeCount}`)
+  if (inodeNumber < 1 || inodeNumber > sb.inodeCount) throw corrupt(path, damaged(`inode number ${inodeNumber} is outside 1..${sb.inodeCount}`))
   const uidIndex = head.readUInt16LE(4)
   const gidIndex = head.readUInt16LE(6)
-  if (uidIndex >= sb.idCount || gidIndex >= sb.idCount) throw corrupt(path, `${where}: owner index ${Math.max(uidIndex, gidIndex)} is past the ${sb.idCount} ids`)
-  const common = {
-    ref,
-    inodeNumber,
-    extended,
-    permissions: head.readUInt16LE(2) & 0o7777,
-    uidIndex,
-    gidIndex,
-    mtime: head.readUInt32LE(8),
-  }
-  const xattr = (v: number): number | null => (v === NONE ? null : v)
+  if (uidIndex >= sb.idCount || gidIndex >= sb.idCount) throw corrupt(path, damaged(`owner index ${Math.max(uidIndex, gidIndex)} is past the ${sb.idCount} ids`))
+  const permissions = head.readUInt16LE(2) & 0o7777
+  const mtime = head.readUInt32LE(8)
+  // Each shape below is one object literal, the common fields written out: spreading a common
+  // object into it cost more than the rest of the decoding (V8 clones, then grows the copy).
   switch (type) {
     case 'directory': {
       let listingBlock: number, nlink: number, size: number, listingOffset: number, parentInode: number
@@ -141,13 +136,13 @@ export function readInode(ctx: InodeContext, ref: number): SquashfsInode {
         parentInode = b.readUInt32LE(12)
         indexCount = b.readUInt16LE(16)
         listingOffset = b.readUInt16LE(18)
-        xattrIndex = xattr(b.readUInt32LE(20))
+        xattrIndex = xattrOf(b.readUInt32LE(20))
       }
-      if (size < 3) throw corrupt(path, `${where}: a directory of size ${size} (at least 3)`)
-      if (listingOffset >= METADATA_SIZE) throw corrupt(path, `${where}: listing offset ${listingOffset} is past a metadata block`)
+      if (size < 3) throw corrupt(path, damaged(`a directory of size ${size} (at least 3)`))
+      if (listingOffset >= METADATA_SIZE) throw corrupt(path, damaged(`listing offset ${listingOffset} is past a metadata block`))
       const listing = ctx.directoryTable.start + listingBlock
-      if (listing >= ctx.directoryTable.end && size > 3) throw corrupt(path, `${where}: its listing lies past the end of the directory table`)
-      return { ...common, type, nlink, xattrIndex, size, listing: { block: listing, offset: listingOffset }, parentInode, indexCount, index: cur.position() }
+      if (listing >= ctx.directoryTable.end && size > 3) throw corrupt(path, damaged(`its listing lies past the end of the directory table`))
+      return { ref, inodeNumber, extended, permissions, uidIndex, gidIndex, mtime, type, nlink, xattrIndex, size, listing: { block: listing, offset: listingOffset }, parentInode, indexCount, index: cur.position() }
     }
     case 'file': {
       let blocksStart: number, fragment: number, fragmentOffset: number, size: number
@@ -168,18 +163,24 @@ export function readInode(ctx: InodeContext, ref: number): SquashfsInode {
         nlink = b.readUInt32LE(0)
         fragment = b.readUInt32LE(4)
         fragmentOffset = b.readUInt32LE(8)
-        xattrIndex = xattr(b.readUInt32LE(12))
+        xattrIndex = xattrOf(b.readUInt32LE(12))
       }
-      if (blocksStart > sb.bytesUsed) throw corrupt(path, `${where}: its data starts at ${blocksStart}, past the end of the image`)
-      if (sparse > size) throw corrupt(path, `${where}: ${sparse} sparse bytes in a file of ${size}`)
+      if (blocksStart > sb.bytesUsed) throw corrupt(path, damaged(`its data starts at ${blocksStart}, past the end of the image`))
+      if (sparse > size) throw corrupt(path, damaged(`${sparse} sparse bytes in a file of ${size}`))
       const hasFragment = fragment !== NONE
-      if (hasFragment && fragment >= sb.fragmentCount) throw corrupt(path, `${where}: fragment ${fragment} is past the ${sb.fragmentCount} fragments`)
-      if (hasFragment && fragmentOffset >= sb.blockSize) throw corrupt(path, `${where}: fragment offset ${fragmentOffset} is past a block`)
+      if (hasFragment && fragment >= sb.fragmentCount) throw corrupt(path, damaged(`fragment ${fragment} is past the ${sb.fragmentCount} fragments`))
+      if (hasFragment && fragmentOffset >= sb.blockSize) throw corrupt(path, damaged(`fragment offset ${fragmentOffset} is past a block`))
       const tail = size % sb.blockSize
-      if (hasFragment && tail === 0) throw corrupt(path, `${where}: a fragment for a file of whole blocks`)
+      if (hasFragment && tail === 0) throw corrupt(path, damaged(`a fragment for a file of whole blocks`))
       const blockCount = hasFragment ? Math.floor(size / sb.blockSize) : Math.ceil(size / sb.blockSize)
       return {
-        ...common,
+        ref,
+        inodeNumber,
+        extended,
+        permissions,
+        uidIndex,
+        gidIndex,
+        mtime,
         type,
         nlink,
         xattrIndex,
@@ -196,22 +197,27 @@ export function readInode(ctx: InodeContext, ref: number): SquashfsInode {
       const b = cur.read(8)
       const nlink = b.readUInt32LE(0)
       const length = b.readUInt32LE(4)
-      if (length === 0 || length > MAX_SYMLINK) throw corrupt(path, `${where}: a symlink target of ${length} bytes (1 to ${MAX_SYMLINK})`)
+      if (length === 0 || length > MAX_SYMLINK) throw corrupt(path, damaged(`a symlink target of ${length} bytes (1 to ${MAX_SYMLINK})`))
       const target = Buffer.from(cur.read(length))
-      const xattrIndex = extended ? xattr(cur.u32()) : null
-      return { ...common, type, nlink, xattrIndex, target }
+      const xattrIndex = extended ? xattrOf(cur.u32()) : null
+      return { ref, inodeNumber, extended, permissions, uidIndex, gidIndex, mtime, type, nlink, xattrIndex, target }
     }
     case 'char-device':
     case 'block-device': {
       const b = cur.read(extended ? 12 : 8)
-      return { ...common, type, nlink: b.readUInt32LE(0), device: b.readUInt32LE(4), xattrIndex: extended ? xattr(b.readUInt32LE(8)) : null }
+      return { ref, inodeNumber, extended, permissions, uidIndex, gidIndex, mtime, type, nlink: b.readUInt32LE(0), device: b.readUInt32LE(4), xattrIndex: extended ? xattrOf(b.readUInt32LE(8)) : null }
     }
     case 'fifo':
     case 'socket': {
       const b = cur.read(extended ? 8 : 4)
-      return { ...common, type, nlink: b.readUInt32LE(0), xattrIndex: extended ? xattr(b.readUInt32LE(4)) : null }
+      return { ref, inodeNumber, extended, permissions, uidIndex, gidIndex, mtime, type, nlink: b.readUInt32LE(0), xattrIndex: extended ? xattrOf(b.readUInt32LE(4)) : null }
     }
   }
+}
+
+/** An xattr index as stored: NONE means none. */
+function xattrOf(v: number): number | null {
+  return v === NONE ? null : v
 }
 
 export type { SquashfsFileType }

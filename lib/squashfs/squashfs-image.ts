@@ -42,6 +42,7 @@ export class SquashfsImage {
   readonly #xattrs: XattrTable | null
   readonly #root: DirectoryInode
   readonly #fileBlocks = new BlockCache<FileBlocks & { length: number }>(FILE_BLOCKS_KEPT)
+  readonly #idValues = new Map<number, number>()
   #closed = false
 
   private constructor(path: string, fd: number, parts: ImageParts) {
@@ -170,8 +171,8 @@ export class SquashfsImage {
 
   stat(inode: SquashfsInode): SquashfsStat {
     this.#check()
-    const uid = this.#ids.entry(inode.uidIndex).readUInt32LE(0)
-    const gid = this.#ids.entry(inode.gidIndex).readUInt32LE(0)
+    const uid = this.#id(inode.uidIndex)
+    const gid = this.#id(inode.gidIndex)
     let size = 0
     let blocks = 0
     let rdev = 0
@@ -294,6 +295,16 @@ export class SquashfsImage {
       throw corrupt(this.path, `${where}: its ${tail}-byte tail at ${f.fragmentOffset} is past the ${data.length} bytes of fragment ${f.fragment} (sizes do not add up)`)
     }
     return data.subarray(f.fragmentOffset, f.fragmentOffset + tail)
+  }
+
+  /** Entry `index` of the id table; kept once read (an image has at most 65 536 ids, most a handful). */
+  #id(index: number): number {
+    let id = this.#idValues.get(index)
+    if (id === undefined) {
+      id = this.#ids.entry(index).readUInt32LE(0)
+      this.#idValues.set(index, id)
+    }
+    return id
   }
 
   #blocks(f: FileInode): FileBlocks {

@@ -33,12 +33,35 @@ export const imageMetaSchema = z.strictObject({
   lowerBinding: lowerBindingSchema.optional(),
 })
 
+/**
+ * A directory lower: its path and its root's inode number (a replaced lower is refused at open).
+ * Records made before squashfs lowers existed have no `format`: they are directories.
+ */
+export const directoryLowerSchema = z.strictObject({
+  format: z.literal('directory').optional(),
+  path: z.string().min(1),
+  rootIno: z.number().int().nonnegative(),
+})
+
+/**
+ * A squashfs image read in user space: its path, the inode number of the image's root directory,
+ * and the image's fingerprint, as a raw lower's (a changed image is refused at open).
+ */
+export const squashfsLowerSchema = z.strictObject({
+  format: z.literal('squashfs'),
+  path: z.string().min(1),
+  rootIno: z.number().int().nonnegative(),
+  fingerprint: fingerprintSchema,
+})
+
+/** What a tree store's lower is, as its record says. */
+export const treeLowerSchema = z.union([directoryLowerSchema, squashfsLowerSchema])
+
 export const treeMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
   kind: z.literal('tree'),
   pageSize: z.number().int().refine(isValidPageSize),
-  /** The lower directory and its root's inode number (a replaced lower is refused at open). */
-  lower: z.strictObject({ path: z.string().min(1), rootIno: z.number().int().nonnegative() }),
+  lower: treeLowerSchema,
   createdAt: z.string(),
   createdBy: z.string(),
   lowerBinding: lowerBindingSchema.optional(),
@@ -49,6 +72,7 @@ export const storeMetaSchema = z.discriminatedUnion('kind', [imageMetaSchema, tr
 
 export type ImageMeta = z.infer<typeof imageMetaSchema>
 export type TreeMeta = z.infer<typeof treeMetaSchema>
+export type TreeLowerRecord = z.infer<typeof treeLowerSchema>
 export type StoreMeta = z.infer<typeof storeMetaSchema>
 export type StoreKind = StoreMeta['kind']
 

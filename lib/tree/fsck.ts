@@ -11,11 +11,11 @@ import { hasDatabase } from '../store/database.js'
 import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { checkPagedFiles, emptyDataCounts, parseFsckOptions, type DataFile, type FsckOptions } from '../store/fsck-data.js'
 import { runFsck, type ReportProblem } from '../store/fsck-runner.js'
-import { readFileRecord, readStoreMeta } from '../store/meta.js'
+import { readFileRecord, readStoreMeta, type TreeMeta } from '../store/meta.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { describeMismatch, rowCountMismatches } from '../integrity/row-counts.js'
 import { UPPER_INO_BASE } from './ino.js'
-import { LowerDir } from './lower-dir.js'
+import { openLower } from './open-lower.js'
 import type { LowerTree } from './lower-tree.js'
 import { printChanges } from './lower-print.js'
 import { Namespace, type InodeRow } from './namespace.js'
@@ -57,17 +57,33 @@ export async function checkTreeStore(dir: string, fsckOptions: FsckOptions = {})
 async function check(db: Database.Database, path: string, report: TreeFsckReport, problem: Problem, options: FsckOptions): Promise<void> {
   const meta = readStoreMeta(db, path)
   if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
-  const geometry = new Geometry(meta.pageSize)
-  const storeOwner = ownerOfDirectory(path)
-  const ns = new Namespace(db, path)
-  const rootIno = meta.lower.rootIno
   let lower: LowerTree | undefined
   try {
-    lower = LowerDir.open(meta.lower.path, rootIno)
+    lower = openLower(meta.lower)
   } catch (err) {
     const e = fromSystemError(err, 'opening the lower')
     problem(e.code, e.message)
   }
+  try {
+    await checkWithLower(db, path, report, problem, meta, lower, options)
+  } finally {
+    lower?.close()
+  }
+}
+
+async function checkWithLower(
+  db: Database.Database,
+  path: string,
+  report: TreeFsckReport,
+  problem: Problem,
+  meta: TreeMeta,
+  lower: LowerTree | undefined,
+  options: FsckOptions,
+): Promise<void> {
+  const geometry = new Geometry(meta.pageSize)
+  const storeOwner = ownerOfDirectory(path)
+  const ns = new Namespace(db, path)
+  const rootIno = meta.lower.rootIno
 
   // Inodes, one by one, so that one bad record does not hide the others.
   const rows = new Map<number, InodeRow>()

@@ -141,4 +141,7 @@ export class LowerDir implements LowerTree {
     }
     return out
   }
+
+  /** Nothing to release: every call opens and closes what it reads. */
+  close(): void {}
 }

@@ -1,6 +1,7 @@
 // What a tree store reads its lower through: a read-only tree of objects addressed by their path
 // relative to the lower's root ('' is the root; names in name form, name-bytes.ts). A directory
-// (lower-dir.ts) is one implementation; the store never follows a symlink and never writes.
+// (lower-dir.ts) and a squashfs image (lower-squashfs.ts) implement it, and open-lower.ts picks
+// one from the store record; the store never follows a symlink and never writes.
 import type { LowerStat } from '../lower-stat.js'
 import type { LowerSource } from '../page/lower-source.js'
 import type { FileType } from './file-type.js'
@@ -42,6 +43,11 @@ export interface LowerTree {
   readlink(rel: string): string
   /** Open the lower regular file at `rel` for reading (a symlink there is ELOOP). */
   openFile(rel: string): LowerFile
-  /** The object's extended attributes (symlinks, devices and sockets report none). */
+  /**
+   * The object's extended attributes (a directory lower reports none for symlinks, devices and
+   * sockets: it cannot open them without following or blocking).
+   */
   xattrs(rel: string, type: FileType): Map<string, Buffer>
+  /** Release what the lower holds open; files opened from it stop reading. */
+  close(): void
 }

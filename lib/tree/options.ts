@@ -1,10 +1,17 @@
 // Options of the tree store API, validated with zod at the edge (misspelled options are errors).
 import { z } from 'zod'
 import { createOptionsSchema, openOptionsSchema } from '../image/options.js'
+import { treeLowerFormatSchema } from '../lower-format.js'
 import { FILE_TYPES, type FileType } from './file-type.js'
 
-/** `TreeStore.create(dir, { lower, pageSize = 4096, autoFlushMs = 5000 })`; `lower` is a directory. */
-export const treeCreateOptionsSchema = createOptionsSchema
+/**
+ * `TreeStore.create(dir, { lower, lowerFormat, pageSize = 4096, autoFlushMs = 5000 })`: `lower` is a
+ * directory or a squashfs image, told apart by what is there unless `lowerFormat` ('directory' or
+ * 'squashfs') insists on one.
+ */
+export const treeCreateOptionsSchema = createOptionsSchema.extend({
+  lowerFormat: treeLowerFormatSchema.optional(),
+})
 /** `TreeStore.open(dir, { readOnly = false, autoFlushMs = 5000 })`. */
 export const treeOpenOptionsSchema = openOptionsSchema
 

@@ -3,6 +3,7 @@
 import { readFileState } from '../store/meta.js'
 import { databaseBytes } from '../store/database.js'
 import { listChanges, type TreeChange } from './changes.js'
+import { formatOfLower } from './open-lower.js'
 import type { TreeParts } from './tree-parts.js'
 
 /** What `info()` returns: plain data, printed as is by `pagecow inspect --json`. */
@@ -11,7 +12,8 @@ export interface TreeStoreInfo {
   kind: 'tree'
   readOnly: boolean
   pageSize: number
-  lower: { path: string }
+  /** The lower: a directory, or a squashfs image read in user space. */
+  lower: { path: string; format: 'directory' | 'squashfs' }
   /** Objects the upper records (changed lower objects and new ones), names and whiteouts. */
   namespace: { inodes: number; entries: number; whiteouts: number; xattrs: number }
   /** Regular files with pages in the upper, and their pages by state. */
@@ -72,7 +74,7 @@ export function treeInfo(p: TreeParts): TreeStoreInfo {
     kind: 'tree',
     readOnly: p.readOnly,
     pageSize: p.meta.pageSize,
-    lower: { path: p.meta.lower.path },
+    lower: { path: p.meta.lower.path, format: formatOfLower(p.meta.lower) },
     namespace: {
       inodes: count('SELECT count(*) AS n FROM inodes'),
       entries: count('SELECT count(*) AS n FROM dirents WHERE ino IS NOT NULL'),

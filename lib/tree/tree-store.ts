@@ -22,7 +22,8 @@ import type { TreeChange } from './changes.js'
 import type { TreeFileHandle } from './file-handle.js'
 import * as fileOps from './file-ops.js'
 import type { TreeFileInfo } from './file-ops.js'
-import { LowerDir } from './lower-dir.js'
+import type { LowerTree } from './lower-tree.js'
+import { openLower, recordLower } from './open-lower.js'
 import * as changes from './namespace-changes.js'
 import { checkName, compareNames, joinPath, type TreePath } from './names.js'
 import { UPPER_DIR } from './node-table.js'
@@ -76,7 +77,10 @@ export class TreeStore extends EventEmitter {
           ns.refresh()
           nodes.reload()
         },
-        closeFiles: () => nodes.closeAll(),
+        closeFiles: () => {
+          nodes.closeAll()
+          parts.lower.close()
+        },
         inFlux: () => nodes.inFlux(),
         tidy: () => parts.recover(), // removed files that only open handles kept: no handle outlives the store
       },
@@ -84,7 +88,7 @@ export class TreeStore extends EventEmitter {
     )
   }
 
-  /** Create a tree store in `dir` (new or empty) over the directory `lower`. Nothing of the lower is read but its root. */
+  /** Create a tree store in `dir` (new or empty) over `lower`, a directory or a squashfs image. Nothing of the lower is read but its root. */
   static async create(dir: string, options: TreeCreateOptions): Promise<TreeStore> {
     const opts = parseWith(treeCreateOptionsSchema, options, 'create')
     const path = resolve(dir)
@@ -93,11 +97,10 @@ export class TreeStore extends EventEmitter {
       lowerPath = fs.realpathSync(resolve(opts.lower))
     } catch (err) {
       const e = fromSystemError(err, `reading the lower ${opts.lower}`)
-      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower directory ${resolve(opts.lower)} does not exist`, { cause: err })
+      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(opts.lower)} does not exist`, { cause: err })
       throw e
     }
-    const rootIno = fs.lstatSync(lowerPath).ino
-    LowerDir.open(lowerPath, rootIno)
+    const lower = recordLower(lowerPath, opts.lowerFormat)
     const created = prepareEmptyDirectory(path)
     const real = fs.realpathSync(path)
     if (real === lowerPath || real.startsWith(lowerPath + '/') || lowerPath.startsWith(real + '/')) {
@@ -113,7 +116,7 @@ export class TreeStore extends EventEmitter {
         format: 'pagecow',
         kind: 'tree',
         pageSize: opts.pageSize,
-        lower: { path: lowerPath, rootIno },
+        lower,
         createdAt: new Date().toISOString(),
         createdBy: `pagecow ${VERSION}`,
       }
@@ -138,17 +141,20 @@ export class TreeStore extends EventEmitter {
     // Upper files are opened by name inside upper/: it must be the store's own directory.
     if (fs.existsSync(`${path}/${DATABASE_FILE}`)) checkStoreFile(`${path}/${UPPER_DIR}`, ownerOfDirectory(path), 'directory')
     const core = StoreCore.open(path, { readOnly: opts.readOnly, autoFlushMs: opts.autoFlushMs, files: [] })
+    let lower: LowerTree | undefined
     try {
       const meta = readStoreMeta(core.db, path)
       if (meta.kind !== 'tree') {
         throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store, not a tree store; open it with openStore() or ImageStore.open()`)
       }
       checkRowCounts(core.db, path)
-      const parts = new TreeParts(core, meta, LowerDir.open(meta.lower.path, meta.lower.rootIno))
+      lower = openLower(meta.lower)
+      const parts = new TreeParts(core, meta, lower)
       const store = new TreeStore(parts)
       if (!opts.readOnly) parts.recover()
       return store
     } catch (err) {
+      lower?.close()
       core.abandon()
       throw fromSystemError(err, `opening the store ${path}`)
     }
@@ -158,7 +164,7 @@ export class TreeStore extends EventEmitter {
     return this.#p.meta.pageSize
   }
 
-  /** The lower directory. */
+  /** The lower: a directory, or a squashfs image. */
   get lowerPath(): string {
     return this.#p.meta.lower.path
   }

@@ -1,7 +1,9 @@
-// `pagecow create STORE --lower LOWER`: a new store over a raw image, or over a directory tree.
+// `pagecow create STORE --lower LOWER`: a new store over a raw image, or over a directory tree or
+// a squashfs image (read in user space).
 import { statSync, type Stats } from 'node:fs'
 import { z } from 'zod'
 import { PagecowError } from '../../errors.js'
+import { LOWER_FORMATS, type LowerFormat } from '../../lower-format.js'
 import { createStore } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
@@ -14,7 +16,7 @@ import { pseudoFileSystemOf } from '../pseudo-fs.js'
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
   lower: z.string().min(1, 'the lower (an image or a directory) is required'),
-  lowerFormat: z.enum(['raw']).optional(),
+  lowerFormat: z.enum(LOWER_FORMATS, { error: `must be one of ${LOWER_FORMATS.join(', ')}` }).optional(),
   pageSize: pageSizeValue.optional(),
   bindLower: z.boolean().optional(),
   json: z.boolean().optional(),
@@ -23,13 +25,13 @@ const schema = z.strictObject({
 
 export function createCommand(io: CliIo) {
   const cmd = newCommand('create', io)
-    .summary('create a store over a raw image or a directory tree')
+    .summary('create a store over a raw image, a directory tree or a squashfs image')
     .description(
-      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode) or a directory (tree mode). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
+      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode), or a directory or a squashfs image read without mounting it (tree mode). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
     )
     .argument('<STORE>', 'the store directory to create')
-    .requiredOption('--lower <LOWER>', 'the raw image or directory to overlay; it is only ever read')
-    .option('--lower-format <FORMAT>', 'only "raw": take LOWER as a raw image even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image')
+    .requiredOption('--lower <LOWER>', 'the raw image, directory or squashfs image to overlay; it is only ever read')
+    .option('--lower-format <FORMAT>', `what LOWER is: ${LOWER_FORMATS.join(', ')}; default: a directory, a squashfs image by its magic, else raw ("raw" also takes LOWER as raw even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image)`)
     .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
     .option('--bind-lower', 'bind the store to its lower: hash every lower page now (reads the whole lower once), so reads never serve a lower page that changed')
     .option('--json', "print the new store's info as JSON")
@@ -42,6 +44,7 @@ export function createCommand(io: CliIo) {
       try {
         created = await createStore(opts.store, {
           lower: opts.lower,
+          lowerFormat: opts.lowerFormat,
           pageSize: opts.pageSize,
           bindLower: opts.bindLower ?? false,
           onProgress: ({ doneBytes, totalBytes }) => {
@@ -54,7 +57,7 @@ export function createCommand(io: CliIo) {
       }
       try {
         const info = created.info()
-        const what = info.kind === 'image' ? `${formatSize(info.size)} image` : 'tree'
+        const what = info.kind === 'image' ? `${formatSize(info.size)} image` : info.lower.format === 'squashfs' ? 'tree (squashfs image)' : 'tree'
         await writeTo(
           io.stdout,
           opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.path}: ${what} over ${info.lower.path}, page size ${formatSize(info.pageSize)}\n`,
@@ -68,6 +71,7 @@ export function createCommand(io: CliIo) {
     'pagecow create vm1.cow --lower base.img --page-size 64k --json',
     'pagecow create root.cow --lower /srv/rootfs',
     'pagecow create vm1.cow --lower base.img --bind-lower',
+    'pagecow create root.cow --lower rootfs.squashfs',
     'qemu-img convert -O raw base.qcow2 base.img && pagecow create vm1.cow --lower base.img',
   ])
 }
@@ -80,16 +84,19 @@ function checkStorePlace(store: string): void {
   if (stat && stat !== 'unreadable' && !stat.isDirectory()) throw new PagecowError('EEXIST', `create: ${store} exists and is not a directory; a store is made in a new or empty directory`)
 }
 
-/** An image lower must look raw, unless --lower-format raw says it is. */
-function checkLower(lower: string, format: 'raw' | undefined): void {
+/**
+ * An image lower must look raw, unless --lower-format says what it is (createStore then checks
+ * that it is: a squashfs image by its magic, a directory).
+ */
+function checkLower(lower: string, format: LowerFormat | undefined): void {
   const stat = statIfAny(lower)
   if (!stat) throw new PagecowError('ENOENT', `create: the lower ${lower} does not exist`)
   if (stat === 'unreadable') return // creating the store says why
   if (stat.isDirectory()) {
-    if (format) throw new PagecowError('EINVAL', `create: --lower-format is for an image lower; ${lower} is a directory (a tree lower)`)
+    if (format === 'raw') throw new PagecowError('EINVAL', `create: --lower-format raw is for an image lower; ${lower} is a directory (a tree lower)`)
     return
   }
-  if (format === 'raw' || !stat.isFile()) return
+  if (format !== undefined || !stat.isFile()) return
   let found: string | undefined
   try {
     found = nonRawFormat(lower)
