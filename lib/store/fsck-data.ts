@@ -158,6 +158,12 @@ function unownedBytes(db: Database.Database, geometry: Geometry, id: number, fil
     return 0 // a missing or unsafe upper is the kind's to report
   }
   try {
+    // Allocated space within 1% (and 1 MiB) of what the DATA pages need is the file system's own
+    // (extent tree blocks): not worth walking every extent of a scattered upper, which costs a
+    // SEEK_DATA/SEEK_HOLE pair each. `--repair` always walks.
+    const allocated = fs.fstatSync(fd).blocks * 512
+    const needed = geometry.byteOf(file.pages.data)
+    if (allocated <= needed + Math.max(1024 * 1024, needed / 100)) return 0
     let pages = 0
     for (const r of unownedRanges(db, geometry, id, fd)) pages += r.end - r.start
     return geometry.byteOf(pages)
