@@ -4,7 +4,7 @@
 // are recorded for partial copy-ups only. An unbound store behaves as before.
 import { spawn, execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, openSync, readSync, closeSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { mkdirSync, openSync, readdirSync, readSync, closeSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
@@ -16,6 +16,8 @@ import { childEnv } from './fixtures/child-env.js'
 import { checkNothingLeftMounted, fuseUsable, mountStore, mountTestDir, python, ROOT, unmountAndWait } from './fixtures/fuse-mounted.js'
 import { RawClient } from './fixtures/nbd-raw-client.js'
 import { shortTempDir } from './fixtures/nbd-served.js'
+import { cannotRun } from './fixtures/cannot-run.js'
+import { mksquashfs, mksquashfsMissing } from './fixtures/squashfs-tree.js'
 
 const P = 4096
 const SIZE = 4 * 1024 * 1024 + 1000 // a short last page
@@ -359,3 +361,28 @@ t.test('SIGKILL during verify --record leaves a store that opens (unbound) and c
 })
 
 checkNothingLeftMounted(t)
+
+t.test('a tree store over a squashfs image binds and verifies, and leaves no descriptor open', async (t) => {
+  const missing = mksquashfsMissing()
+  if (missing) return cannotRun(t, missing)
+  const dir = t.testdir()
+  mkdirSync(join(dir, 'src', 'etc'), { recursive: true })
+  writeFileSync(join(dir, 'src', 'etc', 'big'), Buffer.alloc(5 * 4096 + 100, 0x61))
+  writeFileSync(join(dir, 'src', 'small'), 'small file\n')
+  const image = join(dir, 'root.sqfs')
+  mksquashfs(join(dir, 'src'), image, [])
+  const storeDir = join(dir, 'store')
+  await (await TreeStore.create(storeDir, { lower: image })).close()
+  const fds = () => readdirSync('/proc/self/fd').length
+  const before = fds()
+  const bound = await bindLower(storeDir)
+  t.equal(bound.files, 2, 'both files of the image recorded')
+  const report = await verifyStore(storeDir)
+  t.match(report, { clean: true, bound: true })
+  t.equal(fds(), before, 'the image is closed after the walks')
+  const store = await TreeStore.open(storeDir, { readOnly: true })
+  const h = await store.open('/etc/big', 'r')
+  t.same(await h.read(4096 * 5, 100), Buffer.alloc(100, 0x61), 'a bound page of the image reads through its check')
+  await h.close()
+  await store.close()
+})

@@ -51,12 +51,13 @@ export async function bindLower(dir: string, options: BindOptions = {}): Promise
   const opts = parseWith(bindOptionsSchema, options, 'bindLower')
   const path = resolve(dir)
   const kind = await storeKind(path)
+  const closers: Array<() => void> = [] // the lower a tree walk opened
   const core = StoreCore.open(path, { readOnly: false, autoFlushMs: 0, files: kind === 'image' ? [basename(upperPathOf(path, 'image', 1))] : [] })
   try {
     const meta = readStoreMeta(core.db, path)
     const { lowerBinding: _was, ...unbound } = meta
     const objects: LowerObjectRef[] = []
-    for await (const o of lowerObjects(meta)) objects.push(o)
+    for await (const o of lowerObjects(meta, closers)) objects.push(o)
     if (meta.kind === 'image') {
       const { LowerImage } = await import('../image/lower-image.js')
       const image = LowerImage.open(meta.lower.path)
@@ -118,5 +119,6 @@ export async function bindLower(dir: string, options: BindOptions = {}): Promise
     return { path, kind: meta.kind, files: objects.length, pages, bytes: totalBytes, recordedAt: binding.recordedAt }
   } finally {
     core.abandon()
+    for (const close of closers) close()
   }
 }

@@ -16,8 +16,11 @@ export interface LowerObjectRef {
   open(): LowerFile
 }
 
-/** The lower objects of the store `meta` describes; a tree lower is walked as this iterates. */
-export async function* lowerObjects(meta: StoreMeta): AsyncGenerator<LowerObjectRef> {
+/**
+ * The lower objects of the store `meta` describes; a tree lower is walked as this iterates. The
+ * refs stay openable after the walk: the lower is closed by the function pushed to `closers`.
+ */
+export async function* lowerObjects(meta: StoreMeta, closers: Array<() => void>): AsyncGenerator<LowerObjectRef> {
   if (meta.kind === 'image') {
     const { LowerImage } = await import('../image/lower-image.js')
     const image = LowerImage.open(meta.lower.path)
@@ -28,9 +31,8 @@ export async function* lowerObjects(meta: StoreMeta): AsyncGenerator<LowerObject
   }
   const { openLower } = await import('../tree/open-lower.js')
   const { lowerFiles } = await import('../tree/lower-files.js')
-  // A directory, or a squashfs image read in user space. Left open: callers collect the refs and
-  // open them after the walk (a squashfs lower's descriptor goes with the last ref; see the notes).
-  const lower = openLower(meta.lower)
+  const lower = openLower(meta.lower) // a directory, or a squashfs image read in user space
+  closers.push(() => lower.close())
   for (const f of lowerFiles(lower)) {
     const path = lower.full(f.rel)
     yield { key: f.ino, where: `the lower file ${path}`, path, size: f.size, open: () => lower.openFile(f.rel) }

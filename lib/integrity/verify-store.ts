@@ -76,6 +76,7 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
   const opts = parseWith(verifyOptionsSchema, options, 'verify')
   const path = resolve(dir)
   const kind = await storeKind(path)
+  const closers: Array<() => void> = [] // the lower a tree walk opened
   const core = StoreCore.open(path, { readOnly: true, autoFlushMs: 0, files: kind === 'image' ? [basename(upperPathOf(path, 'image', 1))] : [] })
   try {
     const meta = readStoreMeta(core.db, path)
@@ -100,7 +101,7 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
     const bases = (core.db.prepare('SELECT count(*) AS n FROM copyup_base').get() as { n: number }).n
     const objects: LowerObjectRef[] = []
     try {
-      for await (const o of lowerObjects(meta)) objects.push(o)
+      for await (const o of lowerObjects(meta, closers)) objects.push(o)
     } catch (err) {
       const e = fromSystemError(err, `reading the lower ${meta.lower.path}`)
       problem({ code: 'ESTALE', what: 'fingerprint', file: meta.lower.path, message: e.message })
@@ -118,6 +119,7 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
     return report
   } finally {
     core.abandon()
+    for (const close of closers) close()
   }
 }
 
