@@ -19,28 +19,41 @@ export function pageSum(bytes: Uint8Array): bigint {
  * different records encode alike ("ab","c" is not "a","bc"; 1 is not "1"). 8 bytes, little-endian.
  */
 export function recordSum(fields: ReadonlyArray<number | bigint | string | Uint8Array | null>): Buffer {
-  const parts: Buffer[] = []
+  // Encoded into one buffer sized first: a page_sums row (up to 8 KiB) is summed every time it is
+  // loaded, on the first read of its pages.
+  let length = 0
+  const texts: Array<Buffer | undefined> = []
   for (const f of fields) {
-    if (f === null) parts.push(Buffer.of(0))
+    if (f === null) length += 1
+    else if (typeof f === 'number' || typeof f === 'bigint') length += 9
+    else {
+      const bytes = typeof f === 'string' ? Buffer.from(f, 'utf8') : undefined
+      texts.push(bytes)
+      length += 5 + (bytes ?? (f as Uint8Array)).length
+    }
+  }
+  const all = Buffer.allocUnsafe(length)
+  let at = 0
+  let t = 0
+  for (const f of fields) {
+    if (f === null) all[at++] = 0
     else if (typeof f === 'number') {
-      const b = Buffer.alloc(9)
-      b[0] = 1
-      b.writeDoubleLE(f, 1)
-      parts.push(b)
+      all[at] = 1
+      all.writeDoubleLE(f, at + 1)
+      at += 9
     } else if (typeof f === 'bigint') {
-      const b = Buffer.alloc(9)
-      b[0] = 2
-      b.writeBigInt64LE(BigInt.asIntN(64, f), 1)
-      parts.push(b)
+      all[at] = 2
+      all.writeBigInt64LE(BigInt.asIntN(64, f), at + 1)
+      at += 9
     } else {
-      const bytes = typeof f === 'string' ? Buffer.from(f, 'utf8') : f
-      const head = Buffer.alloc(5)
-      head[0] = typeof f === 'string' ? 3 : 4
-      head.writeUInt32LE(bytes.length, 1)
-      parts.push(head, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length))
+      const bytes = texts[t++] ?? (f as Uint8Array)
+      all[at] = typeof f === 'string' ? 3 : 4
+      all.writeUInt32LE(bytes.length, at + 1)
+      all.set(bytes, at + 5)
+      at += 5 + bytes.length
     }
   }
   const out = Buffer.alloc(8)
-  out.writeBigUInt64LE(hash(Buffer.concat(parts)))
+  out.writeBigUInt64LE(hash(all))
   return out
 }

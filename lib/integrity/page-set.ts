@@ -1,13 +1,11 @@
-// A set of page numbers (up to 2^43 of them, past what 32-bit bitmaps hold): one roaring bitmap
-// per chunk of PAGES_PER_CHUNK pages, so runs of pages cost a few bytes and scattered ones two.
-import roaring from 'roaring'
+// A set of page numbers (up to 2^43 of them, past what 32-bit bitmaps hold): one PageChunk per
+// chunk of PAGES_PER_CHUNK pages, so a few scattered pages cost a few bytes and a dense chunk
+// 8 KiB. Plain JavaScript: reads and writes ask it once or twice per page.
 import { chunkOf, firstPageOfChunk, PAGES_PER_CHUNK } from '../geometry.js'
-
-const { RoaringBitmap32 } = roaring
-type Bitmap = InstanceType<typeof RoaringBitmap32>
+import { PageChunk } from './page-chunk.js'
 
 export class PageSet {
-  readonly #chunks = new Map<number, Bitmap>()
+  readonly #chunks = new Map<number, PageChunk>()
 
   get isEmpty(): boolean {
     return this.#chunks.size === 0
@@ -28,8 +26,8 @@ export class PageSet {
     for (let c = chunkOf(start); start < end; c++) {
       const base = firstPageOfChunk(c)
       const stop = Math.min(end, base + PAGES_PER_CHUNK)
-      const bitmap = this.#chunks.get(c)
-      if (!bitmap || !bitmap.hasRange(start - base, stop - base)) return false
+      const chunk = this.#chunks.get(c)
+      if (!chunk || !chunk.hasRange(start - base, stop - base)) return false
       start = stop
     }
     return true
@@ -37,33 +35,34 @@ export class PageSet {
 
   add(page: number): void {
     const c = chunkOf(page)
-    this.#bitmap(c).add(page - firstPageOfChunk(c))
+    this.#chunk(c).add(page - firstPageOfChunk(c))
   }
 
   addRange(start: number, end: number): void {
     for (let c = chunkOf(start); start < end; c++) {
       const base = firstPageOfChunk(c)
       const stop = Math.min(end, base + PAGES_PER_CHUNK)
-      this.#bitmap(c).addRange(start - base, stop - base)
+      this.#chunk(c).addRange(start - base, stop - base)
       start = stop
     }
   }
 
   delete(page: number): void {
     const c = chunkOf(page)
-    const bitmap = this.#chunks.get(c)
-    if (!bitmap) return
-    bitmap.delete(page - firstPageOfChunk(c))
-    if (bitmap.isEmpty) this.#chunks.delete(c)
+    const chunk = this.#chunks.get(c)
+    if (!chunk) return
+    chunk.delete(page - firstPageOfChunk(c))
+    if (chunk.size === 0) this.#chunks.delete(c)
   }
 
   deleteRange(start: number, end: number): void {
+    if (start >= end) return
     for (const c of [...this.#chunks.keys()]) {
       const base = firstPageOfChunk(c)
       if (base + PAGES_PER_CHUNK <= start || base >= end) continue
-      const bitmap = this.#chunks.get(c)!
-      bitmap.removeRange(Math.max(0, start - base), Math.min(PAGES_PER_CHUNK, end - base))
-      if (bitmap.isEmpty) this.#chunks.delete(c)
+      const chunk = this.#chunks.get(c)!
+      chunk.deleteRange(Math.max(0, start - base), Math.min(PAGES_PER_CHUNK, end - base))
+      if (chunk.size === 0) this.#chunks.delete(c)
     }
   }
 
@@ -82,13 +81,13 @@ export class PageSet {
   *pages(): Generator<number> {
     for (const c of [...this.#chunks.keys()].sort((a, b) => a - b)) {
       const base = firstPageOfChunk(c)
-      for (const local of this.#chunks.get(c)!) yield base + local
+      for (const local of this.#chunks.get(c)!.members()) yield base + local
     }
   }
 
-  #bitmap(c: number): Bitmap {
-    let bitmap = this.#chunks.get(c)
-    if (!bitmap) this.#chunks.set(c, (bitmap = new RoaringBitmap32()))
-    return bitmap
+  #chunk(c: number): PageChunk {
+    let chunk = this.#chunks.get(c)
+    if (!chunk) this.#chunks.set(c, (chunk = new PageChunk()))
+    return chunk
   }
 }

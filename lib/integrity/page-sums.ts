@@ -17,6 +17,8 @@ interface Block {
   /** Bumped by every change; a commit saves a version and compares on completion. */
   version: number
   savedVersion: number
+  /** When it was last asked for (the cache's clock): the least recent clean blocks go first. */
+  used: number
 }
 
 /** Changed blocks captured for a commit. */
@@ -28,9 +30,11 @@ export class PageSums {
   readonly #db: Database.Database
   readonly #file: number
   readonly #where: string
-  /** Blocks in memory, least recently used first. */
+  /** Blocks in memory. */
   readonly #cache = new Map<number, Block>()
   readonly #dirty = new Set<number>()
+  /** Ticks on every look-up: a stamp, not a reordering of the map (a read asks once a page). */
+  #clock = 0
 
   constructor(db: Database.Database, file: number, where: string) {
     this.#db = db
@@ -94,14 +98,13 @@ export class PageSums {
   #block(b: number): Block {
     let block = this.#cache.get(b)
     if (block) {
-      this.#cache.delete(b) // most recently used last
-      this.#cache.set(b, block)
+      block.used = ++this.#clock
       return block
     }
     // A block without a row is cached too, as no sums (all 0): otherwise every write into a block
     // that holds no DATA page yet (every write of a fresh store) asks the database again.
     const sums = this.#load(b)
-    block = { sums: sums ?? new SumBlock(), version: 0, savedVersion: 0 }
+    block = { sums: sums ?? new SumBlock(), version: 0, savedVersion: 0, used: ++this.#clock }
     this.#cache.set(b, block)
     this.#evict()
     return block
@@ -124,11 +127,10 @@ export class PageSums {
   }
 
   #evict(): void {
-    if (this.#cache.size <= CACHE_BLOCKS + this.#dirty.size) return
-    for (const b of this.#cache.keys()) {
-      if (this.#cache.size <= CACHE_BLOCKS + this.#dirty.size) break
-      if (!this.#dirty.has(b)) this.#cache.delete(b)
-    }
+    const over = this.#cache.size - CACHE_BLOCKS - this.#dirty.size
+    if (over <= 0) return
+    const clean = [...this.#cache].filter(([b]) => !this.#dirty.has(b)).sort((x, y) => x[1].used - y[1].used)
+    for (const [b] of clean.slice(0, over)) this.#cache.delete(b)
   }
 }
 

@@ -63,13 +63,27 @@ export class SumBlock {
       return block
     }
     if (b.length % PAIR_BYTES !== 0 || b.length / PAIR_BYTES > SPARSE_MAX_STORED) return undefined
+    // Straight into the form set() would end in, a dense block without a BigInt per sum: a block
+    // is decoded on the first read of any of its pages after every open.
+    const count = b.length / PAIR_BYTES
+    const view = new DataView(b.buffer, b.byteOffset, b.byteLength)
+    const dense = count > SPARSE_MAX_IN_MEMORY ? new BigUint64Array(SUMS_PER_BLOCK) : undefined
+    const halves = dense ? new DataView(dense.buffer) : undefined
     let last = -1
     for (let at = 0; at < b.length; at += PAIR_BYTES) {
-      const i = b.readUInt16LE(at)
-      const sum = b.readBigUInt64LE(at + 2)
-      if (i <= last || i >= SUMS_PER_BLOCK || sum === 0n) return undefined // not as encode() writes
+      const i = view.getUint16(at, true)
+      const lo = view.getUint32(at + 2, true)
+      const hi = view.getUint32(at + 6, true)
+      if (i <= last || i >= SUMS_PER_BLOCK || (lo === 0 && hi === 0)) return undefined // not as encode() writes
       last = i
-      block.set(i, sum)
+      if (halves) {
+        halves.setUint32(i * 8, lo, true)
+        halves.setUint32(i * 8 + 4, hi, true)
+      } else block.#sparse!.set(i, (BigInt(hi) << 32n) | BigInt(lo))
+    }
+    if (dense) {
+      block.#sparse = undefined
+      block.#dense = dense
     }
     return block
   }
