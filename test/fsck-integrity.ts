@@ -200,3 +200,25 @@ t.test('damaged copy-up base and lower binding rows are reported', async (t) => 
   const report = await checkStore(storeDir)
   t.match(report.problems, [{ code: 'ECORRUPT', message: /lower pages 0–1023/ }, { code: 'ECORRUPT', file: 'image', page: 3, message: /copy-up base/ }])
 })
+
+t.test('the CLI: --quick reads no page, --repair --json reports what it gave back with the check', async (t) => {
+  const { storeDir } = await imageStore(t)
+  flipByte(join(storeDir, 'upper.img'), 9 * PAGE + 1)
+  const quick = await runCli(['fsck', storeDir, '--quick', '--json'])
+  t.equal(quick.code, 0, 'a flipped page byte is not seen without reading pages')
+  t.match(JSON.parse(quick.stdout), { clean: true, dataChecked: false, checked: { verifiedPages: 0 } })
+  const full = await runCli(['fsck', storeDir])
+  t.equal(full.code, 4)
+  t.match(full.stdout, /^ECORRUPT {2}the image, page 9: /m)
+  // Space no page owns: a page written past the map's knowledge (as a killed writer leaves it).
+  const fd = nodeFs.openSync(join(storeDir, 'upper.img'), 'r+')
+  nodeFs.writeSync(fd, Buffer.alloc(PAGE * 64, 9), 0, PAGE * 64, PAGE * 200)
+  nodeFs.closeSync(fd)
+  const repaired = await runCli(['fsck', storeDir, '--repair', '--json'])
+  t.equal(repaired.code, 4, 'still not clean: repair gives space back, it does not mend damage')
+  const json = JSON.parse(repaired.stdout) as { repair: { reclaimedBytes: number; actions: string[] }; problems: Array<{ page: number }>; checked: { unownedBytes: number } }
+  t.equal(json.repair.reclaimedBytes, 64 * PAGE, 'the 64 unowned pages given back')
+  t.match(json.repair.actions, [/punched 64 pages/])
+  t.equal(json.checked.unownedBytes, 0)
+  t.ok(json.problems.some((p) => p.page === 9), 'the damaged page is still reported')
+})

@@ -4,13 +4,16 @@
 import type Database from 'better-sqlite3'
 import { dirname } from 'node:path'
 import { PagecowError } from '../errors.js'
-import { Geometry, firstPageOfChunk } from '../geometry.js'
+import { Geometry, firstPageOfChunk, PAGES_PER_CHUNK } from '../geometry.js'
 import { Chunk } from '../page/chunk.js'
 import { UpperFile } from '../page/upper-file.js'
 import { readStoreMeta } from '../store/meta.js'
 import { pageSum } from './hash.js'
 import { upperPathOf } from './upper-path.js'
 import { PageSums } from './page-sums.js'
+
+/** Bytes of an upper read at a time. */
+const READ_BYTES = 1024 * 1024
 
 interface ChunkRow {
   file: number
@@ -29,7 +32,8 @@ export function sumExistingPages(db: Database.Database, dbPath: string): number 
   const g = new Geometry(meta.pageSize)
   const upperOf = (file: number) => upperPathOf(storePath, meta.kind, file)
   const rows = db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').all() as ChunkRow[]
-  const page = Buffer.alloc(g.pageSize)
+  const pagesPerRead = Math.max(1, Math.floor(READ_BYTES / g.pageSize))
+  const buffer = Buffer.alloc(g.byteOf(pagesPerRead))
   let summed = 0
   let current: { file: number; sums: PageSums; upper: UpperFile } | undefined
   const finish = () => {
@@ -49,12 +53,16 @@ export function sumExistingPages(db: Database.Database, dbPath: string): number 
       } catch (err) {
         throw new PagecowError('ECORRUPT', `upgrading to checksums: ${(err as Error).message}`, { cause: err })
       }
-      for (const run of chunk.runs(0, 2 ** 16, firstPageOfChunk(row.chunk))) {
+      for (const run of chunk.runs(0, PAGES_PER_CHUNK, firstPageOfChunk(row.chunk))) {
         if (run.state !== 'data') continue
-        for (let p = run.start; p < run.end; p++) {
-          current.upper.readInto(page, 0, g.pageSize, g.byteOf(p))
-          current.sums.set(p, pageSum(page))
-          summed++
+        // A run read a buffer at a time, not a page at a time: an upgrade reads every DATA page.
+        for (let p = run.start; p < run.end; ) {
+          const n = Math.min(run.end - p, pagesPerRead)
+          const bytes = buffer.subarray(0, g.byteOf(n))
+          current.upper.readInto(bytes, 0, bytes.length, g.byteOf(p)) // past the upper's end: zeros
+          for (let i = 0; i < n; i++) current.sums.set(p + i, pageSum(bytes.subarray(g.byteOf(i), g.byteOf(i + 1))))
+          summed += n
+          p += n
         }
       }
     }

@@ -165,7 +165,7 @@ function unownedBytes(db: Database.Database, geometry: Geometry, id: number, fil
     const needed = geometry.byteOf(file.pages.data)
     if (allocated <= needed + Math.max(1024 * 1024, needed / 100)) return 0
     let pages = 0
-    for (const r of unownedRanges(db, geometry, id, fd)) pages += r.end - r.start
+    for (const r of unownedRanges(db, geometry, id, fd, file.pages)) pages += r.end - r.start
     return geometry.byteOf(pages)
   } catch (err) {
     // A damaged page map is reported by the chunk check; nothing to say of its space.

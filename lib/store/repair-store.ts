@@ -12,7 +12,7 @@ import { Geometry } from '../geometry.js'
 import { upperPathOf } from '../integrity/upper-path.js'
 import { openStore } from '../open-store.js'
 import { DATABASE_FILE, hasDatabase, openDatabase } from './database.js'
-import { readStoreMeta } from './meta.js'
+import { readFileRecord, readStoreMeta } from './meta.js'
 import { unownedRanges } from './unowned-space.js'
 
 /** The image's paged file (lib/image/image-store.ts). */
@@ -65,7 +65,7 @@ function punchUnowned(upperPath: string, geometry: Geometry, db: Parameters<type
     let ranges = 0
     let pages = 0
     // Collected first: punching while SEEK_DATA walks the same file would move the walk.
-    const found = [...unownedRanges(db, geometry, id, fd)]
+    const found = [...unownedRanges(db, geometry, id, fd, readFileRecord(db, id, upperPath).pages)]
     for (const r of found) {
       fs.punchHole(fd, geometry.byteOf(r.start), geometry.byteOf(r.end - r.start))
       ranges++

@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import type { Geometry } from '../geometry.js'
 import { ChunkTable } from '../page/chunk-table.js'
-import { PageMap } from '../page/page-map.js'
+import { PageMap, type PageCounts } from '../page/page-map.js'
 
 /** Pages [start, end) of an upper file, allocated but owned by no DATA page. */
 export interface UnownedRange {
@@ -15,10 +15,12 @@ export interface UnownedRange {
   end: number
 }
 
-/** The unowned ranges of paged file `id`, whose upper file is open as `fd`. */
-export function* unownedRanges(db: Database.Database, geometry: Geometry, id: number, fd: number): Generator<UnownedRange> {
-  const chunks = new ChunkTable(db, id)
-  const map = new PageMap(chunks, chunks.totals(), `paged file ${id}`)
+/**
+ * The unowned ranges of paged file `id`, whose upper file is open as `fd`; `pages` are the page
+ * totals its record holds (the caller has read them: no second pass over its page-map rows).
+ */
+export function* unownedRanges(db: Database.Database, geometry: Geometry, id: number, fd: number, pages: PageCounts): Generator<UnownedRange> {
+  const map = new PageMap(new ChunkTable(db, id), pages, `paged file ${id}`)
   let at = 0
   for (;;) {
     const data = fs.seekData(fd, at)
