@@ -196,39 +196,58 @@ t.test('the database put back from an older moment, or its WAL lost', async (t) 
   t.match(j, { outcome: 'refused at open', codes: new Set(['ECORRUPT']) }, 'an older database: refused')
 })
 
-t.test('random bit flips in the database and in the upper: none serves wrong bytes', async (t) => {
-  const root = t.testdir()
-  const { storeDir, model } = await makeImage(root)
-  const rng = new Random(Number(process.env.PAGECOW_SEED ?? 1010))
-  const dbSize = nodeFs.statSync(join(storeDir, 'pagecow.db')).size
-  const upper = join(storeDir, 'upper.img')
-  // DATA regions of the upper: flips there must always be caught.
+/**
+ * `count` copies of the store at `storeDir`, each with one random bit flipped — in its database on
+ * the copies `inDatabase` picks, else in a DATA byte of one of `uppers` (paths inside the store) —
+ * each judged: nothing may be served wrong, and a damaged DATA page must never go unnoticed.
+ */
+async function flipLoop(
+  t: TapTest,
+  o: { root: string; storeDir: string; uppers: string[]; seed: number; count: number; inDatabase: (i: number) => boolean; judge: (copy: string) => Promise<Judged> },
+): Promise<void> {
+  const rng = new Random(o.seed)
+  const dbSize = nodeFs.statSync(join(o.storeDir, 'pagecow.db')).size
   const tally: Record<string, number> = {}
-  const count = Number(process.env.PAGECOW_FLIPS ?? 300)
-  for (let i = 0; i < count; i++) {
-    const copy = copyStore(storeDir, join(root, 'copy'))
-    const inDb = i % 2 === 0
+  for (let i = 0; i < o.count; i++) {
+    const copy = copyStore(o.storeDir, join(o.root, 'copy'))
+    const inDb = o.inDatabase(i)
     let where: string
     if (inDb) {
       const at = rng.int(0, dbSize)
       flipBit(join(copy, 'pagecow.db'), at, rng.int(0, 8))
       where = `database byte ${at}`
     } else {
-      // Only pages the upper holds as DATA (the model's pages the upper has space for).
+      // Only bytes the upper holds (DATA pages): flips there must always be caught.
+      const file = o.uppers[rng.int(0, o.uppers.length)]!
+      const path = join(o.storeDir, file)
       let at: number
-      do at = rng.int(0, nodeFs.statSync(upper).size)
-      while (!isDataByte(upper, at))
-      flipBit(join(copy, 'upper.img'), at, rng.int(0, 8))
-      where = `upper byte ${at} (page ${Math.floor(at / PAGE)})`
+      do at = rng.int(0, nodeFs.statSync(path).size)
+      while (!isDataByte(path, at))
+      flipBit(join(copy, file), at, rng.int(0, 8))
+      where = `${file} byte ${at} (page ${Math.floor(at / PAGE)})`
     }
-    const j = await judgeImage(copy, model)
+    const j = await o.judge(copy)
     if (j.wrong) t.fail(`seed ${rng.seed}, flip ${i} at ${where}: ${j.wrong}`)
     if (!inDb && j.outcome === 'harmless') t.fail(`flip ${i} at ${where}: a damaged DATA page went unnoticed`)
     const key = `${inDb ? 'database' : 'upper'}: ${j.outcome}`
     tally[key] = (tally[key] ?? 0) + 1
   }
-  t.comment(`outcomes of ${count} flips: ${JSON.stringify(tally)}`)
-  t.pass(`${count} flips, none served wrong bytes`)
+  t.comment(`outcomes of ${o.count} flips: ${JSON.stringify(tally)}`)
+  t.pass(`${o.count} flips, none served wrong bytes`)
+}
+
+t.test('random bit flips in the database and in the upper: none serves wrong bytes', async (t) => {
+  const root = t.testdir()
+  const { storeDir, model } = await makeImage(root)
+  await flipLoop(t, {
+    root,
+    storeDir,
+    uppers: ['upper.img'],
+    seed: Number(process.env.PAGECOW_SEED ?? 1010),
+    count: Number(process.env.PAGECOW_FLIPS ?? 300),
+    inDatabase: (i) => i % 2 === 0,
+    judge: (copy) => judgeImage(copy, model),
+  })
 })
 
 /** Whether byte `at` of the upper lies in allocated space (a DATA page's bytes). */
@@ -330,35 +349,15 @@ async function makeTree(t: TapTest, root: string): Promise<{ dir: string; model:
 t.test('a tree store: random bit flips in its database and its upper files', async (t) => {
   const root = t.testdir()
   const { dir, model } = await makeTree(t, root)
-  const rng = new Random(Number(process.env.PAGECOW_SEED ?? 2020))
-  const dbSize = nodeFs.statSync(join(dir, 'pagecow.db')).size
-  const uppers = nodeFs.readdirSync(join(dir, 'upper')).map((name) => join('upper', name))
-  const tally: Record<string, number> = {}
-  const count = Number(process.env.PAGECOW_FLIPS ?? 300) / 2
-  for (let i = 0; i < count; i++) {
-    const copy = copyStore(dir, join(root, 'copy'))
-    let where: string
-    const inDb = i % 3 !== 2
-    if (inDb) {
-      const at = rng.int(0, dbSize)
-      flipBit(join(copy, 'pagecow.db'), at, rng.int(0, 8))
-      where = `database byte ${at}`
-    } else {
-      const file = uppers[rng.int(0, uppers.length)]!
-      let at: number
-      do at = rng.int(0, nodeFs.statSync(join(dir, file)).size)
-      while (!isDataByte(join(dir, file), at))
-      flipBit(join(copy, file), at, rng.int(0, 8))
-      where = `${file} byte ${at}`
-    }
-    const j = await judgeTree(copy, model)
-    if (j.wrong) t.fail(`seed ${rng.seed}, flip ${i} at ${where}: ${j.wrong}`)
-    if (!inDb && j.outcome === 'harmless') t.fail(`flip ${i} at ${where}: a damaged DATA page went unnoticed`)
-    const key = `${inDb ? 'database' : 'upper'}: ${j.outcome}`
-    tally[key] = (tally[key] ?? 0) + 1
-  }
-  t.comment(`outcomes of ${count} flips: ${JSON.stringify(tally)}`)
-  t.pass(`${count} flips, none served wrong bytes`)
+  await flipLoop(t, {
+    root,
+    storeDir: dir,
+    uppers: nodeFs.readdirSync(join(dir, 'upper')).map((name) => join('upper', name)),
+    seed: Number(process.env.PAGECOW_SEED ?? 2020),
+    count: Number(process.env.PAGECOW_FLIPS ?? 300) / 2,
+    inDatabase: (i) => i % 3 !== 2,
+    judge: (copy) => judgeTree(copy, model),
+  })
   const rowCases: Array<[string, string]> = [
     ['a dirent row deleted, its trigger dropped first', "DROP TRIGGER dirents_removed; DELETE FROM dirents WHERE (parent, name) IN (SELECT parent, name FROM dirents LIMIT 1)"],
     ['an inode row deleted, its trigger dropped first', "DROP TRIGGER inodes_removed; DELETE FROM inodes WHERE ino = (SELECT max(ino) FROM inodes)"],

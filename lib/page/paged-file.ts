@@ -200,7 +200,8 @@ export class PagedFile {
       this.upper.readInto(target, at + a - from, b - a, a)
       this.guard.verify(w0, target.subarray(at + a - from, at + b - from))
     }
-    for (const page of new Set([first, end - 1])) {
+    // The pages at either end the range covers in part (one, if it is a single page).
+    for (const page of end - 1 === first ? [first] : [first, end - 1]) {
       if (page >= w0 && page < w1) continue
       const start = g.byteOf(page)
       const whole = Buffer.allocUnsafe(g.pageSize)
