@@ -222,3 +222,17 @@ t.test('the CLI: --quick reads no page, --repair --json reports what it gave bac
   t.equal(json.checked.unownedBytes, 0)
   t.ok(json.problems.some((p) => p.page === 9), 'the damaged page is still reported')
 })
+
+t.test('the generation record: damaged is refused, missing is written again', async (t) => {
+  const { storeDir } = await imageStore(t)
+  const file = join(storeDir, 'generation')
+  const good = nodeFs.readFileSync(file)
+  t.equal(good.length, 16, 'a count and its sum')
+  flipByte(file, 2)
+  await t.rejects(ImageStore.open(storeDir), { code: 'ECORRUPT', message: /generation/ }, 'a damaged record refuses the store')
+  t.ok((await checkStore(storeDir)).problems.some((p) => p.code === 'ECORRUPT' && /generation/.test(p.message)), 'and fsck says so')
+  nodeFs.rmSync(file)
+  const store = await ImageStore.open(storeDir)
+  await store.close()
+  t.same(nodeFs.readFileSync(file), good, 'a missing record (a store made before it) is written again at a writable open')
+})

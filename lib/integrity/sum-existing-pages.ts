@@ -11,18 +11,10 @@ import { readStoreMeta } from '../store/meta.js'
 import { pageSum } from './hash.js'
 import { upperPathOf } from './upper-path.js'
 import { PageSums } from './page-sums.js'
+import type { PageChunksRow } from '../page/chunk-table.js'
 
 /** Bytes of an upper read at a time. */
 const READ_BYTES = 1024 * 1024
-
-interface ChunkRow {
-  file: number
-  chunk: number
-  data: Buffer
-  zero: Buffer
-  data_count: number
-  zero_count: number
-}
 
 /** Sum every DATA page of the store whose database is at `dbPath`. Returns the pages summed. */
 export function sumExistingPages(db: Database.Database, dbPath: string): number {
@@ -31,7 +23,7 @@ export function sumExistingPages(db: Database.Database, dbPath: string): number 
   const meta = readStoreMeta(db, storePath)
   const g = new Geometry(meta.pageSize)
   const upperOf = (file: number) => upperPathOf(storePath, meta.kind, file)
-  const rows = db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').all() as ChunkRow[]
+  const rows = db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').all() as PageChunksRow[]
   const pagesPerRead = Math.max(1, Math.floor(READ_BYTES / g.pageSize))
   const buffer = Buffer.alloc(g.byteOf(pagesPerRead))
   let summed = 0

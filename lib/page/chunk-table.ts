@@ -6,13 +6,18 @@ import { fromSystemError, PagecowError } from '../errors.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { prepared } from '../store/database.js'
 
-interface ChunkRow {
+/** A page_chunks row as SQLite returns it (cells unchecked: whoever reads it checks them). */
+export interface PageChunksRow {
+  file: number
+  chunk: number
   data: Buffer
   zero: Buffer
   data_count: number
   zero_count: number
   sum: unknown
 }
+
+type ChunkRow = Omit<PageChunksRow, 'file' | 'chunk'>
 
 export class ChunkTable implements ChunkSource {
   readonly #file: number

@@ -4,6 +4,7 @@
 import type Database from 'better-sqlite3'
 import { firstPageOfChunk, PAGES_PER_CHUNK, type Geometry } from '../geometry.js'
 import { Chunk } from '../page/chunk.js'
+import type { PageChunksRow } from '../page/chunk-table.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import type { ReportProblem } from './fsck-runner.js'
 
@@ -19,15 +20,6 @@ export interface CheckedFile {
   upperSize: number
 }
 
-interface ChunkRow {
-  file: number
-  chunk: number
-  data: Buffer
-  zero: Buffer
-  data_count: number
-  zero_count: number
-  sum: unknown
-}
 
 /** Rows read at a time: the page check between batches may query the database (one statement at a time). */
 const BATCH_ROWS = 64
@@ -51,7 +43,7 @@ export async function checkChunks(
   )
   let after: [number, number] = [-Infinity, -Infinity]
   for (;;) {
-    const rows = batch.all(...after) as ChunkRow[]
+    const rows = batch.all(...after) as PageChunksRow[]
     if (rows.length === 0) return
     for (const row of rows) checkRow(row, geometry, files, checked, problem, onChunk)
     const last = rows.at(-1)!
@@ -61,7 +53,7 @@ export async function checkChunks(
 }
 
 function checkRow(
-  row: ChunkRow,
+  row: PageChunksRow,
   geometry: Geometry,
   files: ReadonlyMap<number, CheckedFile>,
   checked: { chunks: number; dataPages: number; zeroPages: number },
