@@ -67,6 +67,11 @@ export const ERROR_CODES = {
   EINTR: 4,
   /** A peer made no progress for the time allowed (an NBD client cut off by the idle timeout). */
   ETIMEDOUT: 110,
+  /**
+   * A write waited for a frozen file (`freeze()`) longer than that freeze's `timeoutMs`; it did not
+   * land. The file stays frozen until thaw(); a write after the thaw goes through.
+   */
+  EFROZEN: 110, // ETIMEDOUT: what the writer's write(2) through a mount gets
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -20,6 +20,8 @@ import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, databaseBytes, openDatabase } from '../store/database.js'
 import { readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
+import { freezeOptionsSchema, type FreezeOptions, type FrozenFile } from '../store/freeze-options.js'
+import { registerWriteGate, WriteGate } from '../store/write-gate.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { LowerImage } from './lower-image.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './options.js'
@@ -81,6 +83,8 @@ export class ImageStore extends EventEmitter {
   readonly #meta: StoreMeta
   readonly #file: PagedFile
   readonly #chunks: ChunkTable
+  /** Every change of the image's data passes it: freeze, and the hook of first-dirty events. */
+  readonly #gate = new WriteGate(() => 'the image')
   /** Bumped by every commit; a flush whose snapshot an other commit overtook skips its own. */
   #commits = 0
 
@@ -92,6 +96,7 @@ export class ImageStore extends EventEmitter {
     this.#meta = meta
     this.#file = file
     this.#chunks = chunks
+    registerWriteGate(this, this.#gate)
     core.attach(
       {
         get dirty() {
@@ -259,30 +264,85 @@ export class ImageStore extends EventEmitter {
     this.#core.checkWritable()
     if (!(data instanceof Uint8Array)) throw new PagecowError('EINVAL', 'write: data must be a Buffer or Uint8Array')
     checkRange(offset, data.length, 'write')
-    this.#file.write(offset, data)
+    if (this.#gate.open) return this.#file.write(offset, data)
+    await this.#gate.through(IMAGE_FILE_ID, () => {
+      this.#core.checkWritable()
+      this.#file.write(offset, data)
+    })
   }
 
   /** Write zeros over [offset, offset + length); whole pages become ZERO and free their space. */
   async zero(offset: number, length: number): Promise<void> {
     this.#core.checkWritable()
     checkRange(offset, length, 'zero')
-    this.#file.zero(offset, length)
+    if (this.#gate.open) return this.#file.zero(offset, length)
+    await this.#gate.through(IMAGE_FILE_ID, () => {
+      this.#core.checkWritable()
+      this.#file.zero(offset, length)
+    })
   }
 
   /** Trim: whole pages in the range become ZERO and free their space; partial pages are kept. */
   async discard(offset: number, length: number): Promise<void> {
     this.#core.checkWritable()
     checkRange(offset, length, 'discard')
-    this.#file.discard(offset, length)
+    if (this.#gate.open) return this.#file.discard(offset, length)
+    await this.#gate.through(IMAGE_FILE_ID, () => {
+      this.#core.checkWritable()
+      this.#file.discard(offset, length)
+    })
   }
 
   /** Set the image's size. Commits at once (it implies a flush) before giving space back. */
   async truncate(size: number): Promise<void> {
     this.#core.checkWritable()
     checkRange(size, 0, 'truncate')
+    if (this.#gate.open) return this.#truncate(size)
+    await this.#gate.through(IMAGE_FILE_ID, () => {
+      this.#core.checkWritable()
+      this.#truncate(size)
+    })
+  }
+
+  #truncate(size: number): void {
     this.#file.truncate(size)
     this.#flushSync()
     this.#file.trimUpper()
+  }
+
+  /**
+   * Freeze the image: every write, zero, discard and truncate (through this object, NBD or FUSE)
+   * waits until thaw() while reads go on. Resolves once the image's bytes and size stay as they
+   * are until thaw(). `path` is for the shape every store shares: an image store takes none.
+   * EBUSY if frozen already; EROFS on a read-only store. Not persistent: a reopened store is thawed.
+   */
+  freeze(options?: FreezeOptions): Promise<void>
+  freeze(path: undefined, options?: FreezeOptions): Promise<void>
+  async freeze(pathOrOptions?: FreezeOptions, options?: FreezeOptions): Promise<void> {
+    this.#core.checkWritable('freeze')
+    if (typeof pathOrOptions === 'string') throw new PagecowError('EINVAL', 'freeze: an image store has one file; call freeze() without a path')
+    if (pathOrOptions !== undefined && options !== undefined) throw new PagecowError('EINVAL', 'freeze: give the options once')
+    const opts = parseWith(freezeOptionsSchema, pathOrOptions ?? options ?? {}, 'freeze')
+    await this.#gate.freeze(IMAGE_FILE_ID, opts.timeoutMs)
+  }
+
+  /** Let the image's waiting writers go on. EINVAL if it is not frozen. */
+  async thaw(path?: undefined): Promise<void> {
+    this.#core.checkOpen()
+    if (path !== undefined) throw new PagecowError('EINVAL', 'thaw: an image store has one file; call thaw() without a path')
+    this.#gate.thaw(IMAGE_FILE_ID)
+  }
+
+  /** Thaw whatever is frozen (the image, if it is); returns how many files were thawed. */
+  thawAll(): number {
+    this.#core.checkOpen()
+    return this.#gate.thawAll()
+  }
+
+  /** What is frozen: the image, or nothing. */
+  frozen(): FrozenFile[] {
+    this.#core.checkOpen()
+    return this.#gate.frozen().map((f) => ({ path: null, ino: null, timeoutMs: f.timeoutMs ?? null, frozenAt: new Date(f.since).toISOString(), waiting: f.waiting }))
   }
 
   /** Make every write completed before this call durable (SPEC §3). */
@@ -292,9 +352,14 @@ export class ImageStore extends EventEmitter {
 
   /**
    * Flush, then release the upper, the lower, the database and the writer lock. If the flush
-   * fails (a full disk), the store stays open with its writes, so the caller can retry.
+   * fails (a full disk), the store stays open with its writes, so the caller can retry. A frozen
+   * image is thawed first: its waiting writers land and this flush makes them durable.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (!this.#core.closed) {
+      this.#gate.thawAll()
+      await this.#gate.drain()
+    }
     return this.#core.close()
   }
 

@@ -8,9 +8,10 @@ import type { TreeStat } from './tree-stat.js'
 export interface HandleHost {
   read(length: number, offset: number): Buffer
   readInto(target: Uint8Array, offset: number): Promise<number>
-  write(offset: number, data: Uint8Array, append: boolean): number
-  truncate(size: number): void
-  zero(offset: number, length: number, how: 'zero' | 'discard'): void
+  /** These three return a promise only when the file's write gate made them wait. */
+  write(offset: number, data: Uint8Array, append: boolean): number | Promise<number>
+  truncate(size: number): void | Promise<void>
+  zero(offset: number, length: number, how: 'zero' | 'discard'): void | Promise<void>
   stat(): TreeStat
   fsync(): Promise<void>
   close(): void
@@ -69,7 +70,7 @@ export class TreeFileHandle {
   async truncate(size: number): Promise<void> {
     this.#check('truncate')
     if (!this.flags.write) throw new PagecowError('EBADF', `truncate: ${this.path} is not open for writing`)
-    this.#host.truncate(size)
+    await this.#host.truncate(size)
   }
 
   /**
@@ -79,14 +80,14 @@ export class TreeFileHandle {
   async zero(offset: number, length: number): Promise<void> {
     this.#check('zero')
     if (!this.flags.write) throw new PagecowError('EBADF', `zero: ${this.path} is not open for writing`)
-    this.#host.zero(offset, length, 'zero')
+    await this.#host.zero(offset, length, 'zero')
   }
 
   /** Trim: the pages of the range wholly inside the file become ZERO; partial pages are left. */
   async discard(offset: number, length: number): Promise<void> {
     this.#check('discard')
     if (!this.flags.write) throw new PagecowError('EBADF', `discard: ${this.path} is not open for writing`)
-    this.#host.zero(offset, length, 'discard')
+    await this.#host.zero(offset, length, 'discard')
   }
 
   async stat(): Promise<TreeStat> {

@@ -65,8 +65,10 @@ export async function open(p: TreeParts, path: TreePath, flags: number | string 
     // O_TRUNC truncates whatever the access mode, as Linux does (the kernel checked write
     // permission), and marks mtime and ctime even when the file is already empty (POSIX).
     if (f.truncate && existed) {
-      if (node.size > 0) truncateNode(p, node, 0)
-      else p.touchFile(entry)
+      // Only a truncation that changes data waits for a frozen file; times alone do not (see freeze()).
+      if (node.size === 0) p.touchFile(entry)
+      else if (p.gate.open) truncateNode(p, node, 0)
+      else await p.gate.through(node.ino, () => (p.core.checkWritable('open'), truncateNode(p, node, 0)))
     }
   } catch (err) {
     p.releaseNode(node)
@@ -79,7 +81,7 @@ export async function open(p: TreeParts, path: TreePath, flags: number | string 
 export async function truncate(p: TreeParts, path: TreePath, size: number): Promise<void> {
   const names = p.beginWrite(path, 'truncate')
   checkRange(size, 0, 'truncate')
-  changeFile(p, names, 'truncate', (node) => truncateNode(p, node, size))
+  await changeFile(p, names, 'truncate', (node) => truncateNode(p, node, size))
 }
 
 /**
@@ -89,14 +91,14 @@ export async function truncate(p: TreeParts, path: TreePath, size: number): Prom
 export async function zero(p: TreeParts, path: TreePath, offset: number, length: number): Promise<void> {
   const names = p.beginWrite(path, 'zero')
   checkRange(offset, length, 'zero')
-  changeFile(p, names, 'zero', (node) => zeroNode(p, node, offset, length, 'zero'))
+  await changeFile(p, names, 'zero', (node) => zeroNode(p, node, offset, length, 'zero'))
 }
 
 /** Trim: the pages of [offset, offset + length) wholly inside file `path` become ZERO; partial ones are left. */
 export async function discard(p: TreeParts, path: TreePath, offset: number, length: number): Promise<void> {
   const names = p.beginWrite(path, 'discard')
   checkRange(offset, length, 'discard')
-  changeFile(p, names, 'discard', (node) => zeroNode(p, node, offset, length, 'discard'))
+  await changeFile(p, names, 'discard', (node) => zeroNode(p, node, offset, length, 'discard'))
 }
 
 /** The merged view of a regular file as extents (SPEC §5). */
@@ -147,8 +149,12 @@ export async function create(p: TreeParts, path: TreePath, options: NewObjectOpt
   return statOf(p, entry)
 }
 
-/** Run `change` on the node of the regular file at `names`, held for the call. */
-function changeFile(p: TreeParts, names: string[], what: string, change: (node: FileNode) => void): void {
+/**
+ * Run `change` on the node of the regular file at `names`, held for the call. A frozen file is
+ * waited for: the change then lands on the file the path named at the call, as an open() and a
+ * change through the handle would.
+ */
+async function changeFile(p: TreeParts, names: string[], what: string, change: (node: FileNode) => void): Promise<void> {
   const entry = p.resolver.resolve(names, what)
   if (entry.type !== 'file' && entry.type !== 'directory' && entry.type !== 'symlink') {
     throw new PagecowError('EINVAL', `${what}: ${joinPath(names)} is a ${entry.type}, not a regular file`)
@@ -156,7 +162,8 @@ function changeFile(p: TreeParts, names: string[], what: string, change: (node: 
   p.checkRegular(entry, names, what)
   const node = p.acquire(entry)
   try {
-    change(node)
+    if (p.gate.open) change(node)
+    else await p.gate.through(node.ino, () => (p.core.checkWritable(what), change(node)))
   } finally {
     p.releaseNode(node)
   }
@@ -175,6 +182,16 @@ function zeroNode(p: TreeParts, node: FileNode, offset: number, length: number, 
   else paged.discard(offset, length)
   const now = nowNs()
   node.setTimes({ mtimeNs: now, ctimeNs: now })
+}
+
+function writeNode(p: TreeParts, node: FileNode, offset: number, data: Uint8Array, append: boolean): number {
+  const at = append ? node.size : offset
+  checkRange(at, data.length, 'write')
+  const paged = p.nodes.beginData(node)
+  paged.write(at, data)
+  const now = nowNs()
+  node.setTimes({ mtimeNs: now, ctimeNs: now })
+  return data.length
 }
 
 function truncateNode(p: TreeParts, node: FileNode, size: number): void {
@@ -217,26 +234,25 @@ function hostFor(p: TreeParts, node: FileNode): HandleHost {
       check()
       if (p.readOnly) throw new PagecowError('EROFS', 'write: the store is open read-only')
       if (!(data instanceof Uint8Array)) throw new PagecowError('EINVAL', 'write: data must be a Buffer or Uint8Array')
-      const at = append ? node.size : offset
-      checkRange(at, data.length, 'write')
+      checkRange(append ? node.size : offset, data.length, 'write')
       if (data.length === 0) return 0
-      const paged = p.nodes.beginData(node)
-      paged.write(at, data)
-      const now = nowNs()
-      node.setTimes({ mtimeNs: now, ctimeNs: now })
-      return data.length
+      if (p.gate.open) return writeNode(p, node, offset, data, append)
+      // An append's offset is the size when it lands, not when it started waiting.
+      return p.gate.through(node.ino, () => (check(), writeNode(p, node, offset, data, append)))
     },
     truncate: (size) => {
       check()
       if (p.readOnly) throw new PagecowError('EROFS', 'truncate: the store is open read-only')
       checkRange(size, 0, 'truncate')
-      truncateNode(p, node, size)
+      if (p.gate.open) return truncateNode(p, node, size)
+      return p.gate.through(node.ino, () => (check(), truncateNode(p, node, size)))
     },
     zero: (offset, length, how) => {
       check()
       if (p.readOnly) throw new PagecowError('EROFS', `${how}: the store is open read-only`)
       checkRange(offset, length, how)
-      zeroNode(p, node, offset, length, how)
+      if (p.gate.open) return zeroNode(p, node, offset, length, how)
+      return p.gate.through(node.ino, () => (check(), zeroNode(p, node, offset, length, how)))
     },
     stat: () => {
       check()

@@ -20,6 +20,7 @@ import { NodeTable } from './node-table.js'
 import { Resolver } from './resolver.js'
 import { LowerSums } from '../integrity/lower-sums.js'
 import { VerifiedLower } from '../integrity/verified-lower.js'
+import { WriteGate } from '../store/write-gate.js'
 
 /** Effects of a namespace change that may only run once its transaction committed. */
 export interface Effects {
@@ -38,6 +39,10 @@ export class TreeParts {
   readonly geometry: Geometry
   /** Upper files of removed records, deleted once that removal is durable (the next flush). */
   readonly pendingPurge: number[] = []
+  /** The path each frozen inode was frozen under (thaw finds it by that name after a rename). */
+  readonly frozenPaths = new Map<number, string>()
+  /** Every change of a file's data passes it, keyed by inode: freeze, and the hook of first-dirty events. */
+  readonly gate = new WriteGate((ino) => this.frozenPaths.get(ino) ?? `inode ${ino}`)
 
   constructor(core: StoreCore, meta: TreeMeta, lower: LowerTree) {
     this.core = core

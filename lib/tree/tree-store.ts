@@ -14,6 +14,8 @@ import { prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, openDatabase } from '../store/database.js'
 import { readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
+import { freezeOptionsSchema, type FreezeOptions, type FrozenFile } from '../store/freeze-options.js'
+import { registerWriteGate } from '../store/write-gate.js'
 import { bindNew } from '../integrity/bind-new.js'
 import { adoptStoreFile, checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { VERSION } from '../version.js'
@@ -63,6 +65,7 @@ export class TreeStore extends EventEmitter {
     this.path = parts.path
     this.readOnly = parts.readOnly
     this.#p = parts
+    registerWriteGate(this, parts.gate)
     const { nodes, ns } = parts
     parts.core.attach(
       {
@@ -392,6 +395,67 @@ export class TreeStore extends EventEmitter {
     return changes.removexattr(this.#p, path, name)
   }
 
+  // ---- freeze and thaw (SPEC §7) ----
+
+  /**
+   * Freeze regular file `path`: every change of its data or size (write, truncate, zero, discard,
+   * an open with O_TRUNC; through any handle, any of its names, FUSE) waits until thaw() while
+   * reads go on. Resolves once its bytes and size stay as they are until thaw(). Metadata (chmod,
+   * chown, utimens, xattrs) and names (rename, link, unlink) do not wait: none of them changes the
+   * bytes a reader of the file sees. `timeoutMs`: a writer waits at most that long, then fails
+   * with EFROZEN. EBUSY if frozen already; EROFS on a read-only store. Not persistent.
+   */
+  async freeze(path: TreePath, options: FreezeOptions = {}): Promise<void> {
+    const p = this.#p
+    const names = p.beginWrite(path, 'freeze')
+    const opts = parseWith(freezeOptionsSchema, options, 'freeze')
+    if (names.length === 0) throw new PagecowError('EISDIR', 'freeze: / is a directory; freeze its files')
+    const entry = p.resolver.resolve(names, 'freeze')
+    p.checkRegular(entry, names, 'freeze')
+    const shown = joinPath(names)
+    if (p.gate.isFrozen(entry.ino)) {
+      const as = p.frozenPaths.get(entry.ino)
+      throw new PagecowError('EBUSY', `freeze: ${shown} is frozen already${as !== undefined && as !== shown ? ` (as ${as})` : ''}; thaw it first`)
+    }
+    p.frozenPaths.set(entry.ino, shown)
+    await p.gate.freeze(entry.ino, opts.timeoutMs)
+  }
+
+  /**
+   * Let the waiting writers of frozen file `path` go on: the name it was frozen under (even if
+   * renamed or removed since), or any name of the frozen file. EINVAL if it is not frozen.
+   */
+  async thaw(path: TreePath): Promise<void> {
+    const p = this.#p
+    const names = p.begin(path, 'thaw')
+    const shown = joinPath(names)
+    let ino: number | undefined
+    for (const [frozen, as] of p.frozenPaths) if (as === shown) ino = frozen
+    ino ??= p.resolver.resolve(names, 'thaw').ino
+    if (!p.gate.isFrozen(ino)) throw new PagecowError('EINVAL', `thaw: ${shown} is not frozen`)
+    p.gate.thaw(ino)
+    p.frozenPaths.delete(ino)
+  }
+
+  /** Thaw every frozen file; returns how many were. */
+  thawAll(): number {
+    this.#p.core.checkOpen()
+    this.#p.frozenPaths.clear()
+    return this.#p.gate.thawAll()
+  }
+
+  /** The frozen files, in the order they were frozen. */
+  frozen(): FrozenFile[] {
+    this.#p.core.checkOpen()
+    return this.#p.gate.frozen().map((f) => ({
+      path: this.#p.frozenPaths.get(f.key) ?? null,
+      ino: f.key,
+      timeoutMs: f.timeoutMs ?? null,
+      frozenAt: new Date(f.since).toISOString(),
+      waiting: f.waiting,
+    }))
+  }
+
   // ---- the store ----
 
   /** What changed, like `git status`: one record per changed name, sorted by path (names in name form). */
@@ -412,8 +476,14 @@ export class TreeStore extends EventEmitter {
   /**
    * Flush, then release every file, the database and the writer lock. Open handles stop working.
    * If that flush fails (a full disk), the store stays open with its changes; close() may be retried.
+   * Frozen files are thawed first: their waiting writers land and this flush makes them durable.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (!this.#p.core.closed) {
+      this.#p.frozenPaths.clear()
+      this.#p.gate.thawAll()
+      await this.#p.gate.drain()
+    }
     return this.#p.core.close()
   }
 }
