@@ -2,7 +2,7 @@
 // shared store, and answer with simple or structured replies.
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { ImageStore } from '../index.js'
+import { isPagecowError, type ImageStore } from '../index.js'
 import type { BufferPool } from './buffer-pool.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { POLICY_MIN_BYTES, type ReadPolicy } from './read-policy.js'
@@ -428,7 +428,8 @@ export class Connection {
   #failed(req: Request, err: unknown): void {
     try {
       const errno = nbdErrnoOf(err)
-      if (errno === NBD_EIO) this.#options.onWarning(err) // the store failed, not the client
+      // The store failed, not the client; a write that waited out a freeze's timeout is no failure.
+      if (errno === NBD_EIO && !isPagecowError(err, 'EFROZEN')) this.#options.onWarning(err)
       this.#replyError(req, errno, err instanceof Error ? err.message : String(err))
     } catch (bug) {
       this.#options.onWarning(bug)
