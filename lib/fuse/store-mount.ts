@@ -134,7 +134,8 @@ export class StoreMount extends EventEmitter {
 
   /**
    * Flush, then unmount and wait for the kernel to end the session. If files on the mount are
-   * still open, the mount is detached lazily and ends when the last of them closes.
+   * still open, the mount is detached lazily and ends when the last of them closes. A process
+   * whose write(2) waits for a frozen file keeps it open: thaw first (`store.thawAll()`).
    */
   unmount(): Promise<void> {
     this.#unmounting ??= (async () => {

@@ -126,7 +126,11 @@ export class NbdServer extends EventEmitter {
     return this.#budget.used
   }
 
-  /** Stop accepting, finish requests in flight, disconnect every client, flush the store. */
+  /**
+   * Stop accepting, finish requests in flight, disconnect every client, flush the store. A write
+   * waiting for a frozen image is a request in flight: close() waits for its thaw (or its freeze's
+   * timeout); thaw first (`store.thawAll()`) to let such writes land and close at once.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close()
     return this.#closing

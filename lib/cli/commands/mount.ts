@@ -112,6 +112,9 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   const handlers = STOP_SIGNALS.map((name) => {
     const handler = () => {
       io.stderr.write(`pagecow mount: ${name}: flushing and unmounting ${mount.mountpoint}\n`)
+      // Freezes end with the server (they are not persistent): a writer waiting for one would
+      // keep its file open, and so the mount busy, for ever. Its write lands before the flush.
+      if (!store.readOnly) store.thawAll()
       mount.unmount().catch((err: unknown) => io.stderr.write(`pagecow mount: ${err instanceof Error ? err.message : String(err)}\n`))
     }
     process.on(name, handler)

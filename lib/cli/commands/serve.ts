@@ -94,6 +94,9 @@ export function serveCommand(io: CliIo) {
           }
           signal = await stopped.signal
         } finally {
+          // Freezes end with the server (they are not persistent): the writes waiting for one are
+          // requests in flight, which close() lets finish, so they land and are flushed.
+          if (!opened.readOnly) opened.thawAll()
           await server.close() // requests in flight finish, clients are disconnected, the store is flushed
           stopped.dispose()
         }
