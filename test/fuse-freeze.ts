@@ -11,10 +11,15 @@ import { ImageStore, StoreMount, TreeStore } from '../lib/index.js'
 import { fuseUsable, mountTestDir, run, waitFor, type Ran } from './fixtures/fuse-mounted.js'
 import { stateOf } from './fixtures/promise-state.js'
 
-/** python3: open `path` (O_WRONLY, plus O_TRUNC when asked), pwrite `text` at `offset`; prints "ok" or the errno name. */
+/**
+ * python3: open `path` (O_WRONLY, plus O_TRUNC when asked), pwrite `text` at `offset` (`@N`: N
+ * bytes of W, in one write(2)); prints "ok" or the errno name.
+ */
 const WRITER = `
 import errno, os, sys
 path, text, offset, trunc = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4] == 'trunc'
+if text.startswith(b'@'):
+    text = b'W' * int(text[1:])
 try:
     fd = os.open(path, os.O_WRONLY | (os.O_TRUNC if trunc else 0))
     if text:
@@ -115,4 +120,28 @@ t.test('image store: write(2) to the frozen image blocks, reads of it are served
   await store.thaw()
   t.equal((await blocked).stdout.trim(), 'ok')
   t.equal((await store.read(4096, 5)).toString(), 'IMAGE')
+})
+
+t.test('many large writes waiting at once (ten frozen files) do not stop the server answering', async (t) => {
+  if (!fuseUsable(t, ['python3', 'cat'])) return
+  const dir = mountTestDir(t)
+  const lower = join(dir, 'lower')
+  mkdirSync(lower)
+  const FILES = 10
+  for (let i = 0; i < FILES; i++) writeFileSync(join(lower, `f${i}`), Buffer.alloc(2 * 1024 * 1024, 'z'))
+  writeFileSync(join(lower, 'other'), 'other\n')
+  const store = await TreeStore.create(join(dir, 'store'), { lower, autoFlushMs: 0 })
+  const mount = await mounted(t, store, dir)
+  for (let i = 0; i < FILES; i++) await store.freeze(`/f${i}`)
+  const writers = Array.from({ length: FILES }, (_, i) => writer(join(mount.mountpoint, `f${i}`), `@${1024 * 1024}`, 0))
+  t.ok(await waitFor(() => store.frozen().every((f) => f.waiting === 1)), 'a large WRITE of each file waits in the store')
+  const cat = await run('cat', [join(mount.mountpoint, 'other')], { timeoutMs: 20_000 })
+  t.equal(cat.stdout, 'other\n', 'and the server still answers a read')
+  const other = await writer(join(mount.mountpoint, 'other'), 'X', 0)
+  t.equal(other.stdout.trim(), 'ok', 'and a write of another file')
+  store.thawAll()
+  for (const w of writers) t.equal((await w).stdout.trim(), 'ok')
+  const h = await store.open('/f3')
+  t.same(await h.read(0, 1024 * 1024), Buffer.alloc(1024 * 1024, 'W'), 'the writes landed')
+  await h.close()
 })

@@ -133,10 +133,14 @@ export class Dispatcher {
    * already spliced). `scratch` lends a buffer of MAX_WRITE bytes for a READ reply's data; it must
    * stay untouched until the reply is written.
    */
-  async handle(req: Request, scratch: () => Buffer | Promise<Buffer>): Promise<Reply> {
+  /**
+   * `detach`, for a request read into one of the session's large buffers: hand that buffer back
+   * before the reply (the request's data was copied out).
+   */
+  async handle(req: Request, scratch: () => Buffer | Promise<Buffer>, detach?: () => void): Promise<Reply> {
     const unique = req.header.unique
     try {
-      return await this.#call(req, scratch)
+      return await this.#call(req, scratch, detach)
     } catch (err) {
       if (isPagecowError(err)) {
         // Bytes that cannot be vouched for (damage anywhere, a bound lower page that changed) are
@@ -152,7 +156,7 @@ export class Dispatcher {
     }
   }
 
-  async #call(req: Request, scratch: () => Buffer | Promise<Buffer>): Promise<Reply> {
+  async #call(req: Request, scratch: () => Buffer | Promise<Buffer>, detach: (() => void) | undefined): Promise<Reply> {
     const ops = this.#ops
     const { unique, nodeid } = req.header
     const caller = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid }
@@ -253,8 +257,15 @@ export class Dispatcher {
         if (data.length === 0) return replyDataHeader(unique, 0)
         return [replyDataHeader(unique, data.length), Buffer.from(data.buffer, data.byteOffset, data.length)]
       }
-      case 'write':
-        return replyWrite(unique, await ops.write(req.fh, req.offset, req.data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0, (req.writeFlags & WRITE_CACHE) !== 0))
+      case 'write': {
+        let data = req.data
+        // A write to a frozen file waits for the thaw: not in a buffer the session reads requests into.
+        if (detach && ops.writeWaits?.(req.fh)) {
+          data = Buffer.from(data)
+          detach()
+        }
+        return replyWrite(unique, await ops.write(req.fh, req.offset, data, (req.writeFlags & WRITE_KILL_SUIDGID) !== 0, (req.writeFlags & WRITE_CACHE) !== 0))
+      }
       case 'flush':
         return replyEmpty(unique) // close(2): data is in the store already; durability is fsync's
       case 'release':

@@ -94,6 +94,10 @@ export class ImageFs implements FuseOperations {
     return data.length
   }
 
+  writeWaits(): boolean {
+    return this.#store.isFrozen()
+  }
+
   async fallocate(_fh: number, offset: number, length: number, mode: number): Promise<void> {
     const range = fallocateZeroRange(mode, offset, length, this.#store.size)
     // zero(): whole pages become ZERO and give their space back; partial pages are written zeros.

@@ -80,6 +80,12 @@ export interface FuseOperations {
    * since (a capability given through the open file before its close).
    */
   write(fh: number, offset: number, data: Uint8Array, killSuidgid: boolean, cached: boolean): Promise<number>
+  /**
+   * Whether a write through `fh` would wait now (its file is frozen). Such a WRITE's data is
+   * copied out of the session's large request buffer first, so that waiting writes do not take
+   * the buffers the session needs to go on reading requests.
+   */
+  writeWaits?(fh: number): boolean
   release(fh: number): Promise<void>
   fsync(fh: number): Promise<void>
   /**

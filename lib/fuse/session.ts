@@ -163,10 +163,20 @@ export class FuseSession {
     let scratch: Buffer | undefined
     // READ replies are read into this (not a new buffer each time); it is free again once written.
     const lend = async () => (scratch ??= await this.#takeLarge())
+    // A large request whose data was copied out (a WRITE that waits for a frozen file) gives its
+    // buffer back at once, and reading goes on if it had stopped for want of one.
+    const detach = large
+      ? () => {
+          if (!large) return
+          this.#giveBack(large)
+          large = undefined
+          this.#resume()
+        }
+      : undefined
     try {
       let reply: Reply
       try {
-        reply = await this.#dispatcher.handle(parseRequest(request), lend)
+        reply = await this.#dispatcher.handle(parseRequest(request), lend, detach)
       } catch (err) {
         // Answer what cannot be decoded, or the caller waits for ever.
         this.#log(`fuse: a request could not be decoded: ${String(err)}`)
@@ -186,10 +196,15 @@ export class FuseSession {
       if (scratch) this.#giveBack(scratch)
       this.#inFlight--
       if (this.#ended) this.#end()
-      else if (this.#paused && this.#watch) {
-        this.#paused = false
-        fs.watchResume(this.#watch) // still readable: the poll fires again on the next turn
-      }
+      else this.#resume()
+    }
+  }
+
+  /** Poll /dev/fuse again if reading stopped (the in-flight or large-buffer limit was reached). */
+  #resume(): void {
+    if (this.#paused && this.#watch && !this.#ended) {
+      this.#paused = false
+      fs.watchResume(this.#watch) // still readable: the poll fires again on the next turn
     }
   }
 

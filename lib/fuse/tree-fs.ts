@@ -221,6 +221,10 @@ export class TreeFs implements FuseOperations {
     return file.handle.write(offset, data)
   }
 
+  writeWaits(fh: number): boolean {
+    return this.#files.get(fh)?.handle.frozen ?? false
+  }
+
   async fallocate(fh: number, offset: number, length: number, mode: number): Promise<void> {
     const { handle } = this.#file(fh)
     const range = fallocateZeroRange(mode, offset, length, (await handle.stat()).size)

@@ -333,6 +333,13 @@ export class ImageStore extends EventEmitter {
     this.#gate.thaw(IMAGE_FILE_ID)
   }
 
+  /** Whether the image is frozen (a write would wait). `path` as for freeze(): none. */
+  isFrozen(path?: undefined): boolean {
+    this.#core.checkOpen()
+    if (path !== undefined) throw new PagecowError('EINVAL', 'isFrozen: an image store has one file; call isFrozen() without a path')
+    return this.#gate.isFrozen(IMAGE_FILE_ID)
+  }
+
   /** Thaw whatever is frozen (the image, if it is); returns how many files were thawed. */
   thawAll(): number {
     this.#core.checkOpen()

@@ -13,6 +13,8 @@ export interface HandleHost {
   truncate(size: number): void | Promise<void>
   zero(offset: number, length: number, how: 'zero' | 'discard'): void | Promise<void>
   stat(): TreeStat
+  /** Whether the file is frozen now. */
+  frozen(): boolean
   fsync(): Promise<void>
   close(): void
 }
@@ -107,6 +109,11 @@ export class TreeFileHandle {
     this.#closed = true
     await Promise.allSettled(this.#reads)
     this.#host.close()
+  }
+
+  /** Whether the file is frozen now (see TreeStore.freeze()): a write through the handle would wait. */
+  get frozen(): boolean {
+    return this.#host.frozen()
   }
 
   get closed(): boolean {

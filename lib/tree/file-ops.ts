@@ -259,6 +259,7 @@ function hostFor(p: TreeParts, node: FileNode): HandleHost {
       p.core.refresh()
       return statOf(p, entryOfNode(p, node))
     },
+    frozen: () => p.gate.isFrozen(node.ino),
     fsync: () => {
       check()
       if (p.readOnly) return Promise.resolve()

@@ -437,6 +437,13 @@ export class TreeStore extends EventEmitter {
     p.frozenPaths.delete(ino)
   }
 
+  /** Whether regular file `path` is frozen (a write to it would wait). */
+  async isFrozen(path: TreePath): Promise<boolean> {
+    const p = this.#p
+    const names = p.begin(path, 'isFrozen')
+    return p.gate.isFrozen(p.resolver.resolve(names, 'isFrozen').ino)
+  }
+
   /** Thaw every frozen file; returns how many were. */
   thawAll(): number {
     this.#p.core.checkOpen()
