@@ -40,7 +40,9 @@ async function treeStore(t: TapTest): Promise<{ dir: string; lower: string; stor
 
 t.test('image: every change of data or size waits while frozen, reads go on, thaw lets them land', async (t) => {
   const { store, lower } = await imageStore(t)
+  t.notOk(store.isFrozen())
   await store.freeze()
+  t.ok(store.isFrozen())
   t.same(store.frozen(), [{ path: null, ino: null, timeoutMs: null, frozenAt: store.frozen()[0]!.frozenAt, waiting: 0 }])
   const write = store.write(100, Buffer.from('written'))
   const zero = store.zero(P, P)
@@ -105,6 +107,7 @@ t.test('image: bad inputs and states', async (t) => {
     ['a string timeout', () => store.freeze({ timeoutMs: '5' } as never), 'EINVAL'],
     ['options not an object', () => store.freeze(5 as never), 'EINVAL'],
     ['thaw when not frozen', () => store.thaw(), 'EINVAL'],
+    ['isFrozen with a path', async () => store.isFrozen('/image' as never), 'EINVAL'],
   ]
   for (const [name, call, code] of bad) await t.rejects(call(), { code }, name)
   t.same(store.frozen(), [], 'none of them froze anything')
@@ -128,8 +131,12 @@ t.test('tree: every change of the file\'s data or size waits, by any handle or n
   const viaLink = await store.open('/file-link', O_WRONLY | O_APPEND)
   const reader = await store.open('/file', 'r')
   t.teardown(() => Promise.all([a.close(), viaLink.close(), reader.close()]))
+  t.notOk(a.frozen)
   await store.freeze('/file')
   t.match(store.frozen(), [{ path: '/file', ino: before.ino, timeoutMs: null, waiting: 0 }])
+  t.ok(a.frozen && viaLink.frozen, 'every handle of the file tells it is frozen')
+  t.ok(await store.isFrozen('/file-link'), 'so does every name of it')
+  t.notOk(await store.isFrozen('/other'))
   const waits: Record<string, Promise<unknown>> = {
     'handle write': a.write(0, Buffer.from('A')),
     'append through the other name': viaLink.write(0, Buffer.from('+')),
