@@ -184,9 +184,7 @@ function zeroNode(p: TreeParts, node: FileNode, offset: number, length: number, 
   node.setTimes({ mtimeNs: now, ctimeNs: now })
 }
 
-function writeNode(p: TreeParts, node: FileNode, offset: number, data: Uint8Array, append: boolean): number {
-  const at = append ? node.size : offset
-  checkRange(at, data.length, 'write')
+function writeNode(p: TreeParts, node: FileNode, at: number, data: Uint8Array): number {
   const paged = p.nodes.beginData(node)
   paged.write(at, data)
   const now = nowNs()
@@ -234,11 +232,17 @@ function hostFor(p: TreeParts, node: FileNode): HandleHost {
       check()
       if (p.readOnly) throw new PagecowError('EROFS', 'write: the store is open read-only')
       if (!(data instanceof Uint8Array)) throw new PagecowError('EINVAL', 'write: data must be a Buffer or Uint8Array')
-      checkRange(append ? node.size : offset, data.length, 'write')
+      const at = append ? node.size : offset
+      checkRange(at, data.length, 'write')
       if (data.length === 0) return 0
-      if (p.gate.open) return writeNode(p, node, offset, data, append)
-      // An append's offset is the size when it lands, not when it started waiting.
-      return p.gate.through(node.ino, () => (check(), writeNode(p, node, offset, data, append)))
+      if (p.gate.open) return writeNode(p, node, at, data)
+      return p.gate.through(node.ino, () => {
+        check()
+        // An append lands at the end as it is when it lands, not when it started waiting.
+        const end = append ? node.size : offset
+        checkRange(end, data.length, 'write')
+        return writeNode(p, node, end, data)
+      })
     },
     truncate: (size) => {
       check()
