@@ -6,7 +6,9 @@ import { PagecowError } from '../errors.js'
 /**
  * Called before a write to file `key` lands, while a hook is set: undefined lets the write go on
  * at once; a promise makes it (and every other write to that file meanwhile) wait for it. A
- * rejection fails the writes that waited; the next write asks again.
+ * rejection fails the writes that waited; the next write asks again. While a hook is set every
+ * write takes the slow path (an async call), so it should answer undefined quickly when it has
+ * nothing to do. A store's close() waits for the handlers running.
  */
 export type WriteHook = (key: number) => Promise<void> | undefined
 
