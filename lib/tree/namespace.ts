@@ -421,6 +421,7 @@ export class Namespace {
     this.#run('DELETE FROM page_chunks WHERE file = ?', file)
     this.#run('DELETE FROM page_sums WHERE file = ?', file)
     this.#run('DELETE FROM copyup_base WHERE file = ?', file)
+    this.#run('DELETE FROM page_changes WHERE file = ?', file)
     this.#run('DELETE FROM files WHERE id = ?', file)
   }
 

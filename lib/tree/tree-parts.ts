@@ -51,6 +51,7 @@ export class TreeParts {
       path: core.path,
       db: core.db,
       flux: core.flux,
+      tracking: core.tracking,
       ns: this.ns,
       lower,
       geometry: this.geometry,

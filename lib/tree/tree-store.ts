@@ -82,6 +82,8 @@ export class TreeStore extends EventEmitter {
           parts.lower.close()
         },
         inFlux: () => nodes.inFlux(),
+        commitNow: (work) => ns.transaction(work, 'now'),
+        changeLogs: () => nodes.list().flatMap((n) => (n.paged ? [n.paged.changes] : [])),
         tidy: () => parts.recover(), // removed files that only open handles kept: no handle outlives the store
       },
       { flushed: () => this.emit('flush'), warning: (err) => this.emit('warning', err) },
