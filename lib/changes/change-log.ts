@@ -96,6 +96,12 @@ export class ChangeLog {
     }
   }
 
+  /** Whether changes of epoch `since` or later are not committed yet. */
+  pendingSince(since: number): boolean {
+    for (const epoch of this.#pending.keys()) if (epoch >= since) return true
+    return false
+  }
+
   /** The pages changed in epoch `since` or later, committed or not, as runs [start, end) in page order. */
   *changedRuns(since: number): Generator<[number, number]> {
     const pending = new Map<number, Bitmap>()

@@ -20,4 +20,14 @@ export function checkChangeRows(db: Database.Database, files: ReadonlySet<number
       problem('ECORRUPT', `the change record of paged file ${r.file}, chunk ${r.chunk} (epoch ${r.epoch}) does not match its checksum`)
     }
   }
+  const names = db.prepare('SELECT epoch, parent, name, had, ino, type, sum FROM name_changes').iterate() as IterableIterator<{ epoch: number; parent: number; name: unknown; had: number; ino: number | null; type: string | null; sum: unknown }>
+  for (const r of names) {
+    if (!Buffer.isBuffer(r.name) || !sumMatches(r.sum, rowSum.nameChanges(r.epoch, r.parent, r.name, r.had, r.ino, r.type))) {
+      problem('ECORRUPT', `a name change record (directory ${r.parent}, epoch ${r.epoch}) does not match its checksum`)
+    }
+  }
+  const inodes = db.prepare('SELECT epoch, ino, sum FROM inode_changes').iterate() as IterableIterator<{ epoch: number; ino: number; sum: unknown }>
+  for (const r of inodes) {
+    if (!sumMatches(r.sum, rowSum.inodeChanges(r.epoch, r.ino))) problem('ECORRUPT', `a metadata change record (inode ${r.ino}, epoch ${r.epoch}) does not match its checksum`)
+  }
 }

@@ -44,7 +44,8 @@ export class MarkTable {
 
   /** An epoch larger than any a mark or a change record holds (records of a mark whose commit was lost count). */
   nextEpoch(): number {
-    const row = prepared<[], { top: number }>(this.#db, 'SELECT max(coalesce((SELECT max(epoch) FROM marks), 0), coalesce((SELECT max(epoch) FROM page_changes), 0)) AS top').get()!
+    const row = prepared<[], { top: number }>(this.#db, `SELECT max(coalesce((SELECT max(epoch) FROM marks), 0), coalesce((SELECT max(epoch) FROM page_changes), 0),
+        coalesce((SELECT max(epoch) FROM name_changes), 0), coalesce((SELECT max(epoch) FROM inode_changes), 0)) AS top`).get()!
     return row.top + 1
   }
 }

@@ -329,9 +329,9 @@ export class ImageStore extends EventEmitter {
    * a page may be listed that was rewritten with the same bytes: never less than what differs.
    * Costs in proportion to the changes, not to the image.
    */
-  changes(since: string): Generator<ChangedExtent> {
+  changedExtents(since: string): Generator<ChangedExtent> {
     this.#core.checkOpen()
-    const name = parseWith(markNameSchema, since, 'changes')
+    const name = parseWith(markNameSchema, since, 'changedExtents')
     this.#core.refresh()
     const mark = this.#core.tracking.get(name)
     return changedExtents(this.#file, this.#file.changes.changedRuns(mark.epoch))

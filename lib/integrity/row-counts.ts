@@ -7,7 +7,7 @@ import { PagecowError } from '../errors.js'
 /** The namespace tables (and the paged files' records), counted since schema 40. */
 const NAMESPACE_TABLES = ['inodes', 'dirents', 'xattrs', 'counters', 'files'] as const
 /** The change-tracking tables (schema 50), checked by lib/changes. */
-export const CHANGE_TABLES = ['marks', 'page_changes'] as const
+export const CHANGE_TABLES = ['marks', 'page_changes', 'name_changes', 'inode_changes'] as const
 
 /** The tables whose row count differs from the recorded one, with both counts. */
 export function rowCountMismatches(db: Database.Database, tables: readonly string[] = NAMESPACE_TABLES): Array<{ table: string; recorded: number | undefined; found: number }> {

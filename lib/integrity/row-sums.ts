@@ -23,6 +23,8 @@ export const rowSum = {
   counters: (name: string, value: number) => sumOf('counters', [name, value]),
   purge: (file: number) => sumOf('purge', [file]),
   marks: (name: string, epoch: number, created: string) => sumOf('marks', [name, epoch, created]),
+  nameChanges: (epoch: number, parent: number, name: Uint8Array, had: number, ino: number | null, type: string | null) => sumOf('name_changes', [epoch, parent, name, had, ino, type]),
+  inodeChanges: (epoch: number, ino: number) => sumOf('inode_changes', [epoch, ino]),
   pageChanges: (file: number, epoch: number, chunk: number, pages: Uint8Array) => sumOf('page_changes', [file, epoch, chunk, pages]),
 }
 

@@ -235,7 +235,7 @@ export class StoreCore {
         await this.#flushContent()
         this.#content!.commitNow(() => {
           // Records left by a mark whose commit was lost, when no mark needs them.
-          if (previous === 0) tracking.table.dropBefore(mark.epoch)
+          if (previous === 0) tracking.dropBefore(mark.epoch)
           tracking.marks.add(mark)
         })
         done = true
@@ -276,8 +276,8 @@ export class StoreCore {
       const end = after?.epoch ?? Number.MAX_SAFE_INTEGER
       this.#content!.commitNow(() => {
         tracking.marks.remove(markName)
-        if (before) tracking.table.fold(mark.epoch, end, before.epoch)
-        else tracking.table.dropBefore(end)
+        if (before) tracking.fold(mark.epoch, end, before.epoch)
+        else tracking.dropBefore(end)
       })
       for (const log of this.#content!.changeLogs()) log.fold(before ? mark.epoch : 0, end, before?.epoch ?? 0)
       if (!after) tracking.epoch = before?.epoch ?? 0
