@@ -2,8 +2,10 @@
 // page whose bytes differ from their bytes at a mark is reported, and nothing is reported that no
 // operation since the mark touched. Also: many marks at once, unmark folding, reopen, read-only
 // followers, and a table of bad input.
+import * as nodeFs from 'node:fs'
+import Database from 'better-sqlite3'
 import t from 'tap'
-import { ImageStore, TreeStore, type ChangedExtent } from '../lib/index.js'
+import { checkStore, ImageStore, TreeStore, type ChangedExtent } from '../lib/index.js'
 import { ImageModel } from './fixtures/image-model.js'
 import { makeLower } from './fixtures/lower.js'
 import { Random, testSeeds } from './fixtures/random.js'
@@ -230,3 +232,54 @@ async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message:
   }
   t.fail(`${message}: expected ${code}, nothing was thrown`)
 }
+
+t.test('damaged change records are refused, never read as fewer changes', async (t) => {
+  const dir = t.testdir({ lower: { a: 'x'.repeat(3 * P), b: 'b\n' } })
+  const made = await TreeStore.create(`${dir}/store`, { lower: `${dir}/lower`, autoFlushMs: 0 })
+  await made.mark('A')
+  const h = await made.open('/a', 'r+')
+  await h.write(P, Buffer.from('changed'))
+  await h.close()
+  await made.rename('/b', '/c')
+  await made.mark('B')
+  await made.chmod('/c', 0o600)
+  await made.close()
+  const cases: Array<[string, string]> = [
+    ['a page change row deleted, its trigger dropped first', 'DROP TRIGGER page_changes_removed; DELETE FROM page_changes'],
+    ['a name change row deleted, its trigger dropped first', 'DROP TRIGGER name_changes_removed; DELETE FROM name_changes'],
+    ['a metadata change row deleted, its trigger dropped first', 'DROP TRIGGER inode_changes_removed; DELETE FROM inode_changes'],
+    ['a mark deleted, its trigger dropped first', "DROP TRIGGER marks_removed; DELETE FROM marks WHERE name = 'B'"],
+    ['a page change bitmap edited', 'UPDATE page_changes SET pages = zeroblob(length(pages))'],
+    ['a page change moved to a later epoch', 'UPDATE page_changes SET epoch = epoch + 1'],
+    ['a name change record edited', 'UPDATE name_changes SET had = 1 - had'],
+    ['a mark moved to a later epoch', "UPDATE marks SET epoch = epoch + 10 WHERE name = 'A'"],
+  ]
+  for (const [what, sql] of cases) {
+    const copy = `${dir}/copy-${cases.findIndex((c) => c[0] === what)}`
+    nodeFs.cpSync(`${dir}/store`, copy, { recursive: true })
+    const db = new Database(`${copy}/pagecow.db`)
+    db.exec(sql)
+    db.close()
+    let refused = false
+    try {
+      const store = await TreeStore.open(copy, { readOnly: true })
+      try {
+        for (const m of store.marks()) store.changedSince(m.name)
+      } finally {
+        await store.close()
+      }
+    } catch (err) {
+      refused = (err as { code?: string }).code === 'ECORRUPT'
+      t.ok(refused, `${what}: ECORRUPT`, { got: err })
+      continue
+    }
+    const report = await checkStore(copy)
+    t.ok(report.problems.some((p) => p.code === 'ECORRUPT'), `${what}: fsck reports it`, { problems: report.problems })
+  }
+  const copy = `${dir}/copy-other`
+  nodeFs.cpSync(`${dir}/store`, copy, { recursive: true })
+  const db = new Database(`${copy}/pagecow.db`)
+  t.throws(() => db.exec('DELETE FROM page_changes'), /no such function: pagecow_counted/, 'another program cannot delete change records')
+  t.throws(() => db.exec('DELETE FROM marks'), /no such function: pagecow_counted/, 'nor marks')
+  db.close()
+})
