@@ -28,6 +28,10 @@ export { nameFromBytes, nameToBytes } from './name-bytes.js'
 export { formatNs } from './time-ns.js'
 export type { FileType } from './tree/file-type.js'
 export type { TreeChange } from './tree/changes.js'
+export type { TreeChangeSince } from './tree/changed-since.js'
+export type { Mark } from './changes/mark-table.js'
+export { MARK_NAME_MAX } from './changes/mark-name.js'
+export { totalsOf, type ChangedExtent, type ChangeKind, type ChangeTotals } from './changes/changed-extents.js'
 export type {
   TreeCreateOptions,
   TreeOpenOptions,

@@ -1,5 +1,5 @@
 // `pagecow map --output=json`: extents in the fields and layout of `qemu-img map --output=json`.
-import type { Extent } from '../index.js'
+import type { ChangedExtent, Extent } from '../index.js'
 
 /**
  * One entry of qemu-img's JSON map. `depth` 0 is the upper, 1 the lower; `offset` is where the
@@ -71,4 +71,25 @@ function qemuMapLine({ start, length, state }: Extent): string {
     case 'hole':
       return `{ "start": ${start}, "length": ${length}, "depth": 1, "present": true, "zero": true, "data": false, "offset": ${start}}`
   }
+}
+
+/**
+ * `pagecow changes --output=json`: the changed extents as qemu-img map entries of what they read
+ * now, each with a `change` field; a piece cut off by a truncation is not present.
+ */
+export function* changedMapLines(extents: Iterable<ChangedExtent>): Generator<string> {
+  let piece = ''
+  let n = 0
+  for (const e of extents) {
+    const entry =
+      e.state === undefined
+        ? `{ "start": ${e.start}, "length": ${e.length}, "depth": 0, "present": false, "zero": true, "data": false`
+        : qemuMapLine({ start: e.start, length: e.length, state: e.state, last: false }).slice(0, -1)
+    piece += `${n === 0 ? '[' : ',\n'}${entry}, "change": "${e.change}"}`
+    if (++n % ENTRIES_PER_PIECE === 0) {
+      yield piece
+      piece = ''
+    }
+  }
+  yield `${piece}${n === 0 ? '[]\n' : ']\n'}`
 }

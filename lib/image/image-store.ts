@@ -5,6 +5,10 @@ import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { Geometry } from '../geometry.js'
+import { ChangeLog } from '../changes/change-log.js'
+import { changedExtents, type ChangedExtent } from '../changes/changed-extents.js'
+import type { Mark } from '../changes/mark-table.js'
+import { markNameSchema } from '../changes/mark-name.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
@@ -112,6 +116,8 @@ export class ImageStore extends EventEmitter {
           file.lower.close()
         },
         inFlux: () => file.guard.inFlux(),
+        commitNow: (work) => core.commit(work),
+        changeLogs: () => [file.changes],
       },
       { flushed: () => this.emit('flush'), warning: (err) => this.emit('warning', err) },
     )
@@ -178,7 +184,7 @@ export class ImageStore extends EventEmitter {
       const chunks = new ChunkTable(db, IMAGE_FILE_ID)
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
-      const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), record.state)
+      const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), new ChangeLog(core.tracking, IMAGE_FILE_ID), record.state)
       return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
@@ -368,6 +374,39 @@ export class ImageStore extends EventEmitter {
       await this.#gate.drain()
     }
     return this.#core.close()
+  }
+
+  /**
+   * Take a mark called `name`: the image as it is at the call, every later change recorded as
+   * changed since it (SPEC §7). Everything written before the call is flushed; durable when the
+   * promise resolves. EEXIST if the name is taken.
+   */
+  mark(name: string): Promise<Mark> {
+    return this.#core.mark(name)
+  }
+
+  /** Remove the mark `name` (ENOENT if none); the marks before it keep their changes. */
+  unmark(name: string): Promise<void> {
+    return this.#core.unmark(name)
+  }
+
+  /** The marks, oldest first. */
+  marks(): Mark[] {
+    return this.#core.marks()
+  }
+
+  /**
+   * What changed since the mark `since`, as extents of the image in offset order: every page
+   * written, zeroed, discarded or cut off since, said as what it reads now. Pages are whole, and
+   * a page may be listed that was rewritten with the same bytes: never less than what differs.
+   * Costs in proportion to the changes, not to the image.
+   */
+  changedExtents(since: string): Generator<ChangedExtent> {
+    this.#core.checkOpen()
+    const name = parseWith(markNameSchema, since, 'changedExtents')
+    this.#core.refresh()
+    const mark = this.#core.tracking.get(name)
+    return changedExtents(this.#file, this.#file.changes.changedRuns(mark.epoch))
   }
 
   /** The merged view of [offset, offset + length) as extents (SPEC §5). Default: all of it. */

@@ -2,6 +2,7 @@
 // FluxLog) hold whatever it wrote last, which their committed sums do not describe. Their bytes
 // are a later write (SPEC §3), not damage: their sums are taken again from the upper, committed
 // durably, and the log starts empty. A noted page that is no longer DATA is left alone.
+import { ChangeLog } from '../changes/change-log.js'
 import * as fs from '../fs.js'
 import { Geometry } from '../geometry.js'
 import { ChunkTable } from '../page/chunk-table.js'
@@ -28,6 +29,8 @@ export function recoverFlux(core: StoreCore): number {
   }
   const page = Buffer.alloc(g.pageSize)
   const changed: PageSums[] = []
+  // The noted pages may hold bytes written after the last commit: changed since every mark.
+  const touched: ChangeLog[] = []
   let count = 0
   for (const [file, ranges] of byFile) {
     const path = upperPathOf(storePath, meta.kind, file)
@@ -35,6 +38,9 @@ export function recoverFlux(core: StoreCore): number {
     const chunks = new ChunkTable(db, file)
     const map = new PageMap(chunks, chunks.totals(), `file ${file}`)
     const sums = new PageSums(db, file, `file ${file}`)
+    const log = new ChangeLog(core.tracking, file)
+    for (const { start, end } of ranges) log.touch(start, end)
+    if (log.isDirty) touched.push(log)
     const upper = UpperFile.open(path, { readOnly: true })
     try {
       for (const { start, end } of ranges) {
@@ -58,6 +64,7 @@ export function recoverFlux(core: StoreCore): number {
   // Durable before the notes go (the database is synchronous=FULL at open).
   core.commit(() => {
     for (const sums of changed) sums.save(sums.snapshot())
+    for (const log of touched) log.save(log.snapshot())
   })
   flux.reset([], 0) // the notes this process made (if it ran later than the open) remain
   return count

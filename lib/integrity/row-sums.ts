@@ -22,6 +22,10 @@ export const rowSum = {
   xattrs: (ino: number, name: string, value: Uint8Array | null) => sumOf('xattrs', [ino, name, value]),
   counters: (name: string, value: number) => sumOf('counters', [name, value]),
   purge: (file: number) => sumOf('purge', [file]),
+  marks: (name: string, epoch: number, created: string) => sumOf('marks', [name, epoch, created]),
+  nameChanges: (epoch: number, parent: number, name: Uint8Array, had: number, ino: number | null, type: string | null) => sumOf('name_changes', [epoch, parent, name, had, ino, type]),
+  inodeChanges: (epoch: number, ino: number) => sumOf('inode_changes', [epoch, ino]),
+  pageChanges: (file: number, epoch: number, chunk: number, pages: Uint8Array) => sumOf('page_changes', [file, epoch, chunk, pages]),
 }
 
 /** Whether `stored` (a row's sum cell as read) is `expected`. */

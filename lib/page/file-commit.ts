@@ -3,6 +3,7 @@
 // pages the disk does not hold), then both saved in the caller's transaction, then marked
 // committed in memory. Writes made after the snapshot stay dirty for the next commit.
 import type Database from 'better-sqlite3'
+import type { ChangesSnapshot } from '../changes/change-log.js'
 import type { BasesSnapshot } from '../integrity/copyup-bases.js'
 import type { SumsSnapshot } from '../integrity/page-sums.js'
 import { writeFileState } from '../store/meta.js'
@@ -18,6 +19,7 @@ export class FileCommit {
   readonly #record: { state: FileState; version: number }
   readonly #sums: SumsSnapshot
   readonly #bases: BasesSnapshot
+  readonly #changes: ChangesSnapshot
   /** The file's page totals as of the snapshot: what its map rows add up to once saved. */
   readonly #counts: { data: number; zero: number }
 
@@ -29,6 +31,7 @@ export class FileCommit {
     this.#record = paged.snapshotState()
     this.#counts = paged.map.counts
     this.#bases = paged.bases.snapshot()
+    this.#changes = paged.changes.snapshot()
     // The sums of the pages written since the last commit, from the upper as it is now: what the
     // sync below makes durable, and what this commit's map points at.
     const g = paged.geometry
@@ -70,6 +73,7 @@ export class FileCommit {
     this.#table.save(this.#chunks)
     this.#paged.guard.sums.save(this.#sums)
     this.#paged.bases.save(this.#bases)
+    this.#paged.changes.save(this.#changes)
     writeFileState(db, this.#fileId, this.#record.state, this.#counts)
   }
 
@@ -78,6 +82,7 @@ export class FileCommit {
     this.#paged.map.committed(this.#chunks)
     this.#paged.guard.sums.committed(this.#sums)
     this.#paged.bases.committed(this.#bases)
+    this.#paged.changes.committed(this.#changes)
     this.#paged.stateCommitted(this.#record.version)
   }
 }

@@ -2,6 +2,7 @@
 // Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
 // their arguments: the store validates at the edge.
 import { Geometry } from '../geometry.js'
+import type { ChangeLog } from '../changes/change-log.js'
 import type { CopyupBases } from '../integrity/copyup-bases.js'
 import type { FileGuard } from '../integrity/file-guard.js'
 import { pageSum } from '../integrity/hash.js'
@@ -39,18 +40,21 @@ export class PagedFile {
   readonly guard: FileGuard
   /** What partially copied-up pages were built on (the sums of their lower pages). */
   readonly bases: CopyupBases
+  /** The pages changed since the marks (SPEC §7): touched before their bytes change. */
+  readonly changes: ChangeLog
   readonly #state: FileState
   /** Bumped when #state changes; compared with the version the database holds. */
   #version = 0
   #savedVersion = 0
 
-  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, bases: CopyupBases, state: FileState) {
+  constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, bases: CopyupBases, changes: ChangeLog, state: FileState) {
     this.geometry = geometry
     this.lower = lower
     this.upper = upper
     this.map = map
     this.guard = guard
     this.bases = bases
+    this.changes = changes
     this.#state = { ...state }
   }
 
@@ -63,7 +67,7 @@ export class PagedFile {
   }
 
   get isDirty(): boolean {
-    return this.map.isDirty || this.#version !== this.#savedVersion || this.guard.hasUnsummed || this.bases.isDirty
+    return this.map.isDirty || this.#version !== this.#savedVersion || this.guard.hasUnsummed || this.bases.isDirty || this.changes.isDirty
   }
 
   /** A snapshot of the file record for a flush, with its version. */
@@ -226,6 +230,7 @@ export class PagedFile {
     const end = offset + data.length
     this.#clearTail(offset)
     const [firstPage, endPage] = g.touchedPages(offset, end)
+    this.changes.touch(firstPage, endPage)
     this.guard.beforeWrite(firstPage, endPage)
     const lastPage = endPage - 1
     let directStart = offset
@@ -346,6 +351,7 @@ export class PagedFile {
     const end = offset + length
     const newSize = Math.max(this.#state.size, end)
     const g = this.geometry
+    this.changes.touch(g.pageOf(offset), g.pagesFor(end))
     this.#clearTail(offset)
     // Partial pages: a LOWER one is copied up with zeros laid over, a DATA one zeroed in place, a
     // ZERO one left. Copy-ups first: they need new blocks, so a full disk fails before any change.
@@ -379,6 +385,7 @@ export class PagedFile {
     const g = this.geometry
     const [first, last] = this.geometry.wholePagesOfFile(offset, end, size)
     if (first >= last) return
+    this.changes.touch(first, last)
     // The blocks go at once (a full disk needs them back before it can commit anything), so the
     // committed map may point at holes until the next commit: the range is noted first.
     this.guard.beforePunch(first, last)
@@ -416,6 +423,8 @@ export class PagedFile {
     const old = this.#state.size
     if (size === old) return
     if (size < old) {
+      // The page holding the new end (its tail is zeroed) and every page cut off changed.
+      this.changes.touch(g.pageOf(size), g.pagesFor(old))
       const page = g.pageOf(size)
       if (!g.isAligned(size) && this.map.stateOf(page) === 'data') {
         this.guard.beforeWrite(page, page + 1)

@@ -2,6 +2,7 @@
 // are: the page-map rows (fsck-chunks), every DATA page against its checksum and its upper space
 // (fsck-pages; skipped by --quick), the checksum rows themselves, and how much upper space no
 // committed page owns (unowned-space: `fsck --repair` gives it back).
+import { checkChangeRows } from '../changes/fsck-changes.js'
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import * as fs from '../fs.js'
@@ -94,6 +95,7 @@ export async function checkPagedFiles(
   counts.inFluxPages += checker.counts.inFluxPages
   checkSumRows(db, files, problem)
   checkBindingRows(db, files, problem)
+  checkChangeRows(db, new Set(files.keys()), problem)
   for (const [id, file] of files) {
     const rows = new ChunkTable(db, id).totals()
     if (rows.data !== file.pages.data || rows.zero !== file.pages.zero) {

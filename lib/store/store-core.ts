@@ -2,7 +2,11 @@
 // flush chain and its timer, a read-only store following its writer, and one close. A kind plugs
 // in what it stores (StoreContent); the core decides when things happen, never what they are.
 import type Database from 'better-sqlite3'
-import { fromSystemError, PagecowError } from '../errors.js'
+import { fromSystemError, PagecowError, parseWith } from '../errors.js'
+import type { ChangeLog } from '../changes/change-log.js'
+import { markNameSchema } from '../changes/mark-name.js'
+import type { Mark } from '../changes/mark-table.js'
+import { Tracking } from '../changes/tracking.js'
 import { FLUX_FILE, FluxLog, type FluxNote } from '../integrity/flux-log.js'
 import { GENERATION_FILE } from '../integrity/generation.js'
 import { recoverFlux } from '../integrity/flux-recovery.js'
@@ -29,6 +33,10 @@ export interface StoreContent {
    * stay noted in the flux log; every other note's page has its sum committed now.
    */
   inFlux(): Iterable<FluxNote>
+  /** Run `work` in one transaction that is durable when this returns (a mark, an unmark). */
+  commitNow<T>(work: () => T): T
+  /** The change logs of the files in memory (a mark going away retags what they hold). */
+  changeLogs(): Iterable<ChangeLog>
 }
 
 /** Where the core reports: the store's own events. */
@@ -57,6 +65,8 @@ export class StoreCore {
   readonly flux: FluxLog
   /** The count of durable commits, checked against its record beside the database. */
   readonly generation: Generation
+  /** The marks and the change records (SPEC §7). */
+  readonly tracking: Tracking
   readonly #lock: WriterLock | undefined
   #content: StoreContent | undefined
   #events: StoreEvents | undefined
@@ -78,6 +88,7 @@ export class StoreCore {
     this.#lock = lock
     this.flux = new FluxLog(path, options.readOnly)
     this.generation = generation
+    this.tracking = new Tracking(db, path)
     this.#dataVersion = dataVersion(db)
   }
 
@@ -170,6 +181,7 @@ export class StoreCore {
     const version = dataVersion(this.db)
     if (version !== this.#dataVersion) {
       this.#dataVersion = version
+      this.tracking.reload()
       this.#content!.reload()
     }
     return version
@@ -179,16 +191,99 @@ export class StoreCore {
   flush(): Promise<void> {
     if (this.#closed) return Promise.reject(closedError())
     if (this.readOnly) return Promise.resolve()
-    return this.chain(async () => {
-      // The content takes its snapshot as its flush starts: notes written from here on are not covered.
-      if (this.#recoveryPending) {
-        recoverFlux(this)
-        this.#recoveryPending = false
+    return this.chain(() => this.#flushContent())
+  }
+
+  async #flushContent(): Promise<void> {
+    // The content takes its snapshot as its flush starts: notes written from here on are not covered.
+    if (this.#recoveryPending) {
+      recoverFlux(this)
+      this.#recoveryPending = false
+    }
+    const mark = this.flux.mark()
+    await this.#content!.flush()
+    this.flux.reset([...this.#content!.inFlux()], mark)
+  }
+
+  /** The marks, oldest first. */
+  marks(): Mark[] {
+    this.checkOpen()
+    this.refresh()
+    return this.tracking.marks.list()
+  }
+
+  /**
+   * Take the mark `name`: the moment of the call (every change made after it is recorded as
+   * changed since the mark), durable when the promise resolves. Everything written before the
+   * call is flushed first: the content at a mark is content a crash cannot take back (SPEC §3),
+   * so that "changed since" stays exact after one.
+   */
+  async mark(name: string): Promise<Mark> {
+    this.checkWritable('mark')
+    const markName = parseWith(markNameSchema, name, 'mark')
+    const tracking = this.tracking
+    const previous = tracking.epoch
+    if (tracking.marks.list().some((m) => m.name === markName)) throw new PagecowError('EEXIST', `mark: there is a mark named ${JSON.stringify(markName)} already`)
+    const mark: Mark = { name: markName, epoch: Math.max(tracking.marks.nextEpoch(), previous + 1), created: new Date().toISOString() }
+    // From here every change is tagged with the new epoch: the mark's moment is now, not when
+    // the flush chain gets to it.
+    tracking.epoch = mark.epoch
+    let done = false
+    await this.chain(async () => {
+      try {
+        if (tracking.marks.list().some((m) => m.name === markName)) throw new PagecowError('EEXIST', `mark: there is a mark named ${JSON.stringify(markName)} already`)
+        await this.#flushContent()
+        this.#content!.commitNow(() => {
+          // Records left by a mark whose commit was lost, when no mark needs them.
+          if (previous === 0) tracking.dropBefore(mark.epoch)
+          tracking.marks.add(mark)
+        })
+        done = true
+      } finally {
+        if (!done) this.#forgetEpoch(mark.epoch, previous)
       }
-      const mark = this.flux.mark()
-      await this.#content!.flush()
-      this.flux.reset([...this.#content!.inFlux()], mark)
+    }).finally(() => {
+      if (!done && tracking.epoch === mark.epoch) this.#forgetEpoch(mark.epoch, previous)
     })
+    if (!done) throw closedError()
+    return mark
+  }
+
+  /** A mark could not be taken: changes tagged with its epoch belong to the one before. */
+  #forgetEpoch(epoch: number, previous: number): void {
+    if (this.tracking.epoch !== epoch) return
+    this.tracking.epoch = previous
+    for (const log of this.#content?.changeLogs() ?? []) log.fold(epoch, Number.MAX_SAFE_INTEGER, previous)
+  }
+
+  /**
+   * Remove the mark `name`. The changes recorded since it stay recorded for the mark before it
+   * (folded into that mark's epoch); if it was the oldest, the records only it needed go.
+   */
+  async unmark(name: string): Promise<void> {
+    this.checkWritable('unmark')
+    const markName = parseWith(markNameSchema, name, 'unmark')
+    this.tracking.get(markName)
+    let done = false
+    await this.chain(async () => {
+      const tracking = this.tracking
+      const marks = tracking.marks.list()
+      const at = marks.findIndex((m) => m.name === markName)
+      if (at < 0) tracking.get(markName) // ENOENT: removed meanwhile
+      const mark = marks[at]!
+      const before = marks[at - 1]
+      const after = marks[at + 1]
+      const end = after?.epoch ?? Number.MAX_SAFE_INTEGER
+      this.#content!.commitNow(() => {
+        tracking.marks.remove(markName)
+        if (before) tracking.fold(mark.epoch, end, before.epoch)
+        else tracking.dropBefore(end)
+      })
+      for (const log of this.#content!.changeLogs()) log.fold(before ? mark.epoch : 0, end, before?.epoch ?? 0)
+      if (!after) tracking.epoch = before?.epoch ?? 0
+      done = true
+    })
+    if (!done) throw closedError()
   }
 
   /**

@@ -1,6 +1,7 @@
 // What changed in a tree store, like `git status`: computed from the upper's records only (the
 // lower is lstat'ed where a record points, never scanned).
 import { compareNames } from './names.js'
+import { Places, joinPlace as join } from './places.js'
 import type { FileType } from './file-type.js'
 import type { LowerTree } from './lower-tree.js'
 import type { InodeRow, Namespace } from './namespace.js'
@@ -38,39 +39,12 @@ export interface ChangesContext {
 }
 
 export function* listChanges(ctx: ChangesContext): Generator<TreeChange> {
-  const places = new Map<number, string | null>()
+  const places = new Places(ctx.ns, ctx.lower, ctx.rootIno)
   const out: TreeChange[] = []
   const reported = new Set<number>()
   const { ns, lower } = ctx
 
-  /** The merged path of an inode (directories first of all), or null if no name shows it. */
-  const placeOf = (ino: number, lowerRel?: string | null): string | null => {
-    if (ino === ctx.rootIno) return '/'
-    const cached = places.get(ino)
-    if (cached !== undefined) return cached
-    places.set(ino, null) // a cycle (only in a damaged store) ends here
-    let place: string | null = null
-    const names = ns.namesOf(ino)
-    if (names.length > 0) {
-      const parent = placeOf(names[0]!.parent)
-      place = parent === null ? null : join(parent, names[0]!.name)
-    } else {
-      const rel = lowerRel ?? ns.inode(ino)?.origin ?? null
-      if (rel !== null && rel !== '') {
-        const cut = rel.lastIndexOf('/')
-        const parentRel = cut < 0 ? '' : rel.slice(0, cut)
-        const name = rel.slice(cut + 1)
-        const parentIno = parentRel === '' ? ctx.rootIno : lower.lstat(parentRel)?.stat.ino
-        // At its lower place only while the parent shows it: no whiteout, no other object there.
-        if (parentIno !== undefined && !ns.dirent(parentIno, name)) {
-          const parent = placeOf(parentIno, parentRel)
-          place = parent === null ? null : join(parent, name)
-        }
-      }
-    }
-    places.set(ino, place)
-    return place
-  }
+  const placeOf = (ino: number, lowerRel?: string | null): string | null => places.of(ino, lowerRel)
 
   const lowerRelOf = (dirIno: number): string | null => (dirIno === ctx.rootIno ? '' : (ns.inode(dirIno)?.origin ?? null))
 
@@ -140,8 +114,4 @@ export function* listChanges(ctx: ChangesContext): Generator<TreeChange> {
 
   out.sort((a, b) => compareNames(a.path, b.path))
   yield* out
-}
-
-function join(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`
 }

@@ -1,6 +1,7 @@
 // The namespace tables of a tree store (inodes, dirents, xattrs, counters, purge): typed reads and
 // writes, validated on the way in from disk. Callers group writes in one transaction per change.
 // Path resolution reads through a bounded cache of lookups (lookup-cache.ts) that every write drops.
+import type { Tracking } from '../changes/tracking.js'
 import type Database from 'better-sqlite3'
 import { z } from 'zod'
 import { PagecowError } from '../errors.js'
@@ -91,10 +92,14 @@ export class Namespace {
   /** Durable commits count as the store's commits (see Generation); undefined for fsck's reads. */
   readonly #generation: Generation | undefined
 
-  constructor(db: Database.Database, where: string, generation?: Generation) {
+  /** Where entry and metadata changes are recorded while marks exist; undefined for fsck's reads. */
+  readonly #tracking: Tracking | undefined
+
+  constructor(db: Database.Database, where: string, generation?: Generation, tracking?: Tracking) {
     this.#db = db
     this.#where = where
     this.#generation = generation
+    this.#tracking = tracking
   }
 
   /**
@@ -279,6 +284,7 @@ export class Namespace {
     }
     if (sets.length === 0) return
     this.#cache.inodeChanged(ino)
+    this.#inodeChanging(ino)
     this.#run(`UPDATE inodes SET ${sets.join(', ')} WHERE ino = ?`, ...values, ino)
     this.#resumInode(ino)
   }
@@ -299,6 +305,11 @@ export class Namespace {
   #resumInode(ino: number): void {
     const row = this.#get(`SELECT ${INODE_COLUMNS} FROM inodes WHERE ino = ?`, ino) as Record<string, unknown> | undefined
     if (row) this.#run('UPDATE inodes SET sum = ? WHERE ino = ?', rowSum.inodes(inodeCells(row)), ino)
+  }
+
+  /** The object whose data paged file `file` holds, if any. */
+  inoOfFile(file: number): number | undefined {
+    return (this.#get('SELECT ino FROM inodes WHERE file = ?', file) as { ino: number } | undefined)?.ino
   }
 
   /** Delete an inode row and its xattrs. */
@@ -331,6 +342,7 @@ export class Namespace {
     this.#cache.direntSet(parent)
     this.#cache.direntChanged(parent, name)
     const bytes = nameToBytes(name)
+    this.#entryChanging(parent, bytes)
     this.#run(
       'INSERT INTO dirents (parent, name, ino, sum) VALUES (?, ?, ?, ?) ON CONFLICT (parent, name) DO UPDATE SET ino = excluded.ino, sum = excluded.sum',
       parent, bytes, ino, rowSum.dirents(parent, bytes, ino),
@@ -340,7 +352,26 @@ export class Namespace {
   deleteDirent(parent: number, name: string): void {
     this.#cache.direntsRemoved(parent)
     this.#cache.direntChanged(parent, name)
-    this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, nameToBytes(name))
+    const bytes = nameToBytes(name)
+    this.#entryChanging(parent, bytes)
+    this.#run('DELETE FROM dirents WHERE parent = ? AND name = ?', parent, bytes)
+  }
+
+  /** Entry (parent, name) is about to change: while a mark exists, what it is now is recorded (SPEC §7). */
+  #entryChanging(parent: number, name: Buffer): void {
+    const epoch = this.#tracking?.epoch ?? 0
+    if (epoch === 0) return
+    const row = this.#get('SELECT ino, sum FROM dirents WHERE parent = ? AND name = ?', parent, name) as { ino: number | null; sum: unknown } | undefined
+    if (row) this.#checkDirent(parent, name, row.ino, row.sum)
+    const ino = row?.ino ?? null
+    const type = ino === null ? null : ((this.#get('SELECT type FROM inodes WHERE ino = ?', ino) as { type: string } | undefined)?.type ?? null)
+    this.#tracking!.journal.entry(epoch, { parent, name, had: row !== undefined, ino, type })
+  }
+
+  /** Object `ino`'s metadata is about to change: recorded while a mark exists. */
+  #inodeChanging(ino: number): void {
+    const epoch = this.#tracking?.epoch ?? 0
+    if (epoch !== 0) this.#tracking!.journal.inode(epoch, ino)
   }
 
   deleteDirentsOf(parent: number): void {
@@ -388,6 +419,7 @@ export class Namespace {
   }
 
   setXattr(ino: number, name: string, value: Uint8Array | null): void {
+    this.#inodeChanging(ino)
     this.#run(
       'INSERT INTO xattrs (ino, name, value, sum) VALUES (?, ?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value, sum = excluded.sum',
       ino, name, value, rowSum.xattrs(ino, name, value),
@@ -395,6 +427,7 @@ export class Namespace {
   }
 
   deleteXattr(ino: number, name: string): void {
+    this.#inodeChanging(ino)
     this.#run('DELETE FROM xattrs WHERE ino = ? AND name = ?', ino, name)
   }
 
@@ -421,6 +454,7 @@ export class Namespace {
     this.#run('DELETE FROM page_chunks WHERE file = ?', file)
     this.#run('DELETE FROM page_sums WHERE file = ?', file)
     this.#run('DELETE FROM copyup_base WHERE file = ?', file)
+    this.#run('DELETE FROM page_changes WHERE file = ?', file)
     this.#run('DELETE FROM files WHERE id = ?', file)
   }
 

@@ -6,6 +6,8 @@ import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import type { Geometry } from '../geometry.js'
 import { sampleHash } from '../image/fingerprint.js'
+import { ChangeLog } from '../changes/change-log.js'
+import type { Tracking } from '../changes/tracking.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { EMPTY_LOWER } from '../page/lower-source.js'
 import { PagedFile, type FileState } from '../page/paged-file.js'
@@ -32,6 +34,8 @@ export interface NodeContext {
   db: Database.Database
   /** The store's log of pages rewritten in place (see FluxLog). */
   flux: FluxLog
+  /** The store's marks and change records. */
+  tracking: Tracking
   ns: Namespace
   lower: LowerTree
   geometry: Geometry
@@ -122,7 +126,7 @@ export class NodeTable {
     const counts = persisted ? chunks.checkTotals(readFileRecord(this.#ctx.db, id, this.#ctx.path).pages) : { data: 0, zero: 0 }
     const map = new PageMap(chunks, counts, `${this.#ctx.path}, file ${id}`)
     const guard = FileGuard.open(this.#ctx.db, this.#ctx.flux, this.#ctx.readOnly, id, this.#ctx.geometry.pageSize, `${this.#ctx.path}, file ${id}`)
-    node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, guard, new CopyupBases(this.#ctx.db, id), state)
+    node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, guard, new CopyupBases(this.#ctx.db, id), new ChangeLog(this.#ctx.tracking, id), state)
     node.chunks = chunks
     node.fileId = id
   }

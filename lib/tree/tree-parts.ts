@@ -48,7 +48,7 @@ export class TreeParts {
     this.core = core
     this.meta = meta
     this.lower = lower
-    this.ns = new Namespace(core.db, core.path, core.generation)
+    this.ns = new Namespace(core.db, core.path, core.generation, core.tracking)
     this.resolver = new Resolver(this.ns, lower, meta.lower.rootIno)
     this.dirs = new MergedDirs(this.ns, lower)
     this.geometry = new Geometry(meta.pageSize)
@@ -56,6 +56,7 @@ export class TreeParts {
       path: core.path,
       db: core.db,
       flux: core.flux,
+      tracking: core.tracking,
       ns: this.ns,
       lower,
       geometry: this.geometry,

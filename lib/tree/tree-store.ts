@@ -3,6 +3,9 @@
 // mode is the one-file case of the same code. The public API: each method validates its arguments
 // and does its work in the module of its concern (namespace-changes, file-ops, stat-of, tree-info);
 // the store's life (lock, flushes, close) is the StoreCore's, as for images.
+import type { ChangedExtent } from '../changes/changed-extents.js'
+import type { Mark } from '../changes/mark-table.js'
+import { changedExtentsOf, changedSince, type TreeChangeSince } from './changed-since.js'
 import { checkRowCounts } from '../integrity/row-counts.js'
 import { EventEmitter } from 'node:events'
 import { dirname, resolve } from 'node:path'
@@ -85,6 +88,8 @@ export class TreeStore extends EventEmitter {
           parts.lower.close()
         },
         inFlux: () => nodes.inFlux(),
+        commitNow: (work) => ns.transaction(work, 'now'),
+        changeLogs: () => nodes.list().flatMap((n) => (n.paged ? [n.paged.changes] : [])),
         tidy: () => parts.recover(), // removed files that only open handles kept: no handle outlives the store
       },
       { flushed: () => this.emit('flush'), warning: (err) => this.emit('warning', err) },
@@ -468,6 +473,35 @@ export class TreeStore extends EventEmitter {
   /** What changed, like `git status`: one record per changed name, sorted by path (names in name form). */
   changes(): Generator<TreeChange> {
     return treeChanges(this.#p)
+  }
+
+  /** Take a mark called `name` (SPEC §7): see ImageStore.mark(). Names, metadata and data are tracked. */
+  mark(name: string): Promise<Mark> {
+    return this.#p.core.mark(name)
+  }
+
+  /** Remove the mark `name` (ENOENT if none); the marks before it keep their changes. */
+  unmark(name: string): Promise<void> {
+    return this.#p.core.unmark(name)
+  }
+
+  /** The marks, oldest first. */
+  marks(): Mark[] {
+    return this.#p.core.marks()
+  }
+
+  /** The extents of regular file `path` changed since the mark `since` (see ImageStore.changedExtents). */
+  changedExtents(path: TreePath, since: string): Generator<ChangedExtent> {
+    return changedExtentsOf(this.#p, path, since)
+  }
+
+  /**
+   * What changed since the mark `since`, like `git diff --stat`: names created, removed, replaced
+   * and renamed, files whose data changed (with the bytes of their changed pages), objects whose
+   * metadata changed; one record per path, in path order.
+   */
+  changedSince(since: string): TreeChangeSince[] {
+    return changedSince(this.#p, since)
   }
 
   /** Totals and settings as plain data. */
