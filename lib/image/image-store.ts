@@ -9,6 +9,7 @@ import { ChangeLog } from '../changes/change-log.js'
 import { changedExtents, type ChangedExtent } from '../changes/changed-extents.js'
 import type { Mark } from '../changes/mark-table.js'
 import { markNameSchema } from '../changes/mark-name.js'
+import { DEFAULT_EVENT_BLOCK, FirstDirtyEvents, firstDirtyOptionsSchema, type FirstDirtyHandler, type FirstDirtyOptions } from '../changes/first-dirty.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
 import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
@@ -89,6 +90,7 @@ export class ImageStore extends EventEmitter {
   readonly #chunks: ChunkTable
   /** Every change of the image's data passes it: freeze, and the hook of first-dirty events. */
   readonly #gate = new WriteGate(() => 'the image')
+  readonly #events = new FirstDirtyEvents(this.#gate, { kind: 'image', pathOf: () => null, sizeOf: () => this.#file.size })
   /** Bumped by every commit; a flush whose snapshot an other commit overtook skips its own. */
   #commits = 0
 
@@ -271,10 +273,14 @@ export class ImageStore extends EventEmitter {
     if (!(data instanceof Uint8Array)) throw new PagecowError('EINVAL', 'write: data must be a Buffer or Uint8Array')
     checkRange(offset, data.length, 'write')
     if (this.#gate.open) return this.#file.write(offset, data)
-    await this.#gate.through(IMAGE_FILE_ID, () => {
-      this.#core.checkWritable()
-      this.#file.write(offset, data)
-    })
+    await this.#gate.through(
+      IMAGE_FILE_ID,
+      () => {
+        this.#core.checkWritable()
+        this.#file.write(offset, data)
+      },
+      { start: offset, end: offset + data.length },
+    )
   }
 
   /** Write zeros over [offset, offset + length); whole pages become ZERO and free their space. */
@@ -282,10 +288,14 @@ export class ImageStore extends EventEmitter {
     this.#core.checkWritable()
     checkRange(offset, length, 'zero')
     if (this.#gate.open) return this.#file.zero(offset, length)
-    await this.#gate.through(IMAGE_FILE_ID, () => {
-      this.#core.checkWritable()
-      this.#file.zero(offset, length)
-    })
+    await this.#gate.through(
+      IMAGE_FILE_ID,
+      () => {
+        this.#core.checkWritable()
+        this.#file.zero(offset, length)
+      },
+      { start: offset, end: offset + length },
+    )
   }
 
   /** Trim: whole pages in the range become ZERO and free their space; partial pages are kept. */
@@ -293,10 +303,14 @@ export class ImageStore extends EventEmitter {
     this.#core.checkWritable()
     checkRange(offset, length, 'discard')
     if (this.#gate.open) return this.#file.discard(offset, length)
-    await this.#gate.through(IMAGE_FILE_ID, () => {
-      this.#core.checkWritable()
-      this.#file.discard(offset, length)
-    })
+    await this.#gate.through(
+      IMAGE_FILE_ID,
+      () => {
+        this.#core.checkWritable()
+        this.#file.discard(offset, length)
+      },
+      { start: offset, end: offset + length },
+    )
   }
 
   /** Set the image's size. Commits at once (it implies a flush) before giving space back. */
@@ -304,10 +318,15 @@ export class ImageStore extends EventEmitter {
     this.#core.checkWritable()
     checkRange(size, 0, 'truncate')
     if (this.#gate.open) return this.#truncate(size)
-    await this.#gate.through(IMAGE_FILE_ID, () => {
-      this.#core.checkWritable()
-      this.#truncate(size)
-    })
+    await this.#gate.through(
+      IMAGE_FILE_ID,
+      () => {
+        this.#core.checkWritable()
+        this.#truncate(size)
+      },
+      // What a shrink cuts off (growth reads zeros: nothing of the past to save).
+      () => ({ start: size, end: Math.max(this.#file.size, size) }),
+    )
   }
 
   #truncate(size: number): void {
@@ -385,9 +404,30 @@ export class ImageStore extends EventEmitter {
     return this.#core.mark(name)
   }
 
-  /** Remove the mark `name` (ENOENT if none); the marks before it keep their changes. */
-  unmark(name: string): Promise<void> {
-    return this.#core.unmark(name)
+  /** Remove the mark `name` (ENOENT if none); the marks before it keep their changes, its first-dirty handlers end. */
+  async unmark(name: string): Promise<void> {
+    await this.#core.unmark(name)
+    this.#events.dropMark(name)
+  }
+
+  /**
+   * Call `handler` the first time each block of the image (`blockSize`, 64 KiB by default) is
+   * dirtied after the mark `mark`, before the write lands: the write (and every write to the image
+   * meanwhile) waits until the handler's promise settles, so the handler still reads the block as
+   * it was (copy-before-write). A handler that fails fails the write that waited (EIO); the next
+   * write to the block calls it again. Blocks changed since the mark before this call get no
+   * event. Not persistent: handlers live as long as this object. Returns the remover.
+   */
+  onFirstDirty(mark: string, handler: FirstDirtyHandler, options: FirstDirtyOptions = {}): () => void {
+    this.#core.checkWritable('onFirstDirty')
+    const opts = parseWith(firstDirtyOptionsSchema, options, 'onFirstDirty')
+    const name = parseWith(markNameSchema, mark, 'onFirstDirty')
+    const epoch = this.#core.tracking.get(name).epoch
+    const blockSize = opts.blockSize ?? Math.max(DEFAULT_EVENT_BLOCK, this.pageSize)
+    if (blockSize < this.pageSize) throw new PagecowError('EINVAL', `onFirstDirty: blockSize ${blockSize} is smaller than the page size ${this.pageSize}`)
+    const g = this.#file.geometry
+    const changed = [...this.#file.changes.changedRuns(epoch)].map(([a, b]) => ({ start: g.byteOf(a), end: g.byteOf(b) }))
+    return this.#events.add(name, handler, blockSize, changed)
   }
 
   /** The marks, oldest first. */

@@ -434,6 +434,9 @@ export class PagedFile {
       this.bases.drop(g.pagesFor(size), g.pagesFor(old))
       this.#state.lowerCut = Math.min(this.#state.lowerCut, size)
     } else {
+      // Extended: the new bytes read zeros. Recorded (the page of the old end on) so that a file
+      // whose only change is its size is listed.
+      this.changes.touch(g.pageOf(old), g.pagesFor(size))
       this.#clearTail(size)
     }
     this.#state.size = size

@@ -10,7 +10,13 @@ import { PagecowError } from '../errors.js'
  * write takes the slow path (an async call), so it should answer undefined quickly when it has
  * nothing to do. A store's close() waits for the handlers running.
  */
-export type WriteHook = (key: number) => Promise<void> | undefined
+export type WriteHook = (key: number, range: ByteRange | undefined) => Promise<void> | undefined
+
+/** The bytes a write changes, [start, end), when the writer says (image stores do). */
+export interface ByteRange {
+  start: number
+  end: number
+}
 
 /** The longest freeze timeout: what setTimeout can wait (about 24.8 days). */
 export const MAX_FREEZE_TIMEOUT_MS = 2 ** 31 - 1
@@ -73,7 +79,7 @@ export class WriteGate {
    * last check, so a freeze cannot slip in between; if it returns a promise, freeze() of the file
    * waits for it. Rejects with EFROZEN when the freeze's timeout passes first.
    */
-  async through<T>(key: number, work: () => T): Promise<Awaited<T>> {
+  async through<T>(key: number, work: () => T, range?: ByteRange | (() => ByteRange)): Promise<Awaited<T>> {
     this.#inGate++
     try {
       for (;;) {
@@ -82,7 +88,8 @@ export class WriteGate {
           await this.#wait(key, freeze)
           continue
         }
-        const hooked = this.#hooked(key)
+        // A range that depends on the file (a truncation's) is taken again after every wait.
+        const hooked = this.#hooked(key, typeof range === 'function' ? range() : range)
         if (hooked) {
           await hooked
           continue // frozen meanwhile? then wait for that thaw first
@@ -165,14 +172,14 @@ export class WriteGate {
   }
 
   /** The hook's promise for `key`, if a write must wait for it (shared by every writer meanwhile). */
-  #hooked(key: number): Promise<void> | undefined {
+  #hooked(key: number, range: ByteRange | undefined): Promise<void> | undefined {
     const running = this.#hooking.get(key)
     if (running) return running
     const hook = this.#hook
     if (!hook) return undefined
     let result: Promise<void> | undefined
     try {
-      result = hook(key)
+      result = hook(key, range)
     } catch (err) {
       return Promise.reject(hookError(key, err, this.#describe))
     }

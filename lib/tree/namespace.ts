@@ -267,7 +267,11 @@ export class Namespace {
     this.#run(`INSERT INTO inodes (${INODE_COLUMNS}, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ...cells, rowSum.inodes(cells))
   }
 
-  setMeta(ino: number, meta: Partial<InodeMeta>): void {
+  /**
+   * `journal` false: not recorded as a metadata change since the marks (the times a data write
+   * deferred: the data change is recorded with the pages, at the moment of the write).
+   */
+  setMeta(ino: number, meta: Partial<InodeMeta>, journal = true): void {
     const sets: string[] = []
     const values: unknown[] = []
     for (const key of ['mode', 'uid', 'gid'] as const) {
@@ -284,7 +288,7 @@ export class Namespace {
     }
     if (sets.length === 0) return
     this.#cache.inodeChanged(ino)
-    this.#inodeChanging(ino)
+    if (journal) this.#inodeChanging(ino)
     this.#run(`UPDATE inodes SET ${sets.join(', ')} WHERE ino = ?`, ...values, ino)
     this.#resumInode(ino)
   }

@@ -272,7 +272,7 @@ export class NodeTable {
       ctx.ns.transaction(() => {
         for (const w of work) {
           w.data?.save(ctx.db)
-          if (w.times) ctx.ns.setMeta(w.node.ino, w.times.times)
+          if (w.times) ctx.ns.setMeta(w.node.ino, w.times.times, false) // the write that moved them recorded its pages
         }
       }, 'now')
     } catch (err) {

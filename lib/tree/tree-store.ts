@@ -3,6 +3,9 @@
 // mode is the one-file case of the same code. The public API: each method validates its arguments
 // and does its work in the module of its concern (namespace-changes, file-ops, stat-of, tree-info);
 // the store's life (lock, flushes, close) is the StoreCore's, as for images.
+import { FirstDirtyEvents, type FirstDirtyHandler } from '../changes/first-dirty.js'
+import { markNameSchema } from '../changes/mark-name.js'
+import { Places } from './places.js'
 import type { ChangedExtent } from '../changes/changed-extents.js'
 import type { Mark } from '../changes/mark-table.js'
 import { changedExtentsOf, changedSince, type TreeChangeSince } from './changed-since.js'
@@ -62,12 +65,19 @@ export class TreeStore extends EventEmitter {
   readonly path: string
   readonly readOnly: boolean
   readonly #p: TreeParts
+  readonly #events: FirstDirtyEvents
 
   private constructor(parts: TreeParts) {
     super()
     this.path = parts.path
     this.readOnly = parts.readOnly
     this.#p = parts
+    this.#events = new FirstDirtyEvents(parts.gate, {
+      kind: 'tree',
+      // A lower file's first write comes before its row: its lower path says where it is.
+      pathOf: (ino) => new Places(parts.ns, parts.lower, parts.meta.lower.rootIno).of(ino, parts.nodes.get(ino)?.lowerPath),
+      sizeOf: (ino) => parts.nodes.get(ino)?.size ?? 0,
+    })
     registerWriteGate(this, parts.gate)
     const { nodes, ns } = parts
     parts.core.attach(
@@ -480,9 +490,32 @@ export class TreeStore extends EventEmitter {
     return this.#p.core.mark(name)
   }
 
-  /** Remove the mark `name` (ENOENT if none); the marks before it keep their changes. */
-  unmark(name: string): Promise<void> {
-    return this.#p.core.unmark(name)
+  /** Remove the mark `name` (ENOENT if none); the marks before it keep their changes, its first-dirty handlers end. */
+  async unmark(name: string): Promise<void> {
+    await this.#p.core.unmark(name)
+    this.#events.dropMark(name)
+  }
+
+  /**
+   * Call `handler` the first time each file's data is dirtied after the mark `mark` (a write,
+   * truncate, zero, discard or O_TRUNC open), before it lands: writes to the file wait until the
+   * handler's promise settles, so the handler still reads the file as it was. The event names the
+   * file (path and inode). A handler that fails fails the write that waited (EIO); the next write
+   * calls it again. Files changed since the mark before this call get no event. Not persistent.
+   * Returns the remover.
+   */
+  onFirstDirty(mark: string, handler: FirstDirtyHandler): () => void {
+    const p = this.#p
+    p.core.checkWritable('onFirstDirty')
+    const name = parseWith(markNameSchema, mark, 'onFirstDirty')
+    const epoch = p.core.tracking.get(name).epoch
+    const changed = new Set<number>()
+    for (const file of p.core.tracking.table.files(epoch)) {
+      const ino = p.ns.inoOfFile(file)
+      if (ino !== undefined) changed.add(ino)
+    }
+    for (const node of p.nodes.list()) if (node.paged?.changes.pendingSince(epoch)) changed.add(node.ino)
+    return this.#events.add(name, handler, 1, changed)
   }
 
   /** The marks, oldest first. */
