@@ -24,6 +24,7 @@ import { dirtyMap } from './dirty-map.js'
 import { cliStart } from './cli-start.js'
 import { boundRead } from './lower-binding.js'
 import { INTEGRITY_CASES } from './integrity.js'
+import { MARKS_CASES } from './marks.js'
 import type { Row } from './row.js'
 import { pendingTrash, removeAllScratch } from './scratch.js'
 import { formatTable } from './table.js'
@@ -32,7 +33,7 @@ import { msSince, now } from './timing.js'
 const HERE = dirname(fileURLToPath(import.meta.url))
 
 // The extents case runs before flush-cost: flush-cost adds pages to the shared stores.
-export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio, squashfsCase, squashfsLowerCase, dirtyMap, cliStart, boundRead, ...INTEGRITY_CASES]
+export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio, squashfsCase, squashfsLowerCase, dirtyMap, cliStart, boundRead, ...INTEGRITY_CASES, ...MARKS_CASES]
 
 const USAGE = `usage: npm run bench -- [--quick] [--reps=N] [--out=FILE] [--list] [case|group …]
 

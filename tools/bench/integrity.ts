@@ -15,7 +15,7 @@ import { baseLibrary, BASE_COMMIT, type StoreLibrary } from './integrity-base.js
 import { randomPages, randomSubset, scatteredPages } from './random.js'
 import { pairRatios, range, throughputRow, type Row } from './row.js'
 import { scratchDir } from './scratch.js'
-import { median, msSince, now, percentile, summarize } from './timing.js'
+import { median, msSince, now, percentile, rotated, summarize } from './timing.js'
 
 const RANDOM_READS_PER_BATCH = 250
 const RANDOM_WRITES_PER_BATCH = 256
@@ -98,24 +98,6 @@ async function storeSides(
     sides.push({ name, open: () => openSide(lib, kind, dir) })
   }
   return { sides, baseNote: 'lib' in base ? `0.1.0 from ${base.root}` : base.missing }
-}
-
-/**
- * Run `sides` over `batches` batches, each batch once per side, the order rotating every batch so
- * that every side runs first as often. Returns the milliseconds each side took in all.
- */
-async function rotated(batches: number, sides: ReadonlyArray<(batch: number) => Promise<void> | void>): Promise<number[]> {
-  const totals = sides.map(() => 0n)
-  for (let i = 0; i < batches; i++) {
-    for (let k = 0; k < sides.length; k++) {
-      const j = (i + k) % sides.length
-      const start = now()
-      const pending = sides[j]!(i)
-      if (pending) await pending
-      totals[j]! += now() - start
-    }
-  }
-  return totals.map((t) => Number(t) / 1e6)
 }
 
 /**

@@ -115,3 +115,21 @@ export async function interleavedReps(
   }
   return out
 }
+
+/**
+ * Run `sides` over `batches` batches, each batch once per side, the order rotating every batch so
+ * that every side runs first as often. Returns the milliseconds each side took in all.
+ */
+export async function rotated(batches: number, sides: ReadonlyArray<(batch: number) => Promise<void> | void>): Promise<number[]> {
+  const totals = sides.map(() => 0n)
+  for (let i = 0; i < batches; i++) {
+    for (let k = 0; k < sides.length; k++) {
+      const j = (i + k) % sides.length
+      const start = now()
+      const pending = sides[j]!(i)
+      if (pending) await pending
+      totals[j]! += now() - start
+    }
+  }
+  return totals.map((t) => Number(t) / 1e6)
+}
