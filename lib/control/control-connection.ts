@@ -56,6 +56,7 @@ export class ControlConnection {
   }
 
   #read(chunk: Buffer): void {
+    if (this.#closed) return // hanging up: what else it sends is read and dropped, so its end is seen
     let lines: string[]
     try {
       lines = this.#splitter.push(chunk)
@@ -143,15 +144,15 @@ export class ControlConnection {
   /** Stop reading and close once what was written is sent. */
   #hangUp(): void {
     this.#end()
+    this.#socket.resume()
     this.#socket.end()
-    setTimeout(() => this.#socket.destroy(), 1000).unref()
+    setTimeout(() => this.#socket.destroy(), 1000)
   }
 
   #end(): void {
     if (this.#closed) return
     this.#closed = true
     this.#queue.length = 0
-    this.#socket.pause()
     for (const id of [...this.#streams.keys()]) this.#stopStream(id)
   }
 }

@@ -90,8 +90,9 @@ export class ControlServer {
     socket.on('error', () => {})
     if (this.#closing) return void socket.destroy()
     const refuse = (code: ErrorCode, message: string) => {
+      socket.resume() // to see the peer's end: what it sends is dropped
       socket.end(encodeLine({ id: null, error: { code, message } }))
-      setTimeout(() => socket.destroy(), 1000).unref()
+      setTimeout(() => socket.destroy(), 1000)
     }
     let peer: fs.PeerCredentials
     try {
