@@ -19,6 +19,7 @@ import { MAX_REQUEST_BYTES } from '../lib/control/protocol.js'
 import { ImageStore, isPagecowError, TreeStore } from '../lib/index.js'
 import { cannotRun } from './fixtures/cannot-run.js'
 import { childEnv } from './fixtures/child-env.js'
+import { BAD_LINES, ControlPeer as Peer } from './fixtures/control-peer.js'
 
 const PAGE = 4096
 
@@ -47,60 +48,6 @@ async function served(t: Test, inDir?: string): Promise<Served> {
     if (!inDir) rmSync(dir, { recursive: true, force: true })
   })
   return { dir: join(dir, 'store'), store, control }
-}
-
-/** A raw peer of the socket: sends bytes, reads reply lines. */
-class Peer {
-  readonly socket: net.Socket
-  #buffer = ''
-  #lines: string[] = []
-  #wake: (() => void) | undefined
-  #ended = false
-
-  constructor(path: string) {
-    this.socket = net.connect(path)
-    this.socket.setEncoding('utf8')
-    this.socket.on('error', () => {})
-    this.socket.on('data', (d: string) => {
-      this.#buffer += d
-      let nl
-      while ((nl = this.#buffer.indexOf('\n')) >= 0) {
-        this.#lines.push(this.#buffer.slice(0, nl))
-        this.#buffer = this.#buffer.slice(nl + 1)
-      }
-      this.#wake?.()
-    })
-    this.socket.on('close', () => {
-      this.#ended = true
-      this.#wake?.()
-    })
-  }
-
-  send(text: string | Buffer): void {
-    this.socket.write(text)
-  }
-
-  /** The next reply line parsed, or null when the server hung up first. */
-  async next(): Promise<Record<string, unknown> | null> {
-    for (;;) {
-      const line = this.#lines.shift()
-      if (line !== undefined) return JSON.parse(line) as Record<string, unknown>
-      if (this.#ended) return null
-      await new Promise<void>((r) => (this.#wake = r))
-      this.#wake = undefined
-    }
-  }
-
-  /** Resolves once the server closed the connection. */
-  async closed(): Promise<void> {
-    while ((await this.next()) !== null) {
-      // drain
-    }
-  }
-
-  destroy(): void {
-    this.socket.destroy()
-  }
 }
 
 t.test('the socket: STORE/control.sock, mode 0600, the server\'s own, there while it serves', async (t) => {
@@ -253,40 +200,6 @@ t.test('a store path longer than a socket address holds works (through /proc/sel
   await s.store.write(0, Buffer.from('x'))
   t.strictSame(await callStore(s.dir, flushMethod, {}), { path: s.store.path })
 })
-
-/** Each raw line and what the server must answer (null: an error about no request id). */
-const BAD_LINES: Array<{ what: string; line: string | Buffer; id: number | null; code: string }> = [
-  { what: 'not JSON', line: 'hello', id: null, code: 'EINVAL' },
-  { what: 'half an object', line: '{"id": 1, "method": "flu', id: null, code: 'EINVAL' },
-  { what: 'JSON null', line: 'null', id: null, code: 'EINVAL' },
-  { what: 'a number', line: '42', id: null, code: 'EINVAL' },
-  { what: 'a string', line: '"flush"', id: null, code: 'EINVAL' },
-  { what: 'an array', line: '[1, "flush"]', id: null, code: 'EINVAL' },
-  { what: 'an empty object', line: '{}', id: null, code: 'EINVAL' },
-  { what: 'no id', line: '{"method": "flush"}', id: null, code: 'EINVAL' },
-  { what: 'a negative id', line: '{"id": -1, "method": "flush"}', id: null, code: 'EINVAL' },
-  { what: 'a fractional id', line: '{"id": 1.5, "method": "flush"}', id: null, code: 'EINVAL' },
-  { what: 'a string id', line: '{"id": "1", "method": "flush"}', id: null, code: 'EINVAL' },
-  { what: 'an id past 2^53', line: '{"id": 1e300, "method": "flush"}', id: null, code: 'EINVAL' },
-  { what: 'no method', line: '{"id": 3}', id: 3, code: 'EINVAL' },
-  { what: 'an unknown method', line: '{"id": 4, "method": "format-disk"}', id: 4, code: 'EINVAL' },
-  { what: 'a method in capitals', line: '{"id": 5, "method": "FLUSH"}', id: 5, code: 'EINVAL' },
-  { what: 'a prototype name', line: '{"id": 6, "method": "constructor"}', id: 6, code: 'EINVAL' },
-  { what: '__proto__ as method', line: '{"id": 7, "method": "__proto__"}', id: 7, code: 'EINVAL' },
-  { what: 'a method that is not a string', line: '{"id": 8, "method": ["flush"]}', id: 8, code: 'EINVAL' },
-  { what: 'an unknown key', line: '{"id": 9, "method": "flush", "force": true}', id: 9, code: 'EINVAL' },
-  { what: 'params an array', line: '{"id": 10, "method": "flush", "params": []}', id: 10, code: 'EINVAL' },
-  { what: 'params null', line: '{"id": 11, "method": "flush", "params": null}', id: 11, code: 'EINVAL' },
-  { what: 'an unknown param', line: '{"id": 12, "method": "flush", "params": {"wait": 1}}', id: 12, code: 'EINVAL' },
-  { what: 'width 0', line: '{"id": 13, "method": "inspect", "params": {"width": 0}}', id: 13, code: 'EINVAL' },
-  { what: 'width a string', line: '{"id": 14, "method": "inspect", "params": {"width": "64"}}', id: 14, code: 'EINVAL' },
-  { what: 'a path on an image store', line: '{"id": 15, "method": "inspect", "params": {"path": "/x"}}', id: 15, code: 'EINVAL' },
-  { what: 'an unknown event', line: '{"id": 16, "method": "watch", "params": {"events": ["everything"]}}', id: 16, code: 'EINVAL' },
-  { what: 'no events', line: '{"id": 17, "method": "watch", "params": {"events": []}}', id: 17, code: 'EINVAL' },
-  { what: 'bytes that are not UTF-8', line: Buffer.from([0xff, 0xfe, 0x7b, 0x80, 0x7d]), id: null, code: 'EINVAL' },
-  { what: 'a NUL byte', line: Buffer.from('{"id": 18, "method": "flush"\0}'), id: null, code: 'EINVAL' },
-  { what: 'nesting 20 000 deep', line: `${'['.repeat(20_000)}${']'.repeat(20_000)}`, id: null, code: 'EINVAL' },
-]
 
 t.test('bad input table: each line gets an error with its code, the connection and the store go on', async (t) => {
   const s = await served(t)
