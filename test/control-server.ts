@@ -16,7 +16,7 @@ import { flushMethod } from '../lib/control/methods/flush.js'
 import { inspectMethod } from '../lib/control/methods/inspect.js'
 import { watchMethod, type WatchEvent } from '../lib/control/methods/watch.js'
 import { MAX_REQUEST_BYTES } from '../lib/control/protocol.js'
-import { ImageStore, isPagecowError, TreeStore } from '../lib/index.js'
+import { checkStore, ImageStore, isPagecowError, TreeStore } from '../lib/index.js'
 import { cannotRun } from './fixtures/cannot-run.js'
 import { childEnv } from './fixtures/child-env.js'
 import { BAD_LINES, ControlPeer as Peer } from './fixtures/control-peer.js'
@@ -181,6 +181,8 @@ t.test('a client never trusts a control.sock the store did not make', async (t) 
   for (const [what, make] of plant) {
     make()
     await t.rejects(callStore(storeDir, flushMethod, {}), { code: 'EUNSAFE' }, what)
+    await t.rejects(ImageStore.open(storeDir, { readOnly: true }), { code: 'EUNSAFE' }, `${what}: the store refuses it as any store file`)
+    t.match((await checkStore(storeDir)).problems, [{ code: 'EUNSAFE', message: /control\.sock/ }], `${what}: fsck reports it`)
     rmSync(path, { recursive: true, force: true })
   }
   // A socket owned by another user (not root, not the store's owner): a server of theirs.

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { parseWith, PagecowError, type ErrorCode } from '../errors.js'
 import * as fs from '../fs.js'
 import { listenPrivately, type PrivateSocket } from '../nbd/private-socket.js'
+import { adoptStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import type { AnyStore } from '../open-store.js'
 import { ControlConnection } from './control-connection.js'
 import { CONTROL_SOCKET_FILE, controlSocketPath } from './control-socket-path.js'
@@ -41,6 +42,8 @@ export class ControlServer {
   #socket: PrivateSocket | undefined
   #address: SocketAddress | undefined
   #closing: Promise<void> | undefined
+  /** The store directory's owner, who may use the socket too. */
+  #owner = -1
 
   private constructor(store: AnyStore, options: Required<ControlServerOptions>) {
     this.path = controlSocketPath(store.path)
@@ -63,6 +66,15 @@ export class ControlServer {
       server.#socket = await listenPrivately(server.#server, address.path)
     } catch (err) {
       address.close()
+      throw err
+    }
+    try {
+      // Root serving a user's store: the socket is the user's, as every store file is (and the
+      // store's next open checks it so).
+      adoptStoreFile(address.path, store.path)
+      server.#owner = ownerOfDirectory(store.path).uid
+    } catch (err) {
+      await server.close()
       throw err
     }
     server.#address = address
@@ -101,9 +113,10 @@ export class ControlServer {
       return void socket.destroy()
     }
     // Owner-only: the socket's mode keeps others from connecting; this catches a mode loosened
-    // since. Root may: it can open the store's files (and this process) anyway.
-    if (peer.uid !== this.#uid && peer.uid !== 0) {
-      return refuse('EACCES', `control: the control socket of ${this.#store.path} serves uid ${this.#uid} only; you are uid ${peer.uid}`)
+    // since. The store's owner and the server's user may; root too: it can open the store's files
+    // (and this process) anyway.
+    if (peer.uid !== this.#uid && peer.uid !== this.#owner && peer.uid !== 0) {
+      return refuse('EACCES', `control: the control socket of ${this.#store.path} serves its owner (uid ${this.#owner}) and uid ${this.#uid} only; you are uid ${peer.uid}`)
     }
     if (this.#connections.size >= this.#options.maxConnections) {
       return refuse('EBUSY', `control: ${this.#store.path} already serves ${this.#options.maxConnections} control connections; try again later`)
