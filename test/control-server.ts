@@ -398,6 +398,51 @@ t.test('the server checks its peer\'s uid (SO_PEERCRED), and the mode keeps othe
   t.strictSame(await callStore(s.dir, flushMethod, {}), { path: s.store.path }, 'the owner is still served')
 })
 
+t.test('root serving a user\'s store gives the socket to the user, who is served', async (t) => {
+  if (process.geteuid?.() !== 0) return cannotRun(t, 'not root: cannot serve another user\'s store')
+  const dir = shortDir(t)
+  chmodSync(dir, 0o755)
+  const storeDir = join(dir, 'store')
+  mkdirSync(storeDir)
+  chownSync(storeDir, 65534, 65534)
+  writeFileSync(join(dir, 'lower.img'), Buffer.alloc(1 << 20, 0x11))
+  chmodSync(join(dir, 'lower.img'), 0o644)
+  const store = await ImageStore.create(storeDir, { lower: join(dir, 'lower.img'), autoFlushMs: 0 })
+  const control = await ControlServer.listen(store)
+  t.teardown(async () => {
+    await control.close()
+    await store.close()
+  })
+  const st = lstatSync(control.path)
+  t.equal(st.uid, 65534, 'the socket is the store owner\'s')
+  t.equal(st.mode & 0o777, 0o600)
+  const script = `const c = require('net').connect(${JSON.stringify(control.path)}); c.on('error', (e) => { console.log(e.code); process.exit(0) }); c.on('data', (d) => { process.stdout.write(String(d)); process.exit(0) }); c.on('connect', () => c.write('{"id": 1, "method": "flush"}\\n'))`
+  const child = spawn(process.execPath, ['-e', script], { uid: 65534, gid: 65534, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  await once(child, 'exit')
+  t.strictSame(JSON.parse(out), { id: 1, result: { path: storeDir } }, 'the owner (uid 65534) is served by root\'s server')
+  t.ok((await checkStore(storeDir)).problems.every((p) => !/control\.sock/.test(p.message)), 'fsck finds nothing wrong with the socket')
+})
+
+t.test('a peer that stops reading a stream is cut off, not buffered for', async (t) => {
+  const s = await served(t)
+  const peer = new Peer(s.control.path)
+  t.teardown(() => peer.destroy())
+  peer.send('{"id": 1, "method": "watch", "params": {"events": ["flushed"]}}\n')
+  t.ok(await waitUntil(() => s.store.listenerCount('flush') === 1), 'the stream is on')
+  peer.socket.pause()
+  // 100 000 events of about 60 bytes (6 MB): more than the 4 MiB a stream may leave unread.
+  for (let i = 0; i < 100_000 && s.control.connections > 0; i++) s.store.emit('flush')
+  t.equal(s.control.connections, 0, 'the server let the peer go')
+  t.equal(s.store.listenerCount('flush'), 0, 'and stopped its stream')
+  peer.socket.resume()
+  let events = 0
+  for (let reply = await peer.next(); reply !== null; reply = await peer.next()) events++
+  t.ok(events > 1000 && events < 100_000, `the peer read what was sent before the cut (${events} events), then the end`)
+  t.strictSame(await callStore(s.dir, flushMethod, {}), { path: s.store.path }, 'others are served')
+})
+
 t.test('ControlClient re-throws an unknown error code from a newer server as EIO', async (t) => {
   const dir = shortDir(t)
   writeFileSync(join(dir, 'lower.img'), Buffer.alloc(1 << 20, 0x11))
