@@ -447,6 +447,33 @@ t.test('a peer that stops reading a stream is cut off, not buffered for', async 
   t.strictSame(await callStore(s.dir, flushMethod, {}), { path: s.store.path }, 'others are served')
 })
 
+t.test('close() takes no new request, finishes the one in flight, ends streams and hangs up', async (t) => {
+  const s = await served(t)
+  const busy = new Peer(s.control.path)
+  const watching = new Peer(s.control.path)
+  t.teardown(() => {
+    busy.destroy()
+    watching.destroy()
+  })
+  watching.send('{"id": 7, "method": "watch", "params": {"events": ["flushed"]}}\n')
+  t.ok(await waitUntil(() => s.store.listenerCount('flush') === 1))
+  const N = 2000
+  busy.send(Array.from({ length: N }, (_, i) => `{"id": ${i}, "method": "inspect"}\n`).join(''))
+  t.match(await busy.next(), { id: 0, result: {} }, 'the first is answered')
+  const started = Date.now()
+  await s.control.close()
+  t.ok(Date.now() - started < 2000, `close() took ${Date.now() - started} ms`)
+  let answered = 1
+  for (let reply = await busy.next(); reply !== null; reply = await busy.next()) {
+    if (reply.id !== answered || !('result' in reply)) t.fail(`reply ${answered}: ${JSON.stringify(reply).slice(0, 100)}`)
+    answered++
+  }
+  t.ok(answered < N, `${answered} of ${N} pipelined requests answered, in order, then the end`)
+  t.strictSame(await watching.next(), { id: 7, end: true }, 'a stream is told it ended')
+  t.equal(await watching.next(), null, 'then hung up on')
+  t.throws(() => lstatSync(s.control.path), { code: 'ENOENT' })
+})
+
 t.test('ControlClient re-throws an unknown error code from a newer server as EIO', async (t) => {
   const dir = shortDir(t)
   writeFileSync(join(dir, 'lower.img'), Buffer.alloc(1 << 20, 0x11))

@@ -22,6 +22,8 @@ export class ControlConnection {
   /** Active streams by request id: their stop functions. */
   readonly #streams = new Map<number, () => void>()
   #serving: Promise<void> | undefined
+  /** The server is closing: no new request is taken, the one being served finishes. */
+  #draining = false
   #closed = false
   readonly closed: Promise<void>
 
@@ -43,7 +45,9 @@ export class ControlConnection {
 
   /** The server is closing: end the streams, finish the request being served, then hang up. */
   async close(): Promise<void> {
+    this.#draining = true
     this.#queue.length = 0
+    this.#socket.resume()
     for (const id of [...this.#streams.keys()]) {
       this.#stopStream(id)
       this.#send({ id, end: true })
@@ -56,7 +60,7 @@ export class ControlConnection {
   }
 
   #read(chunk: Buffer): void {
-    if (this.#closed) return // hanging up: what else it sends is read and dropped, so its end is seen
+    if (this.#closed || this.#draining) return // hanging up: what else it sends is read and dropped, so its end is seen
     let lines: string[]
     try {
       lines = this.#splitter.push(chunk)
@@ -72,7 +76,7 @@ export class ControlConnection {
   }
 
   #kick(): void {
-    if (this.#serving !== undefined || this.#queue.length === 0 || this.#closed) return
+    if (this.#serving !== undefined || this.#queue.length === 0 || this.#closed || this.#draining) return
     this.#serving = this.#serveQueue().finally(() => {
       this.#serving = undefined
       this.#kick()
@@ -80,7 +84,7 @@ export class ControlConnection {
   }
 
   async #serveQueue(): Promise<void> {
-    while (!this.#closed) {
+    while (!this.#closed && !this.#draining) {
       const line = this.#queue.shift()
       if (line === undefined) break
       await this.#serve(line)
@@ -89,7 +93,7 @@ export class ControlConnection {
         this.#socket.once('drain', resolve)
         this.#socket.once('close', resolve)
       })
-      if (this.#queue.length < MAX_QUEUED_LINES && !this.#closed) this.#socket.resume()
+      if (this.#queue.length < MAX_QUEUED_LINES && !this.#closed && !this.#draining) this.#socket.resume()
     }
   }
 
