@@ -35,6 +35,14 @@ interface OwnAddon {
   watchClose(watch: ReadableWatch): void
   spliceReply(fuseFd: number, header: Buffer, fd: number, position: number, bytes: number, zeros: number): number
   spliceCapacity(): number
+  peerCredentials(fd: number): PeerCredentials
+}
+
+/** Who connected a Unix socket, as the kernel recorded it at connect(2) (SO_PEERCRED). */
+export interface PeerCredentials {
+  pid: number
+  uid: number
+  gid: number
 }
 
 /** A watch made by watchReadable (opaque). */
@@ -160,6 +168,11 @@ export function spliceReply(fuseFd: number, header: Buffer, fd: number, position
 /** The most file bytes a spliced reply can carry here (the pipe's size less a page); 0 if none. */
 export function spliceCapacity(): number {
   return own().spliceCapacity()
+}
+
+/** The credentials of the peer of the connected Unix socket `fd` (getsockopt SO_PEERCRED). */
+export function peerCredentials(fd: number): PeerCredentials {
+  return own().peerCredentials(fd)
 }
 
 /** fsync a directory, so that a file created in it survives a power cut. */

@@ -5,6 +5,7 @@
 //                 where they are served instead of by threads parked in the pool
 //   splice(2)     a FUSE read reply straight from the lower's page cache (no copy through memory
 //                 of ours: Node cannot splice)
+//   SO_PEERCRED   who is on the other end of a Unix socket (the control socket serves its owner only)
 // Node-API only (no V8 headers), so the addon builds once per ABI, not per Node release; libuv's
 // own header for uv_poll, whose API is stable across libuv 1.x.
 #define _GNU_SOURCE
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/socket.h>
 #include <node_api.h>
 #include <uv.h>
 
@@ -338,6 +340,28 @@ static napi_value splice_capacity(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// peerCredentials(fd): { pid, uid, gid } of the process that connected the Unix socket `fd`, as
+// the kernel recorded them at connect(2) (getsockopt SO_PEERCRED): they cannot be forged.
+static napi_value peer_credentials(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_errno(env, EINVAL, "getsockopt");
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return throw_errno(env, errno, "getsockopt");
+  napi_value result, pid, uid, gid;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_int64(env, cred.pid, &pid));
+  CHECK(napi_create_int64(env, cred.uid, &uid));
+  CHECK(napi_create_int64(env, cred.gid, &gid));
+  CHECK(napi_set_named_property(env, result, "pid", pid));
+  CHECK(napi_set_named_property(env, result, "uid", uid));
+  CHECK(napi_set_named_property(env, result, "gid", gid));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   CHECK(napi_create_function(env, "utimensat", NAPI_AUTO_LENGTH, utimensat_nofollow, NULL, &fn));
@@ -347,6 +371,7 @@ static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback cb; } more[] = {
     { "watchReadable", watch_readable }, { "watchPause", watch_pause }, { "watchResume", watch_resume }, { "watchClose", watch_close },
     { "spliceReply", splice_reply }, { "spliceCapacity", splice_capacity },
+    { "peerCredentials", peer_credentials },
   };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
     CHECK(napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn));

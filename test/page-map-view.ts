@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Extent } from '../lib/index.js'
-import { buildPageMapView, DEFAULT_WIDTH, describeScale, drawPageMap, GLYPHS, legend, MAX_ROWS, pagesPerCellFor } from '../lib/cli/page-map-view.js'
+import { describeScale, drawPageMap, GLYPHS, legend } from '../lib/cli/page-map-view.js'
+import { buildPageMapView, DEFAULT_WIDTH, MAX_ROWS, pagesPerCellFor } from '../lib/page-map-view.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB

@@ -35,6 +35,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'serve', args: '<STORE>', summary: 'export the store over NBD', load: async () => (await import('./commands/serve.js')).serveCommand },
   { name: 'mount', args: '<STORE> <MOUNTPOINT>', summary: 'mount the store as a file system (FUSE)', load: async () => (await import('./commands/mount.js')).mountCommand },
   { name: 'umount', args: '<MOUNTPOINT>', summary: 'unmount a mounted store', load: async () => (await import('./commands/umount.js')).umountCommand },
+  { name: 'watch', args: '<STORE>', summary: "print a running server's events as JSON lines", load: async () => (await import('./commands/watch.js')).watchCommand },
   { name: 'demo', args: '[DIR]', summary: 'a sample image, store and page map to look at', load: async () => (await import('./commands/demo.js')).demoCommand },
   // Tree stores: the namespace.
   { name: 'ls', args: '<STORE> [PATH]', summary: 'list a directory of a tree store (merged view)', load: async () => (await import('./commands/ls.js')).lsCommand },

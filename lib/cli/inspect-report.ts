@@ -1,20 +1,7 @@
 // The text `pagecow inspect` prints: what the store is, its page map, and the totals.
-import type { ImageStore, StoreInfo } from '../index.js'
+import type { InspectReport } from '../inspect-report.js'
 import { formatSize } from './format-size.js'
-import { buildPageMapView, pageMapSection, type PageMapView } from './page-map-view.js'
-
-/** What `pagecow inspect --json` prints: the library's info as is, and the folded map. */
-export interface InspectReport {
-  info: StoreInfo
-  map: PageMapView
-}
-
-/** Read the store's info and fold its extents into a map `width` cells wide. */
-export function inspectStore(store: ImageStore, width?: number): InspectReport {
-  const info = store.info()
-  const map = buildPageMapView(store.extents(), { size: info.size, pageSize: info.pageSize, width })
-  return { info, map }
-}
+import { pageMapSection } from './page-map-view.js'
 
 /** The report for people. */
 export function formatInspect({ info, map }: InspectReport): string {

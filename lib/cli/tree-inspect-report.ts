@@ -1,32 +1,10 @@
 // What `pagecow inspect` prints for a tree store: what changed (like git status), or the page map
 // of one file of it.
-import type { TreeChange, TreeFileInfo, TreeStore, TreeStoreInfo } from '../index.js'
+import type { TreeFileReport, TreeInspectReport } from '../inspect-report.js'
 import { formatSize } from './format-size.js'
-import { buildPageMapView, pageMapSection, type PageMapView } from './page-map-view.js'
+import { pageMapSection } from './page-map-view.js'
 import { formatChange } from './tree-format.js'
 import { escapeName } from './escape-name.js'
-
-/** `pagecow inspect TREE --json`: the store info and every change. */
-export interface TreeInspectReport {
-  info: TreeStoreInfo
-  changes: TreeChange[]
-}
-
-/** `pagecow inspect TREE PATH --json`: the file's info and its folded page map. */
-export interface TreeFileReport {
-  info: TreeFileInfo
-  map: PageMapView
-}
-
-export function inspectTree(store: TreeStore): TreeInspectReport {
-  return { info: store.info(), changes: [...store.changes()] }
-}
-
-export async function inspectTreeFile(store: TreeStore, path: string, width?: number): Promise<TreeFileReport> {
-  const info = await store.fileInfo(path)
-  const map = buildPageMapView(store.extents(path), { size: info.size, pageSize: info.pageSize, width })
-  return { info, map }
-}
 
 export function formatTreeInspect({ info, changes }: TreeInspectReport): string {
   const lines = [

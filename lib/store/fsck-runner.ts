@@ -6,7 +6,7 @@ import { FLUX_FILE } from '../integrity/flux-log.js'
 import { Generation, GENERATION_FILE } from '../integrity/generation.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { DATABASE_FILE, openDatabase } from './database.js'
-import { checkStoreFiles, MOUNT_LOG_FILE } from './store-file.js'
+import { checkStoreFiles, CONTROL_SOCKET_FILE, MOUNT_LOG_FILE } from './store-file.js'
 import { LOCK_FILE } from './writer-lock.js'
 
 /** Where a problem is: the file (its path in a tree, "image" for an image) and its pages. */
@@ -34,7 +34,7 @@ export async function runFsck<R extends Report>(path: string, report: R, check: 
     if (place?.pages !== undefined && place.pages > 1) p.pages = place.pages
     report.problems.push(p)
   }
-  for (const name of [LOCK_FILE, MOUNT_LOG_FILE, GENERATION_FILE, FLUX_FILE]) {
+  for (const name of [LOCK_FILE, MOUNT_LOG_FILE, CONTROL_SOCKET_FILE, GENERATION_FILE, FLUX_FILE]) {
     try {
       checkStoreFiles(path, [name])
     } catch (err) {

@@ -13,7 +13,7 @@ import { recoverFlux } from '../integrity/flux-recovery.js'
 import { Generation } from '../integrity/generation.js'
 import { closedError } from './checks.js'
 import { DATABASE_FILE, dataVersion, hasDatabase, openDatabase, syncDatabaseFiles } from './database.js'
-import { checkStoreFiles, MOUNT_LOG_FILE } from './store-file.js'
+import { checkStoreFiles, CONTROL_SOCKET_FILE, MOUNT_LOG_FILE } from './store-file.js'
 import { LOCK_FILE, WriterLock } from './writer-lock.js'
 
 /** What a kind of store keeps, as the core drives it. */
@@ -99,7 +99,7 @@ export class StoreCore {
    */
   static open(path: string, options: CoreOptions): StoreCore {
     if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
-    checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE, GENERATION_FILE, FLUX_FILE, ...options.files])
+    checkStoreFiles(path, [LOCK_FILE, MOUNT_LOG_FILE, CONTROL_SOCKET_FILE, GENERATION_FILE, FLUX_FILE, ...options.files])
     const lock = options.readOnly ? undefined : WriterLock.acquire(`${path}/${LOCK_FILE}`)
     try {
       // A killed writer's last commits may sit in the page cache only, and recovery acts on their

@@ -9,6 +9,9 @@ import { fromSystemError, PagecowError } from '../errors.js'
 /** What a `pagecow mount` server printed: a store file like the others. */
 export const MOUNT_LOG_FILE = 'mount.log'
 
+/** The control socket a server of the store listens on (lib/control): a socket, owned like the rest. */
+export const CONTROL_SOCKET_FILE = 'control.sock'
+
 /** What a non-regular file is, for messages. */
 function describeType(st: Stats): string {
   if (st.isSymbolicLink()) return 'a symlink'
@@ -38,7 +41,7 @@ function unsafe(path: string, why: string): PagecowError {
  * lstat `path` (a file of a store) and check it: a regular file owned by `owner`. Undefined when
  * it does not exist. EUNSAFE otherwise; a symlink is never followed.
  */
-export function checkStoreFile(path: string, owner: { uid: number }, expect: 'file' | 'directory' = 'file'): Stats | undefined {
+export function checkStoreFile(path: string, owner: { uid: number }, expect: 'file' | 'directory' | 'socket' = 'file'): Stats | undefined {
   let st: Stats
   try {
     st = fs.lstatSync(path)
@@ -46,8 +49,8 @@ export function checkStoreFile(path: string, owner: { uid: number }, expect: 'fi
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw fromSystemError(err, `checking the store file ${path}`)
   }
-  if (expect === 'file' ? !st.isFile() : !st.isDirectory()) {
-    throw unsafe(path, `is ${describeType(st)}, not ${expect === 'file' ? 'a regular file' : 'a directory'}`)
+  if (expect === 'file' ? !st.isFile() : expect === 'directory' ? !st.isDirectory() : !st.isSocket()) {
+    throw unsafe(path, `is ${describeType(st)}, not ${expect === 'file' ? 'a regular file' : `a ${expect}`}`)
   }
   if (st.uid !== owner.uid) throw unsafe(path, `is owned by uid ${st.uid}, not by uid ${owner.uid}, the owner of ${dirname(path)}`)
   return st
@@ -56,7 +59,7 @@ export function checkStoreFile(path: string, owner: { uid: number }, expect: 'fi
 /** checkStoreFile for each of `names` in the store directory `dir` (missing ones are fine). */
 export function checkStoreFiles(dir: string, names: readonly string[]): void {
   const owner = ownerOfDirectory(dir)
-  for (const name of names) checkStoreFile(`${dir}/${name}`, owner)
+  for (const name of names) checkStoreFile(`${dir}/${name}`, owner, name === CONTROL_SOCKET_FILE ? 'socket' : 'file')
 }
 
 export interface StoreFileOpen {

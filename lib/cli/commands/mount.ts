@@ -6,6 +6,7 @@ import * as nodeFs from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { PagecowError, type ErrorCode } from '../../errors.js'
+import { ControlServer } from '../../control/control-server.js'
 import { checkMountpoint, StoreMount } from '../../fuse/store-mount.js'
 import { openStore, storeKind } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
@@ -93,9 +94,13 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
     }
   }
   let store
+  let control: ControlServer | undefined
   let mount: StoreMount
   try {
     store = await openStore(opts.store, { readOnly: opts.readOnly === true })
+    // Other pagecow commands reach the served store through it (flush, inspect); a read-only
+    // mount holds no writer to reach.
+    if (!store.readOnly) control = await ControlServer.listen(store)
     mount = await StoreMount.mount(store, opts.mountpoint, {
       allowOther: opts.allowOther === true,
       suid: opts.suid === true,
@@ -104,6 +109,7 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
       ...(opts.maxNodes === undefined ? {} : { maxNodes: opts.maxNodes }),
     })
   } catch (err) {
+    await control?.close().catch(() => {})
     await store?.close().catch(() => {})
     report({ ok: false, code: err instanceof PagecowError ? err.code : 'EIO', message: err instanceof Error ? err.message : String(err) })
     throw err
@@ -128,6 +134,7 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   try {
     await mount.ended
   } finally {
+    await control?.close()
     await store.close() // flushes
     handlers.forEach(([name, handler]) => process.off(name, handler))
   }

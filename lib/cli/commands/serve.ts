@@ -1,5 +1,6 @@
 // `pagecow serve STORE`: export the store over NBD until SIGINT or SIGTERM, then flush and exit.
 import { z } from 'zod'
+import { ControlServer } from '../../control/control-server.js'
 import { PagecowError } from '../../errors.js'
 import { ImageStore } from '../../image/image-store.js'
 import { NbdServer } from '../../nbd/server.js'
@@ -66,7 +67,10 @@ export function serveCommand(io: CliIo) {
         throw new PagecowError('EINVAL', `serve: ${opts.store} is a tree store; NBD exports one disk image, so only image stores can be served`)
       }
       const opened = await ImageStore.open(opts.store, { readOnly })
+      let control: ControlServer | undefined
       try {
+        // Other pagecow commands reach the served store through it (flush, inspect).
+        if (!readOnly) control = await ControlServer.listen(opened)
         const server = await NbdServer.listen(opened, {
           ...(opts.socket === undefined ? {} : { socket: opts.socket }),
           ...(opts.host === undefined ? {} : { host: opts.host }),
@@ -102,6 +106,7 @@ export function serveCommand(io: CliIo) {
         }
         if (io.stderrIsTTY) await writeTo(io.stderr, `${signal}: stopped, ${opened.path} flushed\n`)
       } finally {
+        await control?.close()
         await opened.close()
       }
     })
