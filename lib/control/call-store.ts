@@ -30,6 +30,22 @@ export async function callStore<P, R>(dir: string, method: ControlCall<P, R>, pa
 }
 
 /**
+ * `method` with `params` on the server running the store in `dir`: for what only lives as long
+ * as an open store (a freeze). EINVAL when no server runs it.
+ */
+export async function callServer<P, R>(dir: string, method: ControlCall<P, R>, params: P): Promise<R> {
+  const client = await ControlClient.connect(dir)
+  if (!client) {
+    throw new PagecowError('EINVAL', `${method.name}: no server is running ${dir} (no live control socket); a freeze lives as long as the store is open, so \`pagecow ${method.name}\` works on a store served by \`pagecow mount\` or \`pagecow serve\` (a library program calls store.${method.name}())`)
+  }
+  try {
+    return await client.call(method, params)
+  } finally {
+    client.close()
+  }
+}
+
+/**
  * The events of `method` from the server running the store in `dir`, until the server ends the
  * stream (it is stopping) or `signal` aborts (then it just ends). ENOENT when no server runs the
  * store: events come from a server's writes, and a closed store has none.

@@ -9,7 +9,8 @@ import { formatSize } from '../format-size.js'
 import { formatJson } from '../json.js'
 import { commonFlags, parseCommandLine } from '../options.js'
 import { changedMapLines } from '../qemu-map.js'
-import { checkPathArgument, withAnyStore } from '../with-any-store.js'
+import { callStore } from '../../control/call-store.js'
+import { changesMethod } from '../../control/methods/changes.js'
 
 const schema = z
   .strictObject({
@@ -37,23 +38,20 @@ export function changesCommand(io: CliIo) {
     .option('--output <FORMAT>', '"human" (default) or "json": the extents as qemu-img map --output=json entries, each with a "change" field')
     .action(async (store: string, path: string | undefined) => {
       const opts = parseCommandLine(cmd, schema, path === undefined ? { store } : { store, path })
-      await withAnyStore(opts.store, { readOnly: true }, async (s) => {
-        if (s.kind === 'tree' && opts.path === undefined) {
-          const changes = s.changedSince(opts.since)
-          await writeTo(io.stdout, opts.json || opts.output === 'json' ? formatJson({ since: opts.since, changes }, 2) : treeLines(changes))
-          return
-        }
-        checkPathArgument(s, opts.path, 'changes')
-        const extents = () => (s.kind === 'image' ? s.changedExtents(opts.since) : s.changedExtents(opts.path!, opts.since))
-        if (opts.output === 'json') {
-          for (const piece of changedMapLines(extents())) await writeTo(io.stdout, piece)
-          return
-        }
-        const list = [...extents()]
-        const totals = totalsOf(list)
-        if (opts.json) return writeTo(io.stdout, formatJson({ since: opts.since, ...(opts.path === undefined ? {} : { path: opts.path }), totals, extents: list }, 2))
-        await writeTo(io.stdout, extentLines(list) + totalsLine(totals))
-      })
+      // A served store answers through its server: what it has not flushed yet is included.
+      const result = await callStore(opts.store, changesMethod, { since: opts.since, ...(opts.path === undefined ? {} : { path: opts.path }) })
+      if ('paths' in result) {
+        await writeTo(io.stdout, opts.json || opts.output === 'json' ? formatJson({ since: opts.since, changes: result.paths }, 2) : treeLines(result.paths))
+        return
+      }
+      const list = result.extents
+      if (opts.output === 'json') {
+        for (const piece of changedMapLines(list)) await writeTo(io.stdout, piece)
+        return
+      }
+      const totals = totalsOf(list)
+      if (opts.json) return writeTo(io.stdout, formatJson({ since: opts.since, ...(opts.path === undefined ? {} : { path: opts.path }), totals, extents: list }, 2))
+      await writeTo(io.stdout, extentLines(list) + totalsLine(totals))
     })
   return examples(cmd, [
     'pagecow changes vm1.cow --since backup-1',

@@ -4,7 +4,9 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatJson } from '../json.js'
 import { commonFlags, parseCommandLine } from '../options.js'
-import { withAnyStore } from '../with-any-store.js'
+import { resolve } from 'node:path'
+import { callStore } from '../../control/call-store.js'
+import { markMethod } from '../../control/methods/marks.js'
 
 const schema = z.strictObject({ store: z.string().min(1), name: z.string(), json: z.boolean().optional(), ...commonFlags })
 
@@ -20,8 +22,9 @@ export function markCommand(io: CliIo) {
     .option('--json', 'print the mark as JSON')
     .action(async (store: string, name: string) => {
       const opts = parseCommandLine(cmd, schema, { store, name })
-      const { path, mark } = await withAnyStore(opts.store, {}, async (s) => ({ path: s.path, mark: await s.mark(opts.name) }))
-      await writeTo(io.stdout, opts.json ? formatJson(mark, 2) : `marked ${path} as ${mark.name} (${mark.created})\n`)
+      // A store a server holds (`pagecow mount`, `pagecow serve`) is marked by the server.
+      const mark = await callStore(opts.store, markMethod, { name: opts.name })
+      await writeTo(io.stdout, opts.json ? formatJson(mark, 2) : `marked ${resolve(opts.store)} as ${mark.name} (${mark.created})\n`)
     })
   return examples(cmd, ['pagecow mark vm1.cow backup-1', 'pagecow changes vm1.cow --since backup-1'])
 }

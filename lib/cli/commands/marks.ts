@@ -4,7 +4,8 @@ import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatJson } from '../json.js'
 import { commonFlags, parseCommandLine } from '../options.js'
-import { withAnyStore } from '../with-any-store.js'
+import { callStore } from '../../control/call-store.js'
+import { marksMethod } from '../../control/methods/marks.js'
 
 const schema = z.strictObject({ store: z.string().min(1), json: z.boolean().optional(), ...commonFlags })
 
@@ -16,7 +17,7 @@ export function marksCommand(io: CliIo) {
     .option('--json', 'print the marks as a JSON array')
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
-      const marks = await withAnyStore(opts.store, { readOnly: true }, async (s) => s.marks())
+      const marks = await callStore(opts.store, marksMethod, {})
       if (opts.json) return writeTo(io.stdout, formatJson(marks, 2))
       const width = Math.max(4, ...marks.map((m) => m.name.length))
       const lines = marks.map((m) => `${m.name.padEnd(width)}  ${m.created}\n`)

@@ -3,7 +3,8 @@ import { z } from 'zod'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { commonFlags, parseCommandLine } from '../options.js'
-import { withAnyStore } from '../with-any-store.js'
+import { callStore } from '../../control/call-store.js'
+import { unmarkMethod } from '../../control/methods/marks.js'
 
 const schema = z.strictObject({ store: z.string().min(1), name: z.string(), ...commonFlags })
 
@@ -15,10 +16,7 @@ export function unmarkCommand(io: CliIo) {
     .argument('<NAME>', 'the mark to remove')
     .action(async (store: string, name: string) => {
       const opts = parseCommandLine(cmd, schema, { store, name })
-      const path = await withAnyStore(opts.store, {}, async (s) => {
-        await s.unmark(opts.name)
-        return s.path
-      })
+      const { path } = await callStore(opts.store, unmarkMethod, { name: opts.name })
       await writeTo(io.stdout, `removed mark ${opts.name} from ${path}\n`)
     })
   return examples(cmd, ['pagecow unmark vm1.cow backup-1'])
