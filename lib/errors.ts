@@ -67,6 +67,12 @@ export const ERROR_CODES = {
   EINTR: 4,
   /** A peer made no progress for the time allowed (an NBD client cut off by the idle timeout). */
   ETIMEDOUT: 110,
+  /**
+   * An incremental that does not apply to this target: another store's, one that starts at a mark
+   * the target is not at (an incremental missing in between, or one applied out of order), or a
+   * target that does not hold the content the incremental expects. Nothing was applied.
+   */
+  ECHAIN: 22, // EINVAL
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
