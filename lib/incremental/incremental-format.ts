@@ -112,6 +112,8 @@ export function corrupt(where: string, what: string): PagecowError {
 
 /** Parse and check the preamble and header (`bytes` holds at least the preamble). */
 export function decodeHeader(where: string, pre: Buffer, readMore: (length: number) => Buffer): { header: IncrementalHeader; sum: bigint; bytes: number } {
+  // Empty, or the start of the magic and no more: an incremental cut short, not another file.
+  if (pre.length < PREAMBLE_BYTES && pre.subarray(0, MAGIC.length).equals(MAGIC.subarray(0, Math.min(MAGIC.length, pre.length)))) throw corrupt(where, 'it ends inside its preamble')
   if (pre.length < PREAMBLE_BYTES || !pre.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new PagecowError('EINVAL', `${where} is not a pagecow incremental (no PCOWINCR magic at its start); make one with pagecow export STORE OUT --since MARK`)
   }
