@@ -270,3 +270,20 @@ t.test('bad input to exportIncremental and applyIncremental', async (t) => {
   t.notOk(fs.existsSync(`${dir}/x`), 'nothing was left at the output')
   await store.close()
 })
+
+t.test('image: growth since the mark (no change of its own) and a shorter target', async (t) => {
+  const rng = new Random(13)
+  const dir = t.testdir()
+  const lower = makeLower(`${dir}/lower.img`, 16 * P, rng, 0.8)
+  const store = await ImageStore.create(`${dir}/store`, { lower: lower.path, pageSize: P, autoFlushMs: 0 })
+  await store.mark('A')
+  await exportImage(store, `${dir}/base.img`)
+  await store.truncate(200 * P + 7) // the new pages read zeros: nothing is listed for them
+  await store.write(150 * P, Buffer.alloc(10, 4))
+  const r = await exportIncremental(store, `${dir}/inc`, { since: 'A' })
+  t.equal(r.size, 200 * P + 7)
+  await exportImage(store, `${dir}/now.img`)
+  await applyIncremental(`${dir}/inc`, `${dir}/base.img`)
+  sameImage(t, `${dir}/base.img`, `${dir}/now.img`, 'grown image applied')
+  await store.close()
+})

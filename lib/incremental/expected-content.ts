@@ -82,8 +82,9 @@ export function byteRuns(pages: number[], pageSize: number, size: number): Array
 }
 
 /**
- * The SHA-256 of the bytes of `runs` read with `readInto` (a read that comes back short, past the
- * end of the file, hashes what it got: a shorter target does not match).
+ * The SHA-256 of the bytes of `runs` read with `readInto`, bytes past the end of the file counted
+ * as zeros: a target shorter than the image now is extended by the apply, and an image grown
+ * since the mark reads zeros there (growth is not a change), so both hash alike.
  */
 export async function hashRuns(runs: Array<[number, number]>, readInto: (target: Buffer, offset: number) => Promise<number> | number): Promise<string> {
   const hash = createHash('sha256')
@@ -91,12 +92,14 @@ export async function hashRuns(runs: Array<[number, number]>, readInto: (target:
   for (const [start, length] of runs) {
     for (let done = 0; done < length; ) {
       const n = Math.min(READ_BLOCK, length - done)
-      const got = await readInto(block.subarray(0, n), start + done)
-      hash.update(block.subarray(0, got))
-      if (got < n) {
-        hash.update(`short:${start + done + got}`)
-        break
+      let got = 0
+      while (got < n) {
+        const more = await readInto(block.subarray(got, n), start + done + got)
+        if (more === 0) break
+        got += more
       }
+      block.fill(0, got, n)
+      hash.update(block.subarray(0, n))
       done += n
     }
   }
