@@ -72,6 +72,12 @@ export const ERROR_CODES = {
    * land. The file stays frozen until thaw(); a write after the thaw goes through.
    */
   EFROZEN: 110, // ETIMEDOUT: what the writer's write(2) through a mount gets
+  /**
+   * An incremental that does not apply to this target: another store's, one that starts at a mark
+   * the target is not at (an incremental missing in between, or one applied out of order), or a
+   * target that does not hold the content the incremental expects. Nothing was applied.
+   */
+  ECHAIN: 22, // EINVAL
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

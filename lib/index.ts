@@ -8,6 +8,17 @@ export { bindLower, type BindOptions, type BindResult, type LowerProgress } from
 export { verifyStore, type VerifyOptions, type VerifyReport, type VerifyProblem } from './integrity/verify-store.js'
 export type { CopyupBase } from './integrity/copyup-bases.js'
 export { exportImage, exportImageToStream, type ExportOptions, type ExportProgress, type ExportStreamOptions } from './image/export.js'
+export {
+  exportIncremental,
+  exportIncrementalToStream,
+  type IncrementalExportOptions,
+  type IncrementalExportResult,
+  type IncrementalProgress,
+  type IncrementalStreamOptions,
+} from './incremental/export-incremental.js'
+export { applyIncremental, type ApplyOptions, type ApplyProgress, type ApplyResult } from './incremental/apply-incremental.js'
+export { type IncrementalMark } from './incremental/incremental-format.js'
+export { POSITION_XATTR } from './incremental/target-position.js'
 export { isExportTemporary } from './image/temp-output.js'
 export { checkOutputPath } from './image/output-guard.js'
 export { ERROR_CODES, PagecowError, isPagecowError, type ErrorCode } from './errors.js'

@@ -7,6 +7,8 @@ import { z } from 'zod'
 import type { ImageStore } from './image-store.js'
 import { checkOutputPath } from './output-guard.js'
 import { checkAborted, discardTemporary, publishFile, temporaryBeside } from './temp-output.js'
+import { storeIdentity } from '../incremental/store-identity.js'
+import { writePosition } from '../incremental/target-position.js'
 
 const BLOCK = 1024 * 1024
 
@@ -33,7 +35,9 @@ export type ExportStreamOptions = z.input<typeof streamOptionsSchema>
 
 /**
  * Write the merged image to `output`: holes, ZERO pages and all-zero blocks are left as holes,
- * everything else is copied. Never half done: the image is written to a temporary file beside
+ * everything else is copied. Where the file system keeps user xattrs, the output records in
+ * `user.pagecow.position` its store and the newest mark at the export's start (what
+ * `applyIncremental` checks a backup chain by). Never half done: the image is written to a temporary file beside
  * `output`, synced, then renamed into place; on failure or abort the temporary is removed and
  * nothing is at `output` (an existing file there stays as it was).
  */
@@ -47,6 +51,9 @@ export async function exportImage(store: ImageStore, output: string, options: Ex
     throw new PagecowError('EINVAL', `${output} is not a regular file; an export makes a file and renames it into place (for a device: pagecow export STORE - | dd of=${output})`)
   }
   checkAborted(opts.signal, output)
+  // The newest mark before the size and the bytes are read: the export is at or after it, which
+  // is where an incremental since that mark applies (recorded on the output for `apply`).
+  const at = store.marks().at(-1)
   const size = store.size
   const temp = temporaryBeside(output)
   let fd: number
@@ -78,6 +85,7 @@ export async function exportImage(store: ImageStore, output: string, options: Ex
         }
       }
       checkAborted(opts.signal, output)
+      writePosition(fd, { store: storeIdentity(store.info()), at: at === undefined ? null : { name: at.name, epoch: at.epoch, created: at.created } })
       fs.fsyncSync(fd)
     } finally {
       fs.closeSync(fd)

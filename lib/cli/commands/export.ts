@@ -4,6 +4,7 @@
 import { z } from 'zod'
 import { isPagecowError, PagecowError } from '../../errors.js'
 import { exportImage, exportImageToStream } from '../../image/export.js'
+import { exportIncremental, exportIncrementalToStream, type IncrementalExportResult } from '../../incremental/export-incremental.js'
 import type { ImageStore } from '../../image/image-store.js'
 import { checkOutputPath } from '../../image/output-guard.js'
 import { exportTree } from '../../tree/export.js'
@@ -16,13 +17,17 @@ import { startProgress } from '../progress.js'
 import { withAnyStore } from '../with-any-store.js'
 import { escapeName } from '../escape-name.js'
 
-const schema = z.strictObject({
-  store: z.string().min(1),
-  output: z.string().min(1),
-  force: z.boolean().optional(),
-  json: z.boolean().optional(),
-  ...commonFlags,
-})
+const schema = z
+  .strictObject({
+    store: z.string().min(1),
+    output: z.string().min(1),
+    path: z.string().min(1).optional(),
+    since: z.string().optional(),
+    force: z.boolean().optional(),
+    json: z.boolean().optional(),
+    ...commonFlags,
+  })
+  .refine((o) => o.path === undefined || o.since !== undefined, { message: 'PATH is for an incremental of one file of a tree store: add --since NAME', path: ['path'] })
 
 export function exportCommand(io: CliIo) {
   const cmd = newCommand('export', io)
@@ -31,13 +36,17 @@ export function exportCommand(io: CliIo) {
       'write the merged image to OUTPUT as a raw file (holes, zero pages and all-zero blocks stay sparse); for a tree store, write the merged tree into the new or empty directory OUTPUT, keeping modes, owners, times, xattrs, hard links and sparseness',
     )
     .argument('<STORE>', 'the store directory')
-    .argument('<OUTPUT>', 'the raw image file, or the directory, to write; - writes the image to standard output')
+    .argument('<OUTPUT>', 'the raw image file, or the directory, to write; - writes the image (or the incremental) to standard output')
+    .argument('[PATH]', 'with --since, tree stores: the regular file whose changes to write')
+    .option('--since <NAME>', 'write only what changed since the mark NAME, as an incremental file for `pagecow apply`')
     .option('--force', 'image stores: replace OUTPUT if it exists')
     .option('--json', 'print the result as JSON')
-    .action(async (store: string, output: string) => {
-      const opts = parseCommandLine(cmd, schema, { store, output })
+    .action(async (store: string, output: string, path: string | undefined) => {
+      const opts = parseCommandLine(cmd, schema, path === undefined ? { store, output } : { store, output, path })
       const text = await whileInterruptible((signal) =>
-        withAnyStore(opts.store, { readOnly: true }, async (s) => (s.kind === 'image' ? exportOneImage(s, opts, io, signal) : exportOneTree(s, opts, io, signal))),
+        withAnyStore(opts.store, { readOnly: true }, async (s) =>
+          opts.since !== undefined ? exportChanges(s, { ...opts, since: opts.since }, io, signal) : s.kind === 'image' ? exportOneImage(s, opts, io, signal) : exportOneTree(s, opts, io, signal),
+        ),
       )
       if (text) await writeTo(io.stdout, text)
     })
@@ -46,6 +55,8 @@ export function exportCommand(io: CliIo) {
     'pagecow export vm1.cow vm1.img --force && qemu-img map --output=json vm1.img',
     'pagecow export vm1.cow - | gzip > vm1.img.gz',
     'pagecow export root.cow /srv/rootfs-merged',
+    'pagecow export vm1.cow vm1-since-monday.pcinc --since monday',
+    'pagecow export root.cow db-since-boot.pcinc --since boot /var/lib/db.img',
   ])
 }
 
@@ -99,6 +110,51 @@ async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo, signa
   }
   if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
   return `exported ${formatSize(result.size)} to ${opts.output}: ${formatSize(result.bytesCopied)} of data copied, the rest left sparse\n`
+}
+
+type ChangesFlags = ExportFlags & { since: string; path?: string | undefined }
+
+/** `--since`: an incremental of the image, or of file PATH of a tree store. */
+async function exportChanges(s: ImageStore | TreeStore, opts: ChangesFlags, io: CliIo, signal: AbortSignal): Promise<string> {
+  const scope = opts.path === undefined ? {} : { path: opts.path }
+  if (opts.output === STDOUT) {
+    if (opts.force) throw new PagecowError('EINVAL', 'export: --force replaces a file; standard output (-) has none to replace')
+    if (opts.json) throw new PagecowError('EINVAL', 'export: --json prints to standard output, which carries the incremental with -')
+    if (io.stdoutIsTTY) throw new PagecowError('EINVAL', 'export: standard output is a terminal; redirect it (pagecow export STORE - --since NAME > FILE)')
+    const progress = startProgress(io, 'export', changedBytes(s, opts, io))
+    try {
+      await exportIncrementalToStream(s, io.stdout, { since: opts.since, ...scope, signal, onProgress: (p) => progress.update(p.done) })
+    } finally {
+      progress.stop()
+    }
+    return ''
+  }
+  checkOutputPath(s, opts.output)
+  const progress = startProgress(io, 'export', changedBytes(s, opts, io))
+  let result: IncrementalExportResult
+  try {
+    result = await exportIncremental(s, opts.output, { since: opts.since, ...scope, overwrite: opts.force === true, signal, onProgress: (p) => progress.update(p.done) })
+  } catch (err) {
+    if (isPagecowError(err, 'EEXIST')) throw new PagecowError('EEXIST', `${opts.output} exists; pass --force to replace it`, { cause: err })
+    throw err
+  } finally {
+    progress.stop()
+  }
+  if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
+  const what = result.path === undefined ? 'the image' : escapeName(result.path)
+  return (
+    `exported the changes of ${what} since ${result.since.name} (up to the mark ${result.reached.name}) to ${opts.output}: ` +
+    `${formatSize(result.dataBytes)} of data, ${formatSize(result.zeroBytes)} zeroed, size ${formatSize(result.size)}; ${formatSize(result.fileBytes)} written\n`
+  )
+}
+
+/** The bytes an incremental covers, for the bar (counted only when a bar can be drawn; the list costs as the changes do). */
+function changedBytes(s: ImageStore | TreeStore, opts: ChangesFlags, io: CliIo): number {
+  if (!io.stderrIsTTY) return 0
+  const extents = s.kind === 'image' ? s.changedExtents(opts.since) : opts.path === undefined ? [] : s.changedExtents(opts.path, opts.since)
+  let n = 0
+  for (const e of extents) if (e.change !== 'truncated') n += e.length
+  return n
 }
 
 async function exportOneTree(s: TreeStore, opts: ExportFlags, io: CliIo, signal: AbortSignal): Promise<string> {

@@ -1,0 +1,200 @@
+// `pagecow export STORE OUT --since MARK`: only what changed since a mark, as an incremental file
+// (see incremental-format.ts) that `applyIncremental` lays onto an image exported at the mark.
+// Costs in proportion to the changes: the changed extents are listed from the change record and
+// only their bytes are read.
+import type { Writable } from 'node:stream'
+import { z } from 'zod'
+import * as fs from '../fs.js'
+import { fromSystemError, parseWith, PagecowError } from '../errors.js'
+import { markNameSchema } from '../changes/mark-name.js'
+import type { ImageStore } from '../image/image-store.js'
+import { checkOutputPath } from '../image/output-guard.js'
+import { checkAborted, discardTemporary, publishFile, temporaryBeside } from '../image/temp-output.js'
+import type { TreeStore } from '../tree/tree-store.js'
+import { byteRuns, choosePages, hashRuns } from './expected-content.js'
+import type { IncrementalHeader, IncrementalMark } from './incremental-format.js'
+import { imageSource, treeFileSource, type IncrementalSource } from './incremental-source.js'
+import { IncrementalWriter, type IncrementalSink, type IncrementalTotals } from './incremental-writer.js'
+
+const BLOCK = 1024 * 1024
+
+export interface IncrementalProgress {
+  /** Changed bytes done so far. */
+  done: number
+  /** Changed bytes in all (written, zeroed and lower again; truncated pieces cost nothing). */
+  total: number
+}
+
+const streamOptionsSchema = z.strictObject({
+  /** The mark to count from (required). */
+  since: markNameSchema,
+  /** Tree stores: the regular file to export the changes of (required for a tree store). */
+  path: z.string().min(1).optional(),
+  /** Called as the export advances. */
+  onProgress: z.custom<(progress: IncrementalProgress) => void>((v) => typeof v === 'function').optional(),
+  /** Stop the export (EINTR, nothing kept at the output) when this is aborted. */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'signal must be an AbortSignal').optional(),
+})
+
+const fileOptionsSchema = streamOptionsSchema.extend({
+  /** Replace an existing output file. Default false. */
+  overwrite: z.boolean().default(false),
+})
+
+export type IncrementalExportOptions = z.input<typeof fileOptionsSchema>
+export type IncrementalStreamOptions = z.input<typeof streamOptionsSchema>
+
+/** What an incremental export did (plain data; `pagecow export --since --json` prints it). */
+export interface IncrementalExportResult extends IncrementalTotals {
+  kind: 'image' | 'file'
+  path?: string
+  since: IncrementalMark
+  reached: IncrementalMark
+  /** The size of the image (file) now: apply sets its target to it. */
+  size: number
+}
+
+/**
+ * Write what changed in `store` (the image, or file `path` of a tree store) since the mark
+ * `since` to the file `output`. Never half done: written under a temporary name beside `output`,
+ * synced, then renamed into place; on failure or abort nothing is at `output`.
+ */
+export async function exportIncremental(store: ImageStore | TreeStore, output: string, options: IncrementalExportOptions): Promise<IncrementalExportResult> {
+  const opts = parseWith(fileOptionsSchema, options, 'export')
+  checkOutputPath(store, output)
+  const existing = statOrUndefined(output)
+  if (existing && !opts.overwrite) throw new PagecowError('EEXIST', `${output} exists; choose another name or overwrite it`)
+  if (existing && !existing.isFile()) throw new PagecowError('EINVAL', `${output} is not a regular file; stream into it with - instead`)
+  const source = await sourceOf(store, opts.since, opts.path)
+  try {
+    checkAborted(opts.signal, output)
+    const temp = temporaryBeside(output)
+    let fd: number
+    try {
+      fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644)
+    } catch (err) {
+      throw fromSystemError(err, `creating ${output}`)
+    }
+    let result: IncrementalExportResult
+    try {
+      try {
+        let position = 0
+        result = await writeIncremental(source, opts, output, async (bytes) => {
+          for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done)
+          position += bytes.length
+        })
+        checkAborted(opts.signal, output)
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
+      }
+      publishFile(temp, output, opts.overwrite)
+    } catch (err) {
+      discardTemporary(temp)
+      throw fromSystemError(err, `exporting to ${output}`)
+    }
+    return result
+  } finally {
+    await source.close()
+  }
+}
+
+/** The same, to a stream (standard output), waiting for it to take each block. */
+export async function exportIncrementalToStream(store: ImageStore | TreeStore, stream: Writable, options: IncrementalStreamOptions): Promise<IncrementalExportResult> {
+  const opts = parseWith(streamOptionsSchema, options, 'export')
+  const source = await sourceOf(store, opts.since, opts.path)
+  try {
+    return await writeIncremental(source, opts, 'standard output', (bytes) =>
+      new Promise<void>((resolve, reject) => stream.write(bytes, (err) => (err ? reject(fromSystemError(err, 'writing the incremental to standard output')) : resolve()))),
+    )
+  } finally {
+    await source.close()
+  }
+}
+
+async function sourceOf(store: ImageStore | TreeStore, since: string, path: string | undefined): Promise<IncrementalSource> {
+  if (store.kind === 'image') {
+    if (path !== undefined) throw new PagecowError('EINVAL', 'export: PATH names a file of a tree store; an image store exports its image')
+    return imageSource(store)
+  }
+  if (path === undefined) {
+    throw new PagecowError('EINVAL', 'export --since: a tree store exports the changes of one regular file; name it (pagecow export STORE OUT --since MARK PATH)')
+  }
+  return treeFileSource(store, path, since)
+}
+
+type Opts = { since: string; onProgress?: ((p: IncrementalProgress) => void) | undefined; signal?: AbortSignal | undefined }
+
+async function writeIncremental(source: IncrementalSource, opts: Opts, where: string, sink: IncrementalSink): Promise<IncrementalExportResult> {
+  // The newest mark first, then the size and the changes: a change made in between is listed
+  // (or is after that mark and so is listed by the next incremental), never lost between two.
+  const marks = source.marks()
+  const since = marks.find((m) => m.name === opts.since)
+  if (!since) throw new PagecowError('ENOENT', `no mark named ${JSON.stringify(opts.since)} (\`pagecow marks\` lists them)`)
+  const reached = marks.at(-1)!
+  const createdAt = new Date().toISOString()
+  const size = await source.size()
+  const changed = [...source.changed(opts.since)]
+  const pages = choosePages(source, opts.since, changed, size)
+  const runs = byteRuns(pages, source.pageSize, size)
+  const header: IncrementalHeader = {
+    format: 'pagecow-incremental',
+    kind: source.kind,
+    store: source.store,
+    ...(source.path === undefined ? {} : { path: source.path }),
+    pageSize: source.pageSize,
+    size,
+    since: markOf(since),
+    reached: markOf(reached),
+    createdAt,
+    expect: { runs, sha256: await hashRuns(runs, (b, o) => source.readInto(b, o)) },
+  }
+  const writer = await IncrementalWriter.start(sink, header)
+  let total = 0
+  for (const e of changed) if (e.change !== 'truncated') total += Math.max(0, Math.min(size, e.start + e.length) - e.start)
+  let done = 0
+  const block = Buffer.alloc(BLOCK)
+  for (const e of changed) {
+    if (e.change === 'truncated') continue // past the size: apply cuts the target to it
+    const end = Math.min(size, e.start + e.length)
+    for (let pos = e.start; pos < end; ) {
+      checkAborted(opts.signal, where)
+      const n = Math.min(BLOCK, end - pos)
+      if (e.change === 'zeroed') {
+        await writer.zero(pos, end - pos)
+        done += end - pos
+        opts.onProgress?.({ done, total })
+        break
+      }
+      const chunk = block.subarray(0, n)
+      const got = await source.readInto(chunk, pos)
+      // Short only if the file shrank under a live writer: what is not there reads as zeros.
+      chunk.fill(0, got)
+      // A block of zeros costs no bytes: it is said as zeros (apply punches a hole).
+      if (isZero(chunk)) await writer.zero(pos, n)
+      else await writer.data(pos, Buffer.from(chunk))
+      pos += n
+      done += n
+      opts.onProgress?.({ done, total })
+    }
+  }
+  const totals = await writer.end()
+  return { kind: source.kind, ...(source.path === undefined ? {} : { path: source.path }), since: header.since, reached: header.reached, size, ...totals }
+}
+
+const ZEROS = Buffer.alloc(BLOCK)
+function isZero(chunk: Buffer): boolean {
+  return chunk.equals(ZEROS.subarray(0, chunk.length))
+}
+
+function markOf(m: { name: string; epoch: number; created: string }): IncrementalMark {
+  return { name: m.name, epoch: m.epoch, created: m.created }
+}
+
+function statOrUndefined(path: string) {
+  try {
+    return fs.statSync(path)
+  } catch {
+    return undefined
+  }
+}
