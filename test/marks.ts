@@ -8,6 +8,7 @@ import t from 'tap'
 import { checkStore, ImageStore, TreeStore, type ChangedExtent } from '../lib/index.js'
 import { ImageModel } from './fixtures/image-model.js'
 import { makeLower } from './fixtures/lower.js'
+import { makeSparseLower } from './fixtures/cli-lower.js'
 import { Random, testSeeds } from './fixtures/random.js'
 import type { TapTest } from './fixtures/tap-test.js'
 
@@ -21,6 +22,17 @@ function changedPages(extents: Iterable<ChangedExtent>): Set<number> {
     for (let p = e.start / P; p < Math.ceil((e.start + e.length) / P); p++) pages.add(p)
   }
   return pages
+}
+
+/** Extents cut to the bytes [from, to), as a range query should list them. */
+function clip(extents: Iterable<ChangedExtent>, from: number, to: number): ChangedExtent[] {
+  const out: ChangedExtent[] = []
+  for (const e of extents) {
+    const start = Math.max(e.start, from)
+    const end = Math.min(e.start + e.length, to)
+    if (end > start) out.push({ ...e, start, length: end - start })
+  }
+  return out
 }
 
 /** Pages whose bytes differ between two states of the image (past a size: absent). */
@@ -100,6 +112,10 @@ for (const seed of testSeeds([1, 2, 3, 4])) {
             return
           }
           checked++
+          const from = rng.int(0, model.size + 2 * P)
+          const length = rng.int(0, 12 * P)
+          const within = [...store.changedExtents(name, from, length)]
+          if (!t.same(within, clip(store.changedExtents(name), from, from + length), `step ${step}, mark ${name}: the changes in ${from}+${length} are those of the whole cut to it`)) return
         }
       }
     }
@@ -150,6 +166,42 @@ t.test('image: the kinds of change, and what reads them', async (t) => {
   await store.write(P, Buffer.alloc(10, 3))
   await store.mark('C')
   t.same([...store.changedExtents('C')], [], 'a new mark starts clean')
+  await store.close()
+})
+
+t.test('image: changes in a range, across chunks of a 1 TiB image, committed or not', async (t) => {
+  const dir = t.testdir()
+  const CHUNK = 65536 * P // the pages of one change record
+  makeSparseLower(`${dir}/lower.img`, 2 ** 40, [[CHUNK - P, 2 * P]])
+  const store = await ImageStore.create(`${dir}/store`, { lower: `${dir}/lower.img`, pageSize: P, autoFlushMs: 0 })
+  await store.mark('A')
+  // Pages on both sides of the first chunk boundary (one committed run, one not), one far away.
+  await store.write(CHUNK - 2 * P, Buffer.alloc(4 * P, 7))
+  await store.flush()
+  await store.zero(CHUNK + 2 * P, P)
+  await store.write(2 ** 40 - P, Buffer.alloc(P, 9))
+  const all = [...store.changedExtents('A')]
+  t.same(
+    all.map((e) => [e.start, e.length, e.change]),
+    [
+      [CHUNK - 2 * P, 4 * P, 'written'],
+      [CHUNK + 2 * P, P, 'zeroed'],
+      [2 ** 40 - P, P, 'written'],
+    ],
+    'the changes of the whole image, one extent across the chunk boundary',
+  )
+  for (const [from, length] of [
+    [0, CHUNK],
+    [CHUNK - P - 100, 2 * P],
+    [CHUNK, 3 * P],
+    [CHUNK + 3 * P, 2 ** 39],
+    [CHUNK - 2 * P + 1, 1],
+    [2 ** 40 - 10, 10],
+    [2 ** 40, P],
+  ]) {
+    t.same([...store.changedExtents('A', from!, length)], clip(all, from!, from! + length!), `the changes in ${from}+${length}`)
+  }
+  t.same([...store.changedExtents('A', CHUNK, 0)], [], 'an empty range has none')
   await store.close()
 })
 
@@ -216,6 +268,15 @@ t.test('bad input to marks', async (t) => {
   await rejectsWith(t, () => store.unmark('nope'), 'ENOENT', 'unmark: no such mark')
   await rejectsWith(t, () => store.changedExtents('nope'), 'ENOENT', 'changes since no such mark')
   await rejectsWith(t, () => store.changedExtents(''), 'EINVAL', 'changes since an empty name')
+  for (const [offset, length, code, what] of [
+    [-1, 1, 'EINVAL', 'a negative offset'],
+    [0.5, 1, 'EINVAL', 'a fractional offset'],
+    [0, -1, 'EINVAL', 'a negative length'],
+    [Number.NaN, 1, 'EINVAL', 'NaN'],
+    [2 ** 52, 1, 'EFBIG', 'past the largest size'],
+  ] as const) {
+    await rejectsWith(t, () => store.changedExtents('ok', offset, length), code, `changes in a range: ${what}`)
+  }
   t.same(store.marks().map((m) => m.name), ['ok'], 'nothing changed by bad input')
   await store.close()
   const reader = await ImageStore.open(`${dir}/store`, { readOnly: true })

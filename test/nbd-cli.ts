@@ -1,50 +1,13 @@
 // `pagecow serve` as a real process: prints the URI, serves, flushes and exits 0 on SIGTERM/SIGINT.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { checkStore, createStore, ImageStore } from '../lib/index.js'
 import { NBD_CMD_FLUSH, NBD_CMD_WRITE } from '../lib/nbd/protocol.js'
 import { runCli } from './fixtures/cli-io.js'
 import { RawClient } from './fixtures/nbd-raw-client.js'
 import { LOWER_SIZE, makeImageStore, shortTempDir } from './fixtures/nbd-served.js'
-import { childEnv } from './fixtures/child-env.js'
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
-
-interface Serving {
-  child: ChildProcess
-  line: string
-  stderr: () => string
-}
-
-/** Run `pagecow serve ...args`; resolves with the first line it prints. */
-async function serve(t: Test, args: string[]): Promise<Serving> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')))
-    })
-    child.once('exit', (code) => reject(new Error(`pagecow serve exited ${code}: ${stderr}`)))
-  })
-  return { child, line, stderr: () => stderr }
-}
-
-async function exitCode(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return code
-}
+import { exitCode, serve } from './fixtures/pagecow-serve.js'
 
 t.test('serve: prints the URI, serves clients, flushes and exits 0 on SIGTERM', async (t) => {
   const store = await makeImageStore(t)

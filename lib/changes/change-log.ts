@@ -102,20 +102,37 @@ export class ChangeLog {
     return false
   }
 
-  /** The pages changed in epoch `since` or later, committed or not, as runs [start, end) in page order. */
-  *changedRuns(since: number): Generator<[number, number]> {
+  /**
+   * The pages changed in epoch `since` or later, committed or not, as runs [start, end) in page
+   * order, cut to the pages [first, end) (default: all). Only the records of the chunks there are
+   * read: the cost follows the changes in the range, not the file's size.
+   */
+  *changedRuns(since: number, first = 0, end = Number.MAX_SAFE_INTEGER): Generator<[number, number]> {
+    if (end <= first) return
+    const firstChunk = chunkOf(first)
+    const lastChunk = chunkOf(end - 1)
     const pending = new Map<number, Bitmap>()
     for (const [epoch, chunks] of this.#pending) {
       if (epoch < since) continue
       for (const [chunk, p] of chunks) {
+        if (chunk < firstChunk || chunk > lastChunk) continue
         const there = pending.get(chunk)
         if (there) there.orInPlace(p.pages)
         else pending.set(chunk, p.pages.clone())
       }
     }
+    for (const [a, b] of this.#runs(since, firstChunk, lastChunk, pending)) {
+      if (b <= first) continue
+      if (a >= end) return
+      yield [Math.max(a, first), Math.min(b, end)]
+    }
+  }
+
+  /** The runs of the records of chunks [firstChunk, lastChunk] joined with `pending` (per chunk, not committed yet). */
+  *#runs(since: number, firstChunk: number, lastChunk: number, pending: Map<number, Bitmap>): Generator<[number, number]> {
     const order = [...pending.keys()].sort((a, b) => a - b)
     let next = 0
-    for (const { chunk, pages } of this.#tracking.table.since(this.#file, since)) {
+    for (const { chunk, pages } of this.#tracking.table.since(this.#file, since, firstChunk, lastChunk)) {
       while (next < order.length && order[next]! < chunk) yield* runsOf(order[next]!, pending.get(order[next++]!)!)
       if (order[next] === chunk) pages.orInPlace(pending.get(order[next++]!)!)
       yield* runsOf(chunk, pages)

@@ -36,10 +36,14 @@ export class ChangeTable {
 
   /**
    * The chunks of `file` with pages changed in an epoch at or after `since`, in chunk order, each
-   * the union of its epochs' records.
+   * the union of its epochs' records; only chunks in [firstChunk, lastChunk] (default: all). The
+   * rows outside are passed over by the query, never decoded.
    */
-  *since(file: number, since: number): Generator<{ chunk: number; pages: Bitmap }> {
-    const rows = prepared<[number, number], Row>(this.#db, 'SELECT file, epoch, chunk, pages, sum FROM page_changes WHERE file = ? AND epoch >= ? ORDER BY chunk, epoch').iterate(file, since)
+  *since(file: number, since: number, firstChunk = 0, lastChunk = Number.MAX_SAFE_INTEGER): Generator<{ chunk: number; pages: Bitmap }> {
+    const rows = prepared<[number, number, number, number], Row>(
+      this.#db,
+      'SELECT file, epoch, chunk, pages, sum FROM page_changes WHERE file = ? AND epoch >= ? AND chunk >= ? AND chunk <= ? ORDER BY chunk, epoch',
+    ).iterate(file, since, firstChunk, lastChunk)
     let current: { chunk: number; pages: Bitmap } | undefined
     for (const row of rows) {
       const pages = this.#decode(row)

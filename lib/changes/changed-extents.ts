@@ -35,8 +35,9 @@ const KIND: Record<ExtentState, ChangeKind> = { data: 'written', zero: 'zeroed',
 /**
  * The changed extents of `file`, from its change runs (page runs in page order); each piece is
  * classified by the file's own extent query, so the cost grows with the changes, not the file.
+ * With `within` ([start, end) in bytes), pieces are cut to it (the runs should be too).
  */
-export function* changedExtents(file: PagedFile, runs: Iterable<[number, number]>): Generator<ChangedExtent> {
+export function* changedExtents(file: PagedFile, runs: Iterable<[number, number]>, within?: [number, number]): Generator<ChangedExtent> {
   const g = file.geometry
   const size = file.size
   let pending: ChangedExtent | undefined
@@ -49,9 +50,11 @@ export function* changedExtents(file: PagedFile, runs: Iterable<[number, number]
     if (pending) yield pending
     pending = state === undefined ? { start, length: end - start, change } : { start, length: end - start, change, state }
   }
+  const [low, high] = within ?? [0, Number.MAX_SAFE_INTEGER]
   for (const [first, end] of runs) {
-    const from = g.byteOf(first)
-    const to = g.byteOf(end)
+    const from = Math.max(g.byteOf(first), low)
+    const to = Math.min(g.byteOf(end), high)
+    if (to <= from) continue
     if (from < size) for (const e of file.extents(from, Math.min(to, size))) yield* push(e.start, e.start + e.length, KIND[e.state], e.state)
     // Past the end: whole pages only (the tail of the last page was never content).
     yield* push(Math.max(from, g.byteOf(g.pagesFor(size))), to, 'truncated')

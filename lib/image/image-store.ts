@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
-import { Geometry } from '../geometry.js'
+import { Geometry, MAX_FILE_SIZE } from '../geometry.js'
 import { ChangeLog } from '../changes/change-log.js'
 import { changedExtents, type ChangedExtent } from '../changes/changed-extents.js'
 import type { Mark } from '../changes/mark-table.js'
@@ -439,14 +439,22 @@ export class ImageStore extends EventEmitter {
    * What changed since the mark `since`, as extents of the image in offset order: every page
    * written, zeroed, discarded or cut off since, said as what it reads now. Pages are whole, and
    * a page may be listed that was rewritten with the same bytes: never less than what differs.
-   * Costs in proportion to the changes, not to the image.
+   * Costs in proportion to the changes, not to the image. With `offset` and `length`, only the
+   * changes in [offset, offset + length) (pieces cut to it), and only the records of that range
+   * are read (an NBD dirty bitmap asks this way). Default: all, past the end of the image too
+   * (pages cut off by a truncation).
    */
-  changedExtents(since: string): Generator<ChangedExtent> {
+  changedExtents(since: string, offset = 0, length?: number): Generator<ChangedExtent> {
     this.#core.checkOpen()
     const name = parseWith(markNameSchema, since, 'changedExtents')
+    checkRange(offset, length ?? 0, 'changedExtents')
     this.#core.refresh()
     const mark = this.#core.tracking.get(name)
-    return changedExtents(this.#file, this.#file.changes.changedRuns(mark.epoch))
+    if (offset === 0 && length === undefined) return changedExtents(this.#file, this.#file.changes.changedRuns(mark.epoch))
+    const g = this.#file.geometry
+    const end = length === undefined ? MAX_FILE_SIZE : offset + length
+    const [first, endPage] = g.touchedPages(offset, end)
+    return changedExtents(this.#file, this.#file.changes.changedRuns(mark.epoch, first, endPage), [offset, end])
   }
 
   /** The merged view of [offset, offset + length) as extents (SPEC §5). Default: all of it. */

@@ -2,7 +2,7 @@
 // shared store, and answer with simple or structured replies.
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { isPagecowError, type ImageStore } from '../index.js'
+import { isPagecowError, type ImageStore, type Mark } from '../index.js'
 import type { BufferPool } from './buffer-pool.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { POLICY_MIN_BYTES, type ReadPolicy } from './read-policy.js'
@@ -39,6 +39,7 @@ import {
   NBD_REPLY_TYPE_OFFSET_HOLE,
   NBD_REQUEST_MAGIC,
   NBD_SIMPLE_REPLY_MAGIC,
+  NBD_STATE_DIRTY,
   NBD_STATE_HOLE,
   NBD_STATE_ZERO,
   NBD_STRUCTURED_REPLY_MAGIC,
@@ -66,8 +67,6 @@ const STEP_BYTES = 1024 * 1024
 const MAX_SAFE_HIGH_WORD = 2 ** 21
 /** How long a client cut off after an oversized WRITE may keep sending before it is dropped. */
 const DRAIN_TIMEOUT_MS = 5000
-/** A BLOCK_STATUS reply at its largest: the context ID and MAX_DESCRIPTORS descriptors. */
-const MAX_BLOCK_STATUS_BYTES = 4 + 8 * MAX_DESCRIPTORS
 /** WRITE payloads this long or longer are read straight into a pooled buffer. */
 const POOLED_PAYLOAD_BYTES = 64 * 1024
 
@@ -295,7 +294,7 @@ export class Connection {
         this.#hangUp()
         return
       }
-      const need = memoryFor(req)
+      const need = memoryFor(req, this.#negotiated.metaContexts.length)
       if (need > 0 && !this.#reserveNow(req, need)) await this.#reserve(req, need)
       if (req.type === NBD_CMD_WRITE) {
         const data = req.length < POOLED_PAYLOAD_BYTES ? this.#reader.take(req.length) : undefined
@@ -591,44 +590,62 @@ export class Connection {
     }
   }
 
-  /** `base:allocation` from the merged view: zero → ZERO, hole → HOLE|ZERO, data and lower → 0. */
+  /**
+   * One BLOCK_STATUS chunk per selected context, in the order they were selected; everything is
+   * worked out before anything is sent, so a failure is one clean error reply.
+   */
   #blockStatus(req: Request): void {
-    const id = this.#negotiated.metaContextId
-    if (!this.#negotiated.structuredReplies || id === undefined) {
-      throw new NbdRequestError(NBD_EINVAL, 'BLOCK_STATUS needs structured replies and the base:allocation context')
+    const contexts = this.#negotiated.metaContexts
+    if (!this.#negotiated.structuredReplies || contexts.length === 0) {
+      throw new NbdRequestError(NBD_EINVAL, 'BLOCK_STATUS needs structured replies and a metadata context (base:allocation or qemu:dirty-bitmap:MARK)')
     }
     if (req.length === 0) throw new NbdRequestError(NBD_EINVAL, 'BLOCK_STATUS of 0 bytes')
     const err = rangeError(req, this.#negotiated.size, NBD_EINVAL)
     if (err) throw err
-    const max = (req.flags & NBD_CMD_FLAG_REQ_ONE) !== 0 ? 1 : MAX_DESCRIPTORS
-    const descriptors: Array<[number, number]> = []
-    let end = req.offset
-    let full = false
-    for (const e of this.#store.extents(req.offset, req.length)) {
+    // The descriptors of one reply are shared out between its contexts (its memory was reserved for that many).
+    const max = (req.flags & NBD_CMD_FLAG_REQ_ONE) !== 0 ? 1 : Math.max(1, Math.floor(MAX_DESCRIPTORS / contexts.length))
+    const end = req.offset + req.length
+    const out: Buffer[] = []
+    contexts.forEach((context, i) => {
+      const descriptors = new Descriptors(max)
+      if (context.kind === 'allocation') this.#allocation(descriptors, req.offset, end)
+      else this.#dirty(descriptors, context.mark, req.offset, end)
+      const payload = descriptors.payload(context.id)
+      out.push(structuredHeader(req, i === contexts.length - 1 ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload)
+    })
+    this.#sendWithMemory(req, out)
+  }
+
+  /** `base:allocation` from the merged view: zero → ZERO, hole → HOLE|ZERO, data and lower → 0. */
+  #allocation(descriptors: Descriptors, start: number, end: number): void {
+    let at = start
+    for (const e of this.#store.extents(start, end - start)) {
       const flags = e.state === 'hole' ? NBD_STATE_HOLE | NBD_STATE_ZERO : e.state === 'zero' ? NBD_STATE_ZERO : 0
-      const last = descriptors[descriptors.length - 1]
-      if (last && last[1] === flags) last[0] += e.length
-      else if (descriptors.length < max) descriptors.push([e.length, flags])
-      else {
-        full = true
-        break
-      }
-      end = e.start + e.length
+      if (!descriptors.add(e.length, flags)) return
+      at = e.start + e.length
     }
     // Past the store's end (it shrank under a reader) everything reads as zeros.
-    if (!full && end < req.offset + req.length) {
-      const last = descriptors[descriptors.length - 1]
-      const flags = NBD_STATE_HOLE | NBD_STATE_ZERO
-      if (last && last[1] === flags) last[0] += req.offset + req.length - end
-      else if (descriptors.length < max) descriptors.push([req.offset + req.length - end, flags])
+    if (at < end) descriptors.add(end - at, NBD_STATE_HOLE | NBD_STATE_ZERO)
+  }
+
+  /**
+   * `qemu:dirty-bitmap:NAME`: DIRTY for the bytes changed since the mark (committed or not yet:
+   * the library's changes), clean elsewhere. Only the change records of the range are read. A
+   * mark removed (or taken again under its name) since the client selected it is an error: its
+   * changes are no longer those of the moment the client chose.
+   */
+  #dirty(descriptors: Descriptors, mark: Mark, start: number, end: number): void {
+    const now = this.#store.marks().find((m) => m.name === mark.name)
+    if (now?.epoch !== mark.epoch) {
+      throw new NbdRequestError(NBD_EINVAL, `the mark "${mark.name}" (qemu:dirty-bitmap:${mark.name}) was removed${now ? ' and taken again' : ''} since this client selected it; connect again to see the marks as they are now`)
     }
-    const payload = Buffer.alloc(4 + 8 * descriptors.length)
-    payload.writeUInt32BE(id, 0)
-    descriptors.forEach(([length, flags], i) => {
-      payload.writeUInt32BE(length, 4 + 8 * i)
-      payload.writeUInt32BE(flags, 8 + 8 * i)
-    })
-    this.#sendWithMemory(req, [structuredHeader(req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, payload.length), payload])
+    let at = start
+    for (const e of this.#store.changedExtents(mark.name, start, end - start)) {
+      if (e.start > at && !descriptors.add(e.start - at, 0)) return
+      if (!descriptors.add(e.length, NBD_STATE_DIRTY)) return
+      at = e.start + e.length
+    }
+    if (at < end) descriptors.add(end - at, 0)
   }
 
   /** Send a reply holding `req`'s memory (and `pooled`, a buffer from the pool): both come back once written. */
@@ -676,8 +693,45 @@ export class Connection {
   }
 }
 
-/** Bytes of data `req` brings or takes out, held until its payload is stored or its reply written. */
-function memoryFor(req: Request): number {
+/** The extent descriptors of one BLOCK_STATUS chunk: (length, flags) pairs, equal neighbours joined, at most `max`. */
+class Descriptors {
+  readonly #max: number
+  readonly #lengths: number[] = []
+  readonly #flags: number[] = []
+
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  /** Append `length` bytes of `flags`; false when full (the reply then ends before this piece: the client asks again). */
+  add(length: number, flags: number): boolean {
+    const last = this.#lengths.length - 1
+    if (last >= 0 && this.#flags[last] === flags) this.#lengths[last]! += length
+    else if (this.#lengths.length < this.#max) {
+      this.#lengths.push(length)
+      this.#flags.push(flags)
+    } else return false
+    return true
+  }
+
+  /** The chunk's payload: the context ID, then each descriptor. */
+  payload(id: number): Buffer {
+    const payload = Buffer.alloc(4 + 8 * this.#lengths.length)
+    payload.writeUInt32BE(id, 0)
+    this.#lengths.forEach((length, i) => {
+      payload.writeUInt32BE(length, 4 + 8 * i)
+      payload.writeUInt32BE(this.#flags[i]!, 8 + 8 * i)
+    })
+    return payload
+  }
+}
+
+/**
+ * Bytes of data `req` brings or takes out, held until its payload is stored or its reply written.
+ * A BLOCK_STATUS reply at its largest: per context a chunk header and ID, and MAX_DESCRIPTORS
+ * descriptors shared out between the contexts.
+ */
+function memoryFor(req: Request, contexts: number): number {
   switch (req.type) {
     case NBD_CMD_READ:
       return req.length <= MAX_PAYLOAD_BYTES ? req.length : 0 // a longer one is refused, holding nothing
@@ -688,7 +742,7 @@ function memoryFor(req: Request): number {
     case NBD_CMD_CACHE:
       return Math.min(STEP_BYTES, req.length)
     case NBD_CMD_BLOCK_STATUS:
-      return MAX_BLOCK_STATUS_BYTES
+      return 24 * Math.max(1, contexts) + 8 * MAX_DESCRIPTORS
     default:
       return 0
   }

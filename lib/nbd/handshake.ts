@@ -1,8 +1,9 @@
 // The fixed newstyle handshake: greet, read the client's flags, answer options until the client
 // picks the export (GO or EXPORT_NAME), aborts, or goes away.
 import type { Socket } from 'node:net'
+import type { Mark } from '../index.js'
+import { matchContexts, numberContexts, offeredContexts, type SelectedContext } from './meta-contexts.js'
 import {
-  BASE_ALLOCATION,
   MAX_STRING_BYTES,
   NBD_FLAG_CAN_MULTI_CONN,
   NBD_FLAG_C_FIXED_NEWSTYLE,
@@ -54,8 +55,6 @@ export const MAX_OPTIONS = 1024
 const MAX_REFUSED_OPTIONS = 16
 /** Largest READ or WRITE payload, also the advertised maximum block size (32 MiB). */
 export const MAX_PAYLOAD_BYTES = 32 * 1024 * 1024
-/** The context ID pagecow gives `base:allocation` in SET_META_CONTEXT replies. */
-export const BASE_ALLOCATION_ID = 1
 
 /** What the handshake needs to know about the one export. */
 export interface ExportDescription {
@@ -68,6 +67,8 @@ export interface ExportDescription {
   readOnly: boolean
   /** The store's page size: the preferred block size. */
   pageSize: number
+  /** The store's marks (oldest first), read at each context query: each is a `qemu:dirty-bitmap:NAME`. Default: none. */
+  marks?: () => Mark[]
 }
 
 /** The outcome of a successful handshake. */
@@ -77,8 +78,8 @@ export interface Negotiated {
   /** Transmission flags as sent to the client. */
   flags: number
   structuredReplies: boolean
-  /** ID of `base:allocation` when the client selected it, else undefined. */
-  metaContextId: number | undefined
+  /** The metadata contexts the client selected (empty: none), in the order of BLOCK_STATUS replies. */
+  metaContexts: SelectedContext[]
 }
 
 /** How an option is refused instead of answered (over the connection cap, shutting down). */
@@ -167,7 +168,7 @@ class Handshake {
   readonly #options: HandshakeOptions
   #noZeroes = false
   #structured = false
-  #metaContextId: number | undefined
+  #metaContexts: SelectedContext[] = []
 
   constructor(socket: Socket, reader: SocketReader, exp: ExportDescription, options: HandshakeOptions) {
     this.#socket = socket
@@ -301,10 +302,10 @@ class Handshake {
     return option === NBD_OPT_GO ? negotiated : 'continue'
   }
 
-  /** LIST_META_CONTEXT and SET_META_CONTEXT; pagecow knows one context, `base:allocation`. */
+  /** LIST_META_CONTEXT and SET_META_CONTEXT: base:allocation and a dirty bitmap per mark (meta-contexts.ts). */
   #metaContext(option: number, data: Buffer): void {
     const set = option === NBD_OPT_SET_META_CONTEXT
-    if (set) this.#metaContextId = undefined // replaced even when this option fails
+    if (set) this.#metaContexts = [] // replaced even when this option fails
     if (set && !this.#structured) throw new InvalidOption('negotiate structured replies before selecting a metadata context')
     const cursor = new OptionData(data)
     const name = cursor.string('the export name')
@@ -316,17 +317,16 @@ class Handshake {
       this.#reply(option, NBD_REP_ERR_UNKNOWN, `no export named "${name}"`)
       return
     }
-    const matches = set
-      ? queries.some((q) => q === BASE_ALLOCATION)
-      : queries.length === 0 || queries.some((q) => q === BASE_ALLOCATION || q === 'base:')
-    if (matches) {
-      const id = set ? BASE_ALLOCATION_ID : 0
-      const context = Buffer.alloc(4 + Buffer.byteLength(BASE_ALLOCATION))
-      context.writeUInt32BE(id, 0)
-      context.write(BASE_ALLOCATION, 4)
-      this.#reply(option, NBD_REP_META_CONTEXT, context)
-      if (set) this.#metaContextId = id
+    const matched = matchContexts(queries, offeredContexts(this.#exp.marks?.() ?? []), !set)
+    // LIST replies carry ID 0 (reserved there); a selection's IDs are what BLOCK_STATUS replies carry.
+    const contexts = set ? numberContexts(matched) : matched.map((c) => ({ ...c, id: 0 }))
+    for (const context of contexts) {
+      const reply = Buffer.alloc(4 + Buffer.byteLength(context.name))
+      reply.writeUInt32BE(context.id, 0)
+      reply.write(context.name, 4)
+      this.#reply(option, NBD_REP_META_CONTEXT, reply)
     }
+    if (set) this.#metaContexts = contexts
     this.#reply(option, NBD_REP_ACK)
   }
 
@@ -340,7 +340,7 @@ class Handshake {
       size: this.#exp.size(),
       flags: transmissionFlags(this.#exp.readOnly, this.#structured),
       structuredReplies: this.#structured,
-      metaContextId: this.#structured ? this.#metaContextId : undefined,
+      metaContexts: this.#structured ? this.#metaContexts : [],
     }
   }
 

@@ -89,8 +89,10 @@ export const NBD_REPLY_TYPE_ERROR = 2 ** 15 + 1
 /** `base:allocation` status flags. */
 export const NBD_STATE_HOLE = 1 << 0
 export const NBD_STATE_ZERO = 1 << 1
-/** The one metadata context pagecow serves. */
+/** The metadata context of allocation status (the protocol's own). */
 export const BASE_ALLOCATION = 'base:allocation'
+/** `qemu:dirty-bitmap:NAME` status flag (qemu's docs/interop/nbd.txt): the bytes changed. */
+export const NBD_STATE_DIRTY = 1 << 0
 
 /** Error values of replies (the protocol's own numbering, not the host's errno). */
 export const NBD_EPERM = 1

@@ -83,6 +83,8 @@ export class NbdServer extends EventEmitter {
       size: () => store.size,
       readOnly: this.readOnly,
       pageSize: store.pageSize,
+      // Read at each query: a mark taken while the server runs is offered to the next client.
+      marks: () => store.marks(),
     }
     this.#budget = new MemoryBudget(settings.memoryLimit)
     this.#connectionLimit = Math.max(MAX_PAYLOAD_BYTES, Math.floor(settings.memoryLimit / 4))

@@ -21,6 +21,7 @@ import { fuseFio } from './fuse-fio.js'
 import { squashfsCase } from './squashfs.js'
 import { squashfsLowerCase } from './squashfs-lower.js'
 import { dirtyMap } from './dirty-map.js'
+import { nbdDirtyBitmap } from './nbd-dirty-bitmap.js'
 import { cliStart } from './cli-start.js'
 import { boundRead } from './lower-binding.js'
 import { INTEGRITY_CASES } from './integrity.js'
@@ -33,7 +34,7 @@ import { msSince, now } from './timing.js'
 const HERE = dirname(fileURLToPath(import.meta.url))
 
 // The extents case runs before flush-cost: flush-cost adds pages to the shared stores.
-export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio, squashfsCase, squashfsLowerCase, dirtyMap, cliStart, boundRead, ...INTEGRITY_CASES, ...MARKS_CASES]
+export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio, squashfsCase, squashfsLowerCase, dirtyMap, nbdDirtyBitmap, cliStart, boundRead, ...INTEGRITY_CASES, ...MARKS_CASES]
 
 const USAGE = `usage: npm run bench -- [--quick] [--reps=N] [--out=FILE] [--list] [case|group …]
 

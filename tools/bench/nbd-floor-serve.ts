@@ -71,7 +71,7 @@ function serve(socket: net.Socket): void {
         head.writeUInt16BE(NBD_REPLY_TYPE_BLOCK_STATUS, 6)
         h.copy(head, 8, 8, 16)
         head.writeUInt32BE(12, 16)
-        head.writeUInt32BE(negotiated.metaContextId ?? 1, 20)
+        head.writeUInt32BE(negotiated.metaContexts[0]?.id ?? 1, 20)
         head.writeUInt32BE(length, 24)
         send(head)
       } else {
