@@ -28,6 +28,9 @@ export class FileGuard {
   readonly #verified = new PageSet()
   /** The sums of the pages a many-page read checks (grown as needed). */
   #expected = new BigUint64Array(256)
+  #expectedWords = new Uint32Array(this.#expected.buffer)
+  /** Set by #firstDamaged when it passed over a page being rewritten (not verified). */
+  #rewrote = false
 
   constructor(parts: { sums: PageSums; fileId: number; pageSize: number; where: string; flux: FluxLog; readOnly: boolean }) {
     this.sums = parts.sums
@@ -113,28 +116,35 @@ export class FileGuard {
 
   /** Many pages: their sums gathered, then hashed and compared in one native call. */
   #verifyMany(first: number, count: number, bytes: Uint8Array): void {
-    if (this.#expected.length < count) this.#expected = new BigUint64Array(Math.max(count, 2 * this.#expected.length))
+    if (this.#expected.length < count) {
+      this.#expected = new BigUint64Array(Math.max(count, 2 * this.#expected.length))
+      this.#expectedWords = new Uint32Array(this.#expected.buffer)
+    }
     const expected = this.#expected
-    let judged = 0
+    const words = this.#expectedWords
+    this.sums.copyInto(first, count, expected)
+    // Trusted pages are not checked (expected 0); a page without a sum that is not trusted is
+    // damage unless it is being rewritten. The halves of each sum are read as numbers: reading a
+    // BigUint64Array makes a BigInt of every element.
+    const mixed = !this.#unsummed.isEmpty || !this.#verified.isEmpty
+    let skipped = false
     for (let i = 0; i < count; i++) {
       const page = first + i
-      if (this.#verified.has(page) || this.#unsummed.has(page)) {
+      if (mixed && (this.#verified.has(page) || this.#unsummed.has(page))) {
         expected[i] = 0n
-        continue
-      }
-      const sum = this.sums.get(page)
-      expected[i] = sum
-      if (sum !== 0n) judged++
-      else if (!this.#log.isNoted(this.#fileId, page)) {
+        skipped = true
+      } else if (words[2 * i] === 0 && words[2 * i + 1] === 0) {
+        skipped = true
+        if (this.#log.isNoted(this.#fileId, page)) continue
         // A page without a sum: the pages before it are judged first, as a page at a time would.
         const before = this.#firstDamaged(first, bytes.subarray(0, i * this.#pageSize), expected)
         throw this.#damaged(first + (before >= 0 ? before : i), before >= 0 ? expected[before]! : 0n)
       }
     }
-    if (judged === 0) return
     const bad = this.#firstDamaged(first, bytes, expected)
     if (bad >= 0) throw this.#damaged(first + bad, expected[bad]!)
-    for (let i = 0; i < count; i++) if (expected[i] !== 0n) this.#verified.add(first + i)
+    if (!skipped && !this.#rewrote) this.#verified.addRange(first, first + count)
+    else for (let i = 0; i < count; i++) if (words[2 * i] !== 0 || words[2 * i + 1] !== 0) this.#verified.add(first + i)
   }
 
   /**
@@ -142,10 +152,12 @@ export class FileGuard {
    * -1. A page being rewritten that does not match gets expected 0: it is not counted as verified.
    */
   #firstDamaged(first: number, bytes: Uint8Array, expected: BigUint64Array): number {
+    this.#rewrote = false
     for (let from = 0; ; ) {
       const bad = firstMismatch(bytes, this.#pageSize, expected, from)
       if (bad < 0 || !this.#log.isNoted(this.#fileId, first + bad)) return bad
       expected[bad] = 0n
+      this.#rewrote = true
       from = bad + 1
     }
   }

@@ -53,6 +53,17 @@ export class PageSums {
     return this.#block(Math.floor(page / SUMS_PER_BLOCK)).sums.get(page % SUMS_PER_BLOCK)
   }
 
+  /** The sums of pages [first, first + count) into out[0…] (0n: none), a block at a time. */
+  copyInto(first: number, count: number, out: BigUint64Array): void {
+    const end = first + count
+    for (let page = first; page < end; ) {
+      const b = Math.floor(page / SUMS_PER_BLOCK)
+      const stop = Math.min(end, (b + 1) * SUMS_PER_BLOCK)
+      this.#block(b).sums.copyInto(page - b * SUMS_PER_BLOCK, stop - b * SUMS_PER_BLOCK, out, page - first)
+      page = stop
+    }
+  }
+
   set(page: number, sum: bigint): void {
     const b = Math.floor(page / SUMS_PER_BLOCK)
     const block = this.#block(b)
