@@ -32,6 +32,10 @@ export interface Addon {
    * in failed the index of the piece that failed.
    */
   preadPages(fd: number, bytes: Uint8Array, pageSize: number, positions: Float64Array, count: number, failed: Int32Array): number
+  /** An ArrayBuffer over bytes [0, length) of fd, shared with the file (MAP_SHARED). */
+  mapShared(fd: number, length: number): ArrayBuffer
+  /** Detach a mapShared buffer (unmapped once V8 frees it). */
+  unmapShared(buffer: ArrayBuffer): void
   /** Which loop hashes: "avx512" or "scalar"; `scalarOnly` first forces the scalar one or not (tests). */
   hashPath(scalarOnly?: boolean): string
 }

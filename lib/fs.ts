@@ -226,3 +226,16 @@ export function preadPages(fd: number, target: Uint8Array, pageSize: number, pos
   const code = Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0] ?? 'EIO'
   throw Object.assign(new Error(`${code}: pread of ${pageSize} bytes at ${positions[failedPiece[0]!]}`), { code, errno: -errno, syscall: 'pread', piece: failedPiece[0]! })
 }
+
+/**
+ * Bytes [0, length) of fd as memory shared with the file (mmap MAP_SHARED): stores reach its page
+ * cache at once, fdatasync makes them durable. The file must keep those bytes while it is mapped.
+ */
+export function mapShared(fd: number, length: number): ArrayBuffer {
+  return own().mapShared(fd, length)
+}
+
+/** Let go of a mapShared buffer: detached now (no access after this), unmapped when freed. */
+export function unmapShared(buffer: ArrayBuffer): void {
+  own().unmapShared(buffer)
+}

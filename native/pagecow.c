@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/mman.h>
 #include <node_api.h>
 #include <uv.h>
 
@@ -718,6 +719,72 @@ static napi_value pread_pages(napi_env env, napi_callback_info info) {
   return value;
 }
 
+// ---- a small file shared in memory (STORE/flux: a note is a store into the page cache, not a
+// pwrite per rewritten page) ----
+
+typedef struct {
+  void *address;
+  size_t length;
+} mapping_t;
+
+static void mapping_freed(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  mapping_t *m = hint;
+  munmap(m->address, m->length);
+  free(m);
+}
+
+// mapShared(fd, length): an ArrayBuffer over bytes [0, length) of fd (MAP_SHARED, read and
+// write: stores reach the file's page cache at once). The file must hold those bytes for as long
+// as the mapping lives (a store past the file's end is SIGBUS). unmapShared() detaches it; the
+// memory is unmapped when V8 lets go of it.
+static napi_value map_shared(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  int64_t length;
+  if (argc != 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int64(env, argv[1], &length) != napi_ok ||
+      length <= 0 || length > (1LL << 30)) {
+    napi_throw_type_error(env, "EINVAL", "mapShared(fd, length: 1 byte to 1 GiB)");
+    return NULL;
+  }
+  void *address = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) return throw_errno(env, errno, "mmap");
+  mapping_t *m = malloc(sizeof *m);
+  if (m == NULL) {
+    munmap(address, (size_t)length);
+    return throw_errno(env, ENOMEM, "mmap");
+  }
+  m->address = address;
+  m->length = (size_t)length;
+  napi_value result;
+  if (napi_create_external_arraybuffer(env, address, (size_t)length, mapping_freed, m, &result) != napi_ok) {
+    munmap(address, (size_t)length);
+    free(m);
+    return NULL;
+  }
+  return result;
+}
+
+// unmapShared(buffer): detach an ArrayBuffer made by mapShared (no JavaScript can touch the
+// mapping after this; it is unmapped once V8 frees it).
+static napi_value unmap_shared(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is;
+  if (argc != 1 || napi_is_arraybuffer(env, argv[0], &is) != napi_ok || !is) {
+    napi_throw_type_error(env, "EINVAL", "unmapShared(buffer: ArrayBuffer)");
+    return NULL;
+  }
+  bool detached;
+  CHECK(napi_is_detached_arraybuffer(env, argv[0], &detached));
+  if (!detached) CHECK(napi_detach_arraybuffer(env, argv[0]));
+  return NULL;
+}
+
 // hashPath(scalarOnly?: boolean): which loop the hashes use ("avx512" or "scalar"); with an
 // argument, first forces the scalar loop or not (for tests: both must give the same digests).
 static napi_value hash_path(napi_env env, napi_callback_info info) {
@@ -748,6 +815,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "spliceReply", splice_reply }, { "spliceCapacity", splice_capacity },
     { "xxh64", xxh64_value }, { "pageSum", page_sum_value }, { "pageSums", page_sums }, { "verifyPages", verify_pages },
     { "hashPath", hash_path }, { "preadPages", pread_pages },
+    { "mapShared", map_shared }, { "unmapShared", unmap_shared },
   };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
     CHECK(napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn));
