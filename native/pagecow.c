@@ -426,7 +426,7 @@ static uint64_t xxh64_finish(const uint64_t acc[4], const uint8_t *p, size_t len
 
 // The four lanes of a stripe are four independent multiply chains: one 256-bit vector with
 // AVX-512 (VL, DQ: 64-bit multiplies and rotates), and two pages side by side in a 512-bit one,
-// four pages in flight to cover the multiplies' latency. Checked at run time; the scalar loop
+// four or eight pages in flight to cover the multiplies' latency. Checked at run time; the scalar loop
 // elsewhere. The digests are the same either way (tested against @node-rs/xxhash).
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -447,19 +447,35 @@ AVX512 static inline __m512i two_stripes(const uint8_t *x, const uint8_t *y) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x)), _mm256_loadu_si256((const __m256i *)y), 1);
 }
 
+#define XXH_ROUND512(acc, lanes) _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_add_epi64((acc), _mm512_mullo_epi64((lanes), p2)), 31), p1)
+
 // Four inputs of `stripes` stripes each; acc holds their lanes, four after four.
 AVX512 static void stripes_avx512_x4(const uint8_t *const in[4], size_t stripes, uint64_t acc[16]) {
   const __m512i p1 = _mm512_set1_epi64((long long)PRIME64_1), p2 = _mm512_set1_epi64((long long)PRIME64_2);
   __m512i a = _mm512_loadu_si512(acc), b = _mm512_loadu_si512(acc + 8);
-  const uint8_t *w = in[0], *x = in[1], *y = in[2], *z = in[3];
-  for (size_t i = 0; i < stripes; i++) {
-    size_t at = i * 32;
-    __m512i la = two_stripes(w + at, x + at), lb = two_stripes(y + at, z + at);
-    a = _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_add_epi64(a, _mm512_mullo_epi64(la, p2)), 31), p1);
-    b = _mm512_mullo_epi64(_mm512_rol_epi64(_mm512_add_epi64(b, _mm512_mullo_epi64(lb, p2)), 31), p1);
+  for (size_t at = 0; at < stripes * 32; at += 32) {
+    a = XXH_ROUND512(a, two_stripes(in[0] + at, in[1] + at));
+    b = XXH_ROUND512(b, two_stripes(in[2] + at, in[3] + at));
   }
   _mm512_storeu_si512(acc, a);
   _mm512_storeu_si512(acc + 8, b);
+}
+
+// Eight inputs: four chains of multiplies in flight instead of two (about 1.5x the speed of four
+// inputs here: the multiplies' latency, not their count, bounds four).
+AVX512 static void stripes_avx512_x8(const uint8_t *const in[8], size_t stripes, uint64_t acc[32]) {
+  const __m512i p1 = _mm512_set1_epi64((long long)PRIME64_1), p2 = _mm512_set1_epi64((long long)PRIME64_2);
+  __m512i a = _mm512_loadu_si512(acc), b = _mm512_loadu_si512(acc + 8), c = _mm512_loadu_si512(acc + 16), d = _mm512_loadu_si512(acc + 24);
+  for (size_t at = 0; at < stripes * 32; at += 32) {
+    a = XXH_ROUND512(a, two_stripes(in[0] + at, in[1] + at));
+    b = XXH_ROUND512(b, two_stripes(in[2] + at, in[3] + at));
+    c = XXH_ROUND512(c, two_stripes(in[4] + at, in[5] + at));
+    d = XXH_ROUND512(d, two_stripes(in[6] + at, in[7] + at));
+  }
+  _mm512_storeu_si512(acc, a);
+  _mm512_storeu_si512(acc + 8, b);
+  _mm512_storeu_si512(acc + 16, c);
+  _mm512_storeu_si512(acc + 24, d);
 }
 
 static int avx512_usable(void) {
@@ -498,12 +514,18 @@ static void xxh64_many(const uint8_t *in, size_t stride, size_t length, size_t c
 #ifdef HAVE_AVX512
   size_t stripes = length / 32;
   if (!scalar_only && stripes > 0 && avx512_usable()) {
-    for (; i + 4 <= count; i += 4) {
-      const uint8_t *four[4] = { in + i * stride, in + (i + 1) * stride, in + (i + 2) * stride, in + (i + 3) * stride };
-      uint64_t acc[16];
-      for (int k = 0; k < 4; k++) lanes_init(acc + 4 * k, 0);
-      stripes_avx512_x4(four, stripes, acc);
-      for (int k = 0; k < 4; k++) out[i + k] = xxh64_finish(acc + 4 * k, four[k] + stripes * 32, length, 0);
+    while (count - i >= 4) {
+      int n = count - i >= 8 ? 8 : 4;
+      const uint8_t *inputs[8];
+      uint64_t acc[32];
+      for (int k = 0; k < n; k++) {
+        inputs[k] = in + (i + (size_t)k) * stride;
+        lanes_init(acc + 4 * k, 0);
+      }
+      if (n == 8) stripes_avx512_x8(inputs, stripes, acc);
+      else stripes_avx512_x4(inputs, stripes, acc);
+      for (int k = 0; k < n; k++) out[i + (size_t)k] = xxh64_finish(acc + 4 * k, inputs[k] + stripes * 32, length, 0);
+      i += (size_t)n;
     }
   }
 #endif
