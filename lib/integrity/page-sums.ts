@@ -106,9 +106,9 @@ export class PageSums {
   /**
    * Load the blocks of pages [start, end) not in memory yet, with one query: fsck reads pages in
    * order, and a query per block cost more than hashing its pages. A row that fails its check is
-   * left for get() to report.
+   * left for get() to report; `checked` hears of each row that passed.
    */
-  preload(start: number, end: number): void {
+  preload(start: number, end: number, checked?: (block: number) => void): void {
     const from = Math.floor(start / SUMS_PER_BLOCK)
     const to = Math.ceil(end / SUMS_PER_BLOCK)
     let rows: Array<{ block: number; sums: unknown; sum: unknown }>
@@ -127,6 +127,7 @@ export class PageSums {
       const row = rows[next]?.block === b ? rows[next] : undefined
       const sums = row ? decodeRow(this.#file, b, row) : new SumBlock()
       if (sums) this.#cache.set(b, { sums, version: 0, savedVersion: 0, used: ++this.#clock })
+      if (sums && row) checked?.(b)
     }
     this.#evict()
   }

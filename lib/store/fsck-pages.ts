@@ -41,6 +41,8 @@ export interface FileToCheck {
  */
 export class PageChecker {
   readonly counts: PageCheckCounts = { verifiedPages: 0, inFluxPages: 0 }
+  /** The page_sums rows (by file, the blocks) read and found sound on the way: not checked again. */
+  readonly checkedRows = new Map<number, Set<number>>()
   readonly #db: Database.Database
   readonly #geometry: Geometry
   readonly #problem: ReportProblem
@@ -85,7 +87,7 @@ export class PageChecker {
     const base = firstPageOfChunk(index)
     const lastPage = g.pagesFor(file.size)
     const capacity = this.#positions.length
-    open.sums.preload(base, base + PAGES_PER_CHUNK)
+    open.sums.preload(base, base + PAGES_PER_CHUNK, (block) => this.#checkedRows(id).add(block))
     for (const run of chunk.runs(0, PAGES_PER_CHUNK, base)) {
       if (run.state !== 'data') continue
       const end = Math.min(run.end, lastPage) // pages past the end are fsck-chunks' report
@@ -98,6 +100,12 @@ export class PageChecker {
       }
     }
     this.#checkBatch(open, file) // a chunk's problems before the next chunk's
+  }
+
+  #checkedRows(file: number): Set<number> {
+    let blocks = this.checkedRows.get(file)
+    if (!blocks) this.checkedRows.set(file, (blocks = new Set()))
+    return blocks
   }
 
   /** Done with the file last checked. */
