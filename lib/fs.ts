@@ -2,8 +2,12 @@
 // EIO, ENOSPC and short reads with `t.mockImport` and the rest of the code stays honest.
 import * as nodeFs from 'node:fs'
 import { createRequire } from 'node:module'
+import { constants as osConstants } from 'node:os'
 import { promisify } from 'node:util'
+import { addon, type PeerCredentials, type ReadableWatch } from './addon.js'
 import type { Timespec } from './time-ns.js'
+
+export type { PeerCredentials, ReadableWatch }
 
 const require = createRequire(import.meta.url)
 // fs-native-extensions: OFD locks (per open file, so two opens in one process exclude each
@@ -25,32 +29,7 @@ let fsExtModule: { seekSync(fd: number, offset: number, whence: number): number 
 const native = (): NativeExtensions => (nativeModule ??= require('fs-native-extensions') as NativeExtensions)
 const fsExt = () => (fsExtModule ??= require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number })
 
-// Our own addon (native/pagecow.c, built by node-gyp at install): what Node's fs cannot do exactly.
-interface OwnAddon {
-  utimensat(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
-  mknod(path: Buffer, mode: number, rdev: number): void
-  watchReadable(fd: number, callback: (status: number) => void): ReadableWatch
-  watchPause(watch: ReadableWatch): void
-  watchResume(watch: ReadableWatch): void
-  watchClose(watch: ReadableWatch): void
-  spliceReply(fuseFd: number, header: Buffer, fd: number, position: number, bytes: number, zeros: number): number
-  spliceCapacity(): number
-  peerCredentials(fd: number): PeerCredentials
-}
-
-/** Who connected a Unix socket, as the kernel recorded it at connect(2) (SO_PEERCRED). */
-export interface PeerCredentials {
-  pid: number
-  uid: number
-  gid: number
-}
-
-/** A watch made by watchReadable (opaque). */
-export interface ReadableWatch {
-  readonly __watch: unique symbol
-}
-let ownModule: OwnAddon | undefined
-const own = (): OwnAddon => (ownModule ??= require('../build/Release/pagecow.node') as OwnAddon)
+const own = addon
 
 /** A path as C wants it: its bytes and a NUL. */
 function withNul(path: string | Buffer): Buffer {
@@ -235,4 +214,33 @@ function seekOrNull(fd: number, offset: number, whence: number): number | null {
     if ((err as { code?: string }).code === 'ENXIO') return null
     throw err
   }
+}
+
+const failedPiece = new Int32Array(1)
+
+/**
+ * pread `count` pieces of `pageSize` bytes of fd into `target` (piece i from byte positions[i]
+ * into target at i × pageSize), neighbours in one pread; bytes past the end of the file read as
+ * zeros. Many scattered pages in one call (fsck). Throws as readSync does; `piece` on the error
+ * says which piece failed.
+ */
+export function preadPages(fd: number, target: Uint8Array, pageSize: number, positions: Float64Array, count: number): void {
+  const result = own().preadPages(fd, target, pageSize, positions, count, failedPiece)
+  if (result === 0) return
+  const errno = -result
+  const code = Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0] ?? 'EIO'
+  throw Object.assign(new Error(`${code}: pread of ${pageSize} bytes at ${positions[failedPiece[0]!]}`), { code, errno: -errno, syscall: 'pread', piece: failedPiece[0]! })
+}
+
+/**
+ * Bytes [0, length) of fd as memory shared with the file (mmap MAP_SHARED): stores reach its page
+ * cache at once, fdatasync makes them durable. The file must keep those bytes while it is mapped.
+ */
+export function mapShared(fd: number, length: number): ArrayBuffer {
+  return own().mapShared(fd, length)
+}
+
+/** Let go of a mapShared buffer: detached now (no access after this), unmapped when freed. */
+export function unmapShared(buffer: ArrayBuffer): void {
+  own().unmapShared(buffer)
 }

@@ -98,6 +98,10 @@ t.test('the packed package installs, imports, runs the README examples and type-
   await sh('npm', ['install', '--no-save', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', tarball], { cwd: consumer })
   const installed = join(consumer, 'node_modules', PKG.name)
   t.ok(lstatSync(installed).isDirectory(), 'pagecow is installed as a directory (unpacked, not linked)')
+  // pagecow's own addon (native/pagecow.c: the page checksums every store needs) is built from the
+  // tarball's sources as an install without --ignore-scripts builds it (node-gyp, offline).
+  await sh('npm', ['rebuild', PKG.name, '--offline', '--no-audit', '--no-fund'], { cwd: consumer })
+  t.ok(lstatSync(join(installed, 'build', 'Release', 'pagecow.node')).isFile(), "pagecow's addon built from the packed sources")
   // (npm may rewrite a link relative; where it points is what counts)
   for (const dep of links) t.equal(realpathSync(join(consumer, 'node_modules', dep)), realpathSync(join(ROOT, 'node_modules', dep)), `npm left the link to ${dep}`)
   // Node's types, for tsc below (npm would prune a link it does not need, so it comes after).

@@ -116,6 +116,7 @@ export async function bindLower(dir: string, options: BindOptions = {}): Promise
     }
     const binding: LowerBinding = { recordedAt: new Date().toISOString(), pages, bytes: totalBytes }
     writeBatch(() => writeMeta(core.db, { ...unbound, lowerBinding: binding }))
+    await core.generation.settle() // the commits' generation record synced, as close() would
     return { path, kind: meta.kind, files: objects.length, pages, bytes: totalBytes, recordedAt: binding.recordedAt }
   } finally {
     core.abandon()

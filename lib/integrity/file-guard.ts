@@ -4,7 +4,7 @@
 // and the pages verified since the file was opened (a cache, so hot reads hash nothing).
 import { PagecowError } from '../errors.js'
 import type { FluxLog, FluxNote } from './flux-log.js'
-import { pageSum } from './hash.js'
+import { firstMismatch, pageSum } from './hash.js'
 import type Database from 'better-sqlite3'
 import { PageSums, type SumsSnapshot } from './page-sums.js'
 import { PageSet } from './page-set.js'
@@ -26,6 +26,11 @@ export class FileGuard {
   readonly #log: FluxLog
   readonly #unsummed = new PageSet()
   readonly #verified = new PageSet()
+  /** The sums of the pages a many-page read checks (grown as needed). */
+  #expected = new BigUint64Array(256)
+  #expectedWords = new Uint32Array(this.#expected.buffer)
+  /** Set by #firstDamaged when it passed over a page being rewritten (not verified). */
+  #rewrote = false
 
   constructor(parts: { sums: PageSums; fileId: number; pageSize: number; where: string; flux: FluxLog; readOnly: boolean }) {
     this.sums = parts.sums
@@ -93,19 +98,74 @@ export class FileGuard {
    */
   verify(first: number, bytes: Uint8Array): void {
     const ps = this.#pageSize
-    for (let i = 0; i * ps < bytes.length; i++) {
-      const page = first + i
-      if (this.#verified.has(page) || this.#unsummed.has(page)) continue
-      const expected = this.sums.get(page)
-      const actual = pageSum(bytes.subarray(i * ps, (i + 1) * ps))
-      if (expected !== actual) {
-        if (this.#log.isNoted(this.#fileId, page)) continue // being rewritten (by the writer, or a killed one)
-        const what = expected === 0n ? 'has no checksum' : 'does not match its checksum'
-        throw new PagecowError('ECORRUPT', `${this.#where}, page ${page} (bytes ${page * ps}–${(page + 1) * ps - 1}): the upper's copy ${what}; it is not served (run \`pagecow fsck\`)`)
-      }
-      this.#verified.add(page)
-    }
+    const count = Math.floor(bytes.length / ps)
+    if (count === 1) this.#verifyOne(first, bytes)
+    else if (count > 1) this.#verifyMany(first, count, bytes)
     this.#verified.trimTo(VERIFIED_CHUNKS)
+  }
+
+  #verifyOne(page: number, bytes: Uint8Array): void {
+    if (this.#verified.has(page) || this.#unsummed.has(page)) return
+    const expected = this.sums.get(page)
+    if (expected !== pageSum(bytes)) {
+      if (this.#log.isNoted(this.#fileId, page)) return // being rewritten (by the writer, or a killed one)
+      throw this.#damaged(page, expected)
+    }
+    this.#verified.add(page)
+  }
+
+  /** Many pages: their sums gathered, then hashed and compared in one native call. */
+  #verifyMany(first: number, count: number, bytes: Uint8Array): void {
+    if (this.#expected.length < count) {
+      this.#expected = new BigUint64Array(Math.max(count, 2 * this.#expected.length))
+      this.#expectedWords = new Uint32Array(this.#expected.buffer)
+    }
+    const expected = this.#expected
+    const words = this.#expectedWords
+    this.sums.copyInto(first, count, expected)
+    // Trusted pages are not checked (expected 0); a page without a sum that is not trusted is
+    // damage unless it is being rewritten. The halves of each sum are read as numbers: reading a
+    // BigUint64Array makes a BigInt of every element.
+    const mixed = !this.#unsummed.isEmpty || !this.#verified.isEmpty
+    let skipped = false
+    for (let i = 0; i < count; i++) {
+      const page = first + i
+      if (mixed && (this.#verified.has(page) || this.#unsummed.has(page))) {
+        expected[i] = 0n
+        skipped = true
+      } else if (words[2 * i] === 0 && words[2 * i + 1] === 0) {
+        skipped = true
+        if (this.#log.isNoted(this.#fileId, page)) continue
+        // A page without a sum: the pages before it are judged first, as a page at a time would.
+        const before = this.#firstDamaged(first, bytes.subarray(0, i * this.#pageSize), expected)
+        throw this.#damaged(first + (before >= 0 ? before : i), before >= 0 ? expected[before]! : 0n)
+      }
+    }
+    const bad = this.#firstDamaged(first, bytes, expected)
+    if (bad >= 0) throw this.#damaged(first + bad, expected[bad]!)
+    if (!skipped && !this.#rewrote) this.#verified.addRange(first, first + count)
+    else for (let i = 0; i < count; i++) if (words[2 * i] !== 0 || words[2 * i + 1] !== 0) this.#verified.add(first + i)
+  }
+
+  /**
+   * The first page of `bytes` that does not match its expected sum and is not being rewritten, or
+   * -1. A page being rewritten that does not match gets expected 0: it is not counted as verified.
+   */
+  #firstDamaged(first: number, bytes: Uint8Array, expected: BigUint64Array): number {
+    this.#rewrote = false
+    for (let from = 0; ; ) {
+      const bad = firstMismatch(bytes, this.#pageSize, expected, from)
+      if (bad < 0 || !this.#log.isNoted(this.#fileId, first + bad)) return bad
+      expected[bad] = 0n
+      this.#rewrote = true
+      from = bad + 1
+    }
+  }
+
+  #damaged(page: number, expected: bigint): PagecowError {
+    const ps = this.#pageSize
+    const what = expected === 0n ? 'has no checksum' : 'does not match its checksum'
+    return new PagecowError('ECORRUPT', `${this.#where}, page ${page} (bytes ${page * ps}–${(page + 1) * ps - 1}): the upper's copy ${what}; it is not served (run \`pagecow fsck\`)`)
   }
 
   /**

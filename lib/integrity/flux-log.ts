@@ -11,6 +11,9 @@
 // bytes of zeros: no slot straddles a 4 KiB page, so none is torn), written in order; a slot whose
 // file id is 0 is free (file ids start at 1). It is kept allocated ahead (64 KiB), so
 // that noting a discard on a full disk, which is what gives space back, needs no new block.
+// A writer maps those slots into memory (mmap, shared): a note is a few stores into the page
+// cache, where a pwrite cost a system call per rewritten page; the file id goes in last, so a
+// slot is whole before it counts (a process killed in between leaves a free slot).
 import * as fs from '../fs.js'
 import { fromSystemError } from '../errors.js'
 import { openStoreFile } from '../store/store-file.js'
@@ -31,6 +34,8 @@ export class FluxLog {
   readonly #path: string
   readonly #readOnly: boolean
   #fd: number | undefined
+  /** The allocated slots in memory, shared with the file (writers; undefined if mmap failed). */
+  #map: { buffer: ArrayBuffer; words: Uint32Array } | undefined
   /** Where the next note goes (this process is the store's one writer). */
   #next = 0
   /** Bytes of the file (slots allocated). */
@@ -73,11 +78,22 @@ export class FluxLog {
     try {
       const fd = this.#open()
       if (this.#next + 2 * RECORD_BYTES > this.#allocated) this.#allocate(fd, this.#next + 2 * RECORD_BYTES)
-      // The note and a free slot after it, in one write: the log ends there, whatever notes of
-      // before its last reset (see reset()) still lie further on.
-      const bytes = Buffer.alloc(2 * RECORD_BYTES)
-      encode(note).copy(bytes, 0)
-      fs.writeSync(fd, bytes, 0, bytes.length, this.#next)
+      // The note and a free slot after it: the log ends there, whatever notes of before its last
+      // reset (see reset()) still lie further on.
+      const words = this.#map?.words
+      if (words) {
+        const at = this.#next / 4
+        words[at + 8] = words[at + 9] = 0 // the next slot's file id: free
+        setU64(words, at + 2, start)
+        setU64(words, at + 4, end)
+        words[at + 6] = words[at + 7] = 0
+        words[at + 1] = Math.floor(file / 2 ** 32)
+        words[at] = file >>> 0 // last: the slot counts from here on
+      } else {
+        const bytes = Buffer.alloc(2 * RECORD_BYTES)
+        encode(note).copy(bytes, 0)
+        fs.writeSync(fd, bytes, 0, bytes.length, this.#next)
+      }
       this.#next += RECORD_BYTES
       this.#emptyOnDisk = false
       this.#unsynced = true
@@ -192,8 +208,25 @@ export class FluxLog {
   }
 
   close(): void {
+    this.#unmap()
     if (this.#fd !== undefined) fs.closeSync(this.#fd)
     this.#fd = undefined
+  }
+
+  /** Map the allocated slots (again, after they grew); without a mapping notes are pwritten. */
+  #mapSlots(fd: number): void {
+    this.#unmap()
+    try {
+      const buffer = fs.mapShared(fd, this.#allocated)
+      this.#map = { buffer, words: new Uint32Array(buffer, 0, Math.floor(buffer.byteLength / 4)) }
+    } catch {
+      // (pwrite then: slower, the same notes)
+    }
+  }
+
+  #unmap(): void {
+    if (this.#map) fs.unmapShared(this.#map.buffer)
+    this.#map = undefined
   }
 
   #open(): number {
@@ -209,6 +242,7 @@ export class FluxLog {
       } catch {
         // A full disk: notes go into the slots that exist, and past them fail with ENOSPC.
       }
+      if (this.#map === undefined && this.#allocated > 0) this.#mapSlots(fd)
     }
     return this.#fd
   }
@@ -219,7 +253,14 @@ export class FluxLog {
     const want = Math.max(bytes, this.#allocated + AHEAD_BYTES)
     fs.writeSync(fd, Buffer.alloc(want - this.#allocated), 0, want - this.#allocated, this.#allocated)
     this.#allocated = want
+    if (this.#fd === fd) this.#mapSlots(fd)
   }
+}
+
+/** A page number or file id (below 2^53) as a u64 little-endian, into two 32-bit words. */
+function setU64(words: Uint32Array, at: number, value: number): void {
+  words[at] = value >>> 0
+  words[at + 1] = Math.floor(value / 2 ** 32)
 }
 
 function encode(n: FluxNote): Buffer {

@@ -4,10 +4,17 @@
 // (its WAL deleted after a flush, a database file copied back from an older moment) and would
 // serve an older state as the current one: it is refused at open (ECORRUPT). A database ahead of
 // the file only means the writer stopped between its commit and the file's update.
+//
+// The file is written on the event loop right after each commit (so a killed process leaves it
+// current: the page cache keeps the write) and synced in the thread pool, not waited for by the
+// flush: until that sync lands, a power cut can only leave the file at an older count, behind the
+// database, which is never refused (the record is written only after the commit is durable, so it
+// is never ahead). Closing waits for the sync; a failed sync is reported by the next commit.
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { openStoreFile } from '../store/store-file.js'
+import { HeldFd } from '../page/held-fd.js'
 import { recordSum } from './hash.js'
 import { rowSum, sumMatches } from './row-sums.js'
 
@@ -22,7 +29,12 @@ export class Generation {
   readonly #where: string
   /** The count the database holds (as of its last read or bump). */
   #value: number
-  #fd: number | undefined
+  #file: HeldFd | undefined
+  /** The sync of the records written so far, in the thread pool; another asked for meanwhile. */
+  #syncing: Promise<void> | undefined
+  #syncAgain = false
+  /** A sync that failed: thrown by the next publish() or settle(). */
+  #syncError: unknown
 
   private constructor(db: Database.Database, storePath: string, value: number) {
     this.#db = db
@@ -47,7 +59,7 @@ export class Generation {
     if (writable) {
       // Opened now, not at the first commit: a commit must not depend on looking up a path.
       try {
-        generation.#fd = openStoreFile(generation.#path, 'rw', { create: true })
+        generation.#file = new HeldFd(openStoreFile(generation.#path, 'rw', { create: true }), generation.#path)
       } catch (err) {
         throw fromSystemError(err, `opening ${generation.#path}`)
       }
@@ -72,23 +84,57 @@ export class Generation {
     this.#value = readValue(this.#db, this.#where)
   }
 
-  /** The bumped commit is durable: record its count beside the database, durably. */
+  /** The bumped commit is durable: record its count beside the database (synced in the pool). */
   publish(): void {
+    this.#throwSyncError()
     const bytes = Buffer.alloc(FILE_BYTES)
     bytes.writeBigUInt64LE(BigInt(this.#value), 0)
     fileSum(this.#value).copy(bytes, 8)
     try {
-      if (this.#fd === undefined) throw new PagecowError('EINVAL', 'the store is read-only: its generation is not recorded')
-      fs.writeSync(this.#fd, bytes, 0, FILE_BYTES, 0)
-      fs.fdatasyncSync(this.#fd)
+      if (this.#file === undefined) throw new PagecowError('EINVAL', 'the store is read-only: its generation is not recorded')
+      fs.writeSync(this.#file.fd, bytes, 0, FILE_BYTES, 0)
     } catch (err) {
       throw fromSystemError(err, `recording the store's generation in ${this.#path}`)
     }
+    this.#sync()
+  }
+
+  /** Every record written so far is durable (close waits for it). */
+  async settle(): Promise<void> {
+    while (this.#syncing) await this.#syncing
+    this.#throwSyncError()
   }
 
   close(): void {
-    if (this.#fd !== undefined) fs.closeSync(this.#fd)
-    this.#fd = undefined
+    this.#file?.close() // after a sync in flight, if one is
+    this.#file = undefined
+  }
+
+  #sync(): void {
+    if (this.#syncing) {
+      this.#syncAgain = true // the write just made may have missed the sync in flight
+      return
+    }
+    const file = this.#file!
+    this.#syncing = file
+      .hold((fd) => fs.fdatasync(fd))
+      .catch((err: unknown) => {
+        this.#syncError ??= err
+      })
+      .finally(() => {
+        this.#syncing = undefined
+        if (this.#syncAgain && this.#file === file) {
+          this.#syncAgain = false
+          this.#sync()
+        }
+      })
+  }
+
+  #throwSyncError(): void {
+    const err = this.#syncError
+    if (err === undefined) return
+    this.#syncError = undefined
+    throw fromSystemError(err, `syncing the store's generation in ${this.#path}`)
   }
 
   /** The count in the file, undefined without one (a store made before generations). */

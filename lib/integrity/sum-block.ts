@@ -24,6 +24,16 @@ export class SumBlock {
     return this.#dense ? this.#dense[index]! : (this.#sparse!.get(index) ?? 0n)
   }
 
+  /** Copy the sums of [start, end) into out from `at` (0n: no sum). */
+  copyInto(start: number, end: number, out: BigUint64Array, at: number): void {
+    if (this.#dense) {
+      out.set(this.#dense.subarray(start, end), at)
+      return
+    }
+    out.fill(0n, at, at + end - start)
+    for (const [i, sum] of this.#sparse!) if (i >= start && i < end) out[at + i - start] = sum
+  }
+
   /** Set the sum at `index`; returns whether it changed. */
   set(index: number, sum: bigint): boolean {
     if (this.get(index) === sum) return false

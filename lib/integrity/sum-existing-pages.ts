@@ -8,7 +8,7 @@ import { Geometry, firstPageOfChunk, PAGES_PER_CHUNK } from '../geometry.js'
 import { Chunk } from '../page/chunk.js'
 import { UpperFile } from '../page/upper-file.js'
 import { readStoreMeta } from '../store/meta.js'
-import { pageSum } from './hash.js'
+import { pageSums } from './hash.js'
 import { upperPathOf } from './upper-path.js'
 import { PageSums } from './page-sums.js'
 import type { PageChunksRow } from '../page/chunk-table.js'
@@ -26,6 +26,7 @@ export function sumExistingPages(db: Database.Database, dbPath: string): number 
   const rows = db.prepare('SELECT file, chunk, data, zero, data_count, zero_count FROM page_chunks ORDER BY file, chunk').all() as PageChunksRow[]
   const pagesPerRead = Math.max(1, Math.floor(READ_BYTES / g.pageSize))
   const buffer = Buffer.alloc(g.byteOf(pagesPerRead))
+  const sums = new BigUint64Array(pagesPerRead)
   let summed = 0
   let current: { file: number; sums: PageSums; upper: UpperFile } | undefined
   const finish = () => {
@@ -52,7 +53,8 @@ export function sumExistingPages(db: Database.Database, dbPath: string): number 
           const n = Math.min(run.end - p, pagesPerRead)
           const bytes = buffer.subarray(0, g.byteOf(n))
           current.upper.readInto(bytes, 0, bytes.length, g.byteOf(p)) // past the upper's end: zeros
-          for (let i = 0; i < n; i++) current.sums.set(p + i, pageSum(bytes.subarray(g.byteOf(i), g.byteOf(i + 1))))
+          pageSums(bytes, g.pageSize, sums) // the run's sums in one call
+          for (let i = 0; i < n; i++) current.sums.set(p + i, sums[i]!)
           summed += n
           p += n
         }

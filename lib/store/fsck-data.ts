@@ -93,7 +93,7 @@ export async function checkPagedFiles(
   }
   counts.verifiedPages += checker.counts.verifiedPages
   counts.inFluxPages += checker.counts.inFluxPages
-  checkSumRows(db, files, problem)
+  checkSumRows(db, files, problem, checker.checkedRows)
   checkBindingRows(db, files, problem)
   checkChangeRows(db, new Set(files.keys()), problem)
   for (const [id, file] of files) {
@@ -120,14 +120,24 @@ function fluxNotes(storePath: string, problem: ReportProblem): (file: number, pa
   return (file, page) => notes.some((n) => n.file === file && n.start <= page && page < n.end)
 }
 
-/** Every row of checksums matches its own sum and belongs to a paged file. */
-function checkSumRows(db: Database.Database, files: ReadonlyMap<number, DataFile>, problem: ReportProblem): void {
-  const rows = db.prepare('SELECT file, block, sums, sum FROM page_sums ORDER BY file, block').iterate() as IterableIterator<{ file: number; block: number; sums: unknown; sum: unknown }>
-  for (const row of rows) {
-    const file = files.get(row.file)
-    const first = Number(row.block) * SUMS_PER_BLOCK
-    if (!file) problem('ECORRUPT', `checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} belong to unknown paged file ${row.file}`)
-    else if (!Buffer.isBuffer(row.sums) || !sumMatches(row.sum, rowSum.pageSums(row.file, row.block, row.sums)) || !SumBlock.decode(row.sums)) {
+/**
+ * Every row of checksums matches its own sum and belongs to a paged file. Rows the page check
+ * already read and found sound (`checked`) are not read again: on a store of scattered pages,
+ * every row is read by the page check.
+ */
+function checkSumRows(db: Database.Database, files: ReadonlyMap<number, DataFile>, problem: ReportProblem, checked: ReadonlyMap<number, ReadonlySet<number>>): void {
+  const rows = db.prepare('SELECT file, block FROM page_sums ORDER BY file, block').iterate() as IterableIterator<{ file: number; block: number }>
+  const one = db.prepare<[number, number], { sums: unknown; sum: unknown }>('SELECT sums, sum FROM page_sums WHERE file = ? AND block = ?')
+  for (const { file: id, block } of rows) {
+    const file = files.get(id)
+    const first = Number(block) * SUMS_PER_BLOCK
+    if (!file) {
+      problem('ECORRUPT', `checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} belong to unknown paged file ${id}`)
+      continue
+    }
+    if (checked.get(id)?.has(Number(block))) continue
+    const row = one.get(id, block)
+    if (!row || !Buffer.isBuffer(row.sums) || !sumMatches(row.sum, rowSum.pageSums(id, block, row.sums)) || !SumBlock.decode(row.sums)) {
       problem('ECORRUPT', `${file.name}: the checksums of pages ${first}–${first + SUMS_PER_BLOCK - 1} are damaged`, { file: file.file, page: first, pages: SUMS_PER_BLOCK })
     }
   }

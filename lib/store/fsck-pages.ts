@@ -7,7 +7,7 @@ import * as fs from '../fs.js'
 import { openStoreFile } from './store-file.js'
 import { fromSystemError } from '../errors.js'
 import { firstPageOfChunk, PAGES_PER_CHUNK, type Geometry } from '../geometry.js'
-import { pageSum } from '../integrity/hash.js'
+import { pageSums } from '../integrity/hash.js'
 import { PageSums } from '../integrity/page-sums.js'
 import type { Chunk } from '../page/chunk.js'
 import type Database from 'better-sqlite3'
@@ -15,6 +15,8 @@ import type { ReportProblem } from './fsck-runner.js'
 
 /** Bytes read from an upper file at a time (whole pages). */
 const READ_BYTES = 1024 * 1024
+
+type OpenFile = { id: number; fd: number | undefined; sums: PageSums }
 
 export interface PageCheckCounts {
   /** DATA pages read back and found as their sums say. */
@@ -39,13 +41,22 @@ export interface FileToCheck {
  */
 export class PageChecker {
   readonly counts: PageCheckCounts = { verifiedPages: 0, inFluxPages: 0 }
+  /** The page_sums rows (by file, the blocks) read and found sound on the way: not checked again. */
+  readonly checkedRows = new Map<number, Set<number>>()
   readonly #db: Database.Database
   readonly #geometry: Geometry
   readonly #problem: ReportProblem
   readonly #inFlux: (file: number, page: number) => boolean
   readonly #onProgress: ((bytes: number) => void) | undefined
   readonly #buffer: Buffer
-  #open: { id: number; fd: number | undefined; sums: PageSums } | undefined
+  /** The sums of the pages in #buffer, taken in one native call. */
+  readonly #sums: BigUint64Array
+  /** The pages of a batch: byte positions, one per page, for one preadPages call. */
+  readonly #positions: Float64Array
+  /** The batch: runs of DATA pages as (first, count) pairs, #batched pages in all. */
+  readonly #runs: number[] = []
+  #batched = 0
+  #open: OpenFile | undefined
 
   constructor(
     db: Database.Database,
@@ -59,24 +70,42 @@ export class PageChecker {
     this.#inFlux = options.inFlux
     this.#onProgress = options.onProgress
     this.#buffer = Buffer.alloc(Math.max(READ_BYTES, geometry.pageSize))
+    const capacity = this.#buffer.length / geometry.pageSize
+    this.#sums = new BigUint64Array(capacity)
+    this.#positions = new Float64Array(capacity)
   }
 
-  /** Check the DATA pages of chunk `index` of paged file `id`. */
+  /**
+   * Check the DATA pages of chunk `index` of paged file `id`. Pages are read in batches of a
+   * buffer's worth, scattered ones too (one native call of many preads: a store of scattered
+   * pages cost a pread call from JavaScript per page), and hashed in one call per batch.
+   */
   checkChunk(id: number, file: FileToCheck, index: number, chunk: Chunk): void {
     const g = this.#geometry
     const open = this.#openFile(id, file)
     if (!open) return
     const base = firstPageOfChunk(index)
     const lastPage = g.pagesFor(file.size)
+    const capacity = this.#positions.length
+    open.sums.preload(base, base + PAGES_PER_CHUNK, (block) => this.#checkedRows(id).add(block))
     for (const run of chunk.runs(0, PAGES_PER_CHUNK, base)) {
       if (run.state !== 'data') continue
       const end = Math.min(run.end, lastPage) // pages past the end are fsck-chunks' report
       for (let page = run.start; page < end; ) {
-        const count = Math.min(end - page, Math.floor(this.#buffer.length / g.pageSize))
-        this.#checkPages(open, file, page, count)
+        const count = Math.min(end - page, capacity - this.#batched)
+        this.#runs.push(page, count)
+        this.#batched += count
         page += count
+        if (this.#batched === capacity) this.#checkBatch(open, file)
       }
     }
+    this.#checkBatch(open, file) // a chunk's problems before the next chunk's
+  }
+
+  #checkedRows(file: number): Set<number> {
+    let blocks = this.checkedRows.get(file)
+    if (!blocks) this.checkedRows.set(file, (blocks = new Set()))
+    return blocks
   }
 
   /** Done with the file last checked. */
@@ -85,7 +114,7 @@ export class PageChecker {
     this.#open = undefined
   }
 
-  #openFile(id: number, file: FileToCheck): { id: number; fd: number | undefined; sums: PageSums } | undefined {
+  #openFile(id: number, file: FileToCheck): OpenFile | undefined {
     if (this.#open?.id === id) return this.#open
     this.finish()
     let fd: number | undefined
@@ -102,8 +131,34 @@ export class PageChecker {
     return this.#open
   }
 
-  /** Pages [first, first + count) of the open file, all DATA. */
-  #checkPages(open: { id: number; fd: number | undefined; sums: PageSums }, file: FileToCheck, first: number, count: number): void {
+  /** The batch's pages: read in one call, hashed in one, judged. */
+  #checkBatch(open: OpenFile, file: FileToCheck): void {
+    const runs = this.#runs.splice(0)
+    const batched = this.#batched
+    this.#batched = 0
+    if (batched === 0) return
+    const g = this.#geometry
+    let k = 0
+    for (let r = 0; r < runs.length; r += 2) for (let j = 0; j < runs[r + 1]!; j++) this.#positions[k++] = g.byteOf(runs[r]! + j)
+    try {
+      if (open.fd === undefined) throw new Error('no upper file')
+      fs.preadPages(open.fd, this.#buffer, g.pageSize, this.#positions, batched)
+    } catch {
+      // Run by run, as one read each: what failed is reported for the run it is in.
+      for (let r = 0; r < runs.length; r += 2) this.#checkPages(open, file, runs[r]!, runs[r + 1]!)
+      return
+    }
+    pageSums(this.#buffer.subarray(0, g.byteOf(batched)), g.pageSize, this.#sums)
+    k = 0
+    for (let r = 0; r < runs.length; r += 2) {
+      this.#judge(open, file, runs[r]!, runs[r + 1]!, k)
+      k += runs[r + 1]!
+    }
+    this.#onProgress?.(g.byteOf(batched))
+  }
+
+  /** Pages [first, first + count) of the open file, all DATA, read as one run. */
+  #checkPages(open: OpenFile, file: FileToCheck, first: number, count: number): void {
     const g = this.#geometry
     const bytes = count * g.pageSize
     let got = 0
@@ -122,6 +177,32 @@ export class PageChecker {
       }
     }
     this.#buffer.fill(0, got, bytes) // past the upper's end: what a read would serve
+    pageSums(this.#buffer.subarray(0, bytes), g.pageSize, this.#sums)
+    this.#judge(open, file, first, count, 0)
+    this.#onProgress?.(bytes)
+  }
+
+  /** Judge pages [first, first + count), whose sums are in #sums from `at` on. */
+  #judge(open: OpenFile, file: FileToCheck, first: number, count: number, at: number): void {
+    // The pages that match, up to the first that needs a closer look (most runs: all of them).
+    let good = 0
+    for (; good < count; good++) {
+      const page = first + good
+      if (this.#inFlux(open.id, page)) break
+      let expected: bigint
+      try {
+        expected = open.sums.get(page)
+      } catch {
+        break
+      }
+      if (expected === 0n || this.#sums[at + good] !== expected) break
+    }
+    this.counts.verifiedPages += good
+    if (good < count) this.#judgeSlowly(open, file, first + good, count - good, at + good)
+  }
+
+  /** #judge from a page that does not simply match: in flux, in a hole, without a sum, damaged. */
+  #judgeSlowly(open: OpenFile, file: FileToCheck, first: number, count: number, at: number): void {
     let holeRun: { start: number; end: number } | undefined
     const endHoleRun = () => {
       if (!holeRun) return
@@ -145,7 +226,7 @@ export class PageChecker {
         this.#problem('ECORRUPT', (err as Error).message, { file: file.file, page, pages: count - i })
         break
       }
-      const matches = expected !== 0n && pageSum(this.#buffer.subarray(i * g.pageSize, (i + 1) * g.pageSize)) === expected
+      const matches = expected !== 0n && this.#sums[at + i] === expected
       // Only a page that does not match is asked whether it lies in a hole (SEEK_DATA: one call;
       // asking for every page cost most of fsck's time on a store of scattered pages).
       if (!matches && open.fd !== undefined && this.#inHole(open.fd, page)) {
@@ -167,7 +248,6 @@ export class PageChecker {
       } else this.counts.verifiedPages++
     }
     endHoleRun()
-    this.#onProgress?.(bytes)
   }
 
   /** Whether page `page` of the upper has no space (its first byte lies in a hole). */

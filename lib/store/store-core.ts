@@ -326,7 +326,10 @@ export class StoreCore {
 
   async #closeOnce(): Promise<void> {
     if (this.#closed) return
-    if (!this.readOnly) await this.flush()
+    if (!this.readOnly) {
+      await this.flush()
+      await this.generation.settle() // its record's sync, in the pool since the last commit
+    }
     clearInterval(this.#timer)
     this.#closed = true
     await Promise.allSettled(this.#reads) // a descriptor closed under a read could be reused by another file

@@ -12,6 +12,7 @@ import type { BenchCase } from './bench-case.js'
 import type { BenchContext } from './context.js'
 import { count, duration, rate } from './format.js'
 import { baseLibrary, BASE_COMMIT, type StoreLibrary } from './integrity-base.js'
+import { integrityHash } from './integrity-hash.js'
 import { randomPages, randomSubset, scatteredPages } from './random.js'
 import { pairRatios, range, throughputRow, type Row } from './row.js'
 import { scratchDir } from './scratch.js'
@@ -499,4 +500,4 @@ export const integrityFsck: BenchCase = {
   },
 }
 
-export const INTEGRITY_CASES = [integrityRandom, integritySeq, integrityFlush, integrityFsck]
+export const INTEGRITY_CASES = [integrityRandom, integritySeq, integrityFlush, integrityFsck, integrityHash]
