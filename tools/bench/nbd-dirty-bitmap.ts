@@ -1,8 +1,9 @@
 // The dirty-bitmap query over NBD (issue 12): `nbdinfo --map=qemu:dirty-bitmap:b` of a 1 TiB image
 // with 10 pages changed since the mark, against pagecow's NBD server and qemu-nbd exporting a
 // qcow2's persistent bitmap (`qemu-nbd -B b`, the peer qemu users have). nbdinfo asks in pieces
-// of under 2 GiB, so both servers answer the same ~512 BLOCK_STATUS requests: the figure is the
-// cost per request (pagecow reads only the change records of each range, never the image). Each
+// of at most 4 GiB (request lengths are 32 bits), so both servers answer the same hundreds of
+// BLOCK_STATUS requests: the gap is the cost per request (pagecow reads only the change records
+// of each range, never the image). Each
 // repetition spawns nbdinfo (its start-up is in both sides' times alike).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, ftruncateSync, openSync } from 'node:fs'
