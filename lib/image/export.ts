@@ -6,7 +6,7 @@ import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { z } from 'zod'
 import type { ImageStore } from './image-store.js'
 import { checkOutputPath } from './output-guard.js'
-import { checkAborted, discardTemporary, publishFile, temporaryBeside } from './temp-output.js'
+import { checkAborted, writeFileThenPublish } from './temp-output.js'
 import { storeIdentity } from '../incremental/store-identity.js'
 import { writePosition } from '../incremental/target-position.js'
 
@@ -55,46 +55,29 @@ export async function exportImage(store: ImageStore, output: string, options: Ex
   // is where an incremental since that mark applies (recorded on the output for `apply`).
   const at = store.marks().at(-1)
   const size = store.size
-  const temp = temporaryBeside(output)
-  let fd: number
-  try {
-    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644)
-  } catch (err) {
-    throw fromSystemError(err, `creating ${output}`)
-  }
   const block = Buffer.alloc(BLOCK)
   const zeros = Buffer.alloc(BLOCK)
   let bytesCopied = 0
-  try {
-    try {
-      fs.ftruncateSync(fd, size)
-      for (const extent of store.extents()) {
-        if (extent.state === 'hole' || extent.state === 'zero') continue
-        const end = extent.start + extent.length
-        for (let pos = extent.start; pos < end; pos += BLOCK) {
-          checkAborted(opts.signal, output)
-          const n = Math.min(BLOCK, end - pos)
-          const chunk = block.subarray(0, n)
-          // In the thread pool: a bulk read of the disk, and the event loop stays free to see SIGINT.
-          await store.readInto(chunk, pos, { threadPool: true })
-          if (!chunk.equals(zeros.subarray(0, n))) {
-            for (let done = 0; done < n; ) done += fs.writeSync(fd, chunk, done, n - done, pos + done)
-            bytesCopied += n
-          }
-          opts.onProgress?.({ done: pos + n, total: size })
+  await writeFileThenPublish(output, opts.overwrite, opts.signal, async (fd) => {
+    fs.ftruncateSync(fd, size)
+    for (const extent of store.extents()) {
+      if (extent.state === 'hole' || extent.state === 'zero') continue
+      const end = extent.start + extent.length
+      for (let pos = extent.start; pos < end; pos += BLOCK) {
+        checkAborted(opts.signal, output)
+        const n = Math.min(BLOCK, end - pos)
+        const chunk = block.subarray(0, n)
+        // In the thread pool: a bulk read of the disk, and the event loop stays free to see SIGINT.
+        await store.readInto(chunk, pos, { threadPool: true })
+        if (!chunk.equals(zeros.subarray(0, n))) {
+          for (let done = 0; done < n; ) done += fs.writeSync(fd, chunk, done, n - done, pos + done)
+          bytesCopied += n
         }
+        opts.onProgress?.({ done: pos + n, total: size })
       }
-      checkAborted(opts.signal, output)
-      writePosition(fd, { store: storeIdentity(store.info()), at: at === undefined ? null : { name: at.name, epoch: at.epoch, created: at.created } })
-      fs.fsyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
     }
-    publishFile(temp, output, opts.overwrite)
-  } catch (err) {
-    discardTemporary(temp)
-    throw fromSystemError(err, `exporting to ${output}`)
-  }
+    writePosition(fd, { store: storeIdentity(store.info()), at: at === undefined ? null : { name: at.name, epoch: at.epoch, created: at.created } })
+  })
   opts.onProgress?.({ done: size, total: size })
   return { bytesCopied, size }
 }

@@ -74,3 +74,33 @@ export function checkAborted(signal: AbortSignal | undefined, output: string): v
     throw new PagecowError('EINTR', `export to ${output} interrupted (${why}); nothing was written at ${output}`)
   }
 }
+
+/**
+ * Make the file `output` never half done: `write` fills a new temporary beside it (its
+ * descriptor), then the temporary is synced and renamed into place (publishFile). On any failure,
+ * or `signal` aborted by the end, the temporary goes and nothing is at `output`.
+ */
+export async function writeFileThenPublish<T>(output: string, overwrite: boolean, signal: AbortSignal | undefined, write: (fd: number) => Promise<T>): Promise<T> {
+  const temp = temporaryBeside(output)
+  let fd: number
+  try {
+    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644)
+  } catch (err) {
+    throw fromSystemError(err, `creating ${output}`)
+  }
+  try {
+    let result: T
+    try {
+      result = await write(fd)
+      checkAborted(signal, output)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    publishFile(temp, output, overwrite)
+    return result
+  } catch (err) {
+    discardTemporary(temp)
+    throw fromSystemError(err, `exporting to ${output}`)
+  }
+}

@@ -9,7 +9,7 @@ import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { markNameSchema } from '../changes/mark-name.js'
 import type { ImageStore } from '../image/image-store.js'
 import { checkOutputPath } from '../image/output-guard.js'
-import { checkAborted, discardTemporary, publishFile, temporaryBeside } from '../image/temp-output.js'
+import { checkAborted, writeFileThenPublish } from '../image/temp-output.js'
 import type { TreeStore } from '../tree/tree-store.js'
 import { byteRuns, choosePages, hashRuns } from './expected-content.js'
 import type { IncrementalHeader, IncrementalMark } from './incremental-format.js'
@@ -68,32 +68,13 @@ export async function exportIncremental(store: ImageStore | TreeStore, output: s
   const source = await sourceOf(store, opts.since, opts.path)
   try {
     checkAborted(opts.signal, output)
-    const temp = temporaryBeside(output)
-    let fd: number
-    try {
-      fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644)
-    } catch (err) {
-      throw fromSystemError(err, `creating ${output}`)
-    }
-    let result: IncrementalExportResult
-    try {
-      try {
-        let position = 0
-        result = await writeIncremental(source, opts, output, async (bytes) => {
-          for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done)
-          position += bytes.length
-        })
-        checkAborted(opts.signal, output)
-        fs.fsyncSync(fd)
-      } finally {
-        fs.closeSync(fd)
-      }
-      publishFile(temp, output, opts.overwrite)
-    } catch (err) {
-      discardTemporary(temp)
-      throw fromSystemError(err, `exporting to ${output}`)
-    }
-    return result
+    return await writeFileThenPublish(output, opts.overwrite, opts.signal, async (fd) => {
+      let position = 0
+      return writeIncremental(source, opts, output, async (bytes) => {
+        for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done)
+        position += bytes.length
+      })
+    })
   } finally {
     await source.close()
   }
