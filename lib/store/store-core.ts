@@ -223,15 +223,15 @@ export class StoreCore {
     const markName = parseWith(markNameSchema, name, 'mark')
     const tracking = this.tracking
     const previous = tracking.epoch
-    if (tracking.marks.list().some((m) => m.name === markName)) throw new PagecowError('EEXIST', `mark: there is a mark named ${JSON.stringify(markName)} already`)
+    this.#checkNoMark(markName)
     const mark: Mark = { name: markName, epoch: Math.max(tracking.marks.nextEpoch(), previous + 1), created: new Date().toISOString() }
     // From here every change is tagged with the new epoch: the mark's moment is now, not when
     // the flush chain gets to it.
     tracking.epoch = mark.epoch
     let done = false
-    await this.chain(async () => {
-      try {
-        if (tracking.marks.list().some((m) => m.name === markName)) throw new PagecowError('EEXIST', `mark: there is a mark named ${JSON.stringify(markName)} already`)
+    try {
+      await this.chain(async () => {
+        this.#checkNoMark(markName) // taken meanwhile by a call that queued first
         await this.#flushContent()
         this.#content!.commitNow(() => {
           // Records left by a mark whose commit was lost, when no mark needs them.
@@ -239,14 +239,17 @@ export class StoreCore {
           tracking.marks.add(mark)
         })
         done = true
-      } finally {
-        if (!done) this.#forgetEpoch(mark.epoch, previous)
-      }
-    }).finally(() => {
-      if (!done && tracking.epoch === mark.epoch) this.#forgetEpoch(mark.epoch, previous)
-    })
+      })
+    } finally {
+      // Failed, or the store closed before the chain got to it: the epoch was never a mark's.
+      if (!done) this.#forgetEpoch(mark.epoch, previous)
+    }
     if (!done) throw closedError()
     return mark
+  }
+
+  #checkNoMark(name: string): void {
+    if (this.tracking.marks.list().some((m) => m.name === name)) throw new PagecowError('EEXIST', `mark: there is a mark named ${JSON.stringify(name)} already`)
   }
 
   /** A mark could not be taken: changes tagged with its epoch belong to the one before. */
@@ -268,9 +271,8 @@ export class StoreCore {
     await this.chain(async () => {
       const tracking = this.tracking
       const marks = tracking.marks.list()
+      const mark = tracking.get(markName) // ENOENT if removed meanwhile
       const at = marks.findIndex((m) => m.name === markName)
-      if (at < 0) tracking.get(markName) // ENOENT: removed meanwhile
-      const mark = marks[at]!
       const before = marks[at - 1]
       const after = marks[at + 1]
       const end = after?.epoch ?? Number.MAX_SAFE_INTEGER
