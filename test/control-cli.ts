@@ -3,7 +3,7 @@
 // A flush through the socket makes the data durable (the server is then SIGKILLed and the store
 // reopened), inspect shows pages the server has not flushed, a killed server's stale socket is
 // harmless, and the real servers survive the bad-input table and keep serving.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { closeSync, lstatSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,11 +11,12 @@ import t, { type Test } from 'tap'
 import { checkStore, checkTreeStore, ImageStore, TreeStore } from '../lib/index.js'
 import { NBD_CMD_WRITE } from '../lib/nbd/protocol.js'
 import { childEnv } from './fixtures/child-env.js'
+import { serveOnSocket } from './fixtures/pagecow-serve.js'
 import { BAD_LINES, ControlPeer } from './fixtures/control-peer.js'
 import { runCli } from './fixtures/cli-io.js'
 import { fuseUsable, kill, mountStore, mountTestDir, pagecow, pidAlive, ROOT, unmount, waitFor } from './fixtures/fuse-mounted.js'
 import { RawClient } from './fixtures/nbd-raw-client.js'
-import { makeImageStore, shortTempDir } from './fixtures/nbd-served.js'
+import { makeImageStore } from './fixtures/nbd-served.js'
 
 const PAGE = 4096
 const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
@@ -138,26 +139,6 @@ t.test('pagecow mount (tree): inspect lists unflushed changes and a file\'s page
   t.ok((await checkTreeStore(store)).clean, 'fsck: clean')
 })
 
-interface Serving {
-  child: ChildProcess
-  socket: string
-}
-
-/** `pagecow serve STORE --socket SOCKET` as a real process, until the test ends. */
-async function serve(t: Test, store: string): Promise<Serving> {
-  const socket = join(shortTempDir(t), 'nbd.sock')
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', store, '--socket', socket], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let stderr = ''
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve())
-    child.once('exit', (code) => reject(new Error(`pagecow serve exited ${code}: ${stderr}`)))
-  })
-  return { child, socket }
-}
 
 /** An NBD client that writes `page` (no FLUSH) and stays connected. */
 async function nbdWrite(t: Test, socket: string, page: number, byte: number): Promise<RawClient> {
@@ -172,7 +153,7 @@ async function nbdWrite(t: Test, socket: string, page: number, byte: number): Pr
 
 t.test('pagecow serve (NBD): inspect shows unflushed pages, flush makes them durable, a stale socket is replaced', async (t) => {
   const store = await makeImageStore(t)
-  const s = await serve(t, store)
+  const s = await serveOnSocket(t, store)
   let client: RawClient | undefined
   const page = await showsUnflushed(t, store, async (p) => {
     client ??= await nbdWrite(t, s.socket, p, 0xc0 + p)
@@ -191,7 +172,7 @@ t.test('pagecow serve (NBD): inspect shows unflushed pages, flush makes them dur
   await reopened.close()
   t.ok((await checkStore(store)).clean, 'fsck: clean')
 
-  const again = await serve(t, store) // takes the stale socket's place
+  const again = await serveOnSocket(t, store) // takes the stale socket's place
   await nbdWrite(t, again.socket, 20, 0xee)
   const report = await inspectJson(t, store)
   t.equal(cellOf(report, 20), 'data', 'the new server answers on the socket')
@@ -207,7 +188,7 @@ t.test('pagecow watch: flushed events as JSON lines from a running server; SIGIN
   t.match(noServer.stderr, /no server is running .*\(ENOENT\)/)
   const bad = await runCli(['watch', store, '--events', 'flushed,everything'])
   t.equal(bad.code, 2, 'an unknown event is a usage error')
-  const s = await serve(t, store)
+  const s = await serveOnSocket(t, store)
   const watch = spawn(process.execPath, ['--import', 'tsx', BIN, 'watch', store, '--events', 'flushed'], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (watch.exitCode === null && watch.signalCode === null) watch.kill('SIGKILL')
@@ -233,7 +214,7 @@ t.test('pagecow watch: flushed events as JSON lines from a running server; SIGIN
 
 t.test('a real server survives the bad-input table and keeps serving NBD and control requests', async (t) => {
   const store = await makeImageStore(t)
-  const s = await serve(t, store)
+  const s = await serveOnSocket(t, store)
   const client = await nbdWrite(t, s.socket, 3, 0x77)
   const peer = new ControlPeer(join(store, 'control.sock'))
   t.teardown(() => peer.destroy())

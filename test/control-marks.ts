@@ -2,41 +2,32 @@
 // `unmark`, `freeze`, `thaw` and `watch --since` against a real `pagecow serve` daemon, through its
 // control socket, while an NBD client writes. Unflushed writes are listed, a frozen image holds the
 // client's write until thaw, and first-dirty events reach the watcher as JSON lines.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
+import { callStore, changesMethod, ControlServer, freezeMethod, ImageStore, markMethod, thawMethod, unmarkMethod } from '../lib/index.js'
 import { NBD_CMD_WRITE } from '../lib/nbd/protocol.js'
+import { runCli } from './fixtures/cli-io.js'
+import { makeLower } from './fixtures/lower.js'
+import { Random } from './fixtures/random.js'
 import { childEnv } from './fixtures/child-env.js'
+import { serveOnSocket } from './fixtures/pagecow-serve.js'
 import { pagecow, ROOT, waitFor } from './fixtures/fuse-mounted.js'
 import { RawClient } from './fixtures/nbd-raw-client.js'
-import { makeImageStore, shortTempDir } from './fixtures/nbd-served.js'
+import { makeImageStore } from './fixtures/nbd-served.js'
 import { stateOf } from './fixtures/promise-state.js'
 
 const PAGE = 4096
 const BIN = join(ROOT, 'lib', 'cli', 'bin.ts')
 
-async function serve(t: Test, store: string): Promise<{ child: ChildProcess; socket: string }> {
-  const socket = join(shortTempDir(t), 'nbd.sock')
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', store, '--socket', socket], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let stderr = ''
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve())
-    child.once('exit', (code) => reject(new Error(`pagecow serve exited ${code}: ${stderr}`)))
-  })
-  return { child, socket }
-}
 
 t.test('marks, changes, freeze and first-dirty events through a running pagecow serve', async (t) => {
   const store = await makeImageStore(t)
   const closedFreeze = await pagecow(['freeze', store])
   t.equal(closedFreeze.code, 1, 'freeze of a store no server runs: refused')
   t.match(closedFreeze.stderr, /no server is running.*\(EINVAL\)/)
-  const s = await serve(t, store)
+  const s = await serveOnSocket(t, store)
   const client = await RawClient.connect(s.socket)
   t.teardown(() => client.destroy())
   await client.start()
@@ -90,4 +81,58 @@ t.test('marks, changes, freeze and first-dirty events through a running pagecow 
   t.match(gone.stderr, /no mark named "M".*\(ENOENT\)/, 'the mark is gone')
   s.child.kill('SIGTERM')
   await once(s.child, 'exit')
+})
+
+t.test('bad input to the change-tracking commands and control methods: a typed error, nothing changed', async (t) => {
+  const dir = t.testdir()
+  const lower = makeLower(join(dir, 'lower.img'), 16 * PAGE, new Random(4), 1)
+  const storeDir = join(dir, 'store')
+  await (await ImageStore.create(storeDir, { lower: lower.path, autoFlushMs: 0 })).close()
+  // The CLI on a closed store.
+  const cli: Array<[string[], number, RegExp, string]> = [
+    [['mark', storeDir, 'a b'], 1, /\(EINVAL\)/, 'a mark name with a space'],
+    [['mark', storeDir], 2, /missing required argument/, 'no mark name'],
+    [['unmark', storeDir, 'none'], 1, /no mark named "none".*\(ENOENT\)/, 'unmark of no such mark'],
+    [['changes', storeDir], 2, /--since/, 'changes without --since'],
+    [['changes', storeDir, '--since', 'A', '--json', '--output', 'json'], 2, /contradict/, '--json with --output'],
+    [['changes', storeDir, '--since', 'A', '--output', 'yaml'], 2, /output/, 'an unknown output format'],
+    [['changes', storeDir, '/a/path', '--since', 'A'], 1, /is an image store; it has no paths.*\(EINVAL\)/, 'a PATH on an image store'],
+    [['thaw', storeDir], 1, /no server is running.*\(EINVAL\)/, 'thaw of a store no server runs'],
+    [['freeze', storeDir, '--timeout', '-5'], 2, /timeout/, 'a negative freeze timeout'],
+  ]
+  for (const [argv, code, stderr, what] of cli) {
+    const r = await runCli(argv)
+    t.equal(r.code, code, `${what}: exit ${code}`)
+    t.match(r.stderr, stderr, `${what}: says why`)
+  }
+  t.same((await runCli(['marks', storeDir, '--json'])).stdout, '[]\n', 'and no mark was made')
+
+  // The control methods through a server's socket.
+  const store = await ImageStore.open(storeDir, { autoFlushMs: 0 })
+  const control = await ControlServer.listen(store)
+  t.teardown(async () => {
+    await control.close()
+    await store.close()
+  })
+  await store.mark('A')
+  const calls: Array<[() => Promise<unknown>, string, string]> = [
+    [() => callStore(storeDir, markMethod, { name: '' }), 'EINVAL', 'mark: an empty name'],
+    [() => callStore(storeDir, markMethod, { name: 'A' }), 'EEXIST', 'mark: a name taken'],
+    [() => callStore(storeDir, markMethod, { name: 'B', extra: 1 } as never), 'EINVAL', 'mark: an unknown param'],
+    [() => callStore(storeDir, unmarkMethod, { name: 'nope' }), 'ENOENT', 'unmark: no such mark'],
+    [() => callStore(storeDir, changesMethod, { since: 'nope' }), 'ENOENT', 'changes: no such mark'],
+    [() => callStore(storeDir, changesMethod, { since: 'A', path: '/x' }), 'EINVAL', 'changes: a path on an image store'],
+    [() => callStore(storeDir, thawMethod, {}), 'EINVAL', 'thaw: not frozen'],
+    [() => callStore(storeDir, thawMethod, { path: '/x' }), 'EINVAL', 'thaw: a path on an image store'],
+    [() => callStore(storeDir, freezeMethod, { timeoutMs: -1 }), 'EINVAL', 'freeze: a negative timeout'],
+  ]
+  for (const [call, code, what] of calls) {
+    const err = await call().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.match(err, { name: 'PagecowError', code }, `${what}: ${code}`)
+  }
+  t.same(store.marks().map((m) => m.name), ['A'], 'the marks are as they were')
+  t.same(store.frozen(), [], 'nothing is frozen')
 })

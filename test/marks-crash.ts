@@ -4,11 +4,11 @@
 // --since` lists every page whose bytes differ from the bytes the child saved at the mark: a
 // superset, never a miss, with no rescan. The same store goes through several kills, so marks
 // outlive more than one crash and the recovery of a killed writer's rewrites is exercised.
-import { spawn } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { checkStore, ImageStore } from '../lib/index.js'
+import { runThenKill } from './fixtures/kill-child.js'
 import { makeLower } from './fixtures/lower.js'
 import { Random, testSeeds } from './fixtures/random.js'
 
@@ -40,19 +40,7 @@ function readLog(path: string): Logged {
 
 async function runChild(store: string, dir: string, seed: number, killAfterMs: number): Promise<void> {
   nodeFs.rmSync(`${dir}/log`, { force: true })
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, store, dir, String(seed)], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
-  const started = Date.now()
-  while (!readLog(`${dir}/log`).ready) {
-    if (child.exitCode !== null || Date.now() - started > 30_000) throw new Error(`the child did not start: ${stderr}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  await new Promise((r) => setTimeout(r, killAfterMs))
-  child.kill('SIGKILL')
-  await exited
-  if (child.signalCode !== 'SIGKILL') throw new Error(`the child stopped by itself (${child.exitCode}): ${stderr}`)
+  await runThenKill(CHILD, [store, dir, String(seed)], () => readLog(`${dir}/log`).ready, killAfterMs)
 }
 
 /** Pages whose content differs between `then` and `now` (growth that reads zeros is no change). */

@@ -4,12 +4,12 @@
 // applied or not (a write in flight page by page: each of its pages old or new).
 import t from 'tap'
 import type { TapTest } from './fixtures/tap-test.js'
-import { spawn } from 'node:child_process'
 import * as nodeFs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import { TreeStore, checkTreeStore } from '../lib/index.js'
+import { runThenKill } from './fixtures/kill-child.js'
 import { Random, testSeeds } from './fixtures/random.js'
 import { outcome, PlainAdapter, snapshot, StoreAdapter } from './fixtures/tree-adapters.js'
 import { buildLower, copyTree, treeChecksum } from './fixtures/tree-lower.js'
@@ -47,20 +47,8 @@ function readLog(path: string): { ready: boolean; ops: Logged[] } {
   return { ready, ops }
 }
 
-async function runChild(store: string, logPath: string, seed: number, killAfterMs: number): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, store, logPath, String(seed)], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
-  const started = Date.now()
-  while (!readLog(logPath).ready) {
-    if (child.exitCode !== null || Date.now() - started > 30_000) throw new Error(`the child did not start: ${stderr}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  await new Promise((r) => setTimeout(r, killAfterMs))
-  child.kill('SIGKILL')
-  await exited
-  if (child.signalCode !== 'SIGKILL') throw new Error(`the child stopped by itself (${child.exitCode}): ${stderr}`)
+function runChild(store: string, logPath: string, seed: number, killAfterMs: number): Promise<void> {
+  return runThenKill(CHILD, [store, logPath, String(seed)], () => readLog(logPath).ready, killAfterMs)
 }
 
 type Snapshot = Awaited<ReturnType<typeof snapshot>>
