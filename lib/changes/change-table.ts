@@ -56,11 +56,6 @@ export class ChangeTable {
     if (current) yield current
   }
 
-  /** Whether any record of `file` is at or after `since`. */
-  any(file: number, since: number): boolean {
-    return prepared<[number, number], { one: number }>(this.#db, 'SELECT 1 AS one FROM page_changes WHERE file = ? AND epoch >= ? LIMIT 1').get(file, since) !== undefined
-  }
-
   /** The files with records at or after `since`. */
   files(since: number): number[] {
     return prepared<[number], { file: number }>(this.#db, 'SELECT DISTINCT file FROM page_changes WHERE epoch >= ? ORDER BY file')

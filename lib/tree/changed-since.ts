@@ -90,22 +90,13 @@ export function changedSince(p: TreeParts, since: string): TreeChangeSince[] {
   }
 
   // Data: the files with pages changed since the mark, committed or not.
-  const files = new Set(p.core.tracking.table.files(mark.epoch))
-  const open = new Map<number, ChangeLog>()
-  for (const node of p.nodes.list()) {
-    if (node.paged && node.fileId !== undefined) {
-      open.set(node.fileId, node.paged.changes)
-      if (node.paged.changes.pendingSince(mark.epoch)) files.add(node.fileId)
-    }
-  }
   const reported = new Set([...came.keys()])
-  for (const file of files) {
-    const ino = ns.inoOfFile(file)
+  for (const { ino, log } of filesChangedSince(p, mark.epoch)) {
     if (ino === undefined) continue
     const path = places.of(ino)
     if (path === null) continue
     let pages = 0
-    for (const [a, b] of (open.get(file) ?? new ChangeLog(p.core.tracking, file)).changedRuns(mark.epoch)) pages += b - a
+    for (const [a, b] of log.changedRuns(mark.epoch)) pages += b - a
     const changedBytes = p.geometry.byteOf(pages)
     const record = out.get(path)
     out.set(path, record ? { ...record, changedBytes } : { path, status: 'modified', type: 'file', changedBytes })
@@ -120,6 +111,22 @@ export function changedSince(p: TreeParts, since: string): TreeChangeSince[] {
     out.set(path, { path, status: 'metadata', type: typeOf(ino) })
   }
   return [...out.values()].sort((a, b) => compareNames(a.path, b.path))
+}
+
+/**
+ * The paged files with pages changed in epoch `since` or later, committed or not: each with its
+ * change log (an open file's own, else one over the records) and its inode (undefined if none
+ * holds it any more).
+ */
+export function filesChangedSince(p: TreeParts, since: number): Array<{ ino: number | undefined; log: ChangeLog }> {
+  const open = new Map<number, { ino: number; log: ChangeLog }>()
+  for (const node of p.nodes.list()) if (node.paged && node.fileId !== undefined) open.set(node.fileId, { ino: node.ino, log: node.paged.changes })
+  const out = new Map<number, { ino: number | undefined; log: ChangeLog }>()
+  for (const [file, o] of open) if (o.log.pendingSince(since)) out.set(file, o)
+  for (const file of p.core.tracking.table.files(since)) {
+    if (!out.has(file)) out.set(file, open.get(file) ?? { ino: p.ns.inoOfFile(file), log: new ChangeLog(p.core.tracking, file) })
+  }
+  return [...out.values()]
 }
 
 function markOf(p: TreeParts, since: string, what: string) {

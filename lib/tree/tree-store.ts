@@ -8,7 +8,7 @@ import { markNameSchema } from '../changes/mark-name.js'
 import { Places } from './places.js'
 import type { ChangedExtent } from '../changes/changed-extents.js'
 import type { Mark } from '../changes/mark-table.js'
-import { changedExtentsOf, changedSince, type TreeChangeSince } from './changed-since.js'
+import { changedExtentsOf, changedSince, filesChangedSince, type TreeChangeSince } from './changed-since.js'
 import { checkRowCounts } from '../integrity/row-counts.js'
 import { EventEmitter } from 'node:events'
 import { dirname, resolve } from 'node:path'
@@ -509,12 +509,7 @@ export class TreeStore extends EventEmitter {
     p.core.checkWritable('onFirstDirty')
     const name = parseWith(markNameSchema, mark, 'onFirstDirty')
     const epoch = p.core.tracking.get(name).epoch
-    const changed = new Set<number>()
-    for (const file of p.core.tracking.table.files(epoch)) {
-      const ino = p.ns.inoOfFile(file)
-      if (ino !== undefined) changed.add(ino)
-    }
-    for (const node of p.nodes.list()) if (node.paged?.changes.pendingSince(epoch)) changed.add(node.ino)
+    const changed = filesChangedSince(p, epoch).flatMap((f) => (f.ino === undefined ? [] : [f.ino]))
     return this.#events.add(name, handler, 1, changed)
   }
 
