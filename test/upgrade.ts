@@ -20,6 +20,10 @@ for (const version of releasesWithStores()) {
     t.equal(store.size, manifest.image.size, 'same size')
     t.equal(sha256(await store.read(0, store.size)), manifest.image.sha256, 'same bytes')
     t.same([...store.extents()], manifest.image.extents, 'same map')
+    if (manifest.image.marks) {
+      t.same(store.marks().map((m) => m.name), manifest.image.marks.map((m) => m.name), 'same marks')
+      for (const m of manifest.image.marks) t.same([...store.changedExtents(m.name)], m.changed, `same changes since ${m.name}`)
+    }
     await store.write(1000, Buffer.from('written after the upgrade'))
     await store.close()
 
@@ -52,6 +56,10 @@ for (const version of releasesWithStores()) {
       })
     }
     t.same([...store.changes()], manifest.tree.changes, 'same changes')
+    if (manifest.tree.marks) {
+      t.same(store.marks().map((m) => m.name), manifest.tree.marks.map((m) => m.name), 'same marks')
+      for (const m of manifest.tree.marks) t.same(store.changedSince(m.name), m.changedSince, `same changes since ${m.name}`)
+    }
 
     // What the release could not show: names that are not UTF-8, and times to the nanosecond.
     const latin1 = '/data/caf\udce9-latin1.txt'
