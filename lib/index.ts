@@ -57,6 +57,7 @@ export type { Mark } from './changes/mark-table.js'
 export { MARK_NAME_MAX } from './changes/mark-name.js'
 export { DEFAULT_EVENT_BLOCK, type FirstDirtyEvent, type FirstDirtyHandler, type FirstDirtyOptions } from './changes/first-dirty.js'
 export { totalsOf, type ChangedExtent, type ChangeKind, type ChangeTotals } from './changes/changed-extents.js'
+export type { Since } from './changes/mark-name.js'
 export type {
   TreeCreateOptions,
   TreeOpenOptions,

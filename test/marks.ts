@@ -202,6 +202,15 @@ t.test('image: changes in a range, across chunks of a 1 TiB image, committed or 
     t.same([...store.changedExtents('A', from!, length)], clip(all, from!, from! + length!), `the changes in ${from}+${length}`)
   }
   t.same([...store.changedExtents('A', CHUNK, 0)], [], 'an empty range has none')
+
+  // A mark as marks() handed it out: the same changes while it stands, ESTALE once it is another.
+  const seen = store.marks()[0]!
+  t.same([...store.changedExtents(seen)], all, 'a mark object reads the same changes as its name')
+  await store.unmark('A')
+  t.throws(() => store.changedExtents(seen), { code: 'ESTALE' }, 'a removed mark, given as an object: ESTALE')
+  await store.mark('A')
+  t.throws(() => store.changedExtents(seen), { code: 'ESTALE' }, 'a mark taken again under its name is another mark: ESTALE')
+  t.same([...store.changedExtents('A')], [], 'while its name reads the new mark')
   await store.close()
 })
 
@@ -318,6 +327,7 @@ t.test('damaged change records are refused, never read as fewer changes', async 
     ['a page change moved to a later epoch', 'UPDATE page_changes SET epoch = epoch + 1'],
     ['a name change record edited', 'UPDATE name_changes SET had = 1 - had'],
     ['a mark moved to a later epoch', "UPDATE marks SET epoch = epoch + 10 WHERE name = 'A'"],
+    ["the last mark's epoch edited", "UPDATE meta SET value = '1' WHERE key = 'last-mark-epoch'"],
   ]
   for (const [what, sql] of cases) {
     const copy = `${dir}/copy-${cases.findIndex((c) => c[0] === what)}`

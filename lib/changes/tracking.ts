@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3'
 import { PagecowError } from '../errors.js'
 import { CHANGE_TABLES, checkRowCounts } from '../integrity/row-counts.js'
 import { ChangeTable } from './change-table.js'
+import type { Since } from './mark-name.js'
 import { MarkTable, type Mark } from './mark-table.js'
 import { NameJournal } from './name-journal.js'
 
@@ -28,9 +29,16 @@ export class Tracking {
     this.epoch = this.marks.list().at(-1)?.epoch ?? 0
   }
 
-  /** The mark called `name`; ENOENT if there is none. */
-  get(name: string): Mark {
+  /**
+   * The mark called `since` (ENOENT if there is none), or, given a mark as handed out earlier,
+   * that mark if it is still there (ESTALE if it was removed or taken again since).
+   */
+  get(since: Since): Mark {
+    const name = typeof since === 'string' ? since : since.name
     const mark = this.marks.list().find((m) => m.name === name)
+    if (typeof since !== 'string' && mark?.epoch !== since.epoch) {
+      throw new PagecowError('ESTALE', `the mark ${JSON.stringify(name)} was removed${mark ? ' and taken again' : ''} since it was read; its changes are no longer those of that moment`)
+    }
     if (!mark) throw new PagecowError('ENOENT', `no mark named ${JSON.stringify(name)} (\`pagecow marks\` lists them)`)
     return mark
   }

@@ -8,7 +8,7 @@ import { Geometry, MAX_FILE_SIZE } from '../geometry.js'
 import { ChangeLog } from '../changes/change-log.js'
 import { changedExtents, type ChangedExtent } from '../changes/changed-extents.js'
 import type { Mark } from '../changes/mark-table.js'
-import { markNameSchema } from '../changes/mark-name.js'
+import { markNameSchema, sinceSchema, type Since } from '../changes/mark-name.js'
 import { DEFAULT_EVENT_BLOCK, FirstDirtyEvents, firstDirtyOptionsSchema, type FirstDirtyHandler, type FirstDirtyOptions } from '../changes/first-dirty.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
@@ -442,14 +442,15 @@ export class ImageStore extends EventEmitter {
    * Costs in proportion to the changes, not to the image. With `offset` and `length`, only the
    * changes in [offset, offset + length) (pieces cut to it), and only the records of that range
    * are read (an NBD dirty bitmap asks this way). Default: all, past the end of the image too
-   * (pages cut off by a truncation).
+   * (pages cut off by a truncation). `since` may be a Mark from marks(): ESTALE if that mark was
+   * removed or taken again meanwhile.
    */
-  changedExtents(since: string, offset = 0, length?: number): Generator<ChangedExtent> {
+  changedExtents(since: Since, offset = 0, length?: number): Generator<ChangedExtent> {
     this.#core.checkOpen()
-    const name = parseWith(markNameSchema, since, 'changedExtents')
+    const from = parseWith(sinceSchema, since, 'changedExtents')
     checkRange(offset, length ?? 0, 'changedExtents')
     this.#core.refresh()
-    const mark = this.#core.tracking.get(name)
+    const mark = this.#core.tracking.get(from)
     if (offset === 0 && length === undefined) return changedExtents(this.#file, this.#file.changes.changedRuns(mark.epoch))
     const g = this.#file.geometry
     const end = length === undefined ? MAX_FILE_SIZE : offset + length

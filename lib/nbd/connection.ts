@@ -2,7 +2,7 @@
 // shared store, and answer with simple or structured replies.
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { isPagecowError, type ImageStore, type Mark } from '../index.js'
+import { isPagecowError, type ChangedExtent, type ImageStore, type Mark } from '../index.js'
 import type { BufferPool } from './buffer-pool.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { POLICY_MIN_BYTES, type ReadPolicy } from './read-policy.js'
@@ -635,12 +635,15 @@ export class Connection {
    * changes are no longer those of the moment the client chose.
    */
   #dirty(descriptors: Descriptors, mark: Mark, start: number, end: number): void {
-    const now = this.#store.marks().find((m) => m.name === mark.name)
-    if (now?.epoch !== mark.epoch) {
-      throw new NbdRequestError(NBD_EINVAL, `the mark "${mark.name}" (qemu:dirty-bitmap:${mark.name}) was removed${now ? ' and taken again' : ''} since this client selected it; connect again to see the marks as they are now`)
+    let changed: Generator<ChangedExtent>
+    try {
+      changed = this.#store.changedExtents(mark, start, end - start)
+    } catch (err) {
+      if (!isPagecowError(err) || err.code !== 'ESTALE') throw err
+      throw new NbdRequestError(NBD_EINVAL, `the mark "${mark.name}" (qemu:dirty-bitmap:${mark.name}) was removed or taken again since this client selected it; connect again to see the marks as they are now`)
     }
     let at = start
-    for (const e of this.#store.changedExtents(mark.name, start, end - start)) {
+    for (const e of changed) {
       if (e.start > at && !descriptors.add(e.start - at, 0)) return
       if (!descriptors.add(e.length, NBD_STATE_DIRTY)) return
       at = e.start + e.length
