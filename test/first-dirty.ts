@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ImageStore, NbdServer, StoreMount, TreeStore, type FirstDirtyEvent } from '../lib/index.js'
 import { fuseUsable, mountTestDir, run } from './fixtures/fuse-mounted.js'
+import { makeSparseLower } from './fixtures/cli-lower.js'
 import { makeLower } from './fixtures/lower.js'
 import { haveTools, shortTempDir } from './fixtures/nbd-served.js'
 import { Random } from './fixtures/random.js'
@@ -137,6 +138,37 @@ t.test('image: what fires and what does not', async (t) => {
   await rejectsWith(t, () => store.onFirstDirty('A', () => {}, { blockSize: 3000 }), 'EINVAL', 'a block size not a power of two')
   await rejectsWith(t, () => store.onFirstDirty('A', () => {}, { blockSize: 1024 }), 'EINVAL', 'a block size under the page size')
   await rejectsWith(t, () => store.onFirstDirty('A', () => {}, { size: 1 } as never), 'EINVAL', 'an unknown option')
+  await store.close()
+})
+
+t.test('image: a shrink of a 4 TiB image with 4 KiB blocks is one event per clean run', async (t) => {
+  // 2³⁰ blocks: remembered as runs, never one by one (that took minutes and gigabytes).
+  const dir = t.testdir()
+  const TiB = 2 ** 40
+  makeSparseLower(`${dir}/lower.img`, 4 * TiB, [[TiB, P]])
+  const store = await ImageStore.create(`${dir}/store`, { lower: `${dir}/lower.img`, pageSize: P, autoFlushMs: 0 })
+  await store.mark('A')
+  const seen: Array<[number, number]> = []
+  store.onFirstDirty('A', (e) => void seen.push([e.offset, e.length]), { blockSize: P })
+  await store.write(2 * TiB, Buffer.from('x'))
+  await store.truncate(P)
+  t.same(
+    seen,
+    [
+      [2 * TiB, P],
+      [P, 2 * TiB - P],
+      [2 * TiB + P, 2 * TiB - P],
+    ],
+    'the written block, then the cut blocks around it as two runs',
+  )
+  // A handler added now finds everything cut already changed: no event for it, none per block.
+  const late: number[] = []
+  store.onFirstDirty('A', (e) => void late.push(e.offset), { blockSize: P })
+  await store.truncate(3 * TiB)
+  await store.write(TiB, Buffer.from('y'))
+  t.same(late, [], 'blocks changed since the mark before the handler was added (a 4 TiB cut) are not firsts')
+  await store.write(0, Buffer.from('z'))
+  t.same(late, [0], 'a block never changed since the mark is')
   await store.close()
 })
 

@@ -10,6 +10,7 @@
 // not first any more: no event for them.
 import { PagecowError } from '../errors.js'
 import type { ByteRange, WriteGate } from '../store/write-gate.js'
+import { RunSet } from './run-set.js'
 import { z } from 'zod'
 
 /** What was first dirtied. */
@@ -43,7 +44,7 @@ interface Watch {
   handler: FirstDirtyHandler
   blockSize: number
   /** Blocks (image) or inodes (tree) dirtied since the mark: their events are done, or not due. */
-  done: Set<number>
+  done: RunSet
 }
 
 /** What the kind of store tells the events. */
@@ -72,10 +73,10 @@ export class FirstDirtyEvents {
    */
   add(mark: string, handler: FirstDirtyHandler, blockSize: number, changedBefore: Iterable<ByteRange | number>): () => void {
     if (typeof handler !== 'function') throw new PagecowError('EINVAL', 'onFirstDirty: the handler must be a function')
-    const done = new Set<number>()
+    const done = new RunSet()
     for (const c of changedBefore) {
-      if (typeof c === 'number') done.add(c)
-      else for (let b = Math.floor(c.start / blockSize); b * blockSize < c.end; b++) done.add(b)
+      if (typeof c === 'number') done.add(c, c + 1)
+      else done.add(Math.floor(c.start / blockSize), Math.ceil(c.end / blockSize))
     }
     const watch: Watch = { mark, handler, blockSize, done }
     this.#watches.add(watch)
@@ -114,26 +115,19 @@ export class FirstDirtyEvents {
   #firsts(w: Watch, key: number, range: ByteRange | undefined): FirstDirtyEvent[] {
     if (this.#target.kind === 'tree') {
       if (w.done.has(key)) return []
-      w.done.add(key)
+      w.done.add(key, key + 1)
       return [{ mark: w.mark, path: this.#target.pathOf(key), ino: key, offset: 0, length: this.#target.sizeOf(key) }]
     }
     if (!range || range.end <= range.start) return []
-    const events: FirstDirtyEvent[] = []
-    let run: FirstDirtyEvent | undefined
-    for (let b = Math.floor(range.start / w.blockSize); b * w.blockSize < range.end; b++) {
-      if (w.done.has(b)) {
-        run = undefined
-        continue
-      }
-      w.done.add(b)
-      if (run) run.length += w.blockSize
-      else events.push((run = { mark: w.mark, path: null, ino: null, offset: b * w.blockSize, length: w.blockSize }))
-    }
+    const first = Math.floor(range.start / w.blockSize)
+    const end = Math.ceil(range.end / w.blockSize)
+    const events = [...w.done.gaps(first, end)].map(([a, b]): FirstDirtyEvent => ({ mark: w.mark, path: null, ino: null, offset: a * w.blockSize, length: (b - a) * w.blockSize }))
+    w.done.add(first, end)
     return events
   }
 
   #undo(w: Watch, key: number, event: FirstDirtyEvent): void {
-    if (this.#target.kind === 'tree') w.done.delete(key)
-    else for (let b = event.offset / w.blockSize; b * w.blockSize < event.offset + event.length; b++) w.done.delete(b)
+    if (this.#target.kind === 'tree') w.done.delete(key, key + 1)
+    else w.done.delete(event.offset / w.blockSize, (event.offset + event.length) / w.blockSize)
   }
 }
