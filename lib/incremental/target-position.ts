@@ -1,10 +1,13 @@
-// Where a restored image stands in its backup chain, kept with the image itself in an extended
-// attribute: which store it is of, the mark its content is at or after, and while an apply runs,
-// which incremental is being applied (so a cut-short apply is finished by that one and no other).
-// A file system without user xattrs (or a copy that dropped them) leaves only the content check.
+// Where a restored image (or tree: the attribute is on its root directory) stands in its backup
+// chain, kept with it in an extended attribute: which store it is of, the mark its content is at
+// or after, and while an apply runs, which incremental is being applied (so a cut-short apply is
+// finished by that one and no other). A file system without user xattrs (or a copy that dropped
+// them) leaves only the content check.
 import { z } from 'zod'
 import * as fs from '../fs.js'
 import { PagecowError } from '../errors.js'
+import type { IncrementalMark } from './incremental-format.js'
+import { TREE_PHASES } from './tree-operation.js'
 
 /** The extended attribute holding a target's position. */
 export const POSITION_XATTR = 'user.pagecow.position'
@@ -16,7 +19,15 @@ const positionSchema = z.strictObject({
   /** The newest mark when the content was taken (null: before any mark). */
   at: markSchema.nullable(),
   /** An apply in progress: only this incremental may be applied until it finishes. */
-  applying: z.strictObject({ id: z.string().regex(/^[0-9a-f]{16}$/), since: markSchema, reached: markSchema }).optional(),
+  applying: z
+    .strictObject({
+      id: z.string().regex(/^[0-9a-f]{16}$/),
+      since: markSchema,
+      reached: markSchema,
+      /** Tree targets: the phase the apply had reached (every phase before it is complete and synced). */
+      phase: z.enum(TREE_PHASES).optional(),
+    })
+    .optional(),
 })
 
 export type TargetPosition = z.infer<typeof positionSchema>
@@ -52,5 +63,28 @@ export function writePosition(fd: number, position: TargetPosition): boolean {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EPERM' || code === 'EACCES') return false
     throw err
+  }
+}
+
+/** Refuse a target whose recorded position does not fit the incremental `id` (since, reached). */
+export function checkPosition(position: TargetPosition, id: string, store: string, since: IncrementalMark, reached: IncrementalMark, target: string, incremental: string): void {
+  const nothing = 'nothing was applied'
+  if (position.store !== store) throw new PagecowError('ECHAIN', `${target} is an export of another store than ${incremental}; ${nothing}`)
+  if (position.applying) {
+    if (position.applying.id === id) return // finishing a cut-short apply of this same incremental
+    throw new PagecowError(
+      'ECHAIN',
+      `${target} is part way through another incremental (since ${JSON.stringify(position.applying.since.name)} up to ${JSON.stringify(position.applying.reached.name)}), cut short; apply that one again first; ${nothing}`,
+    )
+  }
+  const at = position.at
+  if (at === null) {
+    throw new PagecowError('ECHAIN', `${target} was exported before any mark of its store, so changes between that export and the mark ${JSON.stringify(since.name)} are in no incremental; take the full export after the mark; ${nothing}`)
+  }
+  if (at.epoch < since.epoch || (at.epoch === since.epoch && at.name !== since.name)) {
+    throw new PagecowError('ECHAIN', `${target} is at the mark ${JSON.stringify(at.name)}, before the mark ${JSON.stringify(since.name)} that ${incremental} starts from: an incremental in between is missing; ${nothing}`)
+  }
+  if (at.epoch > reached.epoch) {
+    throw new PagecowError('ECHAIN', `${target} is already at the mark ${JSON.stringify(at.name)}, after the mark ${JSON.stringify(reached.name)} that ${incremental} reaches: applying it would bring older content back; ${nothing}`)
   }
 }
