@@ -4,9 +4,11 @@
 // - Nothing is applied from a damaged or cut-short incremental: the whole file is read and
 //   checked first (never staged: the target is changed in place, so the check costs one read of
 //   the incremental and no space).
-// - Nothing is applied to the wrong target: it must be of the same store and at the mark the
-//   incremental starts from (its position attribute on the root), and hold the names the
-//   incremental takes away, with their types.
+// - Nothing is applied to the wrong target: it must be of the same store and exactly at the mark
+//   the incremental starts from (its position attribute on the root; a tree taken while the store
+//   changed after its mark holds more than that mark and is refused), and hold the names the
+//   incremental takes away, with their types. The incremental that brought a target where it is
+//   does nothing when applied again.
 // - Renames in any order (chains, swaps, a directory with its subtree) by staging: every object
 //   that leaves a name is first moved into a staging directory in the target's root, deepest
 //   names first; then every name is given its object, parents first; then data, then metadata.
@@ -26,7 +28,7 @@ import type { ApplyResultBase, CheckedApplyOptions } from './apply-incremental.j
 import type { TreeHeader } from './incremental-format.js'
 import type { IncrementalReader } from './incremental-reader.js'
 import { lockTarget } from './target-lock.js'
-import { checkPosition, POSITION_XATTR, readPosition, writePosition } from './target-position.js'
+import { checkTreePosition, POSITION_XATTR, readPosition, writePosition } from './target-position.js'
 import { TREE_PHASES, treePhaseOf, type TreeOperation, type TreePhase } from './tree-operation.js'
 import { zeroRange } from './zero-range.js'
 
@@ -73,8 +75,10 @@ export async function applyTreeIncremental(reader: IncrementalReader, h: TreeHea
   try {
     lockTarget(root, target)
     const position = readPosition(root, target)
-    const resumed = position?.applying?.id === reader.id
-    if (position) checkPosition(position, reader.id, h.store, h.since, h.reached, target, incremental)
+    const state = position ? checkTreePosition(position, reader.id, h.store, h.since, target, incremental) : 'apply'
+    const resumed = state === 'resume'
+    const result = { id: reader.id, kind: 'tree' as const, since: h.since, reached: h.reached, records, dataBytes, zeroBytes, operations, files, positionChecked: position !== undefined, resumed }
+    if (state === 'applied') return { ...result, records: 0, dataBytes: 0, zeroBytes: 0, operations: 0, files: 0, ownersSkipped: false, positionRecorded: true }
     if (!resumed) checkExpected(target, incremental, h)
     checkAborted(opts.signal, target)
 
@@ -118,24 +122,10 @@ export async function applyTreeIncremental(reader: IncrementalReader, h: TreeHea
     advance(TREE_PHASES.length - 1)
     applier.endPhase('meta')
     fs.fsyncSync(root)
-    const positionRecorded = writePosition(root, { store: h.store, at: h.reached })
+    const positionRecorded = writePosition(root, { store: h.store, at: h.reached, ...(h.atReached ? {} : { beyond: true as const }), applied: reader.id })
     if (positionRecorded) fs.fsyncSync(root)
     opts.onProgress?.({ phase: 'apply', done: records, total: records })
-    return {
-      id: reader.id,
-      kind: 'tree',
-      since: h.since,
-      reached: h.reached,
-      records,
-      dataBytes,
-      zeroBytes,
-      operations,
-      files,
-      ownersSkipped: applier.ownersSkipped,
-      positionChecked: position !== undefined,
-      positionRecorded,
-      resumed,
-    }
+    return { ...result, ownersSkipped: applier.ownersSkipped, positionRecorded }
   } catch (err) {
     throw fromSystemError(err, `applying ${incremental} onto ${target}`)
   } finally {
@@ -352,7 +342,7 @@ class TreeApplier {
           if (isRoot && name === POSITION_XATTR) continue
           if (!fs.getXattr(fd, name)?.equals(value)) fs.setXattr(fd, name, value)
         }
-        fs.fsyncSync(fd)
+        if (op.type !== 'fifo') fs.fsyncSync(fd)
       } finally {
         fs.closeSync(fd)
       }

@@ -11,7 +11,7 @@
 // and zero blocks cost nothing). Every object touched gets its metadata whole (mode, owner, times
 // to the nanosecond, xattrs). Sockets are skipped, as a full export skips them.
 import type { TreeStore } from '../tree/tree-store.js'
-import type { NamespaceDelta } from '../tree/namespace-delta.js'
+import { isEmptyDelta, type NamespaceDelta } from '../tree/namespace-delta.js'
 import { PagecowError } from '../errors.js'
 import type { IncrementalMark } from './incremental-format.js'
 import { IncrementalWriter, type IncrementalSink, type IncrementalTotals } from './incremental-writer.js'
@@ -48,6 +48,7 @@ export async function writeTreeIncremental(store: TreeStore, opts: Opts, where: 
   const reached = marks.at(-1)!
   const createdAt = new Date().toISOString()
   const delta = store.namespaceDelta(opts.since)
+  const atReached = reached.name === since.name ? isEmptyDelta(delta) : isEmptyDelta(store.namespaceDelta(reached.name))
   const plan = await planOf(store, delta)
   const header = {
     format: 'pagecow-incremental' as const,
@@ -57,6 +58,7 @@ export async function writeTreeIncremental(store: TreeStore, opts: Opts, where: 
     since: markOf(since),
     reached: markOf(reached),
     createdAt,
+    atReached,
     expect: { paths: sample(plan.expect, EXPECT_PATHS) },
   }
   const writer = await IncrementalWriter.start(sink, header)
@@ -175,7 +177,8 @@ async function planOf(store: TreeStore, delta: NamespaceDelta): Promise<Plan> {
   const meta = new Map<number, { path: string; type: DataType }>()
   const typeOf = new Map(delta.names.flatMap((n) => (n.now ? [[n.now.ino, n.now.type] as const] : [])))
   for (const [ino, path] of placed) meta.set(ino, { path, type: typeOf.get(ino) as DataType })
-  for (const t of delta.touched) {
+  const touched = delta.touched.some((t) => t.path === '/') ? delta.touched : [...delta.touched, { ino: -1, path: '/', data: false }]
+  for (const t of touched) {
     const path = placed.get(t.ino) ?? t.path
     let type = typeOf.get(t.ino)
     if (type === undefined) type = (await store.stat(path)).type

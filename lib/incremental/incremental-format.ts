@@ -90,6 +90,8 @@ export const treeHeaderSchema = z.strictObject({
   since: markSchema,
   reached: markSchema,
   createdAt: z.string(),
+  /** Whether nothing had changed since `reached` when the export began (else the result holds later changes too). */
+  atReached: z.boolean(),
   /**
    * What the target must hold already, when it carries no position to check: names the
    * incremental takes away (where they were at the mark) and their types; a sample of at most 1024.

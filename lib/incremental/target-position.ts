@@ -18,6 +18,10 @@ const positionSchema = z.strictObject({
   store: z.string().regex(/^[0-9a-f]{32}$/),
   /** The newest mark when the content was taken (null: before any mark). */
   at: markSchema.nullable(),
+  /** Trees: the content holds changes made after `at` too (taken while the store changed after it). */
+  beyond: z.literal(true).optional(),
+  /** Trees: the incremental that brought the content here (applying it again does nothing). */
+  applied: z.string().regex(/^[0-9a-f]{16}$/).optional(),
   /** An apply in progress: only this incremental may be applied until it finishes. */
   applying: z
     .strictObject({
@@ -87,4 +91,38 @@ export function checkPosition(position: TargetPosition, id: string, store: strin
   if (at.epoch > reached.epoch) {
     throw new PagecowError('ECHAIN', `${target} is already at the mark ${JSON.stringify(at.name)}, after the mark ${JSON.stringify(reached.name)} that ${incremental} reaches: applying it would bring older content back; ${nothing}`)
   }
+}
+
+/**
+ * Refuse a tree target whose position does not fit a tree incremental: a tree's names move, so
+ * the target must be exactly at the mark the incremental starts from, not merely at or after it.
+ * Returns 'applied' when this very incremental brought the target where it is.
+ */
+export function checkTreePosition(position: TargetPosition, id: string, store: string, since: IncrementalMark, target: string, incremental: string): 'apply' | 'resume' | 'applied' {
+  const nothing = 'nothing was applied'
+  if (position.store !== store) throw new PagecowError('ECHAIN', `${target} is an export of another store than ${incremental}; ${nothing}`)
+  if (position.applying) {
+    if (position.applying.id === id) return 'resume'
+    throw new PagecowError(
+      'ECHAIN',
+      `${target} is part way through another incremental (since ${JSON.stringify(position.applying.since.name)} up to ${JSON.stringify(position.applying.reached.name)}), cut short; apply that one again first; ${nothing}`,
+    )
+  }
+  if (position.applied === id) return 'applied'
+  const at = position.at
+  if (at === null) {
+    throw new PagecowError('ECHAIN', `${target} was exported before any mark of its store, so changes between that export and the mark ${JSON.stringify(since.name)} are in no incremental; take the full export after the mark; ${nothing}`)
+  }
+  if (at.epoch !== since.epoch || at.name !== since.name) {
+    const order = at.epoch < since.epoch ? 'an incremental in between is missing' : 'it is past that mark already'
+    throw new PagecowError('ECHAIN', `${target} is at the mark ${JSON.stringify(at.name)}, and ${incremental} starts from the mark ${JSON.stringify(since.name)}: ${order}; ${nothing}`)
+  }
+  if (position.beyond) {
+    throw new PagecowError(
+      'ECHAIN',
+      `${target} is at the mark ${JSON.stringify(at.name)} and holds changes made after it (it was exported, or its last incremental was, while the store changed after that mark), so an incremental since that mark does not apply to it; ` +
+        `for a tree backup chain, take each mark and its export with nothing changing in between; ${nothing}`,
+    )
+  }
+  return 'apply'
 }

@@ -12,6 +12,7 @@ import { fsPath } from '../name-bytes.js'
 import { splitNs } from '../time-ns.js'
 import { storeIdentity } from '../incremental/store-identity.js'
 import { writePosition, type TargetPosition } from '../incremental/target-position.js'
+import { isEmptyDelta } from './namespace-delta.js'
 import { childPath } from './names.js'
 import type { TreeStat } from './tree-stat.js'
 import type { TreeStore } from './tree-store.js'
@@ -80,9 +81,12 @@ export async function exportTree(store: TreeStore, outdir: string, options: Expo
     }
     // The newest mark when the export began: the tree is at or after it, which is where a tree
     // incremental since that mark applies (recorded on the root for `apply`).
+    // Whether the tree is exactly at that mark (nothing changed since) is recorded too: a tree
+    // incremental since the mark only applies to a tree exactly at it.
     const at = store.marks().at(-1)
+    const beyond = at !== undefined && !isEmptyDelta(store.namespaceDelta(at.name))
     const result = await writeTree(store, temp, { ...opts, onProgress })
-    recordPosition(temp, { store: storeIdentity(store.info()), at: at === undefined ? null : { name: at.name, epoch: at.epoch, created: at.created } })
+    recordPosition(temp, { store: storeIdentity(store.info()), at: at === undefined ? null : { name: at.name, epoch: at.epoch, created: at.created }, ...(beyond ? { beyond: true as const } : {}) })
     checkAborted(opts.signal, outdir)
     publishDirectory(temp, outdir)
     return result

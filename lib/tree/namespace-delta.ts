@@ -39,6 +39,7 @@ export interface DeltaTouched {
   data: boolean
 }
 
+/** Nothing changed when `names` and `touched` are empty. */
 export interface NamespaceDelta {
   names: DeltaName[]
   /** For each object a changed name holds now: a path of it whose name did not change (so it is there at the mark), if any. */
@@ -71,30 +72,31 @@ export function namespaceDelta(p: TreeParts, since: string): NamespaceDelta {
 
   // Where each directory was at the mark: through the name it had then if that changed, else
   // through the name it has now (unchanged, so the same then).
-  const markSlot = new Map<number, { parent: number; name: string }>()
+  const markSlot = new Map<number, { parent: number; name: string; parentRel?: string }>()
   for (const r of raw) if (r.before?.type === 'directory') markSlot.set(r.before.ino, { parent: r.parent, name: r.name })
   const markDirs = new Map<number, string | null>([[rootIno, '/']])
-  const markDir = (ino: number): string | null => {
+  /** `lowerRel`: its lower path, when the caller knows it and the upper has no row of it. */
+  const markDir = (ino: number, lowerRel?: string): string | null => {
     const known = markDirs.get(ino)
     if (known !== undefined) return known
     markDirs.set(ino, null) // a cycle (only in a damaged store) ends here
-    const slot = markSlot.get(ino) ?? unchangedName(ino)
-    const parent = slot ? markDir(slot.parent) : null
+    const slot = markSlot.get(ino) ?? unchangedName(ino, lowerRel)
+    const parent = slot ? markDir(slot.parent, slot.parentRel) : null
     const path = slot && parent !== null ? joinPlace(parent, slot.name) : null
     markDirs.set(ino, path)
     return path
   }
   /** A name of `ino` that did not change since the mark: an upper entry, else its lower place. */
-  const unchangedName = (ino: number): { parent: number; name: string } | undefined => {
+  const unchangedName = (ino: number, lowerRel?: string): { parent: number; name: string; parentRel?: string } | undefined => {
     for (const n of ns.namesOf(ino)) if (!changed.has(slotKey(n.parent, n.name))) return n
-    const origin = ino < UPPER_INO_BASE ? (ns.inode(ino)?.origin ?? null) : null
+    const origin = ino < UPPER_INO_BASE ? (ns.inode(ino)?.origin ?? lowerRel ?? null) : null
     if (origin === null || origin === '') return undefined
     const cut = origin.lastIndexOf('/')
     const parentRel = cut < 0 ? '' : origin.slice(0, cut)
     const name = origin.slice(cut + 1)
     const parent = parentRel === '' ? rootIno : lower.lstat(parentRel)?.stat.ino
     if (parent === undefined || changed.has(slotKey(parent, name)) || ns.dirent(parent, name)) return undefined
-    return { parent, name }
+    return { parent, name, parentRel }
   }
 
   const names: DeltaName[] = []
@@ -105,7 +107,6 @@ export function namespaceDelta(p: TreeParts, since: string): NamespaceDelta {
     if (t) t.data ||= data
     else touched.set(ino, { ino, path, data })
   }
-  touch(rootIno, '/')
   for (const r of raw) {
     const dirMark = r.before ? markDir(r.parent) : null
     const dirNow = places.of(r.parent)
@@ -118,11 +119,16 @@ export function namespaceDelta(p: TreeParts, since: string): NamespaceDelta {
   const staying: Array<{ ino: number; path: string }> = []
   for (const ino of new Set(names.flatMap((n) => (n.now && n.nowPath !== null ? [n.now.ino] : [])))) {
     const n = unchangedName(ino)
-    const dir = n ? places.of(n.parent) : null
+    const dir = n ? places.of(n.parent, 'parentRel' in n ? n.parentRel : undefined) : null
     if (n && dir !== null) staying.push({ ino, path: joinPlace(dir, n.name) })
   }
 
   for (const { ino } of filesChangedSince(p, mark.epoch)) if (ino !== undefined) touch(ino, places.of(ino), true)
   for (const ino of journal.inodesSince(mark.epoch)) touch(ino, places.of(ino))
   return { names, staying, touched: [...touched.values()] }
+}
+
+/** Whether nothing changed (no name, no data, no metadata). */
+export function isEmptyDelta(delta: NamespaceDelta): boolean {
+  return delta.names.length === 0 && delta.touched.length === 0
 }
