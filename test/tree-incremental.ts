@@ -9,9 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { applyIncremental, exportIncremental, exportIncrementalToStream, exportTree, POSITION_XATTR, TreeStore } from '../lib/index.js'
 import { Random, testSeeds } from './fixtures/random.js'
-import { StoreAdapter } from './fixtures/tree-adapters.js'
-import { buildLower, IS_ROOT } from './fixtures/tree-lower.js'
-import { applyOp, listing, randomOp } from './fixtures/tree-ops.js'
+import { buildStillLower, treeWorkload } from './fixtures/tree-workload.js'
 import { describeTree, treeDifferences } from './fixtures/tree-compare.js'
 import type { TapTest } from './fixtures/tap-test.js'
 import { Writable } from 'node:stream'
@@ -21,7 +19,6 @@ const require = createRequire(import.meta.url)
 const fsExt = require('fs-ext') as { flockSync(fd: number, flags: string): void }
 const nativeXattr = require('fs-native-extensions') as { getAttrSync(fd: number, name: string): Buffer | null }
 
-const MiB = 1024 * 1024
 
 async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message: string): Promise<void> {
   try {
@@ -34,90 +31,10 @@ async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message:
   t.fail(`${message}: expected ${code}, nothing was thrown`)
 }
 
-/**
- * A lower whose atimes no read changes (relatime leaves an atime later than mtime and ctime, and
- * less than a day old): the store shows a lower object's atime as the lower has it, so a full
- * export would otherwise change the atimes the next one sees.
- */
-function buildStillLower(lower: string, extra?: (dir: string) => void): void {
-  nodeFs.mkdirSync(lower)
-  buildLower(lower)
-  extra?.(lower)
-  const later = new Date(Date.now() + 3600_000)
-  const walk = (path: string) => {
-    const st = nodeFs.lstatSync(path)
-    if (st.isDirectory()) for (const name of nodeFs.readdirSync(path)) walk(join(path, name))
-    nodeFs.lutimesSync(path, later, st.mtime)
-  }
-  walk(lower)
-}
-
 async function newStore(dir: string): Promise<TreeStore> {
   const lower = join(dir, 'lower')
   buildStillLower(lower)
   return TreeStore.create(join(dir, 'store'), { lower, autoFlushMs: 0 })
-}
-
-/** Random changes of every kind the tree knows; failing ones (ENOENT, ENOTEMPTY...) are part of the mix. */
-export async function treeWorkload(store: TreeStore, rng: Random, steps: number): Promise<void> {
-  const adapter = new StoreAdapter(store)
-  for (let i = 0; i < steps; i++) {
-    const l = await listing(adapter)
-    const any = () => rng.pick(l.all.length > 0 ? l.all : ['/'])
-    // user.* xattrs exist on files and directories only (Linux): a full export could not write others.
-    const holder = () => rng.pick([...l.files, ...l.dirs])
-    const file = () => rng.pick(l.files.length > 0 ? l.files : ['/none'])
-    const fresh = () => `${rng.pick(l.dirs)}/${rng.pick(['n1', 'n2', 'x', 'hosts', 'doc'])}`.replace('//', '/')
-    const kind = rng.weighted({ op: 60, xattr: 6, rmxattr: 3, chown: 4, utimens: 5, fifo: 2, device: 2, zero: 4, sparse: 3, truncate: 3 })
-    try {
-      switch (kind) {
-        case 'op':
-          await applyOp(adapter, randomOp(rng, l))
-          break
-        case 'xattr':
-          await store.setxattr(holder(), `user.k${rng.int(0, 3)}`, rng.bytes(rng.int(0, 40)))
-          break
-        case 'rmxattr':
-          await store.removexattr(holder(), rng.pick(['user.k0', 'user.k1', 'user.origin', 'user.keep']))
-          break
-        case 'chown':
-          if (IS_ROOT) await store.chown(any(), rng.int(0, 3000), rng.int(0, 3000))
-          break
-        case 'utimens':
-          await store.utimens(any(), { atimeNs: BigInt(rng.int(1, 2 ** 31)) * 1_000_000_000n + BigInt(rng.int(0, 1e9)), mtimeNs: BigInt(rng.int(1, 2 ** 31)) * 1_000_000_000n + BigInt(rng.int(0, 1e9)) })
-          break
-        case 'fifo':
-          await store.mknod(fresh(), { type: 'fifo', mode: 0o640 })
-          break
-        case 'device':
-          if (IS_ROOT) await store.mknod(fresh(), { type: rng.pick(['char-device', 'block-device'] as const), mode: 0o600, rdev: (rng.int(1, 9) << 8) | rng.int(0, 9) })
-          break
-        case 'zero': {
-          const h = await store.open(file(), 'r+')
-          try {
-            await h.zero(rng.int(0, 20_000), rng.int(1, 20_000))
-          } finally {
-            await h.close()
-          }
-          break
-        }
-        case 'sparse': {
-          const h = await store.open(fresh(), 'w')
-          try {
-            await h.write(rng.int(1, 40) * MiB + rng.int(0, 4096), rng.bytes(rng.int(1, 9000)))
-          } finally {
-            await h.close()
-          }
-          break
-        }
-        case 'truncate':
-          await store.truncate(file(), rng.int(0, 3 * MiB))
-          break
-      }
-    } catch (err) {
-      if ((err as { name?: string }).name !== 'PagecowError') throw err
-    }
-  }
 }
 
 function same(t: TapTest, got: string, want: string, message: string, options: { dirAtime?: boolean } = {}): void {
@@ -211,13 +128,15 @@ function collect(path: string): Writable {
 }
 
 function treeDiff(a: ReturnType<typeof describeTree>, b: ReturnType<typeof describeTree>): string[] {
-  const x = stripDirAtimes(a)
-  const y = stripDirAtimes(b)
+  const x = stripAtimes(a)
+  const y = stripAtimes(b)
   return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k])).map((k) => `${k}: ${JSON.stringify(x[k])} != ${JSON.stringify(y[k])}`)
 }
 
-function stripDirAtimes(tree: ReturnType<typeof describeTree>) {
-  return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, v.type === 'directory' ? { ...v, atimeNs: '' } : v]))
+function stripAtimes(tree: ReturnType<typeof describeTree>) {
+  // A comparison reads directories (their atimes change) and, on a copy whose files are not the
+  // caller's, may not read files with O_NOATIME: atimes say nothing about what an apply changed.
+  return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, { ...v, atimeNs: '' }]))
 }
 
 t.test('tree: a damaged or cut-short incremental, another store, an export before the mark: refused, nothing changed', async (t) => {
@@ -249,16 +168,11 @@ t.test('tree: a damaged or cut-short incremental, another store, an export befor
   await exportTree(other, join(dir, 'other-export'))
   await rejectsWith(t, () => applyIncremental(inc, join(dir, 'other-export')), 'ECHAIN', "another store's export")
   await other.close()
-  // Without its position (a copy that dropped xattrs): the names it takes away are checked.
-  execFileSync('cp', ['-r', join(dir, 'early'), join(dir, 'plain')])
-  const plainBefore = stripDirAtimes(describeTree(join(dir, 'plain')))
-  const adapter = new StoreAdapter(store)
-  if ((await listing(adapter)).all.length > 0) {
-    const missing = await rejectsOrNot(() => applyIncremental(inc, join(dir, 'plain')))
-    t.comment(missing)
-    t.ok(missing === 'ECHAIN' || missing === 'ok', `a plain copy of an export before the mark: ${missing}`)
-    if (missing === 'ECHAIN') t.same(stripDirAtimes(describeTree(join(dir, 'plain'))), plainBefore, 'refused: nothing changed')
-  }
+  // Without its position (a copy that dropped xattrs): refused, nothing says where it stands.
+  execFileSync('cp', ['-r', join(dir, 'restore'), join(dir, 'plain')])
+  const plainBefore = describeTree(join(dir, 'plain'))
+  await rejectsWith(t, () => applyIncremental(inc, join(dir, 'plain')), 'ECHAIN', 'a copy without the position')
+  t.same(treeDiff(describeTree(join(dir, 'plain')), plainBefore), [], 'refused: nothing changed')
   t.same(treeDiff(describeTree(restore), before), [], 'the target never changed')
 
   // Two applies at once: the second is refused while the first holds the target.
@@ -274,24 +188,16 @@ t.test('tree: a damaged or cut-short incremental, another store, an export befor
   await store.close()
 })
 
-async function rejectsOrNot(fn: () => Promise<unknown>): Promise<string> {
-  try {
-    await fn()
-    return 'ok'
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-}
 
 t.test('tree: the incremental is in proportion to the changes', async (t) => {
   const dir = t.testdir()
   const lower = join(dir, 'lower')
-  buildStillLower(lower, (d) => nodeFs.writeFileSync(join(d, 'large.img'), Buffer.alloc(8 * MiB, 1)))
+  buildStillLower(lower, (d) => nodeFs.writeFileSync(join(d, 'large.img'), Buffer.alloc(8 * 1024 * 1024, 1)))
   const store = await TreeStore.create(join(dir, 'store'), { lower, autoFlushMs: 0 })
   await store.mark('A')
   await exportTree(store, join(dir, 'restore'))
   const h = await store.open('/large.img', 'r+')
-  await h.write(3 * MiB, Buffer.alloc(4096, 2))
+  await h.write(3 * 1024 * 1024, Buffer.alloc(4096, 2))
   await h.close()
   await store.rename('/large.img', '/moved.img')
   const result = await exportIncremental(store, join(dir, 'inc'), { since: 'A' })

@@ -4,7 +4,7 @@
 // - Nothing is applied from a damaged or cut-short incremental: the whole file is read and
 //   checked first (never staged: the target is changed in place, so the check costs one read of
 //   the incremental and no space).
-// - Nothing is applied to the wrong target: it must be of the same store and exactly at the mark
+// - Nothing is applied to the wrong target: it must carry a position, be of the same store and exactly at the mark
 //   the incremental starts from (its position attribute on the root; a tree taken while the store
 //   changed after its mark holds more than that mark and is refused), and hold the names the
 //   incremental takes away, with their types. The incremental that brought a target where it is
@@ -75,9 +75,18 @@ export async function applyTreeIncremental(reader: IncrementalReader, h: TreeHea
   try {
     lockTarget(root, target)
     const position = readPosition(root, target)
-    const state = position ? checkTreePosition(position, reader.id, h.store, h.since, target, incremental) : 'apply'
+    if (!position) {
+      // Without it, nothing says the tree is this store's at that mark, and the names an
+      // incremental takes away are only a sample: too little to move names around on.
+      throw new PagecowError(
+        'ECHAIN',
+        `${target} carries no ${POSITION_XATTR} attribute: it was not made by pagecow export (or a copy dropped its xattrs, or its file system keeps none), so nothing says it is this store's tree at the mark ${JSON.stringify(h.since.name)}; ` +
+          'apply a tree incremental onto a full export (copies: cp -a, rsync -aX); nothing was applied',
+      )
+    }
+    const state = checkTreePosition(position, reader.id, h.store, h.since, target, incremental)
     const resumed = state === 'resume'
-    const result = { id: reader.id, kind: 'tree' as const, since: h.since, reached: h.reached, records, dataBytes, zeroBytes, operations, files, positionChecked: position !== undefined, resumed }
+    const result = { id: reader.id, kind: 'tree' as const, since: h.since, reached: h.reached, records, dataBytes, zeroBytes, operations, files, positionChecked: true, resumed }
     if (state === 'applied') return { ...result, records: 0, dataBytes: 0, zeroBytes: 0, operations: 0, files: 0, ownersSkipped: false, positionRecorded: true }
     if (!resumed) checkExpected(target, incremental, h)
     checkAborted(opts.signal, target)
