@@ -23,11 +23,16 @@ interface NativeExtensions {
   getAttrSync(fd: number, name: string): Buffer | null
   setAttrSync(fd: number, name: string, value: Uint8Array): void
   listAttrsSync(fd: number): string[]
+  removeAttrSync(fd: number, name: string): void
 }
 let nativeModule: NativeExtensions | undefined
-let fsExtModule: { seekSync(fd: number, offset: number, whence: number): number } | undefined
+interface FsExt {
+  seekSync(fd: number, offset: number, whence: number): number
+  flockSync(fd: number, flags: 'exnb' | 'un'): void
+}
+let fsExtModule: FsExt | undefined
 const native = (): NativeExtensions => (nativeModule ??= require('fs-native-extensions') as NativeExtensions)
-const fsExt = () => (fsExtModule ??= require('fs-ext') as { seekSync(fd: number, offset: number, whence: number): number })
+const fsExt = () => (fsExtModule ??= require('fs-ext') as FsExt)
 
 const own = addon
 
@@ -85,6 +90,25 @@ export function getXattr(fd: number, name: string): Buffer | null {
 
 export function setXattr(fd: number, name: string, value: Uint8Array): void {
   native().setAttrSync(fd, name, value)
+}
+
+/** Remove extended attribute `name` of `fd` (ENODATA if it has none). */
+export function removeXattr(fd: number, name: string): void {
+  native().removeAttrSync(fd, name)
+}
+
+/**
+ * flock(2) LOCK_EX without waiting; false if another open file holds it. Unlike an OFD lock it
+ * needs no write access, so a directory can be locked too.
+ */
+export function tryFlockExclusive(fd: number): boolean {
+  try {
+    fsExt().flockSync(fd, 'exnb')
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EWOULDBLOCK' || (err as NodeJS.ErrnoException).code === 'EAGAIN') return false
+    throw err
+  }
 }
 
 /** mknod(2) for a FIFO or a device node (Node has no binding). Device nodes need CAP_MKNOD. */
@@ -155,7 +179,7 @@ export function peerCredentials(fd: number): PeerCredentials {
 }
 
 /** fsync a directory, so that a file created in it survives a power cut. */
-export function syncDirectory(path: string): void {
+export function syncDirectory(path: string | Buffer): void {
   const fd = nodeFs.openSync(path, nodeFs.constants.O_RDONLY | nodeFs.constants.O_DIRECTORY)
   try {
     nodeFs.fsyncSync(fd)

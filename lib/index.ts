@@ -13,10 +13,13 @@ export {
   exportIncrementalToStream,
   type IncrementalExportOptions,
   type IncrementalExportResult,
+  type ImageIncrementalExportResult,
   type IncrementalProgress,
   type IncrementalStreamOptions,
 } from './incremental/export-incremental.js'
-export { applyIncremental, type ApplyOptions, type ApplyProgress, type ApplyResult } from './incremental/apply-incremental.js'
+export { applyIncremental, type ApplyOptions, type ApplyProgress, type ApplyResult, type ImageApplyResult } from './incremental/apply-incremental.js'
+export type { TreeApplyResult } from './incremental/apply-tree-incremental.js'
+export type { TreeIncrementalExportResult } from './incremental/export-tree-incremental.js'
 export { type IncrementalMark } from './incremental/incremental-format.js'
 export { POSITION_XATTR } from './incremental/target-position.js'
 export { isExportTemporary } from './image/temp-output.js'
@@ -53,6 +56,7 @@ export { formatNs } from './time-ns.js'
 export type { FileType } from './tree/file-type.js'
 export type { TreeChange } from './tree/changes.js'
 export type { TreeChangeSince } from './tree/changed-since.js'
+export type { NamespaceDelta, DeltaName, DeltaObject, DeltaTouched } from './tree/namespace-delta.js'
 export type { Mark } from './changes/mark-table.js'
 export { MARK_NAME_MAX } from './changes/mark-name.js'
 export { DEFAULT_EVENT_BLOCK, type FirstDirtyEvent, type FirstDirtyHandler, type FirstDirtyOptions } from './changes/first-dirty.js'

@@ -1,21 +1,26 @@
 // `pagecow apply INCREMENTAL TARGET`: lay an incremental onto the image (or file) it was made
-// against, in place. What a backup chain needs:
+// against, in place; a tree incremental goes to apply-tree-incremental.ts. What a backup chain needs:
 // - Nothing is applied from a damaged or cut-short incremental: the whole file is checked first.
 // - Nothing is applied to the wrong target: it must be of the same store and at or after the mark
 //   the incremental starts from, and not past the mark it reaches (its position attribute, when
 //   the file system keeps it), and it must hold the content the incremental expects.
 // - A cut-short apply (a crash, Ctrl-C) leaves the target marked as being updated by that
 //   incremental: applying the same one again finishes it (an incremental writes whole content,
-//   so applying it twice is applying it once), and any other is refused until then.
+//   so applying it twice is applying it once), and any other is refused until then. The new
+//   position is recorded only after the content is synced.
+// - One apply at a time: a second one onto the same target is refused (EBUSY) while one runs.
 // In place, not into a copy: a copy would cost the whole image for every increment.
 import { z } from 'zod'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { checkAborted } from '../image/temp-output.js'
+import { zeroRange } from './zero-range.js'
 import { hashRuns } from './expected-content.js'
-import type { IncrementalMark } from './incremental-format.js'
+import type { ImageHeader, IncrementalMark } from './incremental-format.js'
 import { IncrementalReader } from './incremental-reader.js'
-import { readPosition, writePosition, type TargetPosition } from './target-position.js'
+import { applyTreeIncremental, type TreeApplyResult } from './apply-tree-incremental.js'
+import { lockTarget } from './target-lock.js'
+import { checkPosition, readPosition, writePosition, type TargetPosition } from './target-position.js'
 
 const YIELD_BYTES = 16 * 1024 * 1024
 
@@ -36,17 +41,15 @@ const applyOptionsSchema = z.strictObject({
 })
 
 export type ApplyOptions = z.input<typeof applyOptionsSchema>
+export type CheckedApplyOptions = z.output<typeof applyOptionsSchema>
 
-/** What an apply did (plain data; `pagecow apply --json` prints it). */
-export interface ApplyResult {
+/** What an apply did, either kind (plain data; `pagecow apply --json` prints it). */
+export interface ApplyResultBase {
   /** The incremental's identity. */
   id: string
-  kind: 'image' | 'file'
-  path?: string
   since: IncrementalMark
   reached: IncrementalMark
-  /** The target's size now. */
-  size: number
+  /** DATA, ZERO (and, for a tree, OP) records. */
   records: number
   dataBytes: number
   zeroBytes: number
@@ -57,11 +60,34 @@ export interface ApplyResult {
   resumed: boolean
 }
 
+/** An image's (or one file's) incremental applied. */
+export interface ImageApplyResult extends ApplyResultBase {
+  kind: 'image' | 'file'
+  path?: string
+  /** The target's size now. */
+  size: number
+}
+
+export type ApplyResult = ImageApplyResult | TreeApplyResult
+
+/**
+ * Apply the incremental `incremental` onto `target`: an image file (or one file) for an image or
+ * file incremental, a directory for a tree incremental.
+ */
 export async function applyIncremental(incremental: string, target: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   const opts = parseWith(applyOptionsSchema, options, 'apply')
   const reader = IncrementalReader.open(incremental)
   try {
     const h = reader.header
+    if (h.kind === 'tree') return await applyTreeIncremental(reader, h, incremental, target, opts)
+    return await applyImage(reader, h, incremental, target, opts)
+  } finally {
+    reader.close()
+  }
+}
+
+async function applyImage(reader: IncrementalReader, h: ImageHeader, incremental: string, target: string, opts: CheckedApplyOptions): Promise<ImageApplyResult> {
+  {
     // Phase 1: the whole incremental is read and checked before the target is opened for writing.
     let total = 0
     let records = 0
@@ -69,6 +95,7 @@ export async function applyIncremental(incremental: string, target: string, opti
     let zeroBytes = 0
     let sinceYield = 0
     for (const r of reader.records()) {
+      if (r.kind === 'op') continue // never in an image incremental (the reader refuses it)
       total += r.length
       records++
       if (r.kind === 'data') dataBytes += r.length
@@ -85,6 +112,7 @@ export async function applyIncremental(incremental: string, target: string, opti
 
     const fd = openTarget(target, incremental)
     try {
+      lockTarget(fd, target)
       const position = readPosition(fd, target)
       const resumed = position?.applying?.id === reader.id
       if (position) checkPosition(position, reader.id, h.store, h.since, h.reached, target, incremental)
@@ -106,6 +134,7 @@ export async function applyIncremental(incremental: string, target: string, opti
       let done = 0
       sinceYield = 0
       for (const r of reader.records()) {
+        if (r.kind === 'op') continue
         if (r.kind === 'data') {
           for (let w = 0; w < r.length; ) w += fs.writeSync(fd, r.data, w, r.length - w, r.start + w)
         } else zeroRange(fd, r.start, r.length)
@@ -144,31 +173,6 @@ export async function applyIncremental(incremental: string, target: string, opti
     } finally {
       fs.closeSync(fd)
     }
-  } finally {
-    reader.close()
-  }
-}
-
-/** Refuse a target whose recorded position does not fit the incremental. */
-function checkPosition(position: TargetPosition, id: string, store: string, since: IncrementalMark, reached: IncrementalMark, target: string, incremental: string): void {
-  const nothing = 'nothing was applied'
-  if (position.store !== store) throw new PagecowError('ECHAIN', `${target} is an image of another store than ${incremental}; ${nothing}`)
-  if (position.applying) {
-    if (position.applying.id === id) return // finishing a cut-short apply of this same incremental
-    throw new PagecowError(
-      'ECHAIN',
-      `${target} is part way through another incremental (since ${JSON.stringify(position.applying.since.name)} up to ${JSON.stringify(position.applying.reached.name)}), cut short; apply that one again first; ${nothing}`,
-    )
-  }
-  const at = position.at
-  if (at === null) {
-    throw new PagecowError('ECHAIN', `${target} was exported before any mark of its store, so changes between that export and the mark ${JSON.stringify(since.name)} are in no incremental; take the full export after the mark; ${nothing}`)
-  }
-  if (at.epoch < since.epoch || (at.epoch === since.epoch && at.name !== since.name)) {
-    throw new PagecowError('ECHAIN', `${target} is at the mark ${JSON.stringify(at.name)}, before the mark ${JSON.stringify(since.name)} that ${incremental} starts from: an incremental in between is missing; ${nothing}`)
-  }
-  if (at.epoch > reached.epoch) {
-    throw new PagecowError('ECHAIN', `${target} is already at the mark ${JSON.stringify(at.name)}, after the mark ${JSON.stringify(reached.name)} that ${incremental} reaches: applying it would bring older content back; ${nothing}`)
   }
 }
 
@@ -192,21 +196,6 @@ function openTarget(target: string, incremental: string): number {
     throw err
   }
   return fd
-}
-
-/** Make [start, start + length) read zeros: a hole where the file system punches one, else zeros written. */
-function zeroRange(fd: number, start: number, length: number): void {
-  try {
-    fs.punchHole(fd, start, length)
-    return
-  } catch {
-    // No hole punching here (or not for this range): write the zeros.
-  }
-  const zeros = Buffer.alloc(Math.min(length, 1024 * 1024))
-  for (let done = 0; done < length; ) {
-    const n = Math.min(zeros.length, length - done)
-    done += fs.writeSync(fd, zeros, 0, n, start + done)
-  }
 }
 
 function yieldToLoop(): Promise<void> {

@@ -1,5 +1,6 @@
 // `pagecow export STORE OUT --since MARK`: only what changed since a mark, as an incremental file
-// (see incremental-format.ts) that `applyIncremental` lays onto an image exported at the mark.
+// (see incremental-format.ts) that `applyIncremental` lays onto an image exported at the mark
+// (a whole tree: export-tree-incremental.ts).
 // Costs in proportion to the changes: the changed extents are listed from the change record and
 // only their bytes are read.
 import type { Writable } from 'node:stream'
@@ -15,8 +16,8 @@ import { byteRuns, choosePages, hashRuns } from './expected-content.js'
 import type { IncrementalHeader, IncrementalMark } from './incremental-format.js'
 import { imageSource, treeFileSource, type IncrementalSource } from './incremental-source.js'
 import { IncrementalWriter, type IncrementalSink, type IncrementalTotals } from './incremental-writer.js'
-
-const BLOCK = 1024 * 1024
+import { changedBytesOf, writeChanges } from './write-changes.js'
+import { writeTreeIncremental, type TreeIncrementalExportResult } from './export-tree-incremental.js'
 
 export interface IncrementalProgress {
   /** Changed bytes done so far. */
@@ -28,7 +29,7 @@ export interface IncrementalProgress {
 const streamOptionsSchema = z.strictObject({
   /** The mark to count from (required). */
   since: markNameSchema,
-  /** Tree stores: the regular file to export the changes of (required for a tree store). */
+  /** Tree stores: the regular file to export the changes of; without it, the whole tree. */
   path: z.string().min(1).optional(),
   /** Called as the export advances. */
   onProgress: z.custom<(progress: IncrementalProgress) => void>((v) => typeof v === 'function').optional(),
@@ -44,8 +45,8 @@ const fileOptionsSchema = streamOptionsSchema.extend({
 export type IncrementalExportOptions = z.input<typeof fileOptionsSchema>
 export type IncrementalStreamOptions = z.input<typeof streamOptionsSchema>
 
-/** What an incremental export did (plain data; `pagecow export --since --json` prints it). */
-export interface IncrementalExportResult extends IncrementalTotals {
+/** What an image's (or one file's) incremental export did. */
+export interface ImageIncrementalExportResult extends IncrementalTotals {
   kind: 'image' | 'file'
   path?: string
   since: IncrementalMark
@@ -54,9 +55,12 @@ export interface IncrementalExportResult extends IncrementalTotals {
   size: number
 }
 
+/** What an incremental export did (plain data; `pagecow export --since --json` prints it). */
+export type IncrementalExportResult = ImageIncrementalExportResult | TreeIncrementalExportResult
+
 /**
- * Write what changed in `store` (the image, or file `path` of a tree store) since the mark
- * `since` to the file `output`. Never half done: written under a temporary name beside `output`,
+ * Write what changed in `store` (the image, file `path` of a tree store, or without `path` the
+ * whole tree) since the mark `since` to the file `output`. Never half done: written under a temporary name beside `output`,
  * synced, then renamed into place; on failure or abort nothing is at `output`.
  */
 export async function exportIncremental(store: ImageStore | TreeStore, output: string, options: IncrementalExportOptions): Promise<IncrementalExportResult> {
@@ -65,16 +69,21 @@ export async function exportIncremental(store: ImageStore | TreeStore, output: s
   const existing = statOrUndefined(output)
   if (existing && !opts.overwrite) throw new PagecowError('EEXIST', `${output} exists; choose another name or overwrite it`)
   if (existing && !existing.isFile()) throw new PagecowError('EINVAL', `${output} is not a regular file; stream into it with - instead`)
+  const toFile = (fd: number): IncrementalSink => {
+    let position = 0
+    return async (bytes) => {
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done)
+      position += bytes.length
+    }
+  }
+  if (store.kind === 'tree' && opts.path === undefined) {
+    checkAborted(opts.signal, output)
+    return writeFileThenPublish(output, opts.overwrite, opts.signal, (fd) => writeTreeIncremental(store, opts, output, toFile(fd)))
+  }
   const source = await sourceOf(store, opts.since, opts.path)
   try {
     checkAborted(opts.signal, output)
-    return await writeFileThenPublish(output, opts.overwrite, opts.signal, async (fd) => {
-      let position = 0
-      return writeIncremental(source, opts, output, async (bytes) => {
-        for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done)
-        position += bytes.length
-      })
-    })
+    return await writeFileThenPublish(output, opts.overwrite, opts.signal, (fd) => writeIncremental(source, opts, output, toFile(fd)))
   } finally {
     await source.close()
   }
@@ -83,11 +92,12 @@ export async function exportIncremental(store: ImageStore | TreeStore, output: s
 /** The same, to a stream (standard output), waiting for it to take each block. */
 export async function exportIncrementalToStream(store: ImageStore | TreeStore, stream: Writable, options: IncrementalStreamOptions): Promise<IncrementalExportResult> {
   const opts = parseWith(streamOptionsSchema, options, 'export')
+  const sink: IncrementalSink = (bytes) =>
+    new Promise<void>((resolve, reject) => stream.write(bytes, (err) => (err ? reject(fromSystemError(err, 'writing the incremental to standard output')) : resolve())))
+  if (store.kind === 'tree' && opts.path === undefined) return writeTreeIncremental(store, opts, 'standard output', sink)
   const source = await sourceOf(store, opts.since, opts.path)
   try {
-    return await writeIncremental(source, opts, 'standard output', (bytes) =>
-      new Promise<void>((resolve, reject) => stream.write(bytes, (err) => (err ? reject(fromSystemError(err, 'writing the incremental to standard output')) : resolve()))),
-    )
+    return await writeIncremental(source, opts, 'standard output', sink)
   } finally {
     await source.close()
   }
@@ -98,15 +108,12 @@ async function sourceOf(store: ImageStore | TreeStore, since: string, path: stri
     if (path !== undefined) throw new PagecowError('EINVAL', 'export: PATH names a file of a tree store; an image store exports its image')
     return imageSource(store)
   }
-  if (path === undefined) {
-    throw new PagecowError('EINVAL', 'export --since: a tree store exports the changes of one regular file; name it (pagecow export STORE OUT --since MARK PATH)')
-  }
-  return treeFileSource(store, path, since)
+  return treeFileSource(store, path!, since)
 }
 
 type Opts = { since: string; onProgress?: ((p: IncrementalProgress) => void) | undefined; signal?: AbortSignal | undefined }
 
-async function writeIncremental(source: IncrementalSource, opts: Opts, where: string, sink: IncrementalSink): Promise<IncrementalExportResult> {
+async function writeIncremental(source: IncrementalSource, opts: Opts, where: string, sink: IncrementalSink): Promise<ImageIncrementalExportResult> {
   // The newest mark first, then the size and the changes: a change made in between is listed
   // (or is after that mark and so is listed by the next incremental), never lost between two.
   const marks = source.marks()
@@ -131,41 +138,11 @@ async function writeIncremental(source: IncrementalSource, opts: Opts, where: st
     expect: { runs, sha256: await hashRuns(runs, (b, o) => source.readInto(b, o)) },
   }
   const writer = await IncrementalWriter.start(sink, header)
-  let total = 0
-  for (const e of changed) if (e.change !== 'truncated') total += Math.max(0, Math.min(size, e.start + e.length) - e.start)
+  const total = changedBytesOf(changed, size)
   let done = 0
-  const block = Buffer.alloc(BLOCK)
-  for (const e of changed) {
-    if (e.change === 'truncated') continue // past the size: apply cuts the target to it
-    const end = Math.min(size, e.start + e.length)
-    for (let pos = e.start; pos < end; ) {
-      checkAborted(opts.signal, where)
-      const n = Math.min(BLOCK, end - pos)
-      if (e.change === 'zeroed') {
-        await writer.zero(pos, end - pos)
-        done += end - pos
-        opts.onProgress?.({ done, total })
-        break
-      }
-      const chunk = block.subarray(0, n)
-      const got = await source.readInto(chunk, pos)
-      // Short only if the file shrank under a live writer: what is not there reads as zeros.
-      chunk.fill(0, got)
-      // A block of zeros costs no bytes: it is said as zeros (apply punches a hole).
-      if (isZero(chunk)) await writer.zero(pos, n)
-      else await writer.data(pos, Buffer.from(chunk))
-      pos += n
-      done += n
-      opts.onProgress?.({ done, total })
-    }
-  }
+  await writeChanges(writer, changed, size, (b, o) => source.readInto(b, o), (n) => opts.onProgress?.({ done: (done += n), total }), opts.signal, where)
   const totals = await writer.end()
   return { kind: source.kind, ...(source.path === undefined ? {} : { path: source.path }), since: header.since, reached: header.reached, size, ...totals }
-}
-
-const ZEROS = Buffer.alloc(BLOCK)
-function isZero(chunk: Buffer): boolean {
-  return chunk.equals(ZEROS.subarray(0, chunk.length))
 }
 
 function markOf(m: { name: string; epoch: number; created: string }): IncrementalMark {

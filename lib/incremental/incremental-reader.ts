@@ -13,11 +13,13 @@ import {
   RECORD_DATA,
   RECORD_END,
   RECORD_HEAD_BYTES,
+  RECORD_OP,
   RECORD_ZERO,
   SUM_BYTES,
   type IncrementalHeader,
   type IncrementalRecord,
 } from './incremental-format.js'
+import { MAX_OP_BYTES, TREE_PHASES, treeOperationSchema, treePhaseOf, type TreeOperation } from './tree-operation.js'
 
 const READ_BLOCK = 4 * 1024 * 1024
 
@@ -65,13 +67,16 @@ export class IncrementalReader {
    */
   *records(): Generator<IncrementalRecord> {
     const where = this.path
-    const size = this.header.size
+    const tree = this.header.kind === 'tree'
+    // The size DATA and ZERO records stay within: the image's, or the file's of the last `file` operation.
+    let size = this.header.kind === 'tree' ? 0 : this.header.size
+    let inFile = !tree
+    let phase = 0
     let seed = this.#seed
-    let at = this.#recordsAt
     let end = 0
     let records = 0
     let dataBytes = 0
-    const buffer = new BufferedFile(this.#fd, at)
+    const buffer = new BufferedFile(this.#fd, this.#recordsAt)
     for (;;) {
       const head = buffer.take(RECORD_HEAD_BYTES)
       if (head.length < RECORD_HEAD_BYTES) throw corrupt(where, `it ends after ${records} records, without its END record (cut short?)`)
@@ -86,32 +91,56 @@ export class IncrementalReader {
         if (buffer.take(1).length !== 0) throw corrupt(where, 'bytes follow its END record')
         return
       }
-      if (kind !== RECORD_DATA && kind !== RECORD_ZERO) throw corrupt(where, `record ${records} has an unknown kind ${kind}`)
-      if (kind === RECORD_DATA && (length === undefined || length > MAX_DATA_RECORD)) throw corrupt(where, `record ${records} carries ${String(length)} bytes (at most ${MAX_DATA_RECORD})`)
-      const data = kind === RECORD_DATA ? buffer.take(length!) : undefined
-      if (data !== undefined && data.length < length!) throw corrupt(where, `it ends inside record ${records} (cut short?)`)
+      const known = kind === RECORD_DATA || kind === RECORD_ZERO || (tree && kind === RECORD_OP)
+      if (!known) throw corrupt(where, `record ${records} has an unknown kind ${kind}`)
+      const limit = kind === RECORD_OP ? MAX_OP_BYTES : MAX_DATA_RECORD
+      if (kind !== RECORD_ZERO && (length === undefined || length > limit)) throw corrupt(where, `record ${records} carries ${String(length)} bytes (at most ${limit})`)
+      const payload = kind === RECORD_ZERO ? undefined : buffer.take(length!)
+      if (payload !== undefined && payload.length < length!) throw corrupt(where, `it ends inside record ${records} (cut short?)`)
       const tail = buffer.take(SUM_BYTES)
       if (tail.length < SUM_BYTES) throw corrupt(where, `it ends inside record ${records} (cut short?)`)
-      const sum = recordSum(headCopy, data, seed)
+      const sum = recordSum(headCopy, payload, seed)
       if (tail.readBigUInt64LE() !== sum) throw corrupt(where, `record ${records} does not match its checksum`)
-      // Checked after the sum: a damaged record is reported as damage, not as a bad range.
-      if (start === undefined || length === undefined || length === 0 || start < end || start + length > size) {
-        throw corrupt(where, `record ${records} covers [${String(start)}, +${String(length)}), out of order or past the size ${size}`)
-      }
       seed = sum
-      end = start + length
       records++
-      if (data !== undefined) {
+      if (kind === RECORD_OP) {
+        // Checked after the sum: a damaged record is reported as damage, not as a bad operation.
+        const op = decodeOperation(where, records - 1, payload!)
+        const opPhase = TREE_PHASES.indexOf(treePhaseOf(op))
+        if (opPhase < phase) throw corrupt(where, `record ${records - 1} (${op.op}) comes after the ${TREE_PHASES[phase]} phase`)
+        phase = opPhase
+        inFile = op.op === 'file'
+        size = inFile ? (op as { size: number }).size : 0
+        end = 0
+        yield { kind: 'op', op }
+        continue
+      }
+      if (!inFile || start === undefined || length === undefined || length === 0 || start < end || start + length > size) {
+        throw corrupt(where, `record ${records - 1} covers [${String(start)}, +${String(length)}), out of order, past the size ${size} or outside a file`)
+      }
+      end = start + length
+      if (payload !== undefined) {
         dataBytes += length
-        yield { kind: 'data', start, length, data }
+        yield { kind: 'data', start, length, data: payload }
       } else yield { kind: 'zero', start, length }
-      at = buffer.position
     }
   }
 
   close(): void {
     fs.closeSync(this.#fd)
   }
+}
+
+function decodeOperation(where: string, index: number, payload: Buffer): TreeOperation {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(payload.toString('utf8'))
+  } catch {
+    throw corrupt(where, `record ${index} is not a JSON operation`)
+  }
+  const result = treeOperationSchema.safeParse(parsed)
+  if (!result.success) throw corrupt(where, `record ${index} is not an operation pagecow writes (${result.error.issues[0]?.message ?? 'invalid'})`)
+  return result.data
 }
 
 function toSafe(n: bigint): number | undefined {

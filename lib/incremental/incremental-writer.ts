@@ -9,10 +9,12 @@ import {
   recordSum,
   RECORD_DATA,
   RECORD_END,
+  RECORD_OP,
   RECORD_ZERO,
   SUM_BYTES,
   type IncrementalHeader,
 } from './incremental-format.js'
+import type { TreeOperation } from './tree-operation.js'
 
 /** Where the bytes go; it must have taken (or copied) a buffer when its promise resolves. */
 export type IncrementalSink = (bytes: Buffer) => Promise<void>
@@ -20,7 +22,7 @@ export type IncrementalSink = (bytes: Buffer) => Promise<void>
 export interface IncrementalTotals {
   /** The incremental's identity (its header's sum). */
   id: string
-  /** DATA and ZERO records written. */
+  /** DATA, ZERO and OP records written. */
   records: number
   /** Bytes carried as data. */
   dataBytes: number
@@ -32,7 +34,8 @@ export interface IncrementalTotals {
 
 export class IncrementalWriter {
   readonly #sink: IncrementalSink
-  readonly #size: number
+  /** The size DATA and ZERO records must stay within: the image's, or the file's of the last `file` operation. */
+  #size: number
   #seed: bigint
   #end = 0
   #zero: { start: number; length: number } | undefined
@@ -49,7 +52,16 @@ export class IncrementalWriter {
   static async start(sink: IncrementalSink, header: IncrementalHeader): Promise<IncrementalWriter> {
     const { bytes, sum } = encodeHeader(header)
     await sink(bytes)
-    return new IncrementalWriter(sink, header.size, sum, incrementalId(sum), bytes.length)
+    return new IncrementalWriter(sink, header.kind === 'tree' ? 0 : header.size, sum, incrementalId(sum), bytes.length)
+  }
+
+  /** Tree incrementals: an operation; after a `file` one, its DATA and ZERO records. */
+  async op(operation: TreeOperation): Promise<void> {
+    await this.#flushZero()
+    const json = Buffer.from(JSON.stringify(operation), 'utf8')
+    await this.#record(RECORD_OP, 0, json.length, json)
+    this.#size = operation.op === 'file' ? operation.size : 0
+    this.#end = 0
   }
 
   /** The bytes at `start` (in offset order after the last record); split into records of at most 1 MiB. */

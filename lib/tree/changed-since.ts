@@ -9,6 +9,7 @@ import { parseWith } from '../errors.js'
 import { nameFromBytes } from '../name-bytes.js'
 import { compareNames, type TreePath } from './names.js'
 import { joinPlace, Places } from './places.js'
+import type { FileType } from './file-type.js'
 import type { TreeParts } from './tree-parts.js'
 
 /**
@@ -53,15 +54,7 @@ export function changedSince(p: TreeParts, since: string): TreeChangeSince[] {
   const out = new Map<string, TreeChangeSince>()
   const typeOf = (ino: number): string | null => ns.inode(ino)?.type ?? null
 
-  /** What the lower shows at (parent, name) when no upper entry hides it. */
-  const lowerAt = (parent: number, name: string): { ino: number; type: string } | null => {
-    const row = parent === rootIno ? undefined : ns.inode(parent)
-    if (row?.opaque) return null
-    const dirRel = parent === rootIno ? '' : (row?.origin ?? null)
-    if (dirRel === null) return null
-    const found = lower.lstat(dirRel === '' ? name : `${dirRel}/${name}`)
-    return found ? { ino: found.stat.ino, type: found.type } : null
-  }
+  const lowerAt = (parent: number, name: string) => lowerEntryAt(p, parent, name)
 
   // Names: what each changed entry held at the mark against what it holds now.
   const gone = new Map<number, string>()
@@ -114,6 +107,20 @@ export function changedSince(p: TreeParts, since: string): TreeChangeSince[] {
 }
 
 /**
+ * What the lower shows at (parent, name) when no upper entry hides it (null also when the
+ * directory's record is gone: what it showed is not known any more).
+ */
+export function lowerEntryAt(p: TreeParts, parent: number, name: string): { ino: number; type: FileType } | null {
+  const rootIno = p.meta.lower.rootIno
+  const row = parent === rootIno ? undefined : p.ns.inode(parent)
+  if (row?.opaque) return null
+  const dirRel = parent === rootIno ? '' : (row?.origin ?? null)
+  if (dirRel === null) return null
+  const found = p.lower.lstat(dirRel === '' ? name : `${dirRel}/${name}`)
+  return found ? { ino: found.stat.ino, type: found.type } : null
+}
+
+/**
  * The paged files with pages changed in epoch `since` or later, committed or not: each with its
  * change log (an open file's own, else one over the records) and its inode (undefined if none
  * holds it any more).
@@ -129,7 +136,7 @@ export function filesChangedSince(p: TreeParts, since: number): Array<{ ino: num
   return [...out.values()]
 }
 
-function markOf(p: TreeParts, since: string, what: string) {
+export function markOf(p: TreeParts, since: string, what: string) {
   p.core.checkOpen()
   const name = parseWith(markNameSchema, since, what)
   p.core.refresh()

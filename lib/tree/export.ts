@@ -1,6 +1,8 @@
 // Writing the merged tree out as a plain directory: sparse files stay sparse; names (bytes, UTF-8
 // or not), owners, modes, times (to the nanosecond), xattrs, hard links, symlinks and special
 // files are kept. Uses the public API only; output paths are name-form strings (name-bytes.ts).
+// The root records where the tree stands in its backup chain (user.pagecow.position), for
+// `pagecow apply` of a tree incremental.
 import { basename, dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import * as fs from '../fs.js'
@@ -8,6 +10,9 @@ import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { checkAborted, discardTemporary, publishDirectory, temporaryBeside } from '../image/temp-output.js'
 import { fsPath } from '../name-bytes.js'
 import { splitNs } from '../time-ns.js'
+import { storeIdentity } from '../incremental/store-identity.js'
+import { writePosition, type TargetPosition } from '../incremental/target-position.js'
+import { isEmptyDelta } from './namespace-delta.js'
 import { childPath } from './names.js'
 import type { TreeStat } from './tree-stat.js'
 import type { TreeStore } from './tree-store.js'
@@ -74,13 +79,29 @@ export async function exportTree(store: TreeStore, outdir: string, options: Expo
       checkAborted(opts.signal, outdir)
       opts.onProgress?.(p)
     }
+    // The newest mark when the export began: the tree is at or after it, which is where a tree
+    // incremental since that mark applies (recorded on the root for `apply`).
+    // Whether the tree is exactly at that mark (nothing changed since) is recorded too: a tree
+    // incremental since the mark only applies to a tree exactly at it.
+    const at = store.marks().at(-1)
+    const beyond = at !== undefined && !isEmptyDelta(store.namespaceDelta(at.name))
     const result = await writeTree(store, temp, { ...opts, onProgress })
+    recordPosition(temp, { store: storeIdentity(store.info()), at: at === undefined ? null : { name: at.name, epoch: at.epoch, created: at.created }, ...(beyond ? { beyond: true as const } : {}) })
     checkAborted(opts.signal, outdir)
     publishDirectory(temp, outdir)
     return result
   } catch (err) {
     discardTemporary(temp)
     throw fromSystemError(err, `exporting to ${outdir}`)
+  }
+}
+
+function recordPosition(dir: string, position: TargetPosition): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
+  try {
+    if (writePosition(fd, position)) fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
   }
 }
 

@@ -9,6 +9,7 @@ import { Places } from './places.js'
 import type { ChangedExtent } from '../changes/changed-extents.js'
 import type { Mark } from '../changes/mark-table.js'
 import { changedExtentsOf, changedSince, filesChangedSince, type TreeChangeSince } from './changed-since.js'
+import { namespaceDelta, type NamespaceDelta } from './namespace-delta.js'
 import { checkRowCounts } from '../integrity/row-counts.js'
 import { EventEmitter } from 'node:events'
 import { dirname, resolve } from 'node:path'
@@ -530,6 +531,15 @@ export class TreeStore extends EventEmitter {
    */
   changedSince(since: string): TreeChangeSince[] {
     return changedSince(this.#p, since)
+  }
+
+  /**
+   * What changed since the mark `since`, by object rather than by path: each changed name with
+   * the object it held at the mark (and where) and holds now, and the objects whose data or
+   * metadata changed. What a whole-tree incremental (`exportIncremental` without a path) is made of.
+   */
+  namespaceDelta(since: string): NamespaceDelta {
+    return namespaceDelta(this.#p, since)
   }
 
   /** Totals and settings as plain data. */

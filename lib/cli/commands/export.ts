@@ -37,8 +37,8 @@ export function exportCommand(io: CliIo) {
     )
     .argument('<STORE>', 'the store directory')
     .argument('<OUTPUT>', 'the raw image file, or the directory, to write; - writes the image (or the incremental) to standard output')
-    .argument('[PATH]', 'with --since, tree stores: the regular file whose changes to write')
-    .option('--since <NAME>', 'write only what changed since the mark NAME, as an incremental file for `pagecow apply`')
+    .argument('[PATH]', 'with --since, tree stores: only the regular file whose changes to write (without it: the whole tree)')
+    .option('--since <NAME>', 'write only what changed since the mark NAME, as an incremental file for `pagecow apply` (a tree store: every name, metadata and data change of the tree)')
     .option('--force', 'image stores: replace OUTPUT if it exists')
     .option('--json', 'print the result as JSON')
     .action(async (store: string, output: string, path: string | undefined) => {
@@ -57,6 +57,7 @@ export function exportCommand(io: CliIo) {
     'pagecow export root.cow /srv/rootfs-merged',
     'pagecow export vm1.cow vm1-since-monday.pcinc --since monday',
     'pagecow export root.cow db-since-boot.pcinc --since boot /var/lib/db.img',
+    'pagecow export root.cow root-since-boot.pcinc --since boot',
   ])
 }
 
@@ -114,7 +115,7 @@ async function exportOneImage(s: ImageStore, opts: ExportFlags, io: CliIo, signa
 
 type ChangesFlags = ExportFlags & { since: string; path?: string | undefined }
 
-/** `--since`: an incremental of the image, or of file PATH of a tree store. */
+/** `--since`: an incremental of the image, of file PATH of a tree store, or of the whole tree. */
 async function exportChanges(s: ImageStore | TreeStore, opts: ChangesFlags, io: CliIo, signal: AbortSignal): Promise<string> {
   const scope = opts.path === undefined ? {} : { path: opts.path }
   if (opts.output === STDOUT) {
@@ -141,6 +142,13 @@ async function exportChanges(s: ImageStore | TreeStore, opts: ChangesFlags, io: 
     progress.stop()
   }
   if (opts.json) return `${JSON.stringify(result, null, 2)}\n`
+  if (result.kind === 'tree') {
+    const skipped = result.skipped.map((k) => `skipped ${escapeName(k.path)}: ${k.reason}\n`).join('')
+    return (
+      `${skipped}exported the changes of the tree since ${result.since.name} (up to the mark ${result.reached.name}) to ${opts.output}: ` +
+      `${result.operations} operations, ${result.files} files, ${formatSize(result.dataBytes)} of data, ${formatSize(result.zeroBytes)} zeroed; ${formatSize(result.fileBytes)} written\n`
+    )
+  }
   const what = result.path === undefined ? 'the image' : escapeName(result.path)
   return (
     `exported the changes of ${what} since ${result.since.name} (up to the mark ${result.reached.name}) to ${opts.output}: ` +
@@ -151,6 +159,7 @@ async function exportChanges(s: ImageStore | TreeStore, opts: ChangesFlags, io: 
 /** The bytes an incremental covers, for the bar (counted only when a bar can be drawn; the list costs as the changes do). */
 function changedBytes(s: ImageStore | TreeStore, opts: ChangesFlags, io: CliIo): number {
   if (!io.stderrIsTTY) return 0
+  // A whole tree: the bar counts the bytes of the files it writes, known once they are listed; none drawn.
   const extents = s.kind === 'image' ? s.changedExtents(opts.since) : opts.path === undefined ? [] : s.changedExtents(opts.path, opts.since)
   let n = 0
   for (const e of extents) if (e.change !== 'truncated') n += e.length
