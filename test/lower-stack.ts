@@ -4,7 +4,9 @@
 import { join } from 'node:path'
 import * as nodeFs from 'node:fs'
 import t from 'tap'
-import { checkStore, TreeStore } from '../lib/index.js'
+import { checkStore, createStore, ImageStore, TreeStore } from '../lib/index.js'
+import { parseLowerList } from '../lib/cli/lower-list.js'
+import { runCli } from './fixtures/cli-io.js'
 import { cannotRun } from './fixtures/cannot-run.js'
 import { fuseUsable, mountStore, mountTestDir, unmountAndWait } from './fixtures/fuse-mounted.js'
 import { buildLayers, compareWalks, kernelOverlay, tmpfs, walkFs, walkStore } from './fixtures/overlay-layers.js'
@@ -96,4 +98,45 @@ t.test('a FUSE mount of a stacked store shows what the kernel overlay shows', as
   const m = await mountStore(t, join(dir, 'store'), mnt, ['--read-only'])
   compareWalks(t, walkFs(mnt, ALL), walkFs(kernel, ALL), 'FUSE vs the kernel')
   await unmountAndWait(t, m)
+})
+
+t.test('--lower A:B:C: paths split at ":", "\\:" and "\\\\" escaped as in overlayfs', async (t) => {
+  t.same(parseLowerList('a:b:c'), ['a', 'b', 'c'])
+  t.same(parseLowerList('one'), ['one'], 'one path, as before')
+  t.same(parseLowerList('with\\:colon:b'), ['with:colon', 'b'], "'\\:' is a ':' inside a path")
+  t.same(parseLowerList('back\\\\:b'), ['back\\', 'b'], "'\\\\' is a '\\'")
+  for (const bad of ['a::b', ':a', 'a:', '', 'a\\b', 'a\\']) t.throws(() => parseLowerList(bad), { code: 'EINVAL' }, `${JSON.stringify(bad)}: EINVAL`)
+  const dir = t.testdir({ 'a:colon': { f: 'in a directory whose name holds a colon\n' }, b: { g: 'g\n' } })
+  const made = await runCli(['create', join(dir, 'store'), '--lower', `${join(dir, 'a\\:colon')}:${join(dir, 'b')}`, '--json'])
+  t.equal(made.code, 0, made.stderr)
+  t.same((JSON.parse(made.stdout) as { lowers: Array<{ path: string }> }).lowers.map((l) => l.path), [join(dir, 'a:colon'), join(dir, 'b')])
+})
+
+t.test('bad lowers: a clear error, nothing made (library and CLI)', async (t) => {
+  const dir = t.testdir({ a: { f: 'a\n' }, b: { g: 'b\n' }, file: 'a regular file\n', image: { 'disk.img': 'x'.repeat(4096) } })
+  const at = (name: string) => join(dir, name)
+  await ImageStore.create(at('image-store'), { lower: at('image/disk.img') }).then((s) => s.close())
+  const many = Array.from({ length: 17 }, (_, i) => at(`many/${i}`))
+  for (const m of many) nodeFs.mkdirSync(m, { recursive: true })
+  const cases: Array<{ what: string; lower: string | string[]; cli?: string; code: string; exit?: number }> = [
+    { what: 'a missing lower', lower: [at('a'), at('missing')], code: 'ENOENT' },
+    { what: 'an empty entry (A::B)', lower: [at('a'), '', at('b')], cli: `${at('a')}::${at('b')}`, code: 'EINVAL' },
+    { what: 'the same lower twice', lower: [at('a'), at('b'), at('a')], code: 'EINVAL' },
+    { what: 'the same lower twice, by another path', lower: [at('a'), `${at('b')}/../a`], code: 'EINVAL' },
+    { what: 'a lower that is a regular file', lower: [at('a'), at('file')], code: 'ENOTDIR' },
+    { what: 'more than 16 lowers', lower: many, code: 'EINVAL' },
+    { what: 'an empty list', lower: [], cli: '', code: 'EINVAL', exit: 2 }, // the CLI's usage error: --lower is required
+    { what: 'an image store as a tree lower', lower: [at('a'), at('image-store')], code: 'EINVAL' },
+    { what: 'the store inside a lower', lower: [at('b'), at('a')], code: 'EINVAL' },
+  ]
+  for (const c of cases) {
+    const store = c.what === 'the store inside a lower' ? at('a/store') : at('store')
+    await t.rejects(TreeStore.create(store, { lower: c.lower }), { code: c.code }, `TreeStore.create: ${c.what}: ${c.code}`)
+    await t.rejects(createStore(store, { lower: c.lower }), { code: c.code }, `createStore: ${c.what}: ${c.code}`)
+    t.notOk(nodeFs.existsSync(join(store, 'pagecow.db')), `${c.what}: no store made`)
+    const cli = await runCli(['create', store, '--lower', c.cli ?? (Array.isArray(c.lower) ? c.lower.join(':') : c.lower)])
+    t.equal(cli.code, c.exit ?? 1, `pagecow create: ${c.what}: exit ${c.exit ?? 1}`)
+    t.match(cli.stderr, c.exit ? /lower/ : new RegExp(c.code === 'ENOTDIR' ? 'neither a directory' : c.code === 'ENOENT' ? 'does not exist' : 'lower'), `pagecow create: ${c.what}: says why`)
+    t.notOk(nodeFs.existsSync(join(store, 'pagecow.db')), `pagecow create: ${c.what}: no store made`)
+  }
 })
