@@ -33,6 +33,8 @@ export async function storeKind(dir: string): Promise<StoreKind> {
 }
 
 const anyCreateOptionsSchema = createOptionsSchema.extend({
+  /** A raw image, a directory, a squashfs image or a tree store; or a list of tree lowers (TreeStore.create). */
+  lower: z.union([z.string().min(1, 'the lower path is required'), z.array(z.string())]),
   /** 'raw', 'directory' or 'squashfs'; default: told by what `lower` is. */
   lowerFormat: lowerFormatSchema.optional(),
 })
@@ -48,10 +50,15 @@ export type AnyCreateOptions = z.input<typeof anyCreateOptionsSchema>
  */
 export async function createStore(dir: string, options: AnyCreateOptions): Promise<AnyStore> {
   const { lowerFormat, ...opts } = parseWith(anyCreateOptionsSchema, options, 'create')
+  if (Array.isArray(opts.lower)) {
+    // Several lowers stack trees; TreeStore.create checks the list.
+    if (lowerFormat === 'raw') throw new PagecowError('EINVAL', 'create: a list of lowers makes a tree store; lowerFormat raw is for one image')
+    return (await treeStore()).create(dir, { ...opts, lower: opts.lower, lowerFormat })
+  }
   const found = detectLowerFormat(resolve(opts.lower))
   const format = lowerFormat ?? found
   if (format === 'raw' && found === 'directory') throw new PagecowError('EINVAL', `the lower ${resolve(opts.lower)} is a directory, not a raw image`)
-  return format === 'raw' ? (await imageStore()).create(dir, opts) : (await treeStore()).create(dir, { ...opts, lowerFormat: format })
+  return format === 'raw' ? (await imageStore()).create(dir, { ...opts, lower: opts.lower }) : (await treeStore()).create(dir, { ...opts, lower: opts.lower, lowerFormat: lowerFormat === 'raw' ? undefined : lowerFormat })
 }
 
 /** Open the store in `dir`, whatever its kind: `{ readOnly = false, autoFlushMs = 5000 }`. */

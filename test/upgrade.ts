@@ -4,7 +4,9 @@ import { createHash } from 'node:crypto'
 import * as nodeFs from 'node:fs'
 import t from 'tap'
 import { checkStore, ImageStore, nameToBytes, openStore, TreeStore } from '../lib/index.js'
-import { SCHEMA_VERSION } from '../lib/store/migrations.js'
+import { schemaVersion, SCHEMA_VERSION } from '../lib/store/migrations.js'
+import { DATABASE_FILE, openDatabase } from '../lib/store/database.js'
+import { join } from 'node:path'
 import type { TapTest } from './fixtures/tap-test.js'
 import { copyImageStore, mountTreeStore, releaseManifest, releaseSchema, releasesWithStores, type ManifestEntry } from './fixtures/release-stores.js'
 
@@ -99,6 +101,16 @@ for (const version of releasesWithStores()) {
     await again.close()
     const report = await checkStore(fixture.storeDir)
     t.ok(report.clean, 'fsck: clean', { problems: report.problems })
+
+    // Schema 70: the record lists its lowers (one here), and its version is past every release
+    // before it, whose pagecow refuses a newer schema with EVERSION (checkSchemaVersion).
+    const db = openDatabase(join(fixture.storeDir, DATABASE_FILE), { readOnly: true })
+    const raw = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'store'").get()!
+    t.ok(schemaVersion(db) >= 70 && schemaVersion(db) > releaseSchema(version), `upgraded to schema ${schemaVersion(db)}, past ${version}'s ${releaseSchema(version)}`)
+    db.close()
+    const record = JSON.parse(raw.value) as Record<string, unknown>
+    t.notOk('lower' in record, 'the one lower of the old record is gone')
+    t.match(record.lowers, [{ path: fixture.lower }], 'the record lists it as its only lower')
   })
 }
 

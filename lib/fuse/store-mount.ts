@@ -180,8 +180,8 @@ export function checkMountpoint(mountpoint: string, store?: TreeStore | ImageSto
     // The server reaches the store and the lower by path: if the mount covered them, its own
     // calls would come back to it and wait for ever.
     const storePath = fs.realpathSync(store.path)
-    const lower = fs.realpathSync(store instanceof ImageStore ? store.info().lower.path : store.lowerPath)
-    const covered = overlaps(real, storePath) ? storePath : store instanceof ImageStore ? (lower.startsWith(`${real}/`) ? lower : undefined) : overlaps(real, lower) ? lower : undefined
+    const lowers = (store instanceof ImageStore ? [store.info().lower.path] : store.lowerPaths).map((p) => fs.realpathSync(p))
+    const covered = overlaps(real, storePath) ? storePath : store instanceof ImageStore ? lowers.find((l) => l.startsWith(`${real}/`)) : lowers.find((l) => overlaps(real, l))
     if (covered !== undefined) {
       throw new PagecowError('EINVAL', `mount: the mount point ${real} overlaps ${covered}, which the store reads; mount it elsewhere (a store is not mounted over its own lower: the lower stays readable where it is)`)
     }

@@ -23,7 +23,7 @@ import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, databaseBytes, openDatabase } from '../store/database.js'
-import { readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type StoreMeta } from '../store/meta.js'
+import { readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type ImageMeta, type StoreMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
 import { freezeOptionsSchema, type FreezeOptions, type FrozenFile } from '../store/freeze-options.js'
 import { registerWriteGate, WriteGate } from '../store/write-gate.js'
@@ -85,7 +85,7 @@ export class ImageStore extends EventEmitter {
   readonly path: string
   readonly readOnly: boolean
   readonly #core: StoreCore
-  readonly #meta: StoreMeta
+  readonly #meta: ImageMeta
   readonly #file: PagedFile
   readonly #chunks: ChunkTable
   /** Every change of the image's data passes it: freeze, and the hook of first-dirty events. */
@@ -94,7 +94,7 @@ export class ImageStore extends EventEmitter {
   /** Bumped by every commit; a flush whose snapshot an other commit overtook skips its own. */
   #commits = 0
 
-  private constructor(core: StoreCore, meta: StoreMeta, file: PagedFile, chunks: ChunkTable) {
+  private constructor(core: StoreCore, meta: ImageMeta, file: PagedFile, chunks: ChunkTable) {
     super()
     this.path = core.path
     this.readOnly = core.readOnly

@@ -29,9 +29,9 @@ export async function* lowerObjects(meta: StoreMeta, closers: Array<() => void>)
     yield { key: IMAGE_LOWER_KEY, where: `the lower image ${meta.lower.path}`, path: meta.lower.path, size, open: () => LowerImage.open(meta.lower.path) }
     return
   }
-  const { openLower } = await import('../tree/open-lower.js')
+  const { openLowers } = await import('../tree/open-lower.js')
   const { lowerFiles } = await import('../tree/lower-files.js')
-  const lower = openLower(meta.lower) // a directory, or a squashfs image read in user space
+  const lower = openLowers(meta.lowers) // directories, squashfs images read in user space, tree stores
   closers.push(() => lower.close())
   for (const f of lowerFiles(lower)) {
     const path = lower.full(f.rel)

@@ -11,7 +11,7 @@ import { storeKind } from '../open-store.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
-import { readFileRecord, readStoreMeta, type StoreMeta } from '../store/meta.js'
+import { readFileRecord, lowerPlace, readStoreMeta, type StoreMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
 import type { LowerFile } from '../tree/lower-tree.js'
 import type { LowerProgress } from './bind-lower.js'
@@ -103,8 +103,8 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
     try {
       for await (const o of lowerObjects(meta, closers)) objects.push(o)
     } catch (err) {
-      const e = fromSystemError(err, `reading the lower ${meta.lower.path}`)
-      problem({ code: 'ESTALE', what: 'fingerprint', file: meta.lower.path, message: e.message })
+      const e = fromSystemError(err, `reading the lower ${lowerPlace(meta)}`)
+      problem({ code: 'ESTALE', what: 'fingerprint', file: lowerPlace(meta), message: e.message })
     }
     const totalBytes = (report.bound ? objects.reduce((n, o) => n + o.size, 0) : 0) + (dataPages + bases) * g.pageSize
     let doneBytes = 0
@@ -133,7 +133,7 @@ function pagedFiles(db: Database.Database, meta: StoreMeta): PagedFileRef[] {
     if (seen.has(r.id)) continue
     seen.add(r.id)
     const rel = r.origin ? nameFromBytes(r.origin) : undefined
-    out.push({ id: r.id, name: rel === undefined ? `paged file ${r.id}` : `paged file ${r.id} (${meta.lower.path}/${rel})`, lower: rel === undefined || r.ino === null ? undefined : { rel, ino: r.ino } })
+    out.push({ id: r.id, name: rel === undefined ? `paged file ${r.id}` : `paged file ${r.id} (${lowerPlace(meta)}/${rel})`, lower: rel === undefined || r.ino === null ? undefined : { rel, ino: r.ino } })
   }
   return out
 }

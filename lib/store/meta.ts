@@ -54,26 +54,61 @@ export const squashfsLowerSchema = z.strictObject({
   fingerprint: fingerprintSchema,
 })
 
-/** What a tree store's lower is, as its record says. */
-export const treeLowerSchema = z.union([directoryLowerSchema, squashfsLowerSchema])
+/**
+ * Another tree store's merged tree (schema 70): its directory, the inode number of its root as
+ * this store numbers it, and the id of the seal it was given when this store was made on it (a
+ * base whose seal changed was unsealed and may have been written: refused at open).
+ */
+export const storeLowerSchema = z.strictObject({
+  format: z.literal('store'),
+  path: z.string().min(1),
+  rootIno: z.number().int().nonnegative(),
+  sealId: z.string().min(1),
+})
+
+/** What one lower of a tree store is, as its record says. */
+export const treeLowerSchema = z.union([directoryLowerSchema, squashfsLowerSchema, storeLowerSchema])
+
+/** Most lowers a tree store stacks (see lower-inos.ts: the inode numbers of the layers share 48 bits). */
+export const MAX_LOWERS = 16
+
+/**
+ * A base store other stores are made on (schema 70): writable opens fail with EROFS while it is
+ * sealed. `id` is what the stores on it recorded.
+ */
+export const sealSchema = z.strictObject({ id: z.string().min(1), at: z.string() })
 
 export const treeMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
   kind: z.literal('tree'),
   pageSize: z.number().int().refine(isValidPageSize),
-  lower: treeLowerSchema,
+  /** The lowers, leftmost on top (overlayfs's lowerdir=A:B:C); schema 70 (one `lower` before). */
+  lowers: z.array(treeLowerSchema).min(1).max(MAX_LOWERS),
   createdAt: z.string(),
   createdBy: z.string(),
   lowerBinding: lowerBindingSchema.optional(),
+  sealed: sealSchema.optional(),
 })
 
+/**
+ * A tree record as schemas before 70 wrote it (one `lower`), read as this schema's: the kind of an
+ * old store is read before it is migrated (storeKind).
+ */
+const legacyTreeMeta = (value: unknown): unknown => {
+  if (typeof value !== 'object' || value === null || !('lower' in value) || (value as { kind?: unknown }).kind !== 'tree') return value
+  const { lower, ...rest } = value as Record<string, unknown>
+  return { ...rest, lowers: [lower] }
+}
+
 /** The store record: a discriminated union on `kind`. */
-export const storeMetaSchema = z.discriminatedUnion('kind', [imageMetaSchema, treeMetaSchema])
+export const storeMetaSchema = z.preprocess(legacyTreeMeta, z.discriminatedUnion('kind', [imageMetaSchema, treeMetaSchema]))
 
 export type ImageMeta = z.infer<typeof imageMetaSchema>
 export type TreeMeta = z.infer<typeof treeMetaSchema>
 export type TreeLowerRecord = z.infer<typeof treeLowerSchema>
-export type StoreMeta = z.infer<typeof storeMetaSchema>
+export type StoreLowerRecord = z.infer<typeof storeLowerSchema>
+export type StoreMeta = z.output<typeof storeMetaSchema>
+export type Seal = z.infer<typeof sealSchema>
 export type StoreKind = StoreMeta['kind']
 
 const fileRowSchema = z
@@ -86,6 +121,11 @@ const fileRowSchema = z
     zero_pages: z.number().int().nonnegative(),
   })
   .refine((row) => row.lower_cut <= row.size, 'lower_cut past the end of the file')
+
+/** Where a store's lower is, as messages name it: the image, or the tree lowers joined by ':'. */
+export function lowerPlace(meta: StoreMeta): string {
+  return meta.kind === 'image' ? meta.lower.path : meta.lowers.map((l) => l.path).join(':')
+}
 
 /** The record of an image store; a tree store is refused with EINVAL (open it with openStore). */
 export function readMeta(db: Database.Database, where: string): ImageMeta {

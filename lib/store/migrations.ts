@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from '../fs.js'
 import { PagecowError } from '../errors.js'
 import { sumExistingPages } from '../integrity/sum-existing-pages.js'
 import { sumExistingRows } from '../integrity/sum-existing-rows.js'
+import { rowSum } from '../integrity/row-sums.js'
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url))
 const MIGRATION_NAME = /^(\d+)-[\w-]+\.sql$/
@@ -36,6 +37,11 @@ const HOOKS: Record<number, (db: Database.Database, dbPath: string) => void> = {
   40: (db, dbPath) => {
     sumExistingRows(db)
     sumExistingPages(db, dbPath)
+  },
+  // The store record was rewritten by the SQL: its checksum follows it.
+  70: (db) => {
+    const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'store'").get()
+    if (row) db.prepare("UPDATE meta SET sum = ? WHERE key = 'store'").run(rowSum.meta('store', row.value))
   },
 }
 

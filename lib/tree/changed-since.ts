@@ -48,7 +48,7 @@ export function changedExtentsOf(p: TreeParts, path: TreePath, since: string): G
 export function changedSince(p: TreeParts, since: string): TreeChangeSince[] {
   const mark = markOf(p, since, 'changes')
   const { ns, lower } = p
-  const rootIno = p.meta.lower.rootIno
+  const rootIno = p.rootIno
   const places = new Places(ns, lower, rootIno)
   const journal = p.core.tracking.journal
   const out = new Map<string, TreeChangeSince>()

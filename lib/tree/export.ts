@@ -173,9 +173,9 @@ async function writeTree(store: TreeStore, outdir: string, opts: z.output<typeof
  * Refuse (EINVAL) an output path inside the lower (it is never written) or the store (nothing
  * else lives there), or containing either. For exports and `pagecow read --output`.
  */
-export function checkTreeOutput(store: Pick<TreeStore, 'path' | 'lowerPath'>, outdir: string): void {
+export function checkTreeOutput(store: Pick<TreeStore, 'path' | 'lowerPaths'>, outdir: string): void {
   const target = realpathOfNearest(resolve(outdir))
-  for (const [root, what] of [[store.lowerPath, 'the lower'], [store.path, 'the store']] as const) {
+  for (const [root, what] of [...store.lowerPaths.map((l) => [l, 'the lower'] as const), [store.path, 'the store'] as const]) {
     const real = realpathOfNearest(root)
     if (target === real || target.startsWith(real + '/') || real.startsWith(target + '/')) {
       throw new PagecowError('EINVAL', `export: ${outdir} and ${what} (${root}) overlap; export somewhere else`)

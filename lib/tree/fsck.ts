@@ -15,7 +15,7 @@ import { readFileRecord, readStoreMeta, type TreeMeta } from '../store/meta.js'
 import { rowSum, sumMatches } from '../integrity/row-sums.js'
 import { describeMismatch, rowCountMismatches } from '../integrity/row-counts.js'
 import { UPPER_INO_BASE } from './ino.js'
-import { openLower } from './open-lower.js'
+import { openLowers, rootInoOf } from './open-lower.js'
 import type { LowerTree } from './lower-tree.js'
 import { printChanges } from './lower-print.js'
 import { Namespace, type InodeRow } from './namespace.js'
@@ -59,7 +59,7 @@ async function check(db: Database.Database, path: string, report: TreeFsckReport
   if (meta.kind !== 'tree') throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store`)
   let lower: LowerTree | undefined
   try {
-    lower = openLower(meta.lower)
+    lower = openLowers(meta.lowers)
   } catch (err) {
     const e = fromSystemError(err, 'opening the lower')
     problem(e.code, e.message)
@@ -83,7 +83,7 @@ async function checkWithLower(
   const geometry = new Geometry(meta.pageSize)
   const storeOwner = ownerOfDirectory(path)
   const ns = new Namespace(db, path)
-  const rootIno = meta.lower.rootIno
+  const rootIno = rootInoOf(meta.lowers)
 
   // Inodes, one by one, so that one bad record does not hide the others.
   const rows = new Map<number, InodeRow>()

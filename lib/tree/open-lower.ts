@@ -1,20 +1,48 @@
-// The one place that picks how a tree store reads its lower: a directory (LowerDir) or a squashfs
-// image read in user space (LowerSquashfs). TreeStore.create records the lower with recordLower();
-// TreeStore.open and fsck open it again from that record with openLower().
+// The one place that picks how a tree store reads its lowers: a directory (LowerDir), a squashfs
+// image read in user space (LowerSquashfs), another tree store (LowerStore), and several of them
+// stacked (LowerStack). TreeStore.create records each lower with recordLower(); TreeStore.open and
+// fsck open them again from those records with openLowers().
 import * as fs from '../fs.js'
 import { fromSystemError, PagecowError } from '../errors.js'
 import { describeChange, fingerprint, sampleHash, type Fingerprint } from '../image/fingerprint.js'
 import { LowerImage } from '../image/lower-image.js'
 import { detectLowerFormat, type TreeLowerFormat } from '../lower-format.js'
 import { SquashfsImage } from '../squashfs/squashfs-image.js'
-import type { TreeLowerRecord } from '../store/meta.js'
+import { DATABASE_FILE, hasDatabase, openDatabase } from '../store/database.js'
+import { readStoreMeta, type TreeLowerRecord } from '../store/meta.js'
+import { sealStore } from '../store/seal.js'
 import { LowerDir } from './lower-dir.js'
+import { stackIno } from './lower-inos.js'
 import { LowerSquashfs } from './lower-squashfs.js'
+import { LowerStack } from './lower-stack.js'
+import { LowerStore } from './lower-store.js'
 import type { LowerTree } from './lower-tree.js'
 
+/** What one lower is: a directory, a squashfs image, or another tree store. */
+export type TreeLowerKind = TreeLowerFormat | 'store'
+
 /** The format a record names (records made before squashfs lowers are directories). */
-export function formatOfLower(record: TreeLowerRecord): TreeLowerFormat {
+export function formatOfLower(record: TreeLowerRecord): TreeLowerKind {
   return record.format ?? 'directory'
+}
+
+/** The lowers a store record lists, as one tree (a stack of them if there are several). */
+export function openLowers(records: readonly TreeLowerRecord[]): LowerTree {
+  if (records.length === 1) return openLower(records[0]!)
+  const layers: LowerTree[] = []
+  try {
+    for (const record of records) layers.push(openLower(record))
+    return LowerStack.open(layers)
+  } catch (err) {
+    for (const layer of layers) layer.close()
+    throw err
+  }
+}
+
+/** The inode number of the merged lowers' root (the store's root unless the upper renumbers it: never). */
+export function rootInoOf(records: readonly TreeLowerRecord[]): number {
+  const top = records[0]!.rootIno
+  return records.length === 1 ? top : stackIno(top, 0, records.length, () => records[0]!.path)
 }
 
 /**
@@ -22,6 +50,7 @@ export function formatOfLower(record: TreeLowerRecord): TreeLowerFormat {
  * had when the store was made (size, mtime, sampled bytes): ESTALE saying what changed if not.
  */
 export function openLower(record: TreeLowerRecord): LowerTree {
+  if (record.format === 'store') return LowerStore.open(record.path, { sealId: record.sealId, rootIno: record.rootIno })
   if (record.format !== 'squashfs') return LowerDir.open(record.path, record.rootIno)
   const change = describeChange(record.fingerprint, fingerprintOf(record.path))
   if (change !== null) {
@@ -31,11 +60,18 @@ export function openLower(record: TreeLowerRecord): LowerTree {
 }
 
 /**
- * The record of a new store's lower at `path` (absolute, symlink-free), checked by opening it:
- * a directory, or a squashfs image (told by its magic). `format` insists on one of them.
+ * What the lower at `path` (absolute, symlink-free) is, checked without changing anything: a
+ * tree store (a directory holding a store database), a directory, or a squashfs image (told by
+ * its magic). `format` insists on a directory or an image ('directory' also takes a store's
+ * directory as a plain directory).
  */
-export function recordLower(path: string, format?: TreeLowerFormat): TreeLowerRecord {
+export function lowerKindOf(path: string, format?: TreeLowerFormat): TreeLowerKind {
   const found = detectLowerFormat(path)
+  if (found === 'directory' && format === undefined && hasDatabase(path)) {
+    const kind = storeKindNow(path)
+    if (kind !== 'tree') throw new PagecowError('EINVAL', `the lower ${path} is an ${kind} store; a tree store overlays a directory, a squashfs image or a tree store`)
+    return 'store'
+  }
   const want = format ?? (found === 'raw' ? undefined : found)
   if (want === undefined) {
     throw new PagecowError('ENOTDIR', `the lower ${path} is neither a directory nor a squashfs image; a tree store overlays one of those (a raw image makes an image store: createStore())`)
@@ -44,7 +80,25 @@ export function recordLower(path: string, format?: TreeLowerFormat): TreeLowerRe
     const what = found === 'raw' ? 'not a squashfs image (no squashfs magic at its start)' : `a ${found === 'directory' ? 'directory' : 'squashfs image'}`
     throw new PagecowError(want === 'directory' ? 'ENOTDIR' : 'EINVAL', `the lower ${path} is ${what}, and the lower format asked for is ${want}`)
   }
-  if (want === 'directory') {
+  return want
+}
+
+/**
+ * The record of a new store's lower at `path` (absolute, symlink-free) of kind `kind`
+ * (lowerKindOf), checked by opening it. A tree store is sealed first: from now on it is never
+ * written (seal.ts).
+ */
+export function recordLower(path: string, kind: TreeLowerKind): TreeLowerRecord {
+  if (kind === 'store') {
+    sealStore(path)
+    const lower = LowerStore.open(path)
+    try {
+      return { format: 'store', path, rootIno: lower.rootIno, sealId: lower.sealId }
+    } finally {
+      lower.close()
+    }
+  }
+  if (kind === 'directory') {
     let rootIno: number
     try {
       rootIno = fs.lstatSync(path).ino
@@ -60,6 +114,19 @@ export function recordLower(path: string, format?: TreeLowerFormat): TreeLowerRe
     return { format: 'squashfs', path, rootIno: lower.rootIno, fingerprint: print }
   } finally {
     lower.close()
+  }
+}
+
+/** The kind of the store in `path`, read without its lock (as openStore tells it). */
+function storeKindNow(path: string): string {
+  let db
+  try {
+    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true, anyOlderSchema: true })
+    return readStoreMeta(db, path, { unchecked: true }).kind
+  } catch (err) {
+    throw fromSystemError(err, `reading the store ${path}`)
+  } finally {
+    db?.close()
   }
 }
 

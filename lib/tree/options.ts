@@ -3,13 +3,18 @@ import { z } from 'zod'
 import { createOptionsSchema, openOptionsSchema } from '../image/options.js'
 import { treeLowerFormatSchema } from '../lower-format.js'
 import { FILE_TYPES, type FileType } from './file-type.js'
+import { MAX_LOWERS } from '../store/meta.js'
+
+const lowerPath = z.string().min(1, 'a lower path is empty')
 
 /**
  * `TreeStore.create(dir, { lower, lowerFormat, pageSize = 4096, autoFlushMs = 5000 })`: `lower` is a
- * directory or a squashfs image, told apart by what is there unless `lowerFormat` ('directory' or
- * 'squashfs') insists on one.
+ * directory, a squashfs image or another tree store (its directory), told apart by what is there
+ * unless `lowerFormat` ('directory' or 'squashfs') insists on one for every lower; or a list of
+ * them (at most MAX_LOWERS, each once), leftmost on top as overlayfs's lowerdir=A:B:C.
  */
 export const treeCreateOptionsSchema = createOptionsSchema.extend({
+  lower: z.union([lowerPath, z.array(lowerPath).min(1, 'the list of lowers is empty').max(MAX_LOWERS, `at most ${MAX_LOWERS} lowers`)]),
   lowerFormat: treeLowerFormatSchema.optional(),
 })
 /** `TreeStore.open(dir, { readOnly = false, autoFlushMs = 5000 })`. */

@@ -3,7 +3,7 @@
 import { readFileState } from '../store/meta.js'
 import { databaseBytes } from '../store/database.js'
 import { listChanges, type TreeChange } from './changes.js'
-import { formatOfLower } from './open-lower.js'
+import { formatOfLower, type TreeLowerKind } from './open-lower.js'
 import type { TreeParts } from './tree-parts.js'
 
 /** What `info()` returns: plain data, printed as is by `pagecow inspect --json`. */
@@ -12,8 +12,13 @@ export interface TreeStoreInfo {
   kind: 'tree'
   readOnly: boolean
   pageSize: number
-  /** The lower: a directory, or a squashfs image read in user space. */
-  lower: { path: string; format: 'directory' | 'squashfs' }
+  /**
+   * The lower: a directory, a squashfs image read in user space or a tree store; several of them
+   * as a 'stack', its path the lowers joined as overlayfs's lowerdir option (':' escaped '\\:').
+   */
+  lower: { path: string; format: TreeLowerKind | 'stack' }
+  /** Each lower, leftmost on top. */
+  lowers: Array<{ path: string; format: TreeLowerKind }>
   /** Objects the upper records (changed lower objects and new ones), names and whiteouts. */
   namespace: { inodes: number; entries: number; whiteouts: number; xattrs: number }
   /** Regular files with pages in the upper, and their pages by state. */
@@ -32,7 +37,7 @@ export function* treeChanges(p: TreeParts): Generator<TreeChange> {
   yield* listChanges({
     ns: p.ns,
     lower: p.lower,
-    rootIno: p.meta.lower.rootIno,
+    rootIno: p.rootIno,
     pageSize: p.meta.pageSize,
     fileState: (id) => {
       const node = p.nodes.list().find((n) => n.fileId === id)
@@ -74,7 +79,8 @@ export function treeInfo(p: TreeParts): TreeStoreInfo {
     kind: 'tree',
     readOnly: p.readOnly,
     pageSize: p.meta.pageSize,
-    lower: { path: p.meta.lower.path, format: formatOfLower(p.meta.lower) },
+    lower: p.meta.lowers.length === 1 ? { path: p.meta.lowers[0]!.path, format: formatOfLower(p.meta.lowers[0]!) } : { path: p.lower.root, format: 'stack' },
+    lowers: p.meta.lowers.map((l) => ({ path: l.path, format: formatOfLower(l) })),
     namespace: {
       inodes: count('SELECT count(*) AS n FROM inodes'),
       entries: count('SELECT count(*) AS n FROM dirents WHERE ino IS NOT NULL'),

@@ -18,6 +18,7 @@ import { Namespace, type InodeMeta, type InodeRow } from './namespace.js'
 import { checkName, joinPath, splitPath, type TreePath } from './names.js'
 import { NodeTable } from './node-table.js'
 import { Resolver } from './resolver.js'
+import { rootInoOf } from './open-lower.js'
 import { LowerSums } from '../integrity/lower-sums.js'
 import { VerifiedLower } from '../integrity/verified-lower.js'
 import { WriteGate } from '../store/write-gate.js'
@@ -33,6 +34,8 @@ export class TreeParts {
   readonly meta: TreeMeta
   readonly ns: Namespace
   readonly lower: LowerTree
+  /** The root directory's inode number (the merged lowers' root's). */
+  readonly rootIno: number
   readonly resolver: Resolver
   readonly dirs: MergedDirs
   readonly nodes: NodeTable
@@ -49,7 +52,8 @@ export class TreeParts {
     this.meta = meta
     this.lower = lower
     this.ns = new Namespace(core.db, core.path, core.generation, core.tracking)
-    this.resolver = new Resolver(this.ns, lower, meta.lower.rootIno)
+    this.rootIno = rootInoOf(meta.lowers)
+    this.resolver = new Resolver(this.ns, lower, this.rootIno)
     this.dirs = new MergedDirs(this.ns, lower)
     this.geometry = new Geometry(meta.pageSize)
     this.nodes = new NodeTable({

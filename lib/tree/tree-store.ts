@@ -19,7 +19,7 @@ import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import type { Extent } from '../page/extent.js'
 import { prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, openDatabase } from '../store/database.js'
-import { readStoreMeta, writeMeta, type TreeMeta } from '../store/meta.js'
+import { readStoreMeta, writeMeta, type TreeLowerRecord, type TreeMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
 import { freezeOptionsSchema, type FreezeOptions, type FrozenFile } from '../store/freeze-options.js'
 import { registerWriteGate } from '../store/write-gate.js'
@@ -32,7 +32,8 @@ import type { TreeFileHandle } from './file-handle.js'
 import * as fileOps from './file-ops.js'
 import type { TreeFileInfo } from './file-ops.js'
 import type { LowerTree } from './lower-tree.js'
-import { openLower, recordLower } from './open-lower.js'
+import { lowerKindOf, openLowers, recordLower } from './open-lower.js'
+import { checkNotSealed } from '../store/seal.js'
 import * as changes from './namespace-changes.js'
 import { checkName, compareNames, joinPath, type TreePath } from './names.js'
 import { UPPER_DIR } from './node-table.js'
@@ -60,6 +61,14 @@ import { checkXattrName } from './xattr-name.js'
 export type { TreeStoreInfo } from './tree-info.js'
 export type { TreeFileInfo } from './file-ops.js'
 
+/** The insides of each open store, for the code that reads a store as a lower (lower-store.ts). */
+const PARTS = new WeakMap<TreeStore, TreeParts>()
+
+/** The insides of an open tree store. @internal */
+export function treePartsOf(store: TreeStore): TreeParts {
+  return PARTS.get(store)!
+}
+
 export class TreeStore extends EventEmitter {
   readonly kind = 'tree' as const
   /** Absolute path of the store directory. */
@@ -76,10 +85,11 @@ export class TreeStore extends EventEmitter {
     this.#events = new FirstDirtyEvents(parts.gate, {
       kind: 'tree',
       // A lower file's first write comes before its row: its lower path says where it is.
-      pathOf: (ino) => new Places(parts.ns, parts.lower, parts.meta.lower.rootIno).of(ino, parts.nodes.get(ino)?.lowerPath),
+      pathOf: (ino) => new Places(parts.ns, parts.lower, parts.rootIno).of(ino, parts.nodes.get(ino)?.lowerPath),
       sizeOf: (ino) => parts.nodes.get(ino)?.size ?? 0,
     })
     registerWriteGate(this, parts.gate)
+    PARTS.set(this, parts)
     const { nodes, ns } = parts
     parts.core.attach(
       {
@@ -107,24 +117,35 @@ export class TreeStore extends EventEmitter {
     )
   }
 
-  /** Create a tree store in `dir` (new or empty) over `lower`, a directory or a squashfs image. Nothing of the lower is read but its root. */
+  /**
+   * Create a tree store in `dir` (new or empty) over `lower`: a directory, a squashfs image or a
+   * tree store (sealed by this: it is never written again while this store depends on it), or a
+   * list of them, leftmost on top. Nothing of a lower is read but its root.
+   */
   static async create(dir: string, options: TreeCreateOptions): Promise<TreeStore> {
     const opts = parseWith(treeCreateOptionsSchema, options, 'create')
     const path = resolve(dir)
-    let lowerPath: string
-    try {
-      lowerPath = fs.realpathSync(resolve(opts.lower))
-    } catch (err) {
-      const e = fromSystemError(err, `reading the lower ${opts.lower}`)
-      if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(opts.lower)} does not exist`, { cause: err })
-      throw e
+    const given = typeof opts.lower === 'string' ? [opts.lower] : opts.lower
+    const lowerPaths = given.map(realLowerPath)
+    for (const [i, p] of lowerPaths.entries()) {
+      const first = lowerPaths.indexOf(p)
+      if (first !== i) throw new PagecowError('EINVAL', `create: the lower ${p} is given twice (as ${given[first]} and ${given[i]}); a layer appears once in a stack`)
     }
-    const lower = recordLower(lowerPath, opts.lowerFormat)
+    const kinds = lowerPaths.map((p) => lowerKindOf(p, opts.lowerFormat))
     const created = prepareEmptyDirectory(path)
     const real = fs.realpathSync(path)
-    if (real === lowerPath || real.startsWith(lowerPath + '/') || lowerPath.startsWith(real + '/')) {
+    for (const lowerPath of lowerPaths) {
+      if (real === lowerPath || real.startsWith(lowerPath + '/') || lowerPath.startsWith(real + '/')) {
+        if (created) fs.rmdirSync(path)
+        throw new PagecowError('EINVAL', `the store ${path} and the lower ${lowerPath} must not contain one another`)
+      }
+    }
+    let lowers: TreeLowerRecord[]
+    try {
+      lowers = lowerPaths.map((p, i) => recordLower(p, kinds[i]!))
+    } catch (err) {
       if (created) fs.rmdirSync(path)
-      throw new PagecowError('EINVAL', `the store ${path} and the lower ${lowerPath} must not contain one another`)
+      throw err
     }
     let db: Database.Database | undefined
     try {
@@ -135,7 +156,7 @@ export class TreeStore extends EventEmitter {
         format: 'pagecow',
         kind: 'tree',
         pageSize: opts.pageSize,
-        lower,
+        lowers,
         createdAt: new Date().toISOString(),
         createdBy: `pagecow ${VERSION}`,
       }
@@ -153,8 +174,16 @@ export class TreeStore extends EventEmitter {
     return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs })
   }
 
-  /** Open a tree store; the lower root must be the one it was created over (ESTALE otherwise). */
+  /**
+   * Open a tree store; each lower must be the one it was created over (ESTALE otherwise). A sealed
+   * store (other stores are made on it) opens read-only only: EROFS otherwise.
+   */
   static async open(dir: string, options: TreeOpenOptions = {}): Promise<TreeStore> {
+    return TreeStore.openNow(dir, options)
+  }
+
+  /** open(), synchronously: a store lower opens its base while the store above it opens. @internal */
+  static openNow(dir: string, options: TreeOpenOptions = {}): TreeStore {
     const opts = parseWith(treeOpenOptionsSchema, options, 'open')
     const path = resolve(dir)
     // Upper files are opened by name inside upper/: it must be the store's own directory.
@@ -166,8 +195,9 @@ export class TreeStore extends EventEmitter {
       if (meta.kind !== 'tree') {
         throw new PagecowError('EINVAL', `${path} is an ${meta.kind} store, not a tree store; open it with openStore() or ImageStore.open()`)
       }
+      if (!opts.readOnly) checkNotSealed(meta.sealed, path)
       checkRowCounts(core.db, path)
-      lower = openLower(meta.lower)
+      lower = openLowers(meta.lowers)
       const parts = new TreeParts(core, meta, lower)
       const store = new TreeStore(parts)
       if (!opts.readOnly) parts.recover()
@@ -183,9 +213,14 @@ export class TreeStore extends EventEmitter {
     return this.#p.meta.pageSize
   }
 
-  /** The lower: a directory, or a squashfs image. */
+  /** The top lower: a directory, a squashfs image or a tree store. */
   get lowerPath(): string {
-    return this.#p.meta.lower.path
+    return this.#p.meta.lowers[0]!.path
+  }
+
+  /** Every lower, leftmost on top. */
+  get lowerPaths(): string[] {
+    return this.#p.meta.lowers.map((l) => l.path)
   }
 
   // ---- reading the namespace ----
@@ -564,6 +599,17 @@ export class TreeStore extends EventEmitter {
       await this.#p.gate.drain()
     }
     return this.#p.core.close()
+  }
+}
+
+/** A lower path as given, made absolute and symlink-free (ENOENT if nothing is there). */
+function realLowerPath(given: string): string {
+  try {
+    return fs.realpathSync(resolve(given))
+  } catch (err) {
+    const e = fromSystemError(err, `reading the lower ${given}`)
+    if (e.code === 'ENOENT') throw new PagecowError('ENOENT', `the lower ${resolve(given)} does not exist`, { cause: err })
+    throw e
   }
 }
 

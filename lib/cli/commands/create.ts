@@ -8,10 +8,13 @@ import { createStore } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand, SIZE_FORMS } from '../command.js'
 import { formatSize } from '../format-size.js'
+import { parseLowerList } from '../lower-list.js'
 import { nonRawFormat } from '../lower-format.js'
 import { commonFlags, pageSizeValue, parseCommandLine } from '../options.js'
 import { startProgress, type Progress } from '../progress.js'
 import { pseudoFileSystemOf } from '../pseudo-fs.js'
+
+const TREE_WHAT = { directory: 'tree', squashfs: 'tree (squashfs image)', store: 'tree (a tree store)', stack: 'tree (stacked lowers)' } as const
 
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
@@ -30,7 +33,7 @@ export function createCommand(io: CliIo) {
       'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode), or a directory or a squashfs image read without mounting it (tree mode). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
     )
     .argument('<STORE>', 'the store directory to create')
-    .requiredOption('--lower <LOWER>', 'the raw image, directory or squashfs image to overlay; it is only ever read')
+    .requiredOption('--lower <LOWER>', "the raw image, directory, squashfs image or tree store to overlay; it is only ever read (a tree store given is sealed: never written again). Tree mode takes several, leftmost on top, as overlayfs's lowerdir: A:B:C (a ':' in a path is written '\\:')")
     .option('--lower-format <FORMAT>', `what LOWER is: ${LOWER_FORMATS.join(', ')}; default: a directory, a squashfs image by its magic, else raw ("raw" also takes LOWER as raw even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image)`)
     .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
     .option('--bind-lower', 'bind the store to its lower: hash every lower page now (reads the whole lower once), so reads never serve a lower page that changed')
@@ -38,12 +41,13 @@ export function createCommand(io: CliIo) {
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
       checkStorePlace(opts.store)
-      checkLower(opts.lower, opts.lowerFormat)
+      const lowers = parseLowerList(opts.lower)
+      for (const lower of lowers) checkLower(lower, opts.lowerFormat)
       let progress: Progress | undefined
       let created
       try {
         created = await createStore(opts.store, {
-          lower: opts.lower,
+          lower: lowers.length === 1 ? lowers[0]! : lowers,
           lowerFormat: opts.lowerFormat,
           pageSize: opts.pageSize,
           bindLower: opts.bindLower ?? false,
@@ -57,7 +61,7 @@ export function createCommand(io: CliIo) {
       }
       try {
         const info = created.info()
-        const what = info.kind === 'image' ? `${formatSize(info.size)} image` : info.lower.format === 'squashfs' ? 'tree (squashfs image)' : 'tree'
+        const what = info.kind === 'image' ? `${formatSize(info.size)} image` : TREE_WHAT[info.lower.format]
         await writeTo(
           io.stdout,
           opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.path}: ${what} over ${info.lower.path}, page size ${formatSize(info.pageSize)}\n`,
@@ -72,6 +76,8 @@ export function createCommand(io: CliIo) {
     'pagecow create root.cow --lower /srv/rootfs',
     'pagecow create vm1.cow --lower base.img --bind-lower',
     'pagecow create root.cow --lower rootfs.squashfs',
+    'pagecow create app.cow --lower /srv/app:/srv/runtime:rootfs.squashfs',
+    'pagecow create vm-root.cow --lower root.cow',
     'qemu-img convert -O raw base.qcow2 base.img && pagecow create vm1.cow --lower base.img',
   ])
 }
