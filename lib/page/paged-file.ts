@@ -46,6 +46,7 @@ export class PagedFile {
   /** Bumped when #state changes; compared with the version the database holds. */
   #version = 0
   #savedVersion = 0
+  readonly #readsInFlight = new Set<Promise<number>>()
 
   constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, bases: CopyupBases, changes: ChangeLog, state: FileState) {
     this.geometry = geometry
@@ -102,6 +103,24 @@ export class PagedFile {
    * as with any read concurrent with a write.
    */
   async readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
+    const read = this.#readIntoAsync(target, offset)
+    this.#readsInFlight.add(read)
+    try {
+      return await read
+    } finally {
+      this.#readsInFlight.delete(read)
+    }
+  }
+
+  /**
+   * Settles once every readIntoAsync() in flight now has: they planned their pieces from the map
+   * as it was, so blocks that map pointed at must stay until then (compaction waits here).
+   */
+  async readsDone(): Promise<void> {
+    await Promise.allSettled([...this.#readsInFlight])
+  }
+
+  async #readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
     const end = Math.min(offset + target.length, this.#state.size)
     if (end <= offset) return 0
     const g = this.geometry
@@ -214,6 +233,39 @@ export class PagedFile {
       const lo = Math.max(from, start)
       const hi = Math.min(to, start + g.pageSize)
       target.set(whole.subarray(lo - start, hi - start), at + lo - from)
+    }
+  }
+
+  /**
+   * What [offset, offset + target.length) would read if its pages were LOWER: the lower's bytes up
+   * to where the lower ends or was cut, zeros past it (compaction compares DATA pages with it).
+   */
+  readAsLower(target: Uint8Array, offset: number): void {
+    this.#readLower(target, 0, offset, offset + target.length)
+  }
+
+  /**
+   * Compaction: DATA pages [first, end), which read the same in `state` (the caller compared),
+   * become `state`. What the file reads does not change, so no change is recorded. Their upper
+   * blocks still hold the old bytes: the caller gives them back (releasePages) once the map that
+   * no longer points at them is committed, never before (a crash between would serve holes).
+   */
+  settle(first: number, end: number, state: 'lower' | 'zero'): void {
+    this.bases.drop(first, end)
+    this.map.set(first, end, state)
+    this.#version++
+  }
+
+  /**
+   * Give back the upper blocks of the pages of [first, end) that are not DATA (settled, committed,
+   * and not written again since). Readers in other processes learn of the holes from the note.
+   */
+  releasePages(first: number, end: number): void {
+    const g = this.geometry
+    for (const run of this.map.runs(first, end)) {
+      if (run.state === 'data') continue
+      this.guard.beforePunch(run.start, run.end)
+      this.upper.punch(g.byteOf(run.start), g.byteOf(run.end - run.start))
     }
   }
 
