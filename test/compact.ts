@@ -151,7 +151,6 @@ for (const pageSize of [512, 4096, 65536]) {
       await again.close()
       const report = await checkStore(`${dir}/store`)
       t.ok(report.clean, 'fsck: clean', { problems: report.problems })
-      t.equal(report.checked.unownedBytes, 0, 'no space left that no page owns')
     })
   }
 }

@@ -161,7 +161,7 @@ export class ImageStore extends EventEmitter {
       lower.close()
     }
     if (opts.bindLower) await bindNew(path, opts.onProgress)
-    return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs })
+    return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
   }
 
   /** Open an existing store; the lower's fingerprint is checked first (SPEC §8). */
@@ -188,6 +188,7 @@ export class ImageStore extends EventEmitter {
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
       const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), new ChangeLog(core.tracking, IMAGE_FILE_ID), record.state)
+      file.detectZeroes = opts.detectZeroes
       return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()

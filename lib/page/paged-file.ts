@@ -25,6 +25,18 @@ export interface FileState {
   upperWritten: number
 }
 
+/** What a write of whole zero pages does: see PagedFile.detectZeroes. */
+export type DetectZeroes = 'off' | 'on' | 'unmap'
+
+const zeroPages = new Map<number, Buffer>()
+
+/** A page of zeros of `size` bytes, shared (never written). */
+function zeroPage(size: number): Buffer {
+  let page = zeroPages.get(size)
+  if (!page) zeroPages.set(size, (page = Buffer.alloc(size)))
+  return page
+}
+
 /**
  * Reads this large or larger are worth readIntoAsync (libuv's thread pool, so that several overlap
  * on the disk); below it a cached read on the event loop costs less than the hop to the pool.
@@ -47,6 +59,12 @@ export class PagedFile {
   #version = 0
   #savedVersion = 0
   readonly #readsInFlight = new Set<Promise<number>>()
+  /**
+   * What a write of whole pages of zeros does (qemu's detect-zeroes): 'off' writes them; 'on'
+   * makes them ZERO pages, and a page that was DATA keeps its block (as qemu keeps a zeroed
+   * cluster's allocation); 'unmap' makes them ZERO pages and gives DATA pages' blocks back.
+   */
+  detectZeroes: DetectZeroes = 'off'
 
   constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, bases: CopyupBases, changes: ChangeLog, state: FileState) {
     this.geometry = geometry
@@ -277,6 +295,49 @@ export class PagedFile {
 
   /** Write `data` at `offset`, copying up only the pages it touches; grows the file. */
   write(offset: number, data: Uint8Array): void {
+    if (this.detectZeroes !== 'off' && data.length >= this.geometry.pageSize) {
+      for (const piece of this.#zeroPieces(offset, data)) {
+        if (!piece.zero) this.#writeBytes(piece.start, data.subarray(piece.start - offset, piece.end - offset))
+        else {
+          this.#clearTail(piece.start)
+          this.#state.size = Math.max(this.#state.size, piece.end)
+          this.#zeroWholePages(piece.start, piece.end, this.#state.size, this.detectZeroes === 'on')
+        }
+      }
+      return
+    }
+    this.#writeBytes(offset, data)
+  }
+
+  /** detect-zeroes: `data` at `offset` cut into pieces to write and whole pages of zeros. */
+  *#zeroPieces(offset: number, data: Uint8Array): Generator<{ start: number; end: number; zero: boolean }> {
+    const g = this.geometry
+    const end = offset + data.length
+    const [w0, w1] = g.wholePages(offset, end)
+    let at = offset
+    let page = w0
+    while (page < w1) {
+      if (!this.#isZeroPage(data, g.byteOf(page) - offset)) {
+        page++
+        continue
+      }
+      let last = page + 1
+      while (last < w1 && this.#isZeroPage(data, g.byteOf(last) - offset)) last++
+      if (g.byteOf(page) > at) yield { start: at, end: g.byteOf(page), zero: false }
+      yield { start: g.byteOf(page), end: g.byteOf(last), zero: true }
+      at = g.byteOf(last)
+      page = last
+    }
+    if (at < end) yield { start: at, end, zero: false }
+  }
+
+  #isZeroPage(data: Uint8Array, at: number): boolean {
+    const size = this.geometry.pageSize
+    const zeros = zeroPage(size)
+    return Buffer.from(data.buffer, data.byteOffset + at, size).equals(zeros)
+  }
+
+  #writeBytes(offset: number, data: Uint8Array): void {
     if (data.length === 0) return
     const g = this.geometry
     const end = offset + data.length
@@ -433,17 +494,24 @@ export class PagedFile {
     this.#zeroWholePages(offset, end, this.#state.size)
   }
 
-  #zeroWholePages(offset: number, end: number, size: number): void {
+  /** `keepBlocks`: DATA pages that become ZERO keep their upper blocks (detect-zeroes 'on'). */
+  #zeroWholePages(offset: number, end: number, size: number, keepBlocks = false): void {
     const g = this.geometry
     const [first, last] = this.geometry.wholePagesOfFile(offset, end, size)
     if (first >= last) return
     this.changes.touch(first, last)
-    // The blocks go at once (a full disk needs them back before it can commit anything), so the
-    // committed map may point at holes until the next commit: the range is noted first.
-    this.guard.beforePunch(first, last)
     this.bases.drop(first, last)
-    this.map.set(first, last, 'zero')
-    this.upper.punch(g.byteOf(first), g.byteOf(last - first))
+    if (keepBlocks) {
+      // Nothing reads a ZERO page's block: it stays allocated, and a later write of the page
+      // lands in place (fsck counts it as space no page owns; --repair gives it back).
+      this.map.set(first, last, 'zero')
+    } else {
+      // The blocks go at once (a full disk needs them back before it can commit anything), so
+      // the committed map may point at holes until the next commit: the range is noted first.
+      this.guard.beforePunch(first, last)
+      this.map.set(first, last, 'zero')
+      this.upper.punch(g.byteOf(first), g.byteOf(last - first))
+    }
     this.#version++
   }
 

@@ -151,7 +151,7 @@ export class TreeStore extends EventEmitter {
       db?.close()
     }
     if (opts.bindLower) await bindNew(path, opts.onProgress)
-    return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs })
+    return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
   }
 
   /** Open a tree store; the lower root must be the one it was created over (ESTALE otherwise). */
@@ -170,6 +170,7 @@ export class TreeStore extends EventEmitter {
       checkRowCounts(core.db, path)
       lower = openLower(meta.lower)
       const parts = new TreeParts(core, meta, lower)
+      parts.nodes.detectZeroes = opts.detectZeroes
       const store = new TreeStore(parts)
       if (!opts.readOnly) parts.recover()
       return store
