@@ -28,6 +28,7 @@ export { ERROR_CODES, PagecowError, isPagecowError, type ErrorCode } from './err
 export { DEFAULT_PAGE_SIZE, MAX_FILE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from './geometry.js'
 export type { Extent, ExtentState } from './page/extent.js'
 export type { PageState } from './page/page-state.js'
+export type { CompactOptions, CompactProgress, CompactResult } from './page/compaction.js'
 export { VERSION } from './version.js'
 export { NbdServer, type DisconnectReason, type NbdServerOptions } from './nbd/server.js'
 export { NBD_DEFAULTS } from './nbd/options.js'

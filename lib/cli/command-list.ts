@@ -33,6 +33,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'thaw', args: '<STORE> [PATH]', summary: 'let the writers of a frozen image or file go on', load: async () => (await import('./commands/thaw.js')).thawCommand },
   { name: 'fsck', args: '<STORE>', summary: 'check a store (every page against its checksum); exit 4 if it is not clean', load: async () => (await import('./commands/fsck.js')).fsckCommand },
   { name: 'verify', args: '<STORE>', summary: 'recheck every page against its recorded sum; --record binds the lower', load: async () => (await import('./commands/verify.js')).verifyCommand },
+  { name: 'compact', args: '<STORE>', summary: 'give back the space of pages equal to the lower or all zeros', load: async () => (await import('./commands/compact.js')).compactCommand },
   { name: 'export', args: '<STORE> <OUTPUT> [PATH]', summary: 'write the merged image to a raw file, or the merged tree to a directory', load: async () => (await import('./commands/export.js')).exportCommand },
   { name: 'apply', args: '<INCREMENTAL> <TARGET>', summary: 'apply an incremental (export --since) onto the image, file or tree it was made against', load: async () => (await import('./commands/apply.js')).applyCommand },
   { name: 'serve', args: '<STORE>', summary: 'export the store over NBD', load: async () => (await import('./commands/serve.js')).serveCommand },

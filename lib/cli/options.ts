@@ -70,3 +70,9 @@ function inCliWords(issue: z.core.$ZodRawIssue): string | undefined {
       return undefined
   }
 }
+
+/** `--detect-zeroes off|on|unmap` (qemu's drive option of that name). */
+export const detectZeroesValue = z.enum(['off', 'on', 'unmap'], { error: () => 'must be off, on or unmap' })
+
+export const DETECT_ZEROES_HELP =
+  "what writes of whole pages of zeros do, as qemu's detect-zeroes: off (default) stores them; on makes them ZERO pages, writing nothing (a page that was DATA keeps its space, as qemu keeps a zeroed cluster's); unmap makes them ZERO pages and gives DATA pages' space back"

@@ -21,6 +21,7 @@ import { VerifiedLower } from '../integrity/verified-lower.js'
 import { bindNew } from '../integrity/bind-new.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
+import { compactFile, compactOptionsSchema, type CompactOptions, type CompactResult } from '../page/compaction.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
 import { DATABASE_FILE, databaseBytes, openDatabase } from '../store/database.js'
 import { readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type ImageMeta, type StoreMeta } from '../store/meta.js'
@@ -160,7 +161,7 @@ export class ImageStore extends EventEmitter {
       lower.close()
     }
     if (opts.bindLower) await bindNew(path, opts.onProgress)
-    return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs })
+    return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
   }
 
   /** Open an existing store; the lower's fingerprint is checked first (SPEC §8). */
@@ -187,6 +188,7 @@ export class ImageStore extends EventEmitter {
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
       const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), new ChangeLog(core.tracking, IMAGE_FILE_ID), record.state)
+      file.detectZeroes = opts.detectZeroes
       return new ImageStore(core, meta, file, chunks)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
@@ -327,6 +329,24 @@ export class ImageStore extends EventEmitter {
       // What a shrink cuts off (growth reads zeros: nothing of the past to save).
       () => ({ start: size, end: Math.max(this.#file.size, size) }),
     )
+  }
+
+  /**
+   * Give back the upper space of DATA pages that need none (issue 13): a page that reads the same
+   * as the lower under it becomes LOWER again, an all-zero page becomes ZERO. What the image reads
+   * does not change, and nothing is recorded as changed since a mark. Batch by batch, each batch
+   * committed before its space is given back; writers and readers go on meanwhile.
+   */
+  async compact(options: CompactOptions = {}): Promise<CompactResult> {
+    this.#core.checkWritable('compact')
+    const opts = parseWith(compactOptionsSchema, options, 'compact')
+    const total = this.#file.geometry.pagesFor(this.#file.size)
+    let done = 0
+    return compactFile(this.#file, () => this.#flushSync(), {
+      signal: opts.signal,
+      checkWritable: () => this.#core.checkWritable('compact'),
+      progress: (pages) => opts.onProgress?.({ done: (done += pages), total }),
+    })
   }
 
   #truncate(size: number): void {

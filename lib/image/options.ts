@@ -13,6 +13,14 @@ const autoFlushMs = z
   .default(DEFAULT_AUTO_FLUSH_MS)
   .describe('milliseconds between automatic commits of unflushed writes; 0 turns them off')
 
+/**
+ * What a write of whole pages of zeros does, as qemu's detect-zeroes: 'off' (default) writes them;
+ * 'on' makes them ZERO pages (nothing written; a page that was DATA keeps its space, as qemu keeps
+ * a zeroed cluster's allocation); 'unmap' makes them ZERO pages and gives DATA pages' space back.
+ * Not persistent: an option of each open.
+ */
+const detectZeroes = z.enum(['off', 'on', 'unmap']).default('off')
+
 export const createOptionsSchema = z.strictObject({
   /** The raw image to overlay. Required. */
   lower: z.string().min(1, 'the lower image path is required'),
@@ -24,6 +32,7 @@ export const createOptionsSchema = z.strictObject({
     .default(DEFAULT_PAGE_SIZE),
   /** Default 5000; 0 turns automatic commits off. */
   autoFlushMs,
+  detectZeroes,
   /**
    * Bind the lower: hash every lower page now (it reads the whole lower once) so that reads check
    * each lower page they serve and `pagecow verify` names changed pages. Default false.
@@ -38,6 +47,7 @@ export const openOptionsSchema = z.strictObject({
   readOnly: z.boolean().default(false),
   /** Default 5000; 0 turns automatic commits off. */
   autoFlushMs,
+  detectZeroes,
 })
 
 export type CreateOptions = z.input<typeof createOptionsSchema>

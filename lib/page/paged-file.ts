@@ -25,6 +25,18 @@ export interface FileState {
   upperWritten: number
 }
 
+/** What a write of whole zero pages does: see PagedFile.detectZeroes. */
+export type DetectZeroes = 'off' | 'on' | 'unmap'
+
+const zeroPages = new Map<number, Buffer>()
+
+/** A page of zeros of `size` bytes, shared (never written). */
+function zeroPage(size: number): Buffer {
+  let page = zeroPages.get(size)
+  if (!page) zeroPages.set(size, (page = Buffer.alloc(size)))
+  return page
+}
+
 /**
  * Reads this large or larger are worth readIntoAsync (libuv's thread pool, so that several overlap
  * on the disk); below it a cached read on the event loop costs less than the hop to the pool.
@@ -46,6 +58,13 @@ export class PagedFile {
   /** Bumped when #state changes; compared with the version the database holds. */
   #version = 0
   #savedVersion = 0
+  readonly #readsInFlight = new Set<Promise<number>>()
+  /**
+   * What a write of whole pages of zeros does (qemu's detect-zeroes): 'off' writes them; 'on'
+   * makes them ZERO pages, and a page that was DATA keeps its block (as qemu keeps a zeroed
+   * cluster's allocation); 'unmap' makes them ZERO pages and gives DATA pages' blocks back.
+   */
+  detectZeroes: DetectZeroes = 'off'
 
   constructor(geometry: Geometry, lower: LowerSource, upper: UpperFile, map: PageMap, guard: FileGuard, bases: CopyupBases, changes: ChangeLog, state: FileState) {
     this.geometry = geometry
@@ -102,6 +121,24 @@ export class PagedFile {
    * as with any read concurrent with a write.
    */
   async readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
+    const read = this.#readIntoAsync(target, offset)
+    this.#readsInFlight.add(read)
+    try {
+      return await read
+    } finally {
+      this.#readsInFlight.delete(read)
+    }
+  }
+
+  /**
+   * Settles once every readIntoAsync() in flight now has: they planned their pieces from the map
+   * as it was, so blocks that map pointed at must stay until then (compaction waits here).
+   */
+  async readsDone(): Promise<void> {
+    await Promise.allSettled([...this.#readsInFlight])
+  }
+
+  async #readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
     const end = Math.min(offset + target.length, this.#state.size)
     if (end <= offset) return 0
     const g = this.geometry
@@ -217,6 +254,39 @@ export class PagedFile {
     }
   }
 
+  /**
+   * What [offset, offset + target.length) would read if its pages were LOWER: the lower's bytes up
+   * to where the lower ends or was cut, zeros past it (compaction compares DATA pages with it).
+   */
+  readAsLower(target: Uint8Array, offset: number): void {
+    this.#readLower(target, 0, offset, offset + target.length)
+  }
+
+  /**
+   * Compaction: DATA pages [first, end), which read the same in `state` (the caller compared),
+   * become `state`. What the file reads does not change, so no change is recorded. Their upper
+   * blocks still hold the old bytes: the caller gives them back (releasePages) once the map that
+   * no longer points at them is committed, never before (a crash between would serve holes).
+   */
+  settle(first: number, end: number, state: 'lower' | 'zero'): void {
+    this.bases.drop(first, end)
+    this.map.set(first, end, state)
+    this.#version++
+  }
+
+  /**
+   * Give back the upper blocks of the pages of [first, end) that are not DATA (settled, committed,
+   * and not written again since). Readers in other processes learn of the holes from the note.
+   */
+  releasePages(first: number, end: number): void {
+    const g = this.geometry
+    for (const run of this.map.runs(first, end)) {
+      if (run.state === 'data') continue
+      this.guard.beforePunch(run.start, run.end)
+      this.upper.punch(g.byteOf(run.start), g.byteOf(run.end - run.start))
+    }
+  }
+
   #readLower(target: Uint8Array, at: number, from: number, to: number): void {
     const limit = Math.min(this.lower.size, this.#state.lowerCut)
     const n = from < limit ? this.lower.readInto(target, at, Math.min(to, limit) - from, from) : 0
@@ -225,6 +295,49 @@ export class PagedFile {
 
   /** Write `data` at `offset`, copying up only the pages it touches; grows the file. */
   write(offset: number, data: Uint8Array): void {
+    if (this.detectZeroes !== 'off' && data.length >= this.geometry.pageSize) {
+      for (const piece of this.#zeroPieces(offset, data)) {
+        if (!piece.zero) this.#writeBytes(piece.start, data.subarray(piece.start - offset, piece.end - offset))
+        else {
+          this.#clearTail(piece.start)
+          this.#state.size = Math.max(this.#state.size, piece.end)
+          this.#zeroWholePages(piece.start, piece.end, this.#state.size, this.detectZeroes === 'on')
+        }
+      }
+      return
+    }
+    this.#writeBytes(offset, data)
+  }
+
+  /** detect-zeroes: `data` at `offset` cut into pieces to write and whole pages of zeros. */
+  *#zeroPieces(offset: number, data: Uint8Array): Generator<{ start: number; end: number; zero: boolean }> {
+    const g = this.geometry
+    const end = offset + data.length
+    const [w0, w1] = g.wholePages(offset, end)
+    let at = offset
+    let page = w0
+    while (page < w1) {
+      if (!this.#isZeroPage(data, g.byteOf(page) - offset)) {
+        page++
+        continue
+      }
+      let last = page + 1
+      while (last < w1 && this.#isZeroPage(data, g.byteOf(last) - offset)) last++
+      if (g.byteOf(page) > at) yield { start: at, end: g.byteOf(page), zero: false }
+      yield { start: g.byteOf(page), end: g.byteOf(last), zero: true }
+      at = g.byteOf(last)
+      page = last
+    }
+    if (at < end) yield { start: at, end, zero: false }
+  }
+
+  #isZeroPage(data: Uint8Array, at: number): boolean {
+    const size = this.geometry.pageSize
+    const zeros = zeroPage(size)
+    return Buffer.from(data.buffer, data.byteOffset + at, size).equals(zeros)
+  }
+
+  #writeBytes(offset: number, data: Uint8Array): void {
     if (data.length === 0) return
     const g = this.geometry
     const end = offset + data.length
@@ -381,17 +494,24 @@ export class PagedFile {
     this.#zeroWholePages(offset, end, this.#state.size)
   }
 
-  #zeroWholePages(offset: number, end: number, size: number): void {
+  /** `keepBlocks`: DATA pages that become ZERO keep their upper blocks (detect-zeroes 'on'). */
+  #zeroWholePages(offset: number, end: number, size: number, keepBlocks = false): void {
     const g = this.geometry
     const [first, last] = this.geometry.wholePagesOfFile(offset, end, size)
     if (first >= last) return
     this.changes.touch(first, last)
-    // The blocks go at once (a full disk needs them back before it can commit anything), so the
-    // committed map may point at holes until the next commit: the range is noted first.
-    this.guard.beforePunch(first, last)
     this.bases.drop(first, last)
-    this.map.set(first, last, 'zero')
-    this.upper.punch(g.byteOf(first), g.byteOf(last - first))
+    if (keepBlocks) {
+      // Nothing reads a ZERO page's block: it stays allocated, and a later write of the page
+      // lands in place (fsck counts it as space no page owns; --repair gives it back).
+      this.map.set(first, last, 'zero')
+    } else {
+      // The blocks go at once (a full disk needs them back before it can commit anything), so
+      // the committed map may point at holes until the next commit: the range is noted first.
+      this.guard.beforePunch(first, last)
+      this.map.set(first, last, 'zero')
+      this.upper.punch(g.byteOf(first), g.byteOf(last - first))
+    }
     this.#version++
   }
 

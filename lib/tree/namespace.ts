@@ -311,6 +311,11 @@ export class Namespace {
     if (row) this.#run('UPDATE inodes SET sum = ? WHERE ino = ?', rowSum.inodes(inodeCells(row)), ino)
   }
 
+  /** Every object that has data in the upper (a paged file). */
+  inodesWithData(): number[] {
+    return [...this.#iterate('SELECT ino FROM inodes WHERE file IS NOT NULL ORDER BY ino')].map((r) => (r as { ino: number }).ino)
+  }
+
   /** The object whose data paged file `file` holds, if any. */
   inoOfFile(file: number): number | undefined {
     return (this.#get('SELECT ino FROM inodes WHERE file = ?', file) as { ino: number } | undefined)?.ino

@@ -10,7 +10,7 @@ import { ChangeLog } from '../changes/change-log.js'
 import type { Tracking } from '../changes/tracking.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { EMPTY_LOWER } from '../page/lower-source.js'
-import { PagedFile, type FileState } from '../page/paged-file.js'
+import { PagedFile, type DetectZeroes, type FileState } from '../page/paged-file.js'
 import { FileGuard } from '../integrity/file-guard.js'
 import type { FluxLog, FluxNote } from '../integrity/flux-log.js'
 import { FileCommit } from '../page/file-commit.js'
@@ -54,6 +54,8 @@ interface FlushWork {
 export class NodeTable {
   readonly #ctx: NodeContext
   readonly #nodes = new Map<number, FileNode>()
+  /** What writes of whole zero pages do in every file opened from now (the store's open option). */
+  detectZeroes: DetectZeroes = 'off'
 
   constructor(ctx: NodeContext) {
     this.#ctx = ctx
@@ -127,6 +129,7 @@ export class NodeTable {
     const map = new PageMap(chunks, counts, `${this.#ctx.path}, file ${id}`)
     const guard = FileGuard.open(this.#ctx.db, this.#ctx.flux, this.#ctx.readOnly, id, this.#ctx.geometry.pageSize, `${this.#ctx.path}, file ${id}`)
     node.paged = new PagedFile(this.#ctx.geometry, node.lower ?? EMPTY_LOWER, upper, map, guard, new CopyupBases(this.#ctx.db, id), new ChangeLog(this.#ctx.tracking, id), state)
+    node.paged.detectZeroes = this.detectZeroes
     node.chunks = chunks
     node.fileId = id
   }

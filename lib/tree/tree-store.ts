@@ -3,6 +3,8 @@
 // mode is the one-file case of the same code. The public API: each method validates its arguments
 // and does its work in the module of its concern (namespace-changes, file-ops, stat-of, tree-info);
 // the store's life (lock, flushes, close) is the StoreCore's, as for images.
+import { compactOptionsSchema, type CompactOptions, type CompactResult } from '../page/compaction.js'
+import { compactTree } from './compact-tree.js'
 import { FirstDirtyEvents, type FirstDirtyHandler } from '../changes/first-dirty.js'
 import { markNameSchema } from '../changes/mark-name.js'
 import { Places } from './places.js'
@@ -171,7 +173,7 @@ export class TreeStore extends EventEmitter {
       db?.close()
     }
     if (opts.bindLower) await bindNew(path, opts.onProgress)
-    return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs })
+    return TreeStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
   }
 
   /**
@@ -199,6 +201,7 @@ export class TreeStore extends EventEmitter {
       checkRowCounts(core.db, path)
       lower = openLowers(meta.lowers)
       const parts = new TreeParts(core, meta, lower)
+      parts.nodes.detectZeroes = opts.detectZeroes
       const store = new TreeStore(parts)
       if (!opts.readOnly) parts.recover()
       return store
@@ -575,6 +578,18 @@ export class TreeStore extends EventEmitter {
    */
   namespaceDelta(since: string): NamespaceDelta {
     return namespaceDelta(this.#p, since)
+  }
+
+  /**
+   * Give back the upper space of DATA pages that need none, in every file with data in the upper
+   * (see ImageStore.compact): a page that reads the same as the lower file under it becomes LOWER
+   * again (a file edited and reverted keeps no copy), an all-zero page becomes ZERO. Nothing reads
+   * differently and nothing is recorded as changed. Progress counts files.
+   */
+  async compact(options: CompactOptions = {}): Promise<CompactResult & { files: number }> {
+    this.#p.core.checkWritable('compact')
+    const opts = parseWith(compactOptionsSchema, options, 'compact')
+    return compactTree(this.#p, opts)
   }
 
   /** Totals and settings as plain data. */

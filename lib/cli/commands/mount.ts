@@ -11,7 +11,7 @@ import { checkMountpoint, StoreMount } from '../../fuse/store-mount.js'
 import { openStore, storeKind } from '../../open-store.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
-import { commonFlags, countValue, parseCommandLine } from '../options.js'
+import { commonFlags, countValue, DETECT_ZEROES_HELP, detectZeroesValue, parseCommandLine } from '../options.js'
 
 const schema = z.strictObject({
   store: z.string().min(1, 'the store directory is required'),
@@ -23,6 +23,7 @@ const schema = z.strictObject({
   foreground: z.boolean().optional(),
   maxNodes: countValue(64, 100_000_000).optional(),
   writebackCache: z.boolean().optional(),
+  detectZeroes: detectZeroesValue.optional(),
   json: z.boolean().optional(),
   ...commonFlags,
 })
@@ -64,6 +65,7 @@ export function mountCommand(io: CliIo) {
       '--writeback-cache',
       'let the kernel cache writes: write(2) returns once the page cache has them, and they reach the store at fsync, close or sync (or after ~30 s): faster writes, a longer window of loss if the server dies; fsync is as durable as without',
     )
+    .option('--detect-zeroes <MODE>', DETECT_ZEROES_HELP)
     .option('--json', 'print one JSON line describing the mount')
     .action(async (store: string, mountpoint: string) => {
       const opts = parseCommandLine(cmd, schema, { store, mountpoint })
@@ -97,7 +99,7 @@ async function serve(io: CliIo, opts: Options, readyFd: number | undefined): Pro
   let control: ControlServer | undefined
   let mount: StoreMount
   try {
-    store = await openStore(opts.store, { readOnly: opts.readOnly === true })
+    store = await openStore(opts.store, { readOnly: opts.readOnly === true, ...(opts.detectZeroes === undefined ? {} : { detectZeroes: opts.detectZeroes }) })
     // Other pagecow commands reach the served store through it (flush, inspect); a read-only
     // mount holds no writer to reach.
     if (!store.readOnly) control = await ControlServer.listen(store)
@@ -154,6 +156,7 @@ async function startDaemon(io: CliIo, opts: Options): Promise<Ready> {
   if (opts.dev) args.push('--dev')
   if (opts.maxNodes !== undefined) args.push('--max-nodes', String(opts.maxNodes))
   if (opts.writebackCache) args.push('--writeback-cache')
+  if (opts.detectZeroes !== undefined) args.push('--detect-zeroes', opts.detectZeroes)
   const log = openLog(opts)
   const child = spawn(process.execPath, args, {
     detached: true,

@@ -9,7 +9,7 @@ import { NBD_DEFAULTS } from '../../nbd/options.js'
 import { writeTo, type CliIo } from '../cli-io.js'
 import { examples, newCommand } from '../command.js'
 import { formatSize } from '../format-size.js'
-import { commonFlags, countValue, parseCommandLine, sizeValue } from '../options.js'
+import { commonFlags, countValue, DETECT_ZEROES_HELP, detectZeroesValue, parseCommandLine, sizeValue } from '../options.js'
 
 const schema = z
   .strictObject({
@@ -27,6 +27,7 @@ const schema = z
     idleTimeoutMs: countValue(0, 2 ** 31 - 1)
       .refine((ms) => ms === 0 || ms >= 100, 'must be 0 (never) or at least 100')
       .optional(),
+    detectZeroes: detectZeroesValue.optional(),
     json: z.boolean().optional(),
     ...commonFlags,
   })
@@ -59,6 +60,7 @@ export function serveCommand(io: CliIo) {
       '--idle-timeout-ms <N>',
       `a client that makes no progress for N ms is disconnected: at once if it holds memory (replies it does not read), else when the server is full and another client connects; 0 never; default ${NBD_DEFAULTS.idleTimeoutMs}`,
     )
+    .option('--detect-zeroes <MODE>', DETECT_ZEROES_HELP)
     .option('--json', 'print the address as one JSON line instead of the bare URI')
     .action(async (store: string) => {
       const opts = parseCommandLine(cmd, schema, { store })
@@ -66,7 +68,7 @@ export function serveCommand(io: CliIo) {
       if ((await storeKind(opts.store)) === 'tree') {
         throw new PagecowError('EINVAL', `serve: ${opts.store} is a tree store; NBD exports one disk image, so only image stores can be served`)
       }
-      const opened = await ImageStore.open(opts.store, { readOnly })
+      const opened = await ImageStore.open(opts.store, { readOnly, ...(opts.detectZeroes === undefined ? {} : { detectZeroes: opts.detectZeroes }) })
       let control: ControlServer | undefined
       try {
         // Other pagecow commands reach the served store through it (flush, inspect).
