@@ -111,7 +111,7 @@ export function changedSince(p: TreeParts, since: string): TreeChangeSince[] {
  * directory's record is gone: what it showed is not known any more).
  */
 export function lowerEntryAt(p: TreeParts, parent: number, name: string): { ino: number; type: FileType } | null {
-  const rootIno = p.meta.lower.rootIno
+  const rootIno = p.rootIno
   const row = parent === rootIno ? undefined : p.ns.inode(parent)
   if (row?.opaque) return null
   const dirRel = parent === rootIno ? '' : (row?.origin ?? null)

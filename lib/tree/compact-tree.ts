@@ -11,7 +11,7 @@ export async function compactTree(p: TreeParts, options: { signal?: AbortSignal 
   for (const ino of inodes) {
     p.core.checkWritable('compact')
     // Where the object shows now (it may have been removed since the list was read).
-    const path = new Places(p.ns, p.lower, p.meta.lower.rootIno).of(ino)
+    const path = new Places(p.ns, p.lower, p.rootIno).of(ino)
     const entry = path === null ? undefined : p.resolver.resolve(p.begin(path, 'compact'), 'compact')
     if (entry?.ino === ino && entry.type === 'file') {
       const node = p.acquire(entry)

@@ -52,7 +52,7 @@ const slotKey = (parent: number, name: string) => `${parent}/${name}`
 export function namespaceDelta(p: TreeParts, since: string): NamespaceDelta {
   const mark = markOf(p, since, 'export')
   const { ns, lower } = p
-  const rootIno = p.meta.lower.rootIno
+  const rootIno = p.rootIno
   const places = new Places(ns, lower, rootIno)
   const journal = p.core.tracking.journal
 
