@@ -221,15 +221,15 @@ t.test('tree: a file edited and put back, and a file of zeros, keep no copy', as
 t.test('killed while compacting: every page reads as before, fsck is clean, a rerun finishes', async (t) => {
   const dir = t.testdir()
   const P = 4096
-  const { store, model } = await scrambled(dir, P, 21, 4096) // 16 MiB: several batches
+  const { store, model } = await scrambled(dir, P, 21, 2048) // 8 MiB: several batches
   await store.close()
   nodeFs.cpSync(`${dir}/store`, `${dir}/pristine`, { recursive: true })
   const random = new Random(7)
-  for (let kill = 0; kill < 4; kill++) {
+  for (let kill = 0; kill < 3; kill++) {
     nodeFs.rmSync(`${dir}/store`, { recursive: true })
     nodeFs.cpSync(`${dir}/pristine`, `${dir}/store`, { recursive: true })
     nodeFs.rmSync(`${dir}/ready`, { force: true })
-    await runThenKill(CHILD, [`${dir}/store`, `${dir}/ready`], () => nodeFs.existsSync(`${dir}/ready`), random.int(0, 400))
+    await runThenKill(CHILD, [`${dir}/store`, `${dir}/ready`], () => nodeFs.existsSync(`${dir}/ready`), random.int(0, 250))
     const reopened = await ImageStore.open(`${dir}/store`, { autoFlushMs: 0 })
     t.ok((await reopened.read(0, reopened.size)).equals(model), `kill ${kill}: the image reads as before`)
     await reopened.close()
