@@ -1,7 +1,7 @@
 // The lower objects of a store as a binding sees them: an image store's one image (key 1), or
 // every regular file of a tree lower (keyed by inode number: a lower file has no paged file id
 // until it is first copied up, and its inode is what the store already checks it by).
-import type { StoreMeta } from '../store/meta.js'
+import { isStoreLower, type StoreMeta } from '../store/meta.js'
 import type { LowerFile } from '../tree/lower-tree.js'
 import { IMAGE_LOWER_KEY } from './lower-sums.js'
 
@@ -21,6 +21,7 @@ export interface LowerObjectRef {
  * refs stay openable after the walk: the lower is closed by the function pushed to `closers`.
  */
 export async function* lowerObjects(meta: StoreMeta, closers: Array<() => void>): AsyncGenerator<LowerObjectRef> {
+  if (meta.kind === 'image' && isStoreLower(meta.lower)) return // a base store: sealed, its pages summed and checked by its own reads
   if (meta.kind === 'image') {
     const { LowerImage } = await import('../image/lower-image.js')
     const image = LowerImage.open(meta.lower.path)

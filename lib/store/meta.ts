@@ -23,14 +23,51 @@ export const lowerBindingSchema = z.strictObject({
 
 export type LowerBinding = z.infer<typeof lowerBindingSchema>
 
+/** A raw image lower: its path and its fingerprint (a changed image is refused at open, SPEC §8). */
+export const rawLowerSchema = z.strictObject({ path: z.string().min(1), fingerprint: fingerprintSchema })
+
+/** 32 hex digits naming a store for good (random, made when it is created or first sealed). */
+export const storeIdentitySchema = z.string().regex(/^[0-9a-f]{32}$/, 'a store identity is 32 hex digits')
+
+/**
+ * Another image store as the lower, read as its merged image (SPEC §11, a chain). `relative` (from
+ * this store's directory) is tried first, so that a store and its base moved together keep
+ * working; then `path`. The base must be the store `identity` names at `generation` (its count
+ * of durable commits): a sealed base never commits again, so any other count means it changed.
+ */
+export const storeLowerSchema = z.strictObject({
+  format: z.literal('store'),
+  path: z.string().min(1),
+  relative: z.string().min(1),
+  identity: storeIdentitySchema,
+  generation: z.number().int().nonnegative(),
+})
+
+/** What an image store's lower is, as its record says. */
+export const imageLowerSchema = z.union([rawLowerSchema, storeLowerSchema])
+
+/**
+ * A sealed store is the base of another (SPEC §11): never written again, so writable opens are
+ * refused. `by` is the store whose creation sealed it (others may depend on it since).
+ */
+export const sealSchema = z.strictObject({
+  /** When it was sealed (ISO 8601). */
+  at: z.string(),
+  /** The store (its path then) that was created on it. */
+  by: z.string().min(1),
+})
+
 export const imageMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
   kind: z.literal('image'),
   pageSize: z.number().int().refine(isValidPageSize),
-  lower: z.strictObject({ path: z.string().min(1), fingerprint: fingerprintSchema }),
+  lower: imageLowerSchema,
   createdAt: z.string(),
   createdBy: z.string(),
   lowerBinding: lowerBindingSchema.optional(),
+  /** Records made before chains existed have none; sealing gives one. */
+  identity: storeIdentitySchema.optional(),
+  sealed: sealSchema.optional(),
 })
 
 /**
@@ -71,6 +108,15 @@ export const treeMetaSchema = z.strictObject({
 export const storeMetaSchema = z.discriminatedUnion('kind', [imageMetaSchema, treeMetaSchema])
 
 export type ImageMeta = z.infer<typeof imageMetaSchema>
+export type RawLowerRecord = z.infer<typeof rawLowerSchema>
+export type StoreLowerRecord = z.infer<typeof storeLowerSchema>
+export type ImageLowerRecord = z.infer<typeof imageLowerSchema>
+export type Seal = z.infer<typeof sealSchema>
+
+/** Whether an image store's lower is another store (a chain) rather than a raw image. */
+export function isStoreLower(lower: ImageLowerRecord): lower is StoreLowerRecord {
+  return 'format' in lower && lower.format === 'store'
+}
 export type TreeMeta = z.infer<typeof treeMetaSchema>
 export type TreeLowerRecord = z.infer<typeof treeLowerSchema>
 export type StoreMeta = z.infer<typeof storeMetaSchema>

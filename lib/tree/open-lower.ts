@@ -35,7 +35,15 @@ export function openLower(record: TreeLowerRecord): LowerTree {
  * a directory, or a squashfs image (told by its magic). `format` insists on one of them.
  */
 export function recordLower(path: string, format?: TreeLowerFormat): TreeLowerRecord {
-  const found = detectLowerFormat(path)
+  const detected = detectLowerFormat(path)
+  if (detected === 'store' && format === undefined) {
+    throw new PagecowError(
+      'EINVAL',
+      `the lower ${path} is a pagecow store; a tree store over another store is not supported yet (an image store can be a base: createStore() makes a chain). To overlay the store's own files as a tree, ask for lowerFormat 'directory'`,
+    )
+  }
+  // A store's directory is a directory when one is asked for.
+  const found = detected === 'store' ? 'directory' : detected
   const want = format ?? (found === 'raw' ? undefined : found)
   if (want === undefined) {
     throw new PagecowError('ENOTDIR', `the lower ${path} is neither a directory nor a squashfs image; a tree store overlays one of those (a raw image makes an image store: createStore())`)
