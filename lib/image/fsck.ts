@@ -11,6 +11,7 @@ import { isStoreLower, readFileRecord, readMeta } from '../store/meta.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { IMAGE_FILE_ID, ImageStore, UPPER_FILE } from './image-store.js'
 import { LowerImage } from './lower-image.js'
+import { locateRawLower } from './locate-lower.js'
 import { storeKind } from '../open-store.js'
 import { checkTreeStore } from '../tree/fsck.js'
 
@@ -62,10 +63,11 @@ async function checkDatabase(db: Database.Database, path: string, report: FsckRe
     }
   } else {
     try {
-      const lower = LowerImage.open(rawLower.path)
+      const lowerPath = locateRawLower(path, rawLower)
+      const lower = LowerImage.open(lowerPath)
       try {
         const change = describeChange(rawLower.fingerprint, fingerprint(lower))
-        if (change) problem('ESTALE', `the lower image ${rawLower.path} changed: ${change}`)
+        if (change) problem('ESTALE', `the lower image ${lowerPath} changed: ${change}`)
       } finally {
         lower.close()
       }

@@ -1,7 +1,7 @@
 // An image store: a raw image overlaid page by page (SPEC §1–5, §8, §9). The public API.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { dirname, resolve } from 'node:path'
+import { dirname, relative, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
@@ -38,6 +38,7 @@ import { freezeOptionsSchema, type FreezeOptions, type FrozenFile } from '../sto
 import { registerWriteGate, WriteGate } from '../store/write-gate.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { LowerImage } from './lower-image.js'
+import { locateRawLower } from './locate-lower.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './options.js'
 import { VERSION } from '../version.js'
 
@@ -97,14 +98,17 @@ export class ImageStore extends EventEmitter {
   readonly #meta: ImageMeta
   readonly #file: PagedFile
   readonly #chunks: ChunkTable
+  /** The lower as found at open: the raw image, or the base store's directory. */
+  readonly #lowerPath: string
   /** Every change of the image's data passes it: freeze, and the hook of first-dirty events. */
   readonly #gate = new WriteGate(() => 'the image')
   readonly #events = new FirstDirtyEvents(this.#gate, { kind: 'image', pathOf: () => null, sizeOf: () => this.#file.size })
   /** Bumped by every commit; a flush whose snapshot an other commit overtook skips its own. */
   #commits = 0
 
-  private constructor(core: StoreCore, meta: ImageMeta, file: PagedFile, chunks: ChunkTable) {
+  private constructor(core: StoreCore, meta: ImageMeta, file: PagedFile, chunks: ChunkTable, lowerPath: string) {
     super()
+    this.#lowerPath = lowerPath
     this.path = core.path
     this.readOnly = core.readOnly
     this.#core = core
@@ -152,7 +156,7 @@ export class ImageStore extends EventEmitter {
     prepareEmptyDirectory(path)
     const lower = LowerImage.open(lowerPath)
     try {
-      ImageStore.#writeNewStore(path, { pageSize: opts.pageSize, lower: { path: lowerPath, fingerprint: fingerprint(lower) } }, lower.size)
+      ImageStore.#writeNewStore(path, { pageSize: opts.pageSize, lower: { path: lowerPath, relative: relative(path, lowerPath), fingerprint: fingerprint(lower) } }, lower.size)
     } finally {
       lower.close()
     }
@@ -273,19 +277,22 @@ export class ImageStore extends EventEmitter {
       const meta = readMeta(db, path)
       if (!opts.readOnly) checkNotSealed(path, meta)
       let source: LowerSource
+      let lowerPath: string
       if (isStoreLower(meta.lower)) {
         const base = await openBase(path, meta.lower, [...above, realStorePath(path)], (p, a) => ImageStore.#openLayer(p, a))
         opened.push(base)
         source = base
+        lowerPath = base.path
       } else {
-        const lower = LowerImage.open(meta.lower.path)
+        lowerPath = locateRawLower(path, meta.lower)
+        const lower = LowerImage.open(lowerPath)
         opened.push(lower)
         const change = describeChange(meta.lower.fingerprint, fingerprint(lower))
         if (change) {
-          throw new PagecowError('ESTALE', `the lower image ${meta.lower.path} changed since the store was created (${change}); the store refuses to mix its pages with different lower bytes`)
+          throw new PagecowError('ESTALE', `the lower image ${lowerPath} changed since the store was created (${change}); the store refuses to mix its pages with different lower bytes`)
         }
         // A bound lower: every page read is checked against its recorded sum (ESTALE if it changed).
-        source = meta.lowerBinding ? VerifiedLower.open(lower, new LowerSums(db, IMAGE_LOWER_KEY, path), meta.pageSize, `the lower image ${meta.lower.path}`) : lower
+        source = meta.lowerBinding ? VerifiedLower.open(lower, new LowerSums(db, IMAGE_LOWER_KEY, path), meta.pageSize, `the lower image ${lowerPath}`) : lower
       }
       const upper = UpperFile.open(`${path}/${UPPER_FILE}`, { readOnly: opts.readOnly })
       opened.push(upper)
@@ -294,7 +301,7 @@ export class ImageStore extends EventEmitter {
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
       const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), new ChangeLog(core.tracking, IMAGE_FILE_ID), record.state)
-      return new ImageStore(core, meta, file, chunks)
+      return new ImageStore(core, meta, file, chunks, lowerPath)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
       core.abandon()
@@ -594,7 +601,7 @@ export class ImageStore extends EventEmitter {
     this.#core.checkOpen()
     const info = this.info()
     const lower = this.#file.lower
-    const below = lower instanceof StoreLower ? lower.chain() : [rawLayer(this.#meta.lower.path, 0)]
+    const below = lower instanceof StoreLower ? lower.chain() : [rawLayer(this.#lowerPath, 0)]
     const next = below[0]!
     const own: ChainLayer = {
       depth: 0,
@@ -609,12 +616,6 @@ export class ImageStore extends EventEmitter {
       backingFormat: next.format,
     }
     return [own, ...below.map((layer) => ({ ...layer, depth: layer.depth + 1 }))]
-  }
-
-  /** The lower's path: the raw image, or the base store's directory as found. */
-  get #lowerPath(): string {
-    const lower = this.#file.lower
-    return lower instanceof StoreLower ? lower.path : this.#meta.lower.path
   }
 
   /** SEEK_DATA: the first offset at or after `offset` holding data, or null if none. */

@@ -64,10 +64,12 @@ export async function bindLower(dir: string, options: BindOptions = {}): Promise
     }
     const { lowerBinding: _was, ...unbound } = meta
     const objects: LowerObjectRef[] = []
-    for await (const o of lowerObjects(meta, closers)) objects.push(o)
+    for await (const o of lowerObjects(meta, closers, path)) objects.push(o)
     if (meta.kind === 'image') {
       const { LowerImage } = await import('../image/lower-image.js')
-      const image = LowerImage.open(meta.lower.path)
+      const { locateRawLower } = await import('../image/locate-lower.js')
+      const lowerPath = isStoreLower(meta.lower) ? meta.lower.path : locateRawLower(path, meta.lower)
+      const image = LowerImage.open(lowerPath)
       try {
         const change = isStoreLower(meta.lower) ? null : describeChange(meta.lower.fingerprint, fingerprint(image))
         if (change) throw new PagecowError('ESTALE', `the lower image ${meta.lower.path} changed since the store was created (${change}); it is not bound`)

@@ -20,14 +20,18 @@ export interface LowerObjectRef {
  * The lower objects of the store `meta` describes; a tree lower is walked as this iterates. The
  * refs stay openable after the walk: the lower is closed by the function pushed to `closers`.
  */
-export async function* lowerObjects(meta: StoreMeta, closers: Array<() => void>): AsyncGenerator<LowerObjectRef> {
-  if (meta.kind === 'image' && isStoreLower(meta.lower)) return // a base store: sealed, its pages summed and checked by its own reads
+export async function* lowerObjects(meta: StoreMeta, closers: Array<() => void>, storePath: string): AsyncGenerator<LowerObjectRef> {
+  // A base store yields nothing: it is sealed, and its pages are summed and checked by its own reads.
   if (meta.kind === 'image') {
     const { LowerImage } = await import('../image/lower-image.js')
-    const image = LowerImage.open(meta.lower.path)
+    const { locateRawLower } = await import('../image/locate-lower.js')
+    const lower = meta.lower
+    if (isStoreLower(lower)) return
+    const path = locateRawLower(storePath, lower)
+    const image = LowerImage.open(path)
     const size = image.size
     image.close()
-    yield { key: IMAGE_LOWER_KEY, where: `the lower image ${meta.lower.path}`, path: meta.lower.path, size, open: () => LowerImage.open(meta.lower.path) }
+    yield { key: IMAGE_LOWER_KEY, where: `the lower image ${path}`, path, size, open: () => LowerImage.open(path) }
     return
   }
   const { openLower } = await import('../tree/open-lower.js')

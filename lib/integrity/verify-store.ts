@@ -101,7 +101,7 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
     const bases = (core.db.prepare('SELECT count(*) AS n FROM copyup_base').get() as { n: number }).n
     const objects: LowerObjectRef[] = []
     try {
-      for await (const o of lowerObjects(meta, closers)) objects.push(o)
+      for await (const o of lowerObjects(meta, closers, path)) objects.push(o)
     } catch (err) {
       const e = fromSystemError(err, `reading the lower ${meta.lower.path}`)
       problem({ code: 'ESTALE', what: 'fingerprint', file: meta.lower.path, message: e.message })
@@ -152,16 +152,18 @@ async function checkFingerprint(meta: StoreMeta & { kind: 'image' }, problem: (p
   }
   const lower = meta.lower
   const { LowerImage } = await import('../image/lower-image.js')
+  const { locateRawLower } = await import('../image/locate-lower.js')
+  const lowerPath = locateRawLower(path, lower)
   const { describeChange, fingerprint } = await import('../image/fingerprint.js')
   let image
   try {
-    image = LowerImage.open(lower.path)
+    image = LowerImage.open(lowerPath)
   } catch {
     return // reported with the objects
   }
   try {
     const change = describeChange(lower.fingerprint, fingerprint(image))
-    if (change) problem({ code: 'ESTALE', what: 'fingerprint', file: meta.lower.path, message: `the lower image ${meta.lower.path} changed since the store was created (${change})` })
+    if (change) problem({ code: 'ESTALE', what: 'fingerprint', file: lowerPath, message: `the lower image ${lowerPath} changed since the store was created (${change})` })
   } finally {
     image.close()
   }

@@ -2,7 +2,7 @@
 // reading or changing a page. For a lower that moved: the store found at the new path must be the
 // one recorded (identity and generation), a raw image must match its fingerprint; `force` takes
 // whatever is there (the store's pages then lie over other bytes: the caller said so).
-import { resolve } from 'node:path'
+import { relative, resolve } from 'node:path'
 import { z } from 'zod'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
 import { describeChange, fingerprint } from '../image/fingerprint.js'
@@ -55,7 +55,7 @@ export async function rebaseUnsafe(dir: string, onto: string, options: RebaseUns
   try {
     const meta = readMeta(core.db, path)
     checkNotSealed(path, meta, 're-pointing its lower')
-    const { record, forced } = hasDatabase(ontoPath) ? await storeRecord(path, meta, ontoPath, opts.force, deps) : rawRecord(meta, ontoPath, opts.force)
+    const { record, forced } = hasDatabase(ontoPath) ? await storeRecord(path, meta, ontoPath, opts.force, deps) : rawRecord(path, meta, ontoPath, opts.force)
     const { lowerBinding, ...rest } = meta
     if (lowerBinding && (forced || isStoreLower(record))) {
       throw new PagecowError('EINVAL', `rebase: ${path} is bound to the pages of ${meta.lower.path}; a lower with other bytes would fail every check (create a new store over it instead)`)
@@ -94,7 +94,7 @@ async function storeRecord(path: string, meta: ImageMeta, ontoPath: string, forc
   }
 }
 
-function rawRecord(meta: ImageMeta, ontoPath: string, force: boolean): { record: ImageLowerRecord; forced: boolean } {
+function rawRecord(path: string, meta: ImageMeta, ontoPath: string, force: boolean): { record: ImageLowerRecord; forced: boolean } {
   const image = LowerImage.open(ontoPath)
   try {
     const print = fingerprint(image)
@@ -102,7 +102,7 @@ function rawRecord(meta: ImageMeta, ontoPath: string, force: boolean): { record:
     if (change && !force) {
       throw new PagecowError('ESTALE', `rebase: ${ontoPath} is not the lower the store was made on (${change}); --force points it there anyway, and its pages then lie over other bytes`)
     }
-    return { record: { path: ontoPath, fingerprint: print }, forced: change !== null }
+    return { record: { path: ontoPath, relative: relative(path, ontoPath), fingerprint: print }, forced: change !== null }
   } finally {
     image.close()
   }

@@ -23,8 +23,12 @@ export const lowerBindingSchema = z.strictObject({
 
 export type LowerBinding = z.infer<typeof lowerBindingSchema>
 
-/** A raw image lower: its path and its fingerprint (a changed image is refused at open, SPEC §8). */
-export const rawLowerSchema = z.strictObject({ path: z.string().min(1), fingerprint: fingerprintSchema })
+/**
+ * A raw image lower: its path and its fingerprint (a changed image is refused at open, SPEC §8).
+ * `relative` (from the store's directory; records made before layers have none) is tried first,
+ * so that a store and its image moved together keep working.
+ */
+export const rawLowerSchema = z.strictObject({ path: z.string().min(1), relative: z.string().min(1).optional(), fingerprint: fingerprintSchema })
 
 /** 32 hex digits naming a store for good (random, made when it is created or first sealed). */
 export const storeIdentitySchema = z.string().regex(/^[0-9a-f]{32}$/, 'a store identity is 32 hex digits')
