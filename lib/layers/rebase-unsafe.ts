@@ -81,7 +81,11 @@ async function storeRecord(path: string, meta: ImageMeta, ontoPath: string, forc
     const was = recorded ? `the store ${recorded.identity}` : `the raw image ${meta.lower.path}`
     throw new PagecowError('ESTALE', `rebase: ${ontoPath} is not the lower ${path} was made on (that is ${was}); --force points it there anyway, and its pages then lie over other bytes`)
   }
-  if (!peek.sealed) await deps.seal(ontoPath, path)
+  if (!peek.sealed) {
+    // Opened first as it stands (a chain that would loop back to this store is refused, ELOOP), then sealed.
+    ;(await deps.openLayer(ontoPath, [realStorePath(path)])).close()
+    await deps.seal(ontoPath, path)
+  }
   const base = await deps.openLayer(ontoPath, [realStorePath(path)])
   try {
     if (same && base.base.generation !== recorded.generation && !force) {
