@@ -9,7 +9,7 @@ import { pageSum } from '../integrity/hash.js'
 import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
 import type { LowerSource } from './lower-source.js'
 import { lowerPieces } from './lower-pieces.js'
-import { LayerExtentMerger, lowerLayers, type LayerExtent } from '../layers/layer-extent.js'
+import { isLayered, LayerExtentMerger, lowerLayers, type LayerExtent } from '../layers/layer-extent.js'
 import type { PageMap } from './page-map.js'
 import type { PageState } from './page-state.js'
 import type { UpperFile } from './upper-file.js'
@@ -460,6 +460,16 @@ export class PagedFile {
     for (const run of this.map.runs(g.pageOf(start), g.pagesFor(end))) {
       const from = Math.max(start, g.byteOf(run.start))
       const to = Math.min(end, g.byteOf(run.end))
+      if (run.state === 'lower' && isLayered(this.lower)) {
+        // A store below: its layers' extents over this run only (SEEK_DATA/SEEK_HOLE on a merged
+        // view would walk its extents past the run). Its DATA pages read as lower data here, its
+        // ZERO pages as holes, as its own lower's data and holes.
+        for (const [a, b, state] of lowerLayers(this.lower, from, to, this.#state.lowerCut)) {
+          const done = merger.push(a, b, state === 'data' ? 'lower' : 'hole')
+          if (done) yield done
+        }
+        continue
+      }
       const uniform = run.state === 'lower' ? this.#uniformLower(from, to) : run.state
       if (uniform) {
         const done = merger.push(from, to, uniform)
