@@ -32,6 +32,8 @@ export class StoreLower implements LayeredLower {
   }
 
   readInto(target: Uint8Array, targetOffset: number, length: number, position: number): number {
+    // The whole target (a page read through the chain): no view made at each layer.
+    if (targetOffset === 0 && length === target.length) return this.#file.readInto(target, position)
     return this.#file.readInto(target.subarray(targetOffset, targetOffset + length), position)
   }
 
