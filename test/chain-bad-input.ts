@@ -3,7 +3,7 @@
 // store opened for writing, a page size that differs, a binding over a store, a bad rebase.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import t from 'tap'
-import { bindLower, createStore, ImageStore, TreeStore } from '../lib/index.js'
+import { bindLower, createStore, exportImage, ImageStore, TreeStore } from '../lib/index.js'
 import { DATABASE_FILE, openDatabase } from '../lib/store/database.js'
 import { readMeta, writeMeta } from '../lib/store/meta.js'
 import { runCli } from './fixtures/cli-io.js'
@@ -63,6 +63,16 @@ async function fixture(t: TapTest): Promise<Fixture> {
   mkdirSync(`${dir}/empty`)
   writeFileSync(`${dir}/plain/${DATABASE_FILE}.txt`, 'a name like a database, not one\n')
   return { dir, raw, base: `${dir}/base`, top: `${dir}/top`, tree: `${dir}/tree`, plain: `${dir}/plain`, loopA: `${dir}/loopA`, loopB: `${dir}/loopB`, gone: `${dir}/gone`, changed: `${dir}/changed`, big: `${dir}/big` }
+}
+
+/** Run `work` on the chain's top, open read-only, and close it. */
+async function withTop<T>(f: Fixture, work: (store: ImageStore) => Promise<T>): Promise<T> {
+  const store = await ImageStore.open(f.top, { readOnly: true })
+  try {
+    return await work(store)
+  } finally {
+    await store.close()
+  }
 }
 
 interface Case {
@@ -140,6 +150,14 @@ const CASES: Case[] = [
   { name: 'rebase onto another store without --force', call: (f) => ImageStore.rebaseUnsafe(f.gone, f.base), argv: (f) => ['rebase', f.gone, '--onto', f.base, '--unsafe'], code: 'ESTALE', says: /--force/ },
   { name: 'rebase onto itself (a loop)', call: (f) => ImageStore.rebaseUnsafe(f.gone, f.gone, { force: true }), argv: (f) => ['rebase', f.gone, '--onto', f.gone, '--unsafe', '--force'], code: 'ELOOP' },
   { name: 'rebase of a sealed store', call: (f) => ImageStore.rebaseUnsafe(f.base, f.raw), argv: (f) => ['rebase', f.base, '--onto', f.raw, '--unsafe'], code: 'EROFS' },
+  {
+    name: 'an export into a base store of the chain',
+    call: (f) => withTop(f, (s) => exportImage(s, `${f.base}/out.img`)),
+    argv: (f) => ['export', f.top, `${f.base}/out.img`],
+    code: 'EINVAL',
+    says: /inside the store .*base/,
+  },
+  { name: 'an export over the raw image at the bottom of the chain', call: (f) => withTop(f, (s) => exportImage(s, f.raw, { overwrite: true })), argv: (f) => ['export', f.top, f.raw, '--force'], code: 'EINVAL', says: /lower image/ },
   { name: 'rebase with a misspelled option', call: (f) => ImageStore.rebaseUnsafe(f.gone, f.base, { forse: true } as never), argv: (f) => ['rebase', f.gone, '--onto', f.base, '--unsafe', '--forse'], code: 'EINVAL' },
 ]
 
