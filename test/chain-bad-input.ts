@@ -3,7 +3,7 @@
 // store opened for writing, a page size that differs, a binding over a store, a bad rebase.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import t from 'tap'
-import { bindLower, createStore, exportImage, ImageStore, TreeStore } from '../lib/index.js'
+import { bindLower, checkMountpoint, createStore, exportImage, ImageStore, TreeStore } from '../lib/index.js'
 import { DATABASE_FILE, openDatabase } from '../lib/store/database.js'
 import { readMeta, writeMeta } from '../lib/store/meta.js'
 import { runCli } from './fixtures/cli-io.js'
@@ -158,6 +158,7 @@ const CASES: Case[] = [
     says: /inside the store .*base/,
   },
   { name: 'an export over the raw image at the bottom of the chain', call: (f) => withTop(f, (s) => exportImage(s, f.raw, { overwrite: true })), argv: (f) => ['export', f.top, f.raw, '--force'], code: 'EINVAL', says: /lower image/ },
+  { name: 'a mount point over a base store of the chain', call: (f) => withTop(f, async (s) => checkMountpoint(f.base, s)), code: 'EINVAL', says: /overlaps/ },
   { name: 'rebase with a misspelled option', call: (f) => ImageStore.rebaseUnsafe(f.gone, f.base, { forse: true } as never), argv: (f) => ['rebase', f.gone, '--onto', f.base, '--unsafe', '--forse'], code: 'EINVAL' },
 ]
 

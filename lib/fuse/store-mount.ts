@@ -179,9 +179,11 @@ export function checkMountpoint(mountpoint: string, store?: TreeStore | ImageSto
   if (store) {
     // The server reaches the store and the lower by path: if the mount covered them, its own
     // calls would come back to it and wait for ever.
-    const storePath = fs.realpathSync(store.path)
-    const lower = fs.realpathSync(store instanceof ImageStore ? store.info().lower.path : store.lowerPath)
-    const covered = overlaps(real, storePath) ? storePath : store instanceof ImageStore ? (lower.startsWith(`${real}/`) ? lower : undefined) : overlaps(real, lower) ? lower : undefined
+    // A store on other stores reads every one of them, and the raw image at the bottom.
+    const chain = store instanceof ImageStore ? store.backingChain() : []
+    const stores = chain.length > 0 ? chain.filter((l) => l.format === 'pagecow').map((l) => fs.realpathSync(l.path)) : [fs.realpathSync(store.path)]
+    const lower = fs.realpathSync(store instanceof ImageStore ? chain.at(-1)!.path : store.lowerPath)
+    const covered = stores.find((path) => overlaps(real, path)) ?? (store instanceof ImageStore ? (lower.startsWith(`${real}/`) ? lower : undefined) : overlaps(real, lower) ? lower : undefined)
     if (covered !== undefined) {
       throw new PagecowError('EINVAL', `mount: the mount point ${real} overlaps ${covered}, which the store reads; mount it elsewhere (a store is not mounted over its own lower: the lower stays readable where it is)`)
     }
