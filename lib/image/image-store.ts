@@ -1,4 +1,5 @@
-// An image store: a raw image overlaid page by page (SPEC §1–5, §8, §9). The public API.
+// An image store: a raw image, or another image store's merged image (a chain), overlaid page by
+// page (SPEC §1–5, §8, §9, §11). The public API.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { dirname, relative, resolve } from 'node:path'
