@@ -14,7 +14,7 @@ t.test('SIGKILL while creating stores on bases: a store that opens stands on a s
   const rng = new Random(0x5ea1)
   let pairs = 0
   let unfinished = 0
-  for (let run = 0; run < 4; run++) {
+  for (let run = 0; run < 3; run++) {
     const dir = t.testdir()
     const raw = makeLower(`${dir}/raw.img`, 64 * 4096, rng).path
     await runThenKill(CHILD, [dir, raw], () => existsSync(`${dir}/log`), rng.int(200, 1500))
@@ -41,5 +41,5 @@ t.test('SIGKILL while creating stores on bases: a store that opens stands on a s
       await top.close()
     }
   }
-  t.ok(pairs > 4, `pairs checked (${pairs}, ${unfinished} cut by the kill)`)
+  t.ok(pairs > 3, `pairs checked (${pairs}, ${unfinished} cut by the kill)`)
 })
