@@ -1,9 +1,9 @@
 // Chains (SPEC §11, issue 13): an image store as the lower of another, to any depth. Each layer is
 // checked against a model of its own (its merged bytes) after random writes, zeroes, discards and
 // truncations at several page sizes, and the layer of each extent against the layers' page states.
-import { renameSync } from 'node:fs'
+import { readFileSync, renameSync } from 'node:fs'
 import t from 'tap'
-import { checkStore, createStore, ImageStore, type LayerExtent } from '../lib/index.js'
+import { applyIncremental, checkStore, createStore, exportImage, exportIncremental, ImageStore, type LayerExtent } from '../lib/index.js'
 import { openDatabase, DATABASE_FILE } from '../lib/store/database.js'
 import { readMeta, writeMeta } from '../lib/store/meta.js'
 import { firstDifference, ImageModel } from './fixtures/image-model.js'
@@ -250,4 +250,29 @@ t.test('relocation: a store and its base moved together keep working; a base mov
   t.equal((await s.read(8192, 4)).toString(), 'in b', "b's own pages stay")
   t.not((await s.read(4096, 4)).toString(), 'in a', "a's pages are gone: b now stands on the other store")
   await s.close()
+})
+
+t.test('marks, changes and an incremental backup of a store on stores', async (t) => {
+  const dir = t.testdir()
+  const lower = makeLower(`${dir}/lower.img`, 32 * 4096, new Random(21))
+  const base = await ImageStore.create(`${dir}/base`, { lower: lower.path, autoFlushMs: 0 })
+  await base.write(4096, Buffer.alloc(4096, 0xb1))
+  await base.close()
+  const top = await ImageStore.create(`${dir}/top`, { lower: `${dir}/base`, autoFlushMs: 0 })
+  await top.mark('m')
+  await exportImage(top, `${dir}/full.img`)
+  await top.write(8192 + 10, Buffer.from('after the mark'))
+  await top.zero(4096, 4096)
+  t.same(
+    [...top.changedExtents('m')].map((e) => [e.start, e.length, e.state]),
+    [
+      [4096, 4096, 'zero'],
+      [8192, 4096, 'data'],
+    ],
+    "changes since the mark: the top's own pages, not its base's",
+  )
+  await exportIncremental(top, `${dir}/inc.pcinc`, { since: 'm' })
+  await applyIncremental(`${dir}/inc.pcinc`, `${dir}/full.img`)
+  t.ok(readFileSync(`${dir}/full.img`).equals(await top.read(0, top.size)), 'the full export, updated by the incremental, is the chain as it reads now')
+  await top.close()
 })
