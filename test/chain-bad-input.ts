@@ -8,6 +8,7 @@ import { DATABASE_FILE, openDatabase } from '../lib/store/database.js'
 import { readMeta, writeMeta } from '../lib/store/meta.js'
 import { runCli } from './fixtures/cli-io.js'
 import { makeLower } from './fixtures/lower.js'
+import { actualFs, pagecowWithFs, type FsModule } from './fixtures/mock-fs.js'
 import { Random } from './fixtures/random.js'
 import type { TapTest } from './fixtures/tap-test.js'
 
@@ -180,4 +181,21 @@ t.test('bad inputs: each gets its code, through the library and the CLI, and cha
   )
   await top.close()
   t.equal(await runCli(['info', f.top]).then((r) => r.code), 0, 'info of the chain still works')
+})
+
+t.test('a pagecow of the schema before layers refuses a chain with EVERSION, not ECORRUPT', async (t) => {
+  const dir = t.testdir()
+  const raw = makeLower(`${dir}/raw.img`, 8 * 4096, new Random(4)).path
+  await (await ImageStore.create(`${dir}/base`, { lower: raw })).close()
+  await (await ImageStore.create(`${dir}/top`, { lower: `${dir}/base` })).close()
+  // This code with the layers migration hidden: what 0.3.0 sees (its version check comes before
+  // it reads the record, as here; checked by hand with 0.3.0's CLI too, see README Upgrades).
+  const before = await pagecowWithFs(t, {
+    readdirSync: ((path: string) => (actualFs.readdirSync(path) as string[]).filter((name) => !name.startsWith('0060-'))) as unknown as FsModule['readdirSync'],
+  })
+  for (const store of ['base', 'top']) {
+    for (const readOnly of [true, false]) {
+      await t.rejects(before.ImageStore.open(`${dir}/${store}`, { readOnly }), { code: 'EVERSION', message: /schema version 60, newer/ }, `${store}, ${readOnly ? 'read-only' : 'writable'}: EVERSION`)
+    }
+  }
 })
