@@ -276,3 +276,23 @@ t.test('marks, changes and an incremental backup of a store on stores', async (t
   t.ok(readFileSync(`${dir}/full.img`).equals(await top.read(0, top.size)), 'the full export, updated by the incremental, is the chain as it reads now')
   await top.close()
 })
+
+t.test('a store moved with its image keeps its identity: an incremental after the move applies to an export before it', async (t) => {
+  const dir = t.testdir({ here: {} })
+  const lower = makeLower(`${dir}/here/lower.img`, 16 * 4096, new Random(31))
+  const store = await ImageStore.create(`${dir}/here/store`, { lower: lower.path, autoFlushMs: 0 })
+  const identity = store.info().identity
+  t.match(identity, /^[0-9a-f]{32}$/)
+  await store.mark('m')
+  await exportImage(store, `${dir}/full.img`)
+  await store.write(100, Buffer.from('written after the mark'))
+  await store.close()
+  renameSync(`${dir}/here`, `${dir}/there`)
+  const moved = await ImageStore.open(`${dir}/there/store`, { autoFlushMs: 0 })
+  t.equal(moved.info().lower.path, `${dir}/there/lower.img`, 'the image is found where it moved, by its relative path')
+  t.equal(moved.info().identity, identity, 'the same identity')
+  await exportIncremental(moved, `${dir}/inc.pcinc`, { since: 'm' })
+  await applyIncremental(`${dir}/inc.pcinc`, `${dir}/full.img`)
+  t.ok(readFileSync(`${dir}/full.img`).equals(await moved.read(0, moved.size)), 'the incremental applied')
+  await moved.close()
+})

@@ -42,6 +42,7 @@ import { LowerImage } from './lower-image.js'
 import { locateRawLower } from './locate-lower.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './options.js'
 import { VERSION } from '../version.js'
+import { storeIdentity } from '../incremental/store-identity.js'
 
 /** The one file of an image store: its id in the store's tables. */
 export const IMAGE_FILE_ID = 1
@@ -88,6 +89,12 @@ export interface StoreInfo {
   dirty: boolean
   autoFlushMs: number
   createdAt: string
+  /**
+   * 32 hex digits naming the store for good: what a store made on it and an incremental export
+   * record. Made at creation; a store made before 0.4 has the digest of its kind, creation time and
+   * recorded lower path (what its exports recorded already).
+   */
+  identity: string
 }
 
 export class ImageStore extends EventEmitter {
@@ -223,7 +230,7 @@ export class ImageStore extends EventEmitter {
     const store = await ImageStore.#open(path, { readOnly: false, autoFlushMs: 0 }, [])
     try {
       await store.flush()
-      const meta: ImageMeta = { ...store.#meta, identity: store.#meta.identity ?? newIdentity(), sealed: { at: new Date().toISOString(), by } }
+      const meta: ImageMeta = { ...store.#meta, identity: identityOf(store.#meta), sealed: { at: new Date().toISOString(), by } }
       store.#core.commit(() => writeMeta(store.#core.db, meta))
     } finally {
       await store.close()
@@ -244,7 +251,7 @@ export class ImageStore extends EventEmitter {
   static async #openLayer(path: string, above: readonly string[]): Promise<StoreLower> {
     const store = await ImageStore.#open(path, { readOnly: true, autoFlushMs: 0 }, above)
     return new StoreLower(path, store.#file, {
-      identity: store.#meta.identity,
+      identity: identityOf(store.#meta),
       generation: store.#core.generation.value,
       pageSize: store.pageSize,
       chain: () => store.backingChain(),
@@ -662,6 +669,7 @@ export class ImageStore extends EventEmitter {
       dirty: file.isDirty,
       autoFlushMs: this.#core.autoFlushMs,
       createdAt: this.#meta.createdAt,
+      identity: identityOf(this.#meta),
     }
   }
 
@@ -707,4 +715,9 @@ export class ImageStore extends EventEmitter {
 /** A new store's identity: 32 random hex digits. */
 function newIdentity(): string {
   return randomBytes(16).toString('hex')
+}
+
+/** The store's identity: the one recorded, or for a store made before identities what its exports recorded. */
+function identityOf(meta: ImageMeta): string {
+  return meta.identity ?? storeIdentity({ kind: 'image', createdAt: meta.createdAt, lower: { path: meta.lower.path } })
 }

@@ -37,7 +37,6 @@ export function checkChainStep(path: string, above: readonly string[]): void {
 
 /** The record of `base` as the lower of the store at `top`: paths, identity and generation. */
 export function storeLowerRecord(top: string, base: StoreLower): StoreLowerRecord {
-  if (base.base.identity === undefined) throw new PagecowError('EINVAL', `${base.path} has no identity (seal it first)`)
   return { format: 'store', path: base.path, relative: relative(top, base.path) || '.', identity: base.base.identity, generation: base.base.generation }
 }
 
@@ -48,7 +47,7 @@ export function storeLowerRecord(top: string, base: StoreLower): StoreLowerRecor
  */
 export async function openBase(top: string, record: StoreLowerRecord, above: readonly string[], openLayer: OpenLayer): Promise<StoreLower> {
   const candidates = [...new Set([resolve(top, record.relative), record.path])]
-  let other: { path: string; identity: string | undefined } | undefined
+  let other: { path: string; identity: string } | undefined
   for (const path of candidates) {
     if (!hasDatabase(path)) continue
     const base = await openLayer(path, above)
@@ -69,7 +68,7 @@ export async function openBase(top: string, record: StoreLowerRecord, above: rea
   if (other) {
     throw new PagecowError(
       'ESTALE',
-      `the store at ${other.path} is not the base ${top} was made on (identity ${other.identity ?? 'none'}, recorded ${record.identity}); point it at its base with pagecow rebase ${top} --onto BASE --unsafe (--force to take this one anyway)`,
+      `the store at ${other.path} is not the base ${top} was made on (identity ${other.identity}, recorded ${record.identity}); point it at its base with pagecow rebase ${top} --onto BASE --unsafe (--force to take this one anyway)`,
     )
   }
   throw new PagecowError(

@@ -8,7 +8,7 @@ import type { LayerExtent, LayeredLower } from './layer-extent.js'
 /** What the base store hands the store above it. */
 export interface BaseHandle {
   /** The base's own record: its identity, and its count of durable commits when opened. */
-  identity: string | undefined
+  identity: string
   generation: number
   pageSize: number
   /** The base's chain, the base first (depth 0). */
