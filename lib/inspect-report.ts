@@ -6,6 +6,7 @@ import { PagecowError } from './errors.js'
 import type { ImageStore, StoreInfo } from './image/image-store.js'
 import type { AnyStore } from './open-store.js'
 import { buildPageMapView, type PageMapView } from './page-map-view.js'
+import { buildLayerMapView, type LayerMapView } from './layers/layer-map-view.js'
 import type { TreeChange } from './tree/changes.js'
 import type { TreeFileInfo } from './tree/file-ops.js'
 import type { TreeStore, TreeStoreInfo } from './tree/tree-store.js'
@@ -14,6 +15,8 @@ import type { TreeStore, TreeStoreInfo } from './tree/tree-store.js'
 export interface InspectReport {
   info: StoreInfo
   map: PageMapView
+  /** A store layered on other stores: which layer each cell of `map` comes from. */
+  layers?: LayerMapView
 }
 
 /** A tree store: the store info and every change. */
@@ -34,7 +37,9 @@ export type AnyInspectReport = InspectReport | TreeInspectReport | TreeFileRepor
 export function inspectStore(store: ImageStore, width?: number): InspectReport {
   const info = store.info()
   const map = buildPageMapView(store.extents(), { size: info.size, pageSize: info.pageSize, width })
-  return { info, map }
+  if (info.lower.format !== 'store') return { info, map }
+  const layers = store.backingChain().map((l) => l.path)
+  return { info, map, layers: buildLayerMapView(store.extentsByLayer(), map, layers) }
 }
 
 export function inspectTree(store: TreeStore): TreeInspectReport {

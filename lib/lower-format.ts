@@ -5,9 +5,13 @@ import { z } from 'zod'
 import * as fs from './fs.js'
 import { fromSystemError, PagecowError } from './errors.js'
 import { SQUASHFS_MAGIC } from './squashfs/superblock.js'
+import { hasDatabase } from './store/database.js'
 
-/** The kinds of lower: a raw image (image mode), a directory or a squashfs image (tree mode). */
-export const LOWER_FORMATS = ['raw', 'directory', 'squashfs'] as const
+/**
+ * The kinds of lower: a raw image (image mode), a directory or a squashfs image (tree mode), or
+ * another pagecow store (a directory holding a store database: a chain, SPEC §11).
+ */
+export const LOWER_FORMATS = ['raw', 'directory', 'squashfs', 'store'] as const
 export type LowerFormat = (typeof LOWER_FORMATS)[number]
 
 export const lowerFormatSchema = z.enum(LOWER_FORMATS)
@@ -24,12 +28,13 @@ function hasSquashfsMagic(fd: number): boolean {
 
 /**
  * The format of the lower at `path` (symlinks followed, as a lower path given by a user is):
- * 'directory', 'squashfs' if it starts with the squashfs magic, else 'raw'. ENOENT if nothing is there.
+ * 'store' for a directory holding a pagecow store, 'directory', 'squashfs' if it starts with the
+ * squashfs magic, else 'raw'. ENOENT if nothing is there.
  */
 export function detectLowerFormat(path: string): LowerFormat {
   let fd: number
   try {
-    if (fs.statSync(path).isDirectory()) return 'directory'
+    if (fs.statSync(path).isDirectory()) return hasDatabase(path) ? 'store' : 'directory'
     // O_NONBLOCK: a FIFO named as the lower must not hang the detection (the open that follows refuses it).
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
   } catch (err) {

@@ -3,12 +3,13 @@
 // that only ever opens images (the CLI's image commands) never loads the tree code.
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { fromSystemError, isPagecowError, parseWith, PagecowError } from './errors.js'
+import { isPagecowError, parseWith, PagecowError } from './errors.js'
 import type { ImageStore } from './image/image-store.js'
 import { createOptionsSchema, openOptionsSchema, type OpenOptions } from './image/options.js'
 import { detectLowerFormat, lowerFormatSchema } from './lower-format.js'
-import { DATABASE_FILE, hasDatabase, openDatabase } from './store/database.js'
-import { readStoreMeta, type StoreKind } from './store/meta.js'
+import { DATABASE_FILE, hasDatabase } from './store/database.js'
+import type { StoreKind } from './store/meta.js'
+import { peekStoreMeta } from './store/peek-meta.js'
 import type { TreeStore } from './tree/tree-store.js'
 
 const imageStore = async () => (await import('./image/image-store.js')).ImageStore
@@ -21,15 +22,7 @@ export type AnyStore = ImageStore | TreeStore
 export async function storeKind(dir: string): Promise<StoreKind> {
   const path = resolve(dir)
   if (!hasDatabase(path)) throw new PagecowError('ENOENT', `no pagecow store at ${path}`)
-  let db
-  try {
-    db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: true, anyOlderSchema: true }) // the store record reads the same in every schema
-    return readStoreMeta(db, path, { unchecked: true }).kind
-  } catch (err) {
-    throw fromSystemError(err, `opening the store ${path}`)
-  } finally {
-    db?.close()
-  }
+  return peekStoreMeta(path).kind
 }
 
 const anyCreateOptionsSchema = createOptionsSchema.extend({
@@ -44,7 +37,8 @@ export type AnyCreateOptions = z.input<typeof anyCreateOptionsSchema>
 
 /**
  * Create a store in `dir` over `lower`: a tree store if `lower` is a directory or a squashfs
- * image (told by its magic), an image store over any other file. `lowerFormat` ('raw',
+ * image (told by its magic), an image store over another image store (a chain, SPEC §11) or over
+ * any other file. `lowerFormat` ('raw',
  * 'directory', 'squashfs') insists on one: 'raw' makes an image store of a squashfs image, and
  * a lower that is not what it names is refused. Other options as ImageStore.create / TreeStore.create.
  */
@@ -52,13 +46,20 @@ export async function createStore(dir: string, options: AnyCreateOptions): Promi
   const { lowerFormat, ...opts } = parseWith(anyCreateOptionsSchema, options, 'create')
   if (Array.isArray(opts.lower)) {
     // Several lowers stack trees; TreeStore.create checks the list.
-    if (lowerFormat === 'raw') throw new PagecowError('EINVAL', 'create: a list of lowers makes a tree store; lowerFormat raw is for one image')
+    if (lowerFormat === 'raw' || lowerFormat === 'store') throw new PagecowError('EINVAL', `create: a list of lowers makes a tree store; lowerFormat ${lowerFormat} is for one image or image store`)
     return (await treeStore()).create(dir, { ...opts, lower: opts.lower, lowerFormat })
   }
-  const found = detectLowerFormat(resolve(opts.lower))
+  const lower = resolve(opts.lower)
+  const found = detectLowerFormat(lower)
   const format = lowerFormat ?? found
-  if (format === 'raw' && found === 'directory') throw new PagecowError('EINVAL', `the lower ${resolve(opts.lower)} is a directory, not a raw image`)
-  return format === 'raw' ? (await imageStore()).create(dir, { ...opts, lower: opts.lower }) : (await treeStore()).create(dir, { ...opts, lower: opts.lower, lowerFormat: lowerFormat === 'raw' ? undefined : lowerFormat })
+  if (format === 'raw' && (found === 'directory' || found === 'store')) throw new PagecowError('EINVAL', `the lower ${lower} is a directory, not a raw image`)
+  if (format === 'store') {
+    if (found !== 'store') throw new PagecowError('EINVAL', `the lower ${lower} is not a pagecow store (no ${DATABASE_FILE} in it)`)
+    // A tree store is the lower of a tree store (TreeStore.create seals and records it).
+    if (peekStoreMeta(lower).kind === 'tree') return (await treeStore()).create(dir, { ...opts, lower: opts.lower })
+  }
+  if (format === 'raw' || format === 'store') return (await imageStore()).create(dir, { ...opts, lower: opts.lower })
+  return (await treeStore()).create(dir, { ...opts, lower: opts.lower, lowerFormat: format })
 }
 
 /** Open the store in `dir`, whatever its kind: `{ readOnly = false, autoFlushMs = 5000 }`. */

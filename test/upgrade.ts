@@ -36,6 +36,24 @@ for (const version of releasesWithStores()) {
     t.ok(report.clean, 'fsck: clean', { problems: report.problems })
   })
 
+  t.test(`an image store made by ${version} becomes the base of a chain`, async (t) => {
+    const { storeDir } = copyImageStore(t, version)
+    // Creating a store on it upgrades and seals it (a writable open), then reads it read-only.
+    const top = await ImageStore.create(`${storeDir}-top`, { lower: storeDir, autoFlushMs: 0 })
+    t.equal(top.size, manifest.image.size, 'the top has the base image\'s size')
+    t.equal(sha256(await top.read(0, top.size)), manifest.image.sha256, "the top reads the release's image, byte for byte")
+    t.same(
+      [...top.extentsByLayer()].filter((e) => e.depth === 1 && e.state !== 'hole').map((e) => [e.start, e.length, e.state]),
+      manifest.image.extents.filter((e) => e.state === 'data' || e.state === 'zero').map((e) => [e.start, e.length, e.state]),
+      "the base's DATA and ZERO pages show at depth 1",
+    )
+    t.ok(manifest.image.extents.some((e) => e.state === 'data'), 'the release store has DATA pages to show')
+    await top.write(0, Buffer.from('the top'))
+    await top.close()
+    await t.rejects(ImageStore.open(storeDir), { code: 'EROFS' }, 'the upgraded base is sealed')
+    for (const path of [storeDir, `${storeDir}-top`]) t.ok((await checkStore(path)).clean, `fsck: ${path} clean`)
+  })
+
   t.test(`a tree store made by ${version}`, async (t) => {
     const fixture = mountTreeStore(t, version)
     if (!fixture) return

@@ -17,6 +17,8 @@ export interface CommandEntry {
 /** In the order `pagecow --help` lists them. */
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'create', args: '<STORE>', summary: 'create a store over a raw image, a directory tree or a squashfs image', load: async () => (await import('./commands/create.js')).createCommand },
+  { name: 'info', args: '<STORE>', summary: 'show an image store and the chain of layers under it', load: async () => (await import('./commands/info.js')).infoCommand },
+  { name: 'rebase', args: '<STORE>', summary: 'point an image store at its moved lower (--unsafe)', load: async () => (await import('./commands/rebase.js')).rebaseCommand },
   { name: 'inspect', args: '<STORE> [PATH]', summary: 'draw the page map and the totals; for a tree, what changed', load: async () => (await import('./commands/inspect.js')).inspectCommand },
   { name: 'map', args: '<STORE> [PATH]', summary: 'list the extents (qemu-img map fields with --output=json)', load: async () => (await import('./commands/map.js')).mapCommand },
   { name: 'read', args: '<STORE> [PATH]', summary: 'read bytes of the merged image, or of a file of a tree store', load: async () => (await import('./commands/read.js')).readCommand },

@@ -1,6 +1,7 @@
 // The drawing of `pagecow inspect`'s page map (the folded map itself is lib/page-map-view.ts).
 import type { ExtentState } from '../index.js'
 import type { PageMapView } from '../page-map-view.js'
+import type { LayerMapView } from '../layers/layer-map-view.js'
 import { formatSize } from './format-size.js'
 
 /** One glyph per state; a legend line explains them. */
@@ -38,4 +39,25 @@ export function pageMapSection(map: PageMapView, totalPages: number, size: numbe
   }
   lines.push(`${'  total'.padEnd(9)}${String(totalPages).padStart(12)}${formatSize(size).padStart(12)}`)
   return lines
+}
+
+/** A layer's glyph: its depth as a digit, `+` from 10 down, `·` for a hole of the raw image. */
+function layerGlyph(depth: number | null): string {
+  return depth === null ? GLYPHS.hole : depth < 10 ? String(depth) : '+'
+}
+
+/** The layer map of a chain: the same cells as the page map, each showing the layer it comes from, and a key. */
+export function layerMapSection(view: PageMapView, layers: LayerMapView): string[] {
+  const cellBytes = view.pagesPerCell * view.pageSize
+  const rows: Array<[label: string, glyphs: string]> = []
+  for (let first = 0; first < layers.cells.length; first += view.width) {
+    rows.push([formatSize(first * cellBytes), layers.cells.slice(first, first + view.width).map(layerGlyph).join('')])
+  }
+  const labelWidth = Math.max(0, ...rows.map(([label]) => label.length))
+  return [
+    'layer map: the layer each cell comes from (the shallowest that holds any of its pages)',
+    ...rows.map(([label, glyphs]) => `${label.padStart(labelWidth)} │${glyphs}`),
+    ...layers.layers.map((path, depth) => `  ${layerGlyph(depth)} ${depth === 0 ? 'this store' : depth === layers.layers.length - 1 ? 'the raw image' : 'the store'} ${path}`),
+    `  ${GLYPHS.hole} a hole of the raw image`,
+  ]
 }

@@ -1,5 +1,5 @@
 // `pagecow map --output=json`: extents in the fields and layout of `qemu-img map --output=json`.
-import type { ChangedExtent, Extent } from '../index.js'
+import type { ChangedExtent, Extent, LayerExtent } from '../index.js'
 
 /**
  * One entry of qemu-img's JSON map. `depth` 0 is the upper, 1 the lower; `offset` is where the
@@ -9,7 +9,8 @@ import type { ChangedExtent, Extent } from '../index.js'
 export interface QemuMapEntry {
   start: number
   length: number
-  depth: 0 | 1
+  /** In a chain (SPEC §11): the layer holding the bytes, 2 and more below the base store's upper. */
+  depth: number
   present: boolean
   zero: boolean
   data: boolean
@@ -43,11 +44,46 @@ const ENTRIES_PER_PIECE = 512
  * The whole map, one entry per line inside a JSON array, as qemu-img prints it; yields pieces of
  * many entries to write in order, so a map of millions of extents is never held in memory.
  */
-export function* qemuMapLines(extents: Iterable<Extent>): Generator<string> {
+export function qemuMapLines(extents: Iterable<Extent>): Generator<string> {
+  return mapLines(extents, qemuMapLine)
+}
+
+/**
+ * An image store's map with the layer of each extent (SPEC §11), as qemu-img prints the map of a
+ * chain: `depth` is the layer the bytes come from; ZERO pages of any layer have no offset.
+ */
+export function qemuLayerMapLines(extents: Iterable<LayerExtent>): Generator<string> {
+  return mapLines(extents, qemuLayerLine)
+}
+
+/** One entry of qemuLayerMapLines() as an object (qemu-img's fields). */
+export function toQemuLayerEntry({ start, length, state, depth }: LayerExtent): QemuMapEntry {
+  switch (state) {
+    case 'data':
+      return { start, length, depth, present: true, zero: false, data: true, offset: start }
+    case 'zero':
+      return { start, length, depth, present: true, zero: true, data: false }
+    case 'hole':
+      return { start, length, depth, present: true, zero: true, data: false, offset: start }
+  }
+}
+
+function qemuLayerLine({ start, length, state, depth }: LayerExtent): string {
+  switch (state) {
+    case 'data':
+      return `{ "start": ${start}, "length": ${length}, "depth": ${depth}, "present": true, "zero": false, "data": true, "offset": ${start}}`
+    case 'zero':
+      return `{ "start": ${start}, "length": ${length}, "depth": ${depth}, "present": true, "zero": true, "data": false}`
+    case 'hole':
+      return `{ "start": ${start}, "length": ${length}, "depth": ${depth}, "present": true, "zero": true, "data": false, "offset": ${start}}`
+  }
+}
+
+function* mapLines<T>(extents: Iterable<T>, line: (extent: T) => string): Generator<string> {
   let piece = ''
   let n = 0
   for (const extent of extents) {
-    piece += `${n === 0 ? '[' : ',\n'}${qemuMapLine(extent)}`
+    piece += `${n === 0 ? '[' : ',\n'}${line(extent)}`
     if (++n % ENTRIES_PER_PIECE === 0) {
       yield piece
       piece = ''

@@ -26,7 +26,8 @@ export class ImageFs implements FuseOperations {
 
   constructor(store: ImageStore) {
     this.#store = store
-    this.fileName = basename(store.info().lower.path) || 'image'
+    // Named after the raw image at the bottom of the chain (the disk), not after a base store.
+    this.fileName = basename(store.backingChain().at(-1)!.path) || 'image'
     this.#mtimeNs = this.#atimeNs = this.#mounted
   }
 

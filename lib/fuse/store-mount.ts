@@ -179,9 +179,12 @@ export function checkMountpoint(mountpoint: string, store?: TreeStore | ImageSto
   if (store) {
     // The server reaches the store and the lower by path: if the mount covered them, its own
     // calls would come back to it and wait for ever.
-    const storePath = fs.realpathSync(store.path)
-    const lowers = (store instanceof ImageStore ? [store.info().lower.path] : store.lowerPaths).map((p) => fs.realpathSync(p))
-    const covered = overlaps(real, storePath) ? storePath : store instanceof ImageStore ? lowers.find((l) => l.startsWith(`${real}/`)) : lowers.find((l) => overlaps(real, l))
+    // A store on other stores reads every one of them, and the raw image at the bottom; a tree
+    // store reads each of its lowers.
+    const chain = store instanceof ImageStore ? store.backingChain() : []
+    const stores = chain.length > 0 ? chain.filter((l) => l.format === 'pagecow').map((l) => fs.realpathSync(l.path)) : [fs.realpathSync(store.path)]
+    const lowers = (store instanceof ImageStore ? [chain.at(-1)?.path ?? store.info().lower.path] : store.lowerPaths).map((p) => fs.realpathSync(p))
+    const covered = stores.find((path) => overlaps(real, path)) ?? (store instanceof ImageStore ? lowers.find((l) => l.startsWith(`${real}/`)) : lowers.find((l) => overlaps(real, l)))
     if (covered !== undefined) {
       throw new PagecowError('EINVAL', `mount: the mount point ${real} overlaps ${covered}, which the store reads; mount it elsewhere (a store is not mounted over its own lower: the lower stays readable where it is)`)
     }

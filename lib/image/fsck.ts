@@ -7,10 +7,11 @@ import { hasDatabase } from '../store/database.js'
 import { checkStoreFile, ownerOfDirectory } from '../store/store-file.js'
 import { checkPagedFiles, emptyDataCounts, parseFsckOptions, type DataCounts, type DataFile, type FsckOptions } from '../store/fsck-data.js'
 import { runFsck, type ProblemPlace, type ReportProblem } from '../store/fsck-runner.js'
-import { readFileRecord, readMeta } from '../store/meta.js'
+import { isStoreLower, readFileRecord, readMeta } from '../store/meta.js'
 import { describeChange, fingerprint } from './fingerprint.js'
-import { IMAGE_FILE_ID, UPPER_FILE } from './image-store.js'
+import { IMAGE_FILE_ID, ImageStore, UPPER_FILE } from './image-store.js'
 import { LowerImage } from './lower-image.js'
+import { locateRawLower } from './locate-lower.js'
 import { storeKind } from '../open-store.js'
 import { checkTreeStore } from '../tree/fsck.js'
 
@@ -50,17 +51,30 @@ async function checkDatabase(db: Database.Database, path: string, report: FsckRe
   const state = record.state
   const geometry = new Geometry(meta.pageSize)
 
-  try {
-    const lower = LowerImage.open(meta.lower.path)
+  const rawLower = meta.lower
+  if (isStoreLower(rawLower)) {
+    // A base store: the chain opens only if every base is there, the one recorded, unchanged.
+    // Each layer's own records and pages are checked by fsck of that layer.
     try {
-      const change = describeChange(meta.lower.fingerprint, fingerprint(lower))
-      if (change) problem('ESTALE', `the lower image ${meta.lower.path} changed: ${change}`)
-    } finally {
-      lower.close()
+      await (await ImageStore.open(path, { readOnly: true })).close()
+    } catch (err) {
+      const e = fromSystemError(err, 'opening the chain of base stores')
+      problem(e.code, e.message)
     }
-  } catch (err) {
-    const e = fromSystemError(err, 'opening the lower')
-    problem(e.code, e.message)
+  } else {
+    try {
+      const lowerPath = locateRawLower(path, rawLower)
+      const lower = LowerImage.open(lowerPath)
+      try {
+        const change = describeChange(rawLower.fingerprint, fingerprint(lower))
+        if (change) problem('ESTALE', `the lower image ${lowerPath} changed: ${change}`)
+      } finally {
+        lower.close()
+      }
+    } catch (err) {
+      const e = fromSystemError(err, 'opening the lower')
+      problem(e.code, e.message)
+    }
   }
 
   let upperSize = 0

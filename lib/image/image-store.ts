@@ -1,6 +1,8 @@
-// An image store: a raw image overlaid page by page (SPEC §1–5, §8, §9). The public API.
+// An image store: a raw image, or another image store's merged image (a chain), overlaid page by
+// page (SPEC §1–5, §8, §9, §11). The public API.
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { dirname, resolve } from 'node:path'
+import { dirname, relative, resolve } from 'node:path'
 import type Database from 'better-sqlite3'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
@@ -12,7 +14,7 @@ import { markNameSchema, sinceSchema, type Since } from '../changes/mark-name.js
 import { DEFAULT_EVENT_BLOCK, FirstDirtyEvents, firstDirtyOptionsSchema, type FirstDirtyHandler, type FirstDirtyOptions } from '../changes/first-dirty.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import type { Extent } from '../page/extent.js'
-import { ASYNC_READ_BYTES, PagedFile } from '../page/paged-file.js'
+import { ASYNC_READ_BYTES, PagedFile, type DetectZeroes } from '../page/paged-file.js'
 import { FileGuard } from '../integrity/file-guard.js'
 import { FileCommit } from '../page/file-commit.js'
 import { CopyupBases, type CopyupBase } from '../integrity/copyup-bases.js'
@@ -23,15 +25,25 @@ import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
 import { compactFile, compactOptionsSchema, type CompactOptions, type CompactResult } from '../page/compaction.js'
 import { checkRange, prepareEmptyDirectory } from '../store/checks.js'
-import { DATABASE_FILE, databaseBytes, openDatabase } from '../store/database.js'
-import { readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type ImageMeta, type StoreMeta } from '../store/meta.js'
+import { DATABASE_FILE, databaseBytes, hasDatabase, openDatabase } from '../store/database.js'
+import { isStoreLower, readFileRecord, readFileState, readMeta, writeFileState, writeMeta, type ImageMeta } from '../store/meta.js'
+import { peekStoreMeta } from '../store/peek-meta.js'
+import type { LowerSource } from '../page/lower-source.js'
+import { checkChainStep, openBase, realStorePath, storeLowerRecord } from '../layers/base-store.js'
+import { rawLayer, type ChainLayer } from '../layers/chain-layer.js'
+import type { LayerExtent } from '../layers/layer-extent.js'
+import { checkNotSealed } from '../layers/seal.js'
+import { StoreLower } from '../layers/store-lower.js'
+import { rebaseUnsafe, type RebaseUnsafeOptions, type RebaseUnsafeResult } from '../layers/rebase-unsafe.js'
 import { StoreCore } from '../store/store-core.js'
 import { freezeOptionsSchema, type FreezeOptions, type FrozenFile } from '../store/freeze-options.js'
 import { registerWriteGate, WriteGate } from '../store/write-gate.js'
 import { describeChange, fingerprint } from './fingerprint.js'
 import { LowerImage } from './lower-image.js'
+import { locateRawLower } from './locate-lower.js'
 import { createOptionsSchema, openOptionsSchema, type CreateOptions, type OpenOptions } from './options.js'
 import { VERSION } from '../version.js'
+import { storeIdentity } from '../incremental/store-identity.js'
 
 /** The one file of an image store: its id in the store's tables. */
 export const IMAGE_FILE_ID = 1
@@ -67,7 +79,7 @@ export interface StoreInfo {
   /** Logical size of the image in bytes. */
   size: number
   /** `bound`: every lower page's sum is recorded and reads check them (`pagecow verify --record`). */
-  lower: { path: string; size: number; bound: boolean }
+  lower: { path: string; size: number; bound: boolean; format: 'raw' | 'store' }
   pages: { total: number; data: number; zero: number; lower: number }
   upper: { allocatedBytes: number; apparentBytes: number; databaseBytes: number }
   /** Bytes users wrote and bytes that reached the upper; amplification is their ratio. */
@@ -78,6 +90,12 @@ export interface StoreInfo {
   dirty: boolean
   autoFlushMs: number
   createdAt: string
+  /**
+   * 32 hex digits naming the store for good: what a store made on it and an incremental export
+   * record. Made at creation; a store made before 0.4 has the digest of its kind, creation time and
+   * recorded lower path (what its exports recorded already).
+   */
+  identity: string
 }
 
 export class ImageStore extends EventEmitter {
@@ -89,14 +107,17 @@ export class ImageStore extends EventEmitter {
   readonly #meta: ImageMeta
   readonly #file: PagedFile
   readonly #chunks: ChunkTable
+  /** The lower as found at open: the raw image, or the base store's directory. */
+  readonly #lowerPath: string
   /** Every change of the image's data passes it: freeze, and the hook of first-dirty events. */
   readonly #gate = new WriteGate(() => 'the image')
   readonly #events = new FirstDirtyEvents(this.#gate, { kind: 'image', pathOf: () => null, sizeOf: () => this.#file.size })
   /** Bumped by every commit; a flush whose snapshot an other commit overtook skips its own. */
   #commits = 0
 
-  private constructor(core: StoreCore, meta: ImageMeta, file: PagedFile, chunks: ChunkTable) {
+  private constructor(core: StoreCore, meta: ImageMeta, file: PagedFile, chunks: ChunkTable, lowerPath: string) {
     super()
+    this.#lowerPath = lowerPath
     this.path = core.path
     this.readOnly = core.readOnly
     this.#core = core
@@ -126,29 +147,50 @@ export class ImageStore extends EventEmitter {
     )
   }
 
-  /** Create a store in `dir` (which must not exist or be empty) over the raw image `lower`. */
+  /**
+   * Create a store in `dir` (which must not exist or be empty) over the raw image `lower`, or over
+   * the image store `lower` (a directory holding one: a chain, SPEC §11). A base store is sealed
+   * first, durably, before the new store exists: it is never written again. Its page size is the
+   * new store's (pages move between layers whole); `pageSize`, if given, must be the same.
+   */
   static async create(dir: string, options: CreateOptions): Promise<ImageStore> {
     const opts = parseWith(createOptionsSchema, options, 'create')
     const path = resolve(dir)
-    prepareEmptyDirectory(path)
     const lowerPath = resolve(opts.lower)
+    if (hasDatabase(lowerPath)) {
+      const pageSizeGiven = (options as { pageSize?: unknown }).pageSize !== undefined
+      await ImageStore.#createOnStore(path, lowerPath, { ...opts, pageSizeGiven })
+      return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
+    }
+    prepareEmptyDirectory(path)
     const lower = LowerImage.open(lowerPath)
+    try {
+      ImageStore.#writeNewStore(path, { pageSize: opts.pageSize, lower: { path: lowerPath, relative: relative(path, lowerPath), fingerprint: fingerprint(lower) } }, lower.size)
+    } finally {
+      lower.close()
+    }
+    if (opts.bindLower) await bindNew(path, opts.onProgress)
+    return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
+  }
+
+  /** The files of a new store: its upper, its database with its record and the image's file record. */
+  static #writeNewStore(path: string, record: Pick<ImageMeta, 'pageSize' | 'lower'>, size: number): void {
     let db: Database.Database | undefined
     try {
       const upper = UpperFile.open(`${path}/${UPPER_FILE}`, { readOnly: false, create: true })
       upper.close()
       db = openDatabase(`${path}/${DATABASE_FILE}`, { readOnly: false, create: true })
-      const meta: StoreMeta = {
+      const meta: ImageMeta = {
         format: 'pagecow',
         kind: 'image',
-        pageSize: opts.pageSize,
-        lower: { path: lowerPath, fingerprint: fingerprint(lower) },
+        ...record,
         createdAt: new Date().toISOString(),
         createdBy: `pagecow ${VERSION}`,
+        identity: newIdentity(),
       }
       const database = db
       database.transaction(() => {
-        writeFileState(database, IMAGE_FILE_ID, { size: lower.size, lowerCut: lower.size, bytesWritten: 0, upperWritten: 0 }, { data: 0, zero: 0 })
+        writeFileState(database, IMAGE_FILE_ID, { size, lowerCut: size, bytesWritten: 0, upperWritten: 0 }, { data: 0, zero: 0 })
         writeMeta(database, meta)
       })()
       // The new files' names must survive a power cut too, and so must the store directory's.
@@ -158,29 +200,109 @@ export class ImageStore extends EventEmitter {
       throw fromSystemError(err, `creating a store in ${path}`)
     } finally {
       db?.close()
-      lower.close()
     }
-    if (opts.bindLower) await bindNew(path, opts.onProgress)
-    return ImageStore.open(path, { autoFlushMs: opts.autoFlushMs, detectZeroes: opts.detectZeroes })
   }
 
-  /** Open an existing store; the lower's fingerprint is checked first (SPEC §8). */
+  /** create() over the image store at `basePath`: checked, sealed, then the new store made on it. */
+  static async #createOnStore(path: string, basePath: string, opts: { pageSize: number; pageSizeGiven: boolean; bindLower: boolean }): Promise<void> {
+    const peek = peekStoreMeta(basePath)
+    if (peek.kind !== 'image') throw new PagecowError('EINVAL', `the lower ${basePath} is a tree store; only an image store can be the base of an image store`)
+    if (opts.pageSizeGiven && opts.pageSize !== peek.pageSize) {
+      throw new PagecowError('EINVAL', `create: page size ${opts.pageSize} differs from the base store's (${peek.pageSize}); the layers of a chain share one page size (leave it out to take the base's)`)
+    }
+    if (opts.bindLower) {
+      throw new PagecowError('EINVAL', `create: bindLower is for a raw lower; a base store vouches for its own pages (each DATA page has its sum): bind the raw image at the bottom of its chain`)
+    }
+    prepareEmptyDirectory(path)
+    if (!peek.sealed) await ImageStore.#seal(basePath, path)
+    const base = await ImageStore.#openLayer(basePath, [realStorePath(path)])
+    try {
+      ImageStore.#writeNewStore(path, { pageSize: peek.pageSize, lower: storeLowerRecord(path, base) }, base.size)
+    } finally {
+      base.close()
+    }
+  }
+
+  /**
+   * Seal the store at `path` for `by` (the store about to be made on it): its record says so,
+   * committed durably. Its writer lock is taken for it: a store open for writing elsewhere is EBUSY.
+   */
+  static async #seal(path: string, by: string): Promise<void> {
+    const store = await ImageStore.#open(path, { readOnly: false, autoFlushMs: 0 }, [])
+    try {
+      await store.flush()
+      const meta: ImageMeta = { ...store.#meta, identity: identityOf(store.#meta), sealed: { at: new Date().toISOString(), by } }
+      store.#core.commit(() => writeMeta(store.#core.db, meta))
+    } finally {
+      await store.close()
+    }
+  }
+
+  /**
+   * Point the store in `dir` at its lower where it is now (a moved base store or raw image), as
+   * `qemu-img rebase -u`: no page is read or changed. The lower must be the one recorded (a store
+   * by its identity and generation, a raw image by its fingerprint) unless `force`. A base store
+   * not sealed yet (only with `force`) is sealed. Takes the store's writer lock.
+   */
+  static async rebaseUnsafe(dir: string, onto: string, options: RebaseUnsafeOptions = {}): Promise<RebaseUnsafeResult> {
+    return rebaseUnsafe(dir, onto, options, { seal: (p, by) => ImageStore.#seal(p, by), openLayer: (p, a) => ImageStore.#openLayer(p, a), upperFile: UPPER_FILE })
+  }
+
+  /** The image store at `path` opened read-only as the lower of a store above (`above`: their real paths). */
+  static async #openLayer(path: string, above: readonly string[]): Promise<StoreLower> {
+    const store = await ImageStore.#open(path, { readOnly: true, autoFlushMs: 0 }, above)
+    return new StoreLower(path, store.#file, {
+      identity: identityOf(store.#meta),
+      generation: store.#core.generation.value,
+      pageSize: store.pageSize,
+      chain: () => store.backingChain(),
+      close: () => store.#closeLayer(),
+    })
+  }
+
+  /** A store opened as a layer: read-only, nothing to flush, no read of its own in flight. */
+  #closeLayer(): void {
+    if (this.#core.closed) return
+    this.#file.upper.close()
+    this.#file.lower.close()
+    this.#core.abandon()
+  }
+
+  /**
+   * Open an existing store; the lower's fingerprint (or the base store's identity and generation)
+   * is checked first (SPEC §8, §11). A sealed store opens read-only only (EROFS otherwise).
+   */
   static async open(dir: string, options: OpenOptions = {}): Promise<ImageStore> {
     const opts = parseWith(openOptionsSchema, options, 'open')
-    const path = resolve(dir)
+    return ImageStore.#open(resolve(dir), opts, [])
+  }
+
+  static async #open(path: string, opts: { readOnly: boolean; autoFlushMs: number; detectZeroes?: DetectZeroes }, above: readonly string[]): Promise<ImageStore> {
+    checkChainStep(path, above)
     const core = StoreCore.open(path, { readOnly: opts.readOnly, autoFlushMs: opts.autoFlushMs, files: [UPPER_FILE] })
     const opened: Array<{ close(): void }> = []
     try {
       const db = core.db
       const meta = readMeta(db, path)
-      const lower = LowerImage.open(meta.lower.path)
-      opened.push(lower)
-      const change = describeChange(meta.lower.fingerprint, fingerprint(lower))
-      if (change) {
-        throw new PagecowError('ESTALE', `the lower image ${meta.lower.path} changed since the store was created (${change}); the store refuses to mix its pages with different lower bytes`)
+      if (!opts.readOnly) checkNotSealed(path, meta)
+      let source: LowerSource
+      let lowerPath: string
+      if (isStoreLower(meta.lower)) {
+        const base = await openBase(path, meta.lower, [...above, realStorePath(path)], (p, a) => ImageStore.#openLayer(p, a))
+        opened.push(base)
+        source = base
+        lowerPath = base.path
+      } else {
+        lowerPath = locateRawLower(path, meta.lower)
+        const lower = LowerImage.open(lowerPath)
+        opened.push(lower)
+        const change = describeChange(meta.lower.fingerprint, fingerprint(lower))
+        if (change) {
+          throw new PagecowError('ESTALE', `the lower image ${lowerPath} changed since the store was created (${change}); the store refuses to mix its pages with different lower bytes`)
+        }
+        // A bound lower: every page read is checked against its recorded sum (ESTALE if it changed).
+        source = meta.lowerBinding ? VerifiedLower.open(lower, new LowerSums(db, IMAGE_LOWER_KEY, path), meta.pageSize, `the lower image ${lowerPath}`) : lower
       }
-      // A bound lower: every page read is checked against its recorded sum (ESTALE if it changed).
-      const source = meta.lowerBinding ? VerifiedLower.open(lower, new LowerSums(db, IMAGE_LOWER_KEY, path), meta.pageSize, `the lower image ${meta.lower.path}`) : lower
       const upper = UpperFile.open(`${path}/${UPPER_FILE}`, { readOnly: opts.readOnly })
       opened.push(upper)
       const record = readFileRecord(db, IMAGE_FILE_ID, path)
@@ -188,8 +310,8 @@ export class ImageStore extends EventEmitter {
       const map = new PageMap(chunks, chunks.checkTotals(record.pages), path)
       const guard = FileGuard.open(db, core.flux, core.readOnly, IMAGE_FILE_ID, meta.pageSize, 'the image')
       const file = new PagedFile(new Geometry(meta.pageSize), source, upper, map, guard, new CopyupBases(db, IMAGE_FILE_ID), new ChangeLog(core.tracking, IMAGE_FILE_ID), record.state)
-      file.detectZeroes = opts.detectZeroes
-      return new ImageStore(core, meta, file, chunks)
+      file.detectZeroes = opts.detectZeroes ?? 'off'
+      return new ImageStore(core, meta, file, chunks, lowerPath)
     } catch (err) {
       for (const o of opened.reverse()) o.close()
       core.abandon()
@@ -487,6 +609,44 @@ export class ImageStore extends EventEmitter {
     return this.#file.extents(offset, length === undefined ? this.#file.size : offset + length)
   }
 
+  /**
+   * The merged view of [offset, offset + length) with the layer each extent comes from (SPEC §11):
+   * depth 0 is this store's upper (DATA and ZERO pages), 1 the layer below (the base store's upper,
+   * or the raw image), and so on down the chain; `hole` is a hole of the raw image at the bottom or
+   * bytes past a layer's end. What `pagecow map --output=json` prints as qemu-img's `depth`.
+   */
+  extentsByLayer(offset = 0, length?: number): Generator<LayerExtent> {
+    this.#core.checkOpen()
+    checkRange(offset, length ?? 0, 'map')
+    this.#core.refresh()
+    return this.#file.layerExtents(offset, length === undefined ? this.#file.size : offset + length)
+  }
+
+  /**
+   * The chain of layers under this store, as `qemu-img info --backing-chain` lists it: this store
+   * first (depth 0), then its base store and the base's base, the raw image last.
+   */
+  backingChain(): ChainLayer[] {
+    this.#core.checkOpen()
+    const info = this.info()
+    const lower = this.#file.lower
+    const below = lower instanceof StoreLower ? lower.chain() : [rawLayer(this.#lowerPath, 0)]
+    const next = below[0]!
+    const own: ChainLayer = {
+      depth: 0,
+      path: this.path,
+      format: 'pagecow',
+      size: info.size,
+      allocatedBytes: info.upper.allocatedBytes,
+      pageSize: info.pageSize,
+      pages: { data: info.pages.data, zero: info.pages.zero },
+      sealed: this.#meta.sealed !== undefined,
+      backing: next.path,
+      backingFormat: next.format,
+    }
+    return [own, ...below.map((layer) => ({ ...layer, depth: layer.depth + 1 }))]
+  }
+
   /** SEEK_DATA: the first offset at or after `offset` holding data, or null if none. */
   nextData(offset: number): number | null {
     this.#core.checkOpen()
@@ -518,7 +678,7 @@ export class ImageStore extends EventEmitter {
       readOnly: this.readOnly,
       pageSize: this.pageSize,
       size: state.size,
-      lower: { path: this.#meta.lower.path, size: file.lower.size, bound: this.#meta.lowerBinding !== undefined },
+      lower: { path: this.#lowerPath, size: file.lower.size, bound: this.#meta.lowerBinding !== undefined, format: file.lower instanceof StoreLower ? 'store' : 'raw' },
       pages: { total, data: counts.data, zero: counts.zero, lower: Math.max(0, total - counts.data - counts.zero) },
       upper: { allocatedBytes: usage.allocated, apparentBytes: usage.apparent, databaseBytes: databaseBytes(this.path) },
       written: {
@@ -530,6 +690,7 @@ export class ImageStore extends EventEmitter {
       dirty: file.isDirty,
       autoFlushMs: this.#core.autoFlushMs,
       createdAt: this.#meta.createdAt,
+      identity: identityOf(this.#meta),
     }
   }
 
@@ -570,4 +731,14 @@ export class ImageStore extends EventEmitter {
     this.#commits++
     commit.committed()
   }
+}
+
+/** A new store's identity: 32 random hex digits. */
+function newIdentity(): string {
+  return randomBytes(16).toString('hex')
+}
+
+/** The store's identity: the one recorded, or for a store made before identities what its exports recorded. */
+function identityOf(meta: ImageMeta): string {
+  return meta.identity ?? storeIdentity({ kind: 'image', createdAt: meta.createdAt, lower: { path: meta.lower.path } })
 }

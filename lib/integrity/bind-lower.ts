@@ -8,7 +8,8 @@ import { z } from 'zod'
 import { parseWith, PagecowError } from '../errors.js'
 import { describeChange, fingerprint } from '../image/fingerprint.js'
 import { storeKind } from '../open-store.js'
-import { readStoreMeta, writeMeta, type LowerBinding } from '../store/meta.js'
+import { isStoreLower, readStoreMeta, writeMeta, type LowerBinding } from '../store/meta.js'
+import { checkNotSealed } from '../layers/seal.js'
 import { StoreCore } from '../store/store-core.js'
 import { lowerObjects, type LowerObjectRef } from './lower-objects.js'
 import { lowerPageSums } from './lower-page-sums.js'
@@ -55,14 +56,22 @@ export async function bindLower(dir: string, options: BindOptions = {}): Promise
   const core = StoreCore.open(path, { readOnly: false, autoFlushMs: 0, files: kind === 'image' ? [basename(upperPathOf(path, 'image', 1))] : [] })
   try {
     const meta = readStoreMeta(core.db, path)
+    if (meta.kind === 'image') {
+      checkNotSealed(path, meta, 'binding its lower')
+      if (isStoreLower(meta.lower)) {
+        throw new PagecowError('EINVAL', `${path} is layered on the store ${meta.lower.path}, which vouches for its own pages; bind the raw image at the bottom of the chain instead`)
+      }
+    }
     const { lowerBinding: _was, ...unbound } = meta
     const objects: LowerObjectRef[] = []
-    for await (const o of lowerObjects(meta, closers)) objects.push(o)
+    for await (const o of lowerObjects(meta, closers, path)) objects.push(o)
     if (meta.kind === 'image') {
       const { LowerImage } = await import('../image/lower-image.js')
-      const image = LowerImage.open(meta.lower.path)
+      const { locateRawLower } = await import('../image/locate-lower.js')
+      const lowerPath = isStoreLower(meta.lower) ? meta.lower.path : locateRawLower(path, meta.lower)
+      const image = LowerImage.open(lowerPath)
       try {
-        const change = describeChange(meta.lower.fingerprint, fingerprint(image))
+        const change = isStoreLower(meta.lower) ? null : describeChange(meta.lower.fingerprint, fingerprint(image))
         if (change) throw new PagecowError('ESTALE', `the lower image ${meta.lower.path} changed since the store was created (${change}); it is not bound`)
       } finally {
         image.close()

@@ -11,7 +11,7 @@ import { storeKind } from '../open-store.js'
 import { ChunkTable } from '../page/chunk-table.js'
 import { PageMap } from '../page/page-map.js'
 import { UpperFile } from '../page/upper-file.js'
-import { readFileRecord, lowerPlace, readStoreMeta, type StoreMeta } from '../store/meta.js'
+import { isStoreLower, lowerPlace, readFileRecord, readStoreMeta, type StoreMeta } from '../store/meta.js'
 import { StoreCore } from '../store/store-core.js'
 import type { LowerFile } from '../tree/lower-tree.js'
 import type { LowerProgress } from './bind-lower.js'
@@ -101,7 +101,7 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
     const bases = (core.db.prepare('SELECT count(*) AS n FROM copyup_base').get() as { n: number }).n
     const objects: LowerObjectRef[] = []
     try {
-      for await (const o of lowerObjects(meta, closers)) objects.push(o)
+      for await (const o of lowerObjects(meta, closers, path)) objects.push(o)
     } catch (err) {
       const e = fromSystemError(err, `reading the lower ${lowerPlace(meta)}`)
       problem({ code: 'ESTALE', what: 'fingerprint', file: lowerPlace(meta), message: e.message })
@@ -112,7 +112,7 @@ export async function verifyStore(dir: string, options: VerifyOptions = {}): Pro
       doneBytes += n
       opts.onProgress?.({ doneBytes, totalBytes })
     }
-    if (meta.kind === 'image') await checkFingerprint(meta, problem)
+    if (meta.kind === 'image') await checkFingerprint(meta, problem, path)
     if (report.bound) checkLower(core.db, meta, objects, g, report, problem, progress)
     checkUpper(core, meta, files, g, report, problem, progress)
     await checkBases(core.db, meta, files, objects, g, report, problem, progress)
@@ -138,18 +138,32 @@ function pagedFiles(db: Database.Database, meta: StoreMeta): PagedFileRef[] {
   return out
 }
 
-async function checkFingerprint(meta: StoreMeta & { kind: 'image' }, problem: (p: VerifyProblem) => void): Promise<void> {
+async function checkFingerprint(meta: StoreMeta & { kind: 'image' }, problem: (p: VerifyProblem) => void, path: string): Promise<void> {
+  if (isStoreLower(meta.lower)) {
+    // A base store: the chain opens only if every base is the one recorded, unchanged.
+    const { ImageStore } = await import('../image/image-store.js')
+    try {
+      await (await ImageStore.open(path, { readOnly: true })).close()
+    } catch (err) {
+      const e = fromSystemError(err, `opening the chain under ${path}`)
+      problem({ code: 'ESTALE', what: 'fingerprint', file: meta.lower.path, message: e.message })
+    }
+    return
+  }
+  const lower = meta.lower
   const { LowerImage } = await import('../image/lower-image.js')
+  const { locateRawLower } = await import('../image/locate-lower.js')
+  const lowerPath = locateRawLower(path, lower)
   const { describeChange, fingerprint } = await import('../image/fingerprint.js')
   let image
   try {
-    image = LowerImage.open(meta.lower.path)
+    image = LowerImage.open(lowerPath)
   } catch {
     return // reported with the objects
   }
   try {
-    const change = describeChange(meta.lower.fingerprint, fingerprint(image))
-    if (change) problem({ code: 'ESTALE', what: 'fingerprint', file: meta.lower.path, message: `the lower image ${meta.lower.path} changed since the store was created (${change})` })
+    const change = describeChange(lower.fingerprint, fingerprint(image))
+    if (change) problem({ code: 'ESTALE', what: 'fingerprint', file: lowerPath, message: `the lower image ${lowerPath} changed since the store was created (${change})` })
   } finally {
     image.close()
   }
@@ -244,6 +258,8 @@ function checkUpper(core: StoreCore, meta: StoreMeta, files: PagedFileRef[], g: 
 
 /** Every copy-up base against the lower page it was taken from (drift under a copied page). */
 async function checkBases(db: Database.Database, meta: StoreMeta, files: PagedFileRef[], objects: LowerObjectRef[], g: Geometry, report: VerifyReport, problem: (p: VerifyProblem) => void, progress: (n: number) => void): Promise<void> {
+  // Over a base store the bases need no check: the base is sealed, and opening the chain refuses it if it changed.
+  if (meta.kind === 'image' && isStoreLower(meta.lower)) return
   const byKey = new Map(objects.map((o) => [o.key, o]))
   const buffer = Buffer.allocUnsafe(g.pageSize)
   for (const f of files) {

@@ -34,6 +34,8 @@ export class PageMap {
   readonly #dirty = new Set<number>()
   /** Chunks known to be absent from the database: reads of untouched regions skip the query. */
   readonly #absent = new Set<number>()
+  /** The chunk last moved to the back of #cache's order (-1: none). */
+  #newest = -1
   /** Answers of source.nextPersisted(); the database changes only at commit() and reload(). */
   readonly #nextPersisted = new Map<number, number | undefined>()
   readonly #counts: PageCounts
@@ -149,8 +151,13 @@ export class PageMap {
   #chunk(c: number, create: boolean): Chunk | undefined {
     const cached = this.#cache.get(c)
     if (cached) {
-      this.#cache.delete(c)
-      this.#cache.set(c, cached)
+      // Moved to the back of the LRU order, unless it is there already (reads of one region,
+      // a read going down a chain of stores: a lookup per page per layer).
+      if (c !== this.#newest) {
+        this.#cache.delete(c)
+        this.#cache.set(c, cached)
+        this.#newest = c
+      }
       return cached
     }
     if (!create && this.#absent.has(c)) return undefined
@@ -165,6 +172,7 @@ export class PageMap {
     // Make room first: the chunk handed out must stay cached, or a change to it would be lost.
     this.#evict(this.#cacheLimit - 1)
     this.#cache.set(c, chunk)
+    this.#newest = c
     return chunk
   }
 

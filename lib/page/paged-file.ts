@@ -9,6 +9,7 @@ import { pageSum } from '../integrity/hash.js'
 import { ExtentMerger, type Extent, type ExtentState } from './extent.js'
 import type { LowerSource } from './lower-source.js'
 import { lowerPieces } from './lower-pieces.js'
+import { isLayered, LayerExtentMerger, lowerLayers, type LayerExtent } from '../layers/layer-extent.js'
 import type { PageMap } from './page-map.js'
 import type { PageState } from './page-state.js'
 import type { UpperFile } from './upper-file.js'
@@ -579,6 +580,16 @@ export class PagedFile {
     for (const run of this.map.runs(g.pageOf(start), g.pagesFor(end))) {
       const from = Math.max(start, g.byteOf(run.start))
       const to = Math.min(end, g.byteOf(run.end))
+      if (run.state === 'lower' && isLayered(this.lower)) {
+        // A store below: its layers' extents over this run only (SEEK_DATA/SEEK_HOLE on a merged
+        // view would walk its extents past the run). Its DATA pages read as lower data here, its
+        // ZERO pages as holes, as its own lower's data and holes.
+        for (const [a, b, state] of lowerLayers(this.lower, from, to, this.#state.lowerCut)) {
+          const done = merger.push(a, b, state === 'data' ? 'lower' : 'hole')
+          if (done) yield done
+        }
+        continue
+      }
       const uniform = run.state === 'lower' ? this.#uniformLower(from, to) : run.state
       if (uniform) {
         const done = merger.push(from, to, uniform)
@@ -588,6 +599,33 @@ export class PagedFile {
           const done = merger.push(a, b, state)
           if (done) yield done
         }
+      }
+    }
+    const last = merger.finish()
+    if (last) yield last
+  }
+
+  /**
+   * The merged view of [start, end) with the layer of each extent (SPEC §11): this file's DATA and
+   * ZERO pages at depth 0, the lower's bytes at their depth in the lower plus one. Cost grows
+   * with the extents of every layer over the range.
+   */
+  *layerExtents(start: number, end: number): Generator<LayerExtent> {
+    end = Math.min(end, this.#state.size)
+    if (end <= start) return
+    const g = this.geometry
+    const merger = new LayerExtentMerger()
+    for (const run of this.map.runs(g.pageOf(start), g.pagesFor(end))) {
+      const from = Math.max(start, g.byteOf(run.start))
+      const to = Math.min(end, g.byteOf(run.end))
+      if (run.state !== 'lower') {
+        const done = merger.push(from, to, run.state, 0)
+        if (done) yield done
+        continue
+      }
+      for (const [a, b, state, depth] of lowerLayers(this.lower, from, to, this.#state.lowerCut)) {
+        const done = merger.push(a, b, state, depth + 1)
+        if (done) yield done
       }
     }
     const last = merger.finish()

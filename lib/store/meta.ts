@@ -23,14 +23,55 @@ export const lowerBindingSchema = z.strictObject({
 
 export type LowerBinding = z.infer<typeof lowerBindingSchema>
 
+/**
+ * A raw image lower: its path and its fingerprint (a changed image is refused at open, SPEC §8).
+ * `relative` (from the store's directory; records made before layers have none) is tried first,
+ * so that a store and its image moved together keep working.
+ */
+export const rawLowerSchema = z.strictObject({ path: z.string().min(1), relative: z.string().min(1).optional(), fingerprint: fingerprintSchema })
+
+/** 32 hex digits naming a store for good (random, made when it is created or first sealed). */
+export const storeIdentitySchema = z.string().regex(/^[0-9a-f]{32}$/, 'a store identity is 32 hex digits')
+
+/**
+ * Another image store as the lower, read as its merged image (SPEC §11, a chain). `relative` (from
+ * this store's directory) is tried first, so that a store and its base moved together keep
+ * working; then `path`. The base must be the store `identity` names at `generation` (its count
+ * of durable commits): a sealed base never commits again, so any other count means it changed.
+ */
+export const storeLowerSchema = z.strictObject({
+  format: z.literal('store'),
+  path: z.string().min(1),
+  relative: z.string().min(1),
+  identity: storeIdentitySchema,
+  generation: z.number().int().nonnegative(),
+})
+
+/** What an image store's lower is, as its record says. */
+export const imageLowerSchema = z.union([rawLowerSchema, storeLowerSchema])
+
+/**
+ * A sealed store is the base of another (SPEC §11): never written again, so writable opens are
+ * refused. `by` is the store whose creation sealed it (others may depend on it since).
+ */
+export const sealSchema = z.strictObject({
+  /** When it was sealed (ISO 8601). */
+  at: z.string(),
+  /** The store (its path then) that was created on it. */
+  by: z.string().min(1),
+})
+
 export const imageMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
   kind: z.literal('image'),
   pageSize: z.number().int().refine(isValidPageSize),
-  lower: z.strictObject({ path: z.string().min(1), fingerprint: fingerprintSchema }),
+  lower: imageLowerSchema,
   createdAt: z.string(),
   createdBy: z.string(),
   lowerBinding: lowerBindingSchema.optional(),
+  /** Records made before chains existed have none; sealing gives one. */
+  identity: storeIdentitySchema.optional(),
+  sealed: sealSchema.optional(),
 })
 
 /**
@@ -59,7 +100,7 @@ export const squashfsLowerSchema = z.strictObject({
  * this store numbers it, and the id of the seal it was given when this store was made on it (a
  * base whose seal changed was unsealed and may have been written: refused at open).
  */
-export const storeLowerSchema = z.strictObject({
+export const treeStoreLowerSchema = z.strictObject({
   format: z.literal('store'),
   path: z.string().min(1),
   rootIno: z.number().int().nonnegative(),
@@ -67,7 +108,7 @@ export const storeLowerSchema = z.strictObject({
 })
 
 /** What one lower of a tree store is, as its record says. */
-export const treeLowerSchema = z.union([directoryLowerSchema, squashfsLowerSchema, storeLowerSchema])
+export const treeLowerSchema = z.union([directoryLowerSchema, squashfsLowerSchema, treeStoreLowerSchema])
 
 /** Most lowers a tree store stacks (see lower-inos.ts: the inode numbers of the layers share 48 bits). */
 export const MAX_LOWERS = 16
@@ -76,7 +117,7 @@ export const MAX_LOWERS = 16
  * A base store other stores are made on (schema 70): writable opens fail with EROFS while it is
  * sealed. `id` is what the stores on it recorded.
  */
-export const sealSchema = z.strictObject({ id: z.string().min(1), at: z.string() })
+export const treeSealSchema = z.strictObject({ id: z.string().min(1), at: z.string() })
 
 export const treeMetaSchema = z.strictObject({
   format: z.literal('pagecow'),
@@ -87,7 +128,7 @@ export const treeMetaSchema = z.strictObject({
   createdAt: z.string(),
   createdBy: z.string(),
   lowerBinding: lowerBindingSchema.optional(),
-  sealed: sealSchema.optional(),
+  sealed: treeSealSchema.optional(),
 })
 
 /**
@@ -104,11 +145,20 @@ const legacyTreeMeta = (value: unknown): unknown => {
 export const storeMetaSchema = z.preprocess(legacyTreeMeta, z.discriminatedUnion('kind', [imageMetaSchema, treeMetaSchema]))
 
 export type ImageMeta = z.infer<typeof imageMetaSchema>
+export type RawLowerRecord = z.infer<typeof rawLowerSchema>
+export type StoreLowerRecord = z.infer<typeof storeLowerSchema>
+export type ImageLowerRecord = z.infer<typeof imageLowerSchema>
+export type Seal = z.infer<typeof sealSchema>
+
+/** Whether an image store's lower is another store (a chain) rather than a raw image. */
+export function isStoreLower(lower: ImageLowerRecord): lower is StoreLowerRecord {
+  return 'format' in lower && lower.format === 'store'
+}
 export type TreeMeta = z.infer<typeof treeMetaSchema>
 export type TreeLowerRecord = z.infer<typeof treeLowerSchema>
-export type StoreLowerRecord = z.infer<typeof storeLowerSchema>
+export type TreeStoreLowerRecord = z.infer<typeof treeStoreLowerSchema>
 export type StoreMeta = z.output<typeof storeMetaSchema>
-export type Seal = z.infer<typeof sealSchema>
+export type TreeSeal = z.infer<typeof treeSealSchema>
 export type StoreKind = StoreMeta['kind']
 
 const fileRowSchema = z

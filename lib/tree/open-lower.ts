@@ -8,7 +8,7 @@ import { describeChange, fingerprint, sampleHash, type Fingerprint } from '../im
 import { LowerImage } from '../image/lower-image.js'
 import { detectLowerFormat, type TreeLowerFormat } from '../lower-format.js'
 import { SquashfsImage } from '../squashfs/squashfs-image.js'
-import { DATABASE_FILE, hasDatabase, openDatabase } from '../store/database.js'
+import { DATABASE_FILE, openDatabase } from '../store/database.js'
 import { readStoreMeta, type TreeLowerRecord } from '../store/meta.js'
 import { sealStore } from '../store/seal.js'
 import { LowerDir } from './lower-dir.js'
@@ -66,12 +66,14 @@ export function openLower(record: TreeLowerRecord): LowerTree {
  * directory as a plain directory).
  */
 export function lowerKindOf(path: string, format?: TreeLowerFormat): TreeLowerKind {
-  const found = detectLowerFormat(path)
-  if (found === 'directory' && format === undefined && hasDatabase(path)) {
+  const detected = detectLowerFormat(path)
+  if (detected === 'store' && format === undefined) {
     const kind = storeKindNow(path)
-    if (kind !== 'tree') throw new PagecowError('EINVAL', `the lower ${path} is an ${kind} store; a tree store overlays a directory, a squashfs image or a tree store`)
+    if (kind !== 'tree') throw new PagecowError('EINVAL', `the lower ${path} is an ${kind} store; a tree store overlays a directory, a squashfs image or a tree store (an image store is the base of an image store: createStore() makes a chain)`)
     return 'store'
   }
+  // A store's directory is a plain directory when one is asked for.
+  const found = detected === 'store' ? 'directory' : detected
   const want = format ?? (found === 'raw' ? undefined : found)
   if (want === undefined) {
     throw new PagecowError('ENOTDIR', `the lower ${path} is neither a directory nor a squashfs image; a tree store overlays one of those (a raw image makes an image store: createStore())`)

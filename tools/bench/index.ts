@@ -26,6 +26,7 @@ import { cliStart } from './cli-start.js'
 import { boundRead } from './lower-binding.js'
 import { INTEGRITY_CASES } from './integrity.js'
 import { MARKS_CASES } from './marks.js'
+import { layersRead } from './layers.js'
 import type { Row } from './row.js'
 import { pendingTrash, removeAllScratch } from './scratch.js'
 import { formatTable } from './table.js'
@@ -34,7 +35,7 @@ import { msSince, now } from './timing.js'
 const HERE = dirname(fileURLToPath(import.meta.url))
 
 // The extents case runs before flush-cost: flush-cost adds pages to the shared stores.
-export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio, squashfsCase, squashfsLowerCase, dirtyMap, nbdDirtyBitmap, cliStart, boundRead, ...INTEGRITY_CASES, ...MARKS_CASES]
+export const CASES: BenchCase[] = [seqRead, randRead, randWrite, firstWrite, extentsMap, flushCost, qemuWrites, nbdCase, treeCase, fuseCase, fuseRead, fuseFio, squashfsCase, squashfsLowerCase, dirtyMap, nbdDirtyBitmap, cliStart, boundRead, ...INTEGRITY_CASES, ...MARKS_CASES, layersRead]
 
 const USAGE = `usage: npm run bench -- [--quick] [--reps=N] [--out=FILE] [--list] [case|group …]
 

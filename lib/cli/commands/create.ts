@@ -30,12 +30,12 @@ export function createCommand(io: CliIo) {
   const cmd = newCommand('create', io)
     .summary('create a store over a raw image, a directory tree or a squashfs image')
     .description(
-      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode), or a directory or a squashfs image read without mounting it (tree mode). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
+      'create a store in STORE (a new or empty directory) overlaying LOWER: a raw image (image mode), or a directory or a squashfs image read without mounting it (tree mode), or another image store (a chain: its merged image is the lower, and it is sealed, never written again). A lower in another disk image format (qcow2, qed, vmdk, vhdx, vdi, vhd) is refused: convert it to raw first',
     )
     .argument('<STORE>', 'the store directory to create')
-    .requiredOption('--lower <LOWER>', "the raw image, directory, squashfs image or tree store to overlay; it is only ever read (a tree store given is sealed: never written again). Tree mode takes several, leftmost on top, as overlayfs's lowerdir: A:B:C (a ':' in a path is written '\\:')")
-    .option('--lower-format <FORMAT>', `what LOWER is: ${LOWER_FORMATS.join(', ')}; default: a directory, a squashfs image by its magic, else raw ("raw" also takes LOWER as raw even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image)`)
-    .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k`)
+    .requiredOption('--lower <LOWER>', "the raw image, directory, squashfs image, image store (a chain) or tree store to overlay; it is only ever read (a store given is sealed: never written again). Tree mode takes several, leftmost on top, as overlayfs's lowerdir: A:B:C (a ':' in a path is written '\\:')")
+    .option('--lower-format <FORMAT>', `what LOWER is: ${LOWER_FORMATS.join(', ')}; default: a store (a directory holding one), a directory, a squashfs image by its magic, else raw ("raw" also takes LOWER as raw even if it starts like a qcow2, vmdk, vhdx, vdi or vhd image)`)
+    .option('--page-size <SIZE>', `page size, a power of two from 512 to 1M (${SIZE_FORMS}); default 4k (over an image store: the store's, the only one allowed)`)
     .option('--bind-lower', 'bind the store to its lower: hash every lower page now (reads the whole lower once), so reads never serve a lower page that changed')
     .option('--json', "print the new store's info as JSON")
     .action(async (store: string) => {
@@ -62,10 +62,8 @@ export function createCommand(io: CliIo) {
       try {
         const info = created.info()
         const what = info.kind === 'image' ? `${formatSize(info.size)} image` : TREE_WHAT[info.lower.format]
-        await writeTo(
-          io.stdout,
-          opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.path}: ${what} over ${info.lower.path}, page size ${formatSize(info.pageSize)}\n`,
-        )
+        const over = info.kind === 'image' && info.lower.format === 'store' ? `the store ${info.lower.path} (sealed: it is read-only from now on)` : info.lower.path
+        await writeTo(io.stdout, opts.json ? `${JSON.stringify(info, null, 2)}\n` : `created ${info.path}: ${what} over ${over}, page size ${formatSize(info.pageSize)}\n`)
       } finally {
         await created.close()
       }
@@ -78,6 +76,7 @@ export function createCommand(io: CliIo) {
     'pagecow create root.cow --lower rootfs.squashfs',
     'pagecow create app.cow --lower /srv/app:/srv/runtime:rootfs.squashfs',
     'pagecow create vm-root.cow --lower root.cow',
+    'pagecow create golden.cow --lower base.img && pagecow create vm1.cow --lower golden.cow',
     'qemu-img convert -O raw base.qcow2 base.img && pagecow create vm1.cow --lower base.img',
   ])
 }
