@@ -28,8 +28,20 @@ const WRITER_BYTES = 4 * REGION_BYTES
 /** How long to wait for another process that is setting the file up. */
 const SETUP_WAIT_MS = 5000
 
+/**
+ * SQLite's SHARED lock bytes in the database file (SHARED_FIRST = PENDING_BYTE + 2, SHARED_SIZE).
+ * The last connection to close a store takes them exclusively, checkpoints, and deletes the -shm
+ * file: a read lock here from before the -shm file is prepared until SQLite holds its own keeps
+ * a closer from deleting the file this open prepared (SQLite would then make a new one of holes
+ * and store into them: SIGBUS on a full disk).
+ */
+const SHARED_FIRST = 0x40000002
+const SHARED_SIZE = 510
+
 interface Held {
   fd: number
+  /** The database file, read-locked on SQLite's SHARED bytes until settle(); open until release(). */
+  dbFd: number | undefined
   /** Our lock on the DMS byte is still held (until SQLite holds its own). */
   locked: boolean
   /** The -shm file this process prepared or joined, to tell if it was replaced meanwhile. */
@@ -88,18 +100,21 @@ export class SharedMemory {
       if (!create) return undefined
       // A new database: SQLite's own default mode.
     }
+    const dbFd = holdDatabase(dbPath)
     let fd: number
     try {
       fd = openStoreFile(path, 'rw', { create: true, mode })
     } catch (err) {
+      if (dbFd !== undefined) fs.closeSync(dbFd)
       if (isPagecowError(err, 'EACCES') || isPagecowError(err, 'EROFS')) return undefined
       throw err
     }
     try {
       prepare(fd, path)
-      held.set(key, { fd, locked: true, ino: fs.fstatSync(fd).ino, refs: 1, path })
+      held.set(key, { fd, dbFd, locked: true, ino: fs.fstatSync(fd).ino, refs: 1, path })
     } catch (err) {
       fs.closeSync(fd)
+      if (dbFd !== undefined) fs.closeSync(dbFd)
       throw err
     }
     return new SharedMemory(key)
@@ -114,6 +129,7 @@ export class SharedMemory {
     const h = held.get(this.#key)
     if (h?.locked) {
       fs.unlockRange(h.fd, DMS_BYTE, 1)
+      if (h.dbFd !== undefined) fs.unlockRange(h.dbFd, SHARED_FIRST, SHARED_SIZE)
       h.locked = false
     }
   }
@@ -167,7 +183,64 @@ export class SharedMemory {
     // Closing any descriptor drops every POSIX lock the process holds on the file, SQLite's
     // included: only now, with no connection of this process left on it.
     fs.closeSync(h.fd)
+    if (h.dbFd !== undefined) fs.closeSync(h.dbFd)
   }
+}
+
+/**
+ * Read-lock SQLite's SHARED bytes of the database at `dbPath` (see SHARED_FIRST), waiting while a
+ * closing connection holds them exclusively (it is checkpointing and deleting the -shm file: let
+ * it finish). Undefined when there is no database yet (a store being created) or it cannot be read.
+ */
+function holdDatabase(dbPath: string): number | undefined {
+  let fd: number
+  try {
+    fd = fs.openSync(dbPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+  } catch {
+    return undefined
+  }
+  const until = Date.now() + SETUP_WAIT_MS
+  while (!fs.tryLockRange(fd, SHARED_FIRST, SHARED_SIZE, true)) {
+    if (Date.now() >= until) {
+      fs.closeSync(fd)
+      throw new PagecowError('EBUSY', `the database ${dbPath} was held exclusively by another process for over ${SETUP_WAIT_MS} ms`)
+    }
+    sleep(5)
+  }
+  return fd
+}
+
+/** Frames of the log the index's first region covers (HASHTABLE_NPAGE_ONE), and each later one. */
+const FIRST_REGION_FRAMES = 4062
+const REGION_FRAMES = 4096
+
+/**
+ * The bytes of index the log at `walPath` needs as it is now: the first process to open the store
+ * rebuilds the index from the log (even a reader), storing into every region it needs. Regions
+ * SQLite grows itself are holes where file-system blocks are smaller than its 4 KiB steps, and a
+ * store into one on a full disk is SIGBUS: a log that a writer could not checkpoint (the disk was
+ * full) killed `pagecow inspect` that way. So every region is written out here, or the open fails
+ * with ENOSPC.
+ */
+function indexBytesFor(walPath: string): number {
+  let frames = 0
+  try {
+    const fd = fs.openSync(walPath, 'r')
+    try {
+      const header = Buffer.alloc(32)
+      const size = fs.fstatSync(fd).size
+      if (fs.readSync(fd, header, 0, 32, 0) === 32) {
+        const pageSize = header.readUInt32BE(8) === 1 ? 65536 : header.readUInt32BE(8)
+        if (pageSize >= 512) frames = Math.floor((size - 32) / (pageSize + 24))
+      }
+    } finally {
+      fs.closeSync(fd)
+    }
+  } catch {
+    // No log (or none readable): the first region is all an empty log needs.
+  }
+  const regions = frames <= FIRST_REGION_FRAMES ? 1 : 1 + Math.ceil((frames - FIRST_REGION_FRAMES) / REGION_FRAMES)
+  return regions * REGION_BYTES
 }
 
 /**
@@ -179,9 +252,10 @@ function prepare(fd: number, path: string): void {
   const until = Date.now() + SETUP_WAIT_MS
   for (;;) {
     if (fs.tryLockRange(fd, DMS_BYTE, 1, false)) {
+      const bytes = indexBytesFor(path.slice(0, -'-shm'.length) + '-wal')
       try {
         fs.ftruncateSync(fd, 0)
-        writeZeros(fd, 0, REGION_BYTES)
+        writeZeros(fd, 0, bytes)
       } catch (err) {
         try {
           fs.ftruncateSync(fd, 0) // give back what was taken: the next opener starts afresh
@@ -190,7 +264,7 @@ function prepare(fd: number, path: string): void {
         }
         const e = fromSystemError(err, `preparing the database's shared-memory file ${path}`)
         if (e.code === 'ENOSPC') {
-          throw new PagecowError('ENOSPC', `the disk holding ${dirname(path)} is full: the database's shared-memory file needs ${REGION_BYTES / 1024} KiB; free some space and retry`, { cause: err })
+          throw new PagecowError('ENOSPC', `the disk holding ${dirname(path)} is full: the database's shared-memory file needs ${bytes / 1024} KiB; free some space and retry`, { cause: err })
         }
         throw e
       }
