@@ -4,7 +4,7 @@
 import { join } from 'node:path'
 import * as nodeFs from 'node:fs'
 import t from 'tap'
-import { checkStore, exportTree, TreeStore } from '../lib/index.js'
+import { bindLower, checkStore, exportTree, TreeStore } from '../lib/index.js'
 import { DATABASE_FILE, openDatabase } from '../lib/store/database.js'
 import { readStoreMeta, writeMeta } from '../lib/store/meta.js'
 import { cannotRun } from './fixtures/cannot-run.js'
@@ -53,6 +53,7 @@ t.test('a tree store on a tree store: read through, the base sealed, writes on t
   await base.close()
 
   await t.rejects(TreeStore.open(basePath), { code: 'EROFS' }, 'the sealed base refuses a writable open')
+  await t.rejects(bindLower(basePath), { code: 'EROFS' }, 'and refuses to bind its lower (verify --record would write into it)')
 
   // Writes on top: a page of a file whose pages the base holds, a file the base made, a removal.
   const h = await top.open('/big', 'r+')

@@ -10,6 +10,7 @@ import { describeChange, fingerprint } from '../image/fingerprint.js'
 import { storeKind } from '../open-store.js'
 import { isStoreLower, readStoreMeta, writeMeta, type LowerBinding } from '../store/meta.js'
 import { checkNotSealed } from '../layers/seal.js'
+import { checkNotSealed as checkTreeNotSealed } from '../store/seal.js'
 import { StoreCore } from '../store/store-core.js'
 import { lowerObjects, type LowerObjectRef } from './lower-objects.js'
 import { lowerPageSums } from './lower-page-sums.js'
@@ -61,6 +62,9 @@ export async function bindLower(dir: string, options: BindOptions = {}): Promise
       if (isStoreLower(meta.lower)) {
         throw new PagecowError('EINVAL', `${path} is layered on the store ${meta.lower.path}, which vouches for its own pages; bind the raw image at the bottom of the chain instead`)
       }
+    } else {
+      // A sealed tree base is never written: its lower sums are part of what the stores on it read.
+      checkTreeNotSealed(meta.sealed, path)
     }
     const { lowerBinding: _was, ...unbound } = meta
     const objects: LowerObjectRef[] = []
