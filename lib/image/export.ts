@@ -1,5 +1,6 @@
 // Writing the merged image out as a plain raw file, sparse where the merged view reads zeros; or
 // as a stream of all its bytes (standard output).
+import { isZero } from '../zero-bytes.js'
 import type { Writable } from 'node:stream'
 import * as fs from '../fs.js'
 import { fromSystemError, parseWith, PagecowError } from '../errors.js'
@@ -56,7 +57,6 @@ export async function exportImage(store: ImageStore, output: string, options: Ex
   const at = store.marks().at(-1)
   const size = store.size
   const block = Buffer.alloc(BLOCK)
-  const zeros = Buffer.alloc(BLOCK)
   let bytesCopied = 0
   await writeFileThenPublish(output, opts.overwrite, opts.signal, async (fd) => {
     fs.ftruncateSync(fd, size)
@@ -69,7 +69,7 @@ export async function exportImage(store: ImageStore, output: string, options: Ex
         const chunk = block.subarray(0, n)
         // In the thread pool: a bulk read of the disk, and the event loop stays free to see SIGINT.
         await store.readInto(chunk, pos, { threadPool: true })
-        if (!chunk.equals(zeros.subarray(0, n))) {
+        if (!isZero(chunk)) {
           for (let done = 0; done < n; ) done += fs.writeSync(fd, chunk, done, n - done, pos + done)
           bytesCopied += n
         }

@@ -4,13 +4,9 @@
 import type { ChangedExtent } from '../changes/changed-extents.js'
 import { checkAborted } from '../image/temp-output.js'
 import type { IncrementalWriter } from './incremental-writer.js'
+import { isZero } from '../zero-bytes.js'
 
 const BLOCK = 1024 * 1024
-const ZEROS = Buffer.alloc(BLOCK)
-
-export function isZero(chunk: Buffer): boolean {
-  return chunk.equals(ZEROS.subarray(0, chunk.length))
-}
 
 /** Bytes `changed` covers within `size` (truncated pieces cost nothing: apply cuts the target to the size). */
 export function changedBytesOf(changed: Iterable<ChangedExtent>, size: number): number {

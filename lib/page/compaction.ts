@@ -4,6 +4,7 @@
 // recorded as changed, and the pages are read (and verified) before anything is decided.
 import { z } from 'zod'
 import { PagecowError } from '../errors.js'
+import { isZero } from '../zero-bytes.js'
 import type { PagedFile } from './paged-file.js'
 
 /** A run of DATA pages [start, end) that reads the same in `state`. */
@@ -56,15 +57,6 @@ export function settleRuns(file: PagedFile, first: number, end: number): SettleR
   return out
 }
 
-const ZEROS = Buffer.alloc(64 * 1024)
-
-function isZero(bytes: Buffer): boolean {
-  for (let at = 0; at < bytes.length; at += ZEROS.length) {
-    const n = Math.min(ZEROS.length, bytes.length - at)
-    if (bytes.compare(ZEROS, 0, n, at, at + n) !== 0) return false
-  }
-  return true
-}
 
 /** How far a compaction is: pages of an image, files of a tree store. */
 export interface CompactProgress {

@@ -2,6 +2,7 @@
 // Image mode is one PagedFile; tree mode will have one per copied-up file. Methods here trust
 // their arguments: the store validates at the edge.
 import { Geometry } from '../geometry.js'
+import { isZero } from '../zero-bytes.js'
 import type { ChangeLog } from '../changes/change-log.js'
 import type { CopyupBases } from '../integrity/copyup-bases.js'
 import type { FileGuard } from '../integrity/file-guard.js'
@@ -29,15 +30,6 @@ export interface FileState {
 /** What a write of whole zero pages does: see PagedFile.detectZeroes. */
 export type DetectZeroes = 'off' | 'on' | 'unmap'
 
-const zeroPages = new Map<number, Buffer>()
-
-/** A page of zeros of `size` bytes, shared (never written). */
-function zeroPage(size: number): Buffer {
-  let page = zeroPages.get(size)
-  if (!page) zeroPages.set(size, (page = Buffer.alloc(size)))
-  return page
-}
-
 /**
  * Reads this large or larger are worth readIntoAsync (libuv's thread pool, so that several overlap
  * on the disk); below it a cached read on the event loop costs less than the hop to the pool.
@@ -59,7 +51,11 @@ export class PagedFile {
   /** Bumped when #state changes; compared with the version the database holds. */
   #version = 0
   #savedVersion = 0
-  readonly #readsInFlight = new Set<Promise<number>>()
+  /** Thread-pool reads in flight, counted by epoch (0 or 1; readsDone() flips it). */
+  readonly #reads = [0, 0]
+  #epoch = 0
+  /** A readsDone() waiting for the reads of `epoch` to end. */
+  #drained: { epoch: number; resolve: () => void; done: Promise<void> } | undefined
   /**
    * What a write of whole pages of zeros does (qemu's detect-zeroes): 'off' writes them; 'on'
    * makes them ZERO pages, and a page that was DATA keeps its block (as qemu keeps a zeroed
@@ -122,24 +118,6 @@ export class PagedFile {
    * as with any read concurrent with a write.
    */
   async readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
-    const read = this.#readIntoAsync(target, offset)
-    this.#readsInFlight.add(read)
-    try {
-      return await read
-    } finally {
-      this.#readsInFlight.delete(read)
-    }
-  }
-
-  /**
-   * Settles once every readIntoAsync() in flight now has: they planned their pieces from the map
-   * as it was, so blocks that map pointed at must stay until then (compaction waits here).
-   */
-  async readsDone(): Promise<void> {
-    await Promise.allSettled([...this.#readsInFlight])
-  }
-
-  async #readIntoAsync(target: Uint8Array, offset: number): Promise<number> {
     const end = Math.min(offset + target.length, this.#state.size)
     if (end <= offset) return 0
     const g = this.geometry
@@ -156,11 +134,37 @@ export class PagedFile {
         reads.push(this.lower.readIntoAsync(target, at, want, from).then((n) => target.fill(0, at + n, at + to - from)))
       }
     }
-    // Every piece settles before this returns, failed or not: none may write into `target` later.
-    const settled = await Promise.allSettled(reads)
+    if (reads.length === 0) return end - offset
+    // Counted until every piece settles (failed or not: none may write into `target` later), so
+    // that readsDone() can wait for the reads planned from the map as it is now.
+    const epoch = this.#epoch
+    this.#reads[epoch]!++
+    let settled: Array<PromiseSettledResult<unknown>>
+    try {
+      settled = await Promise.allSettled(reads)
+    } finally {
+      if (--this.#reads[epoch]! === 0 && this.#drained?.epoch === epoch) this.#drained.resolve()
+    }
     const failed = settled.find((r) => r.status === 'rejected')
     if (failed) throw (failed as PromiseRejectedResult).reason
     return end - offset
+  }
+
+  /**
+   * Settles once every readIntoAsync() in flight now has: they planned their pieces from the map
+   * as it was, so blocks that map pointed at must stay until then (compaction waits here). Reads
+   * started later count in the other epoch, so a stream of new reads never holds it up.
+   */
+  async readsDone(): Promise<void> {
+    while (this.#drained) await this.#drained.done
+    const epoch = this.#epoch
+    this.#epoch ^= 1
+    if (this.#reads[epoch] === 0) return
+    let resolve!: () => void
+    const done = new Promise<void>((r) => (resolve = r))
+    this.#drained = { epoch, resolve, done }
+    await done
+    this.#drained = undefined
   }
 
   /**
@@ -333,9 +337,7 @@ export class PagedFile {
   }
 
   #isZeroPage(data: Uint8Array, at: number): boolean {
-    const size = this.geometry.pageSize
-    const zeros = zeroPage(size)
-    return Buffer.from(data.buffer, data.byteOffset + at, size).equals(zeros)
+    return isZero(data.subarray(at, at + this.geometry.pageSize))
   }
 
   #writeBytes(offset: number, data: Uint8Array): void {
