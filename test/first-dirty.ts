@@ -11,7 +11,7 @@ import { makeSparseLower } from './fixtures/cli-lower.js'
 import { makeLower } from './fixtures/lower.js'
 import { haveTools, shortTempDir } from './fixtures/nbd-served.js'
 import { Random } from './fixtures/random.js'
-import type { TapTest } from './fixtures/tap-test.js'
+import { rejectsWith } from './fixtures/rejects-with.js'
 
 const P = 4096
 const BLOCK = 64 * 1024
@@ -227,18 +227,6 @@ t.test('image: copy-before-write under real clients writing through NBD and FUSE
   t.ok(!(await store.read(0, size)).equals(atMark), 'while NBD and FUSE writers changed the image')
   t.ok(backup.events.length > 0, `${backup.events.length} first-dirty events from real clients`)
 })
-
-/** Assert `fn` fails (throws or rejects) with a PagecowError of `code`. */
-async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message: string): Promise<void> {
-  try {
-    await fn()
-  } catch (err) {
-    const got = err as { name?: string; code?: string }
-    t.ok(got.name === 'PagecowError' && got.code === code, `${message}: ${code}`, { got: err })
-    return
-  }
-  t.fail(`${message}: expected ${code}, nothing was thrown`)
-}
 
 t.test('tree: a per-file copy-before-write under writers through a FUSE mount keeps the files as at the mark', async (t) => {
   if (!fuseUsable(t, ['dd'])) return

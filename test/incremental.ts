@@ -11,19 +11,9 @@ import * as fs from '../lib/fs.js'
 import { makeLower } from './fixtures/lower.js'
 import { Random, testSeeds } from './fixtures/random.js'
 import type { TapTest } from './fixtures/tap-test.js'
+import { rejectsWith } from './fixtures/rejects-with.js'
 
 const P = 4096
-
-async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message: string): Promise<void> {
-  try {
-    await fn()
-  } catch (err) {
-    const got = err as { name?: string; code?: string }
-    t.ok(got.name === 'PagecowError' && got.code === code, `${message}: ${code}`, { got: err })
-    return
-  }
-  t.fail(`${message}: expected ${code}, nothing was thrown`)
-}
 
 /** A random mix of writes, zeroes, discards, truncations (down and up) and flushes. */
 async function workload(store: ImageStore, rng: Random, steps: number): Promise<void> {

@@ -10,7 +10,7 @@ import { ImageModel } from './fixtures/image-model.js'
 import { makeLower } from './fixtures/lower.js'
 import { makeSparseLower } from './fixtures/cli-lower.js'
 import { Random, testSeeds } from './fixtures/random.js'
-import type { TapTest } from './fixtures/tap-test.js'
+import { rejectsWith } from './fixtures/rejects-with.js'
 
 const P = 4096
 
@@ -294,18 +294,6 @@ t.test('bad input to marks', async (t) => {
   await reader.close()
   await rejectsWith(t, () => reader.marks(), 'ECLOSED', 'marks of a closed store')
 })
-
-/** Assert `fn` fails (throws or rejects) with a PagecowError of `code`. */
-async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message: string): Promise<void> {
-  try {
-    await fn()
-  } catch (err) {
-    const got = (err as { name?: string; code?: string })
-    t.ok(got.name === 'PagecowError' && got.code === code, `${message}: ${code}`, { got: err })
-    return
-  }
-  t.fail(`${message}: expected ${code}, nothing was thrown`)
-}
 
 t.test('damaged change records are refused, never read as fewer changes', async (t) => {
   const dir = t.testdir({ lower: { a: 'x'.repeat(3 * P), b: 'b\n' } })

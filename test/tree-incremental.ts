@@ -14,22 +14,11 @@ import { describeTree, treeDifferences } from './fixtures/tree-compare.js'
 import type { TapTest } from './fixtures/tap-test.js'
 import { Writable } from 'node:stream'
 import { createRequire } from 'node:module'
+import { rejectsWith } from './fixtures/rejects-with.js'
 
 const require = createRequire(import.meta.url)
 const fsExt = require('fs-ext') as { flockSync(fd: number, flags: string): void }
 const nativeXattr = require('fs-native-extensions') as { getAttrSync(fd: number, name: string): Buffer | null }
-
-
-async function rejectsWith(t: TapTest, fn: () => unknown, code: string, message: string): Promise<void> {
-  try {
-    await fn()
-  } catch (err) {
-    const got = err as { name?: string; code?: string }
-    t.ok(got.name === 'PagecowError' && got.code === code, `${message}: ${code}`, { got: err })
-    return
-  }
-  t.fail(`${message}: expected ${code}, nothing was thrown`)
-}
 
 async function newStore(dir: string): Promise<TreeStore> {
   const lower = join(dir, 'lower')
@@ -187,7 +176,6 @@ t.test('tree: a damaged or cut-short incremental, another store, an export befor
   await rejectsWith(t, () => applyIncremental(inc, restore + '/../early'), 'ECHAIN', 'still refused')
   await store.close()
 })
-
 
 t.test('tree: the incremental is in proportion to the changes', async (t) => {
   const dir = t.testdir()
