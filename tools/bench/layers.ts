@@ -2,7 +2,7 @@
 // store holding the same pages (target ≥ 0.8×), interleaved in batches; then the same reads with
 // qemu-io on an equivalent qcow2 chain (4 KiB clusters) and on one qcow2, start-up subtracted; and
 // the map of the chain, pagecow's extentsByLayer() against `qemu-img map` of the qcow2 chain.
-import { spawnSync } from 'node:child_process'
+import { haveQemu, run } from './qemu.js'
 import { join } from 'node:path'
 import { ImageStore } from '../../lib/index.js'
 import type { BenchCase } from './bench-case.js'
@@ -156,15 +156,3 @@ function timed(fn: () => unknown): number {
   return msSince(t0)
 }
 
-function run(cmd: string, args: string[], input = ''): string {
-  const r = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`
-  if (r.error || r.status !== 0 || /failed|error/i.test(out.replace(/qemu-io> /g, ''))) {
-    throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `status ${r.status}`}): ${out.slice(0, 500)}`)
-  }
-  return out
-}
-
-function haveQemu(): boolean {
-  return ['qemu-io', 'qemu-img'].every((cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0)
-}

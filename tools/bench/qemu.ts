@@ -117,8 +117,9 @@ function runQemu(ctx: BenchContext, v: Variant, script: string, check: number | 
   }
 }
 
-function run(cmd: string, args: string[], input = ''): string {
-  const r = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+/** Run a qemu tool (qemu-io's script on `input`); its output, or an error if it said it failed. */
+export function run(cmd: string, args: string[], input = ''): string {
+  const r = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`
   if (r.error || r.status !== 0 || /failed|error/i.test(out.replace(/qemu-io> /g, ''))) {
     throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `status ${r.status}`}): ${out.slice(0, 500)}`)
@@ -126,6 +127,6 @@ function run(cmd: string, args: string[], input = ''): string {
   return out
 }
 
-function haveQemu(): boolean {
+export function haveQemu(): boolean {
   return ['qemu-io', 'qemu-img'].every((cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0)
 }
