@@ -7,7 +7,8 @@ import * as nodeFs from 'node:fs'
 import t from 'tap'
 import { checkStore, ImageStore, TreeStore } from '../lib/index.js'
 import { runCli } from './fixtures/cli-io.js'
-import { haveTools } from './fixtures/nbd-served.js'
+import { haveTools, shortTempDir } from './fixtures/nbd-served.js'
+import { exitCode, serve } from './fixtures/pagecow-serve.js'
 import { Random } from './fixtures/random.js'
 
 const P = 4096
@@ -124,3 +125,27 @@ t.test('a tree store, and through the CLI', async (t) => {
   t.match(bad.stderr, /must be off, on or unmap/)
   await t.rejects(ImageStore.open(`${dir}/none`, { detectZeroes: 'yes' as never }), { code: 'EINVAL' }, 'the library refuses another value')
 })
+
+if (haveTools(t, ['qemu-io'])) {
+  t.test('pagecow serve --detect-zeroes unmap: zeros a client writes over NBD become ZERO pages', async (t) => {
+    const dir = t.testdir()
+    nodeFs.writeFileSync(`${dir}/lower.img`, Buffer.alloc(16 * P, 0x11))
+    await (await ImageStore.create(`${dir}/store`, { lower: `${dir}/lower.img`, autoFlushMs: 0 })).close()
+    const socket = `${shortTempDir(t)}/nbd.sock`
+    const served = await serve(t, [`${dir}/store`, '--socket', socket, '--detect-zeroes', 'unmap'])
+    execFileSync('qemu-io', ['-f', 'raw', `nbd+unix:///?socket=${socket}`, '-c', `write -P 7 0 ${4 * P}`, '-c', `write -P 0 ${P} ${2 * P}`], { stdio: 'ignore' })
+    served.child.kill('SIGTERM')
+    t.equal(await exitCode(served.child), 0, `the server stops cleanly: ${served.stderr()}`)
+    const store = await ImageStore.open(`${dir}/store`, { readOnly: true })
+    t.same(
+      [...store.extents(0, 4 * P)].map((e) => [e.start / P, e.length / P, e.state]),
+      [
+        [0, 1, 'data'],
+        [1, 2, 'zero'],
+        [3, 1, 'data'],
+      ],
+      'the zero pages written through the server are ZERO',
+    )
+    await store.close()
+  })
+}
