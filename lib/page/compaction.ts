@@ -18,12 +18,12 @@ export interface SettleRun {
 export const COMPARE_PAGES = 256
 
 /**
- * The DATA pages of [first, end) that can settle: LOWER where the page reads what the lower would
+ * The DATA pages of [first, end) that can settle (and how many DATA pages there are): LOWER where the page reads what the lower would
  * serve, else ZERO where it is all zeros. Reads through the file (DATA pages are verified against
  * their sums: a damaged page is ECORRUPT, never settled). Synchronous, so the answer holds until
  * the caller's next await.
  */
-export function settleRuns(file: PagedFile, first: number, end: number): SettleRun[] {
+export function settleRuns(file: PagedFile, first: number, end: number): { runs: SettleRun[]; dataPages: number } {
   const g = file.geometry
   const out: SettleRun[] = []
   const push = (page: number, state: 'lower' | 'zero') => {
@@ -34,8 +34,10 @@ export function settleRuns(file: PagedFile, first: number, end: number): SettleR
   const size = file.size
   const upper = Buffer.allocUnsafe(COMPARE_PAGES * g.pageSize)
   const lower = Buffer.allocUnsafe(COMPARE_PAGES * g.pageSize)
+  let dataPages = 0
   for (const run of file.map.runs(first, end)) {
     if (run.state !== 'data') continue
+    dataPages += run.end - run.start
     for (let at = run.start; at < run.end; at += COMPARE_PAGES) {
       const to = Math.min(run.end, at + COMPARE_PAGES)
       // Past the end of the file both read as nothing: compare what a read can see.
@@ -54,7 +56,7 @@ export function settleRuns(file: PagedFile, first: number, end: number): SettleR
       }
     }
   }
-  return out
+  return { runs: out, dataPages }
 }
 
 
@@ -101,8 +103,8 @@ export async function compactFile(file: PagedFile, commit: () => void, options: 
     if (options.signal?.aborted) throw new PagecowError('EINTR', 'compact: interrupted; what was compacted so far stays compacted')
     options.checkWritable()
     const end = Math.min(g.pagesFor(file.size), at + BATCH_PAGES)
-    for (const run of file.map.runs(at, end)) if (run.state === 'data') result.dataPages += run.end - run.start
-    const runs = settleRuns(file, at, end)
+    const { runs, dataPages } = settleRuns(file, at, end)
+    result.dataPages += dataPages
     for (const run of runs) {
       file.settle(run.start, run.end, run.state)
       result[run.state === 'lower' ? 'toLower' : 'toZero'] += run.end - run.start
